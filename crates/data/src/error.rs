@@ -1,0 +1,53 @@
+//! Errors of the data layer. Every message names the problem and how to fix it.
+
+use std::path::PathBuf;
+
+/// Errors raised while reading, validating or transforming data.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The input file does not exist.
+    #[error("file not found: {0}; check the path")]
+    NotFound(PathBuf),
+    /// The file exists but is not an HDF5 file.
+    #[error("{0} is not an HDF5 file; give an AnnData .h5ad file (write one with `adata.write_h5ad(...)`)")]
+    NotHdf5(PathBuf),
+    /// The file is HDF5 but lacks the AnnData layout.
+    #[error("{path} is HDF5 but not AnnData: {reason}; write it with anndata's `write_h5ad`")]
+    NotAnnData { path: PathBuf, reason: String },
+    /// A required `obs` column is missing.
+    #[error("obs column `{column}` not found; available columns: {available}; pass the right one with {flag}")]
+    MissingColumn { column: String, available: String, flag: String },
+    /// A label (control label, context, treatment) is not present.
+    #[error("{what} `{label}` not found; available: {}", available.join(", "))]
+    UnknownLabel { what: String, label: String, available: Vec<String> },
+    /// Values that must be finite are not.
+    #[error("{what} has a non-finite value {value} at row {row}, column {col}; remove or impute NaN/Inf values first")]
+    NonFinite { what: String, row: usize, col: usize, value: f64 },
+    /// Negative values where counts are expected.
+    #[error("{what} has a negative value {value} at row {row}, column {col}, but raw counts are expected; give raw counts or skip this step")]
+    Negative { what: String, row: usize, col: usize, value: f64 },
+    /// Duplicate gene or cell names.
+    #[error("duplicate {what} name `{name}`; make names unique (e.g. `adata.{what}_names_make_unique()` in anndata)")]
+    Duplicate { what: String, name: String },
+    /// Two files have different genes.
+    #[error("gene lists differ: {detail}; subset both files to the same genes in the same order")]
+    GenesDiffer { detail: String },
+    /// A condition has no cells.
+    #[error("condition {condition} has no cells; choose a condition that is present (see `cellshift inspect`)")]
+    EmptyCondition { condition: String },
+    /// A gene that must be measured is not.
+    #[error("gene `{gene}` is not measured in the data; {hint}")]
+    GeneNotMeasured { gene: String, hint: String },
+    /// Any other invalid input; the message says what and how to fix it.
+    #[error("{0}")]
+    Invalid(String),
+    /// An error from the HDF5 library.
+    #[error("HDF5 error in {path}: {message}")]
+    Hdf5 { path: PathBuf, message: String },
+    /// An I/O error.
+    #[error("I/O error on {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// Result alias of the data layer.
+pub type Result<T, E = DataError> = std::result::Result<T, E>;

@@ -1,0 +1,452 @@
+//! The perturbation data model shared by every prior, method, baseline and metric: genes, contexts,
+//! treatments, conditions (context × treatment) with their cells, and the MapPFN treatment encoding.
+
+use std::collections::HashMap;
+
+use ndarray::{Array1, Array2, ArrayView2, Axis};
+
+use crate::error::DataError;
+
+/// What was done to the cells of a condition.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub enum Treatment {
+    /// Unperturbed cells: the observational distribution of a context.
+    Control,
+    /// Single-gene knock-out (CRISPR KO, in-silico `do(gene := 0)`, or a hard intervention of a linear
+    /// SCM). The label is the target gene's name as in `var`; the gene need not be measured.
+    Knockout { gene: String },
+    /// Several genes knocked out together (labels joined by `+` in `obs`).
+    Combination { genes: Vec<String> },
+    /// A small molecule at a dose.
+    Compound { name: String, dose: f64 },
+}
+
+/// Ordering key: control first, then knock-outs, combinations and compounds; doses compare by total order.
+fn treatment_key(t: &Treatment) -> (u8, Vec<&str>, u64) {
+    match t {
+        Treatment::Control => (0, vec![], 0),
+        Treatment::Knockout { gene } => (1, vec![gene.as_str()], 0),
+        Treatment::Combination { genes } => (2, genes.iter().map(String::as_str).collect(), 0),
+        Treatment::Compound { name, dose } => {
+            // Map the f64 onto a u64 whose unsigned order is the IEEE total order.
+            let bits = dose.to_bits();
+            let key = if bits >> 63 == 1 { !bits } else { bits | (1 << 63) };
+            (3, vec![name.as_str()], key)
+        }
+    }
+}
+
+impl PartialEq for Treatment {
+    fn eq(&self, other: &Self) -> bool {
+        treatment_key(self) == treatment_key(other)
+    }
+}
+impl Eq for Treatment {}
+impl PartialOrd for Treatment {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Treatment {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        treatment_key(self).cmp(&treatment_key(other))
+    }
+}
+impl std::hash::Hash for Treatment {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        treatment_key(self).hash(state);
+    }
+}
+
+impl Treatment {
+    /// Parses an `obs` label: the control label gives [`Treatment::Control`], `A+B` a combination,
+    /// anything else a single-gene knock-out of that gene.
+    pub fn from_label(label: &str, control_label: &str) -> Treatment {
+        if label == control_label {
+            Treatment::Control
+        } else if label.contains('+') {
+            let genes: Vec<String> = label.split('+').map(|g| g.trim().to_string()).collect();
+            Treatment::Combination { genes }
+        } else {
+            Treatment::Knockout { gene: label.to_string() }
+        }
+    }
+
+    /// The label written to `obs` (inverse of [`Treatment::from_label`]).
+    pub fn label(&self, control_label: &str) -> String {
+        match self {
+            Treatment::Control => control_label.to_string(),
+            Treatment::Knockout { gene } => gene.clone(),
+            Treatment::Combination { genes } => genes.join("+"),
+            Treatment::Compound { name, dose } => format!("{name}@{dose}"),
+        }
+    }
+
+    /// True for the unperturbed condition.
+    pub fn is_control(&self) -> bool {
+        matches!(self, Treatment::Control)
+    }
+
+    /// The genes this treatment targets directly (empty for control and compounds).
+    pub fn target_genes(&self) -> Vec<&str> {
+        match self {
+            Treatment::Knockout { gene } => vec![gene.as_str()],
+            Treatment::Combination { genes } => genes.iter().map(String::as_str).collect(),
+            Treatment::Control | Treatment::Compound { .. } => vec![],
+        }
+    }
+}
+
+/// How the expression values of a data set are scaled; detected from the data, never guessed silently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ExpressionScale {
+    /// Non-negative integers: raw UMI counts.
+    RawCounts,
+    /// Non-negative, non-integer values of moderate size: normalised and log1p-transformed.
+    LogNormalized,
+    /// Anything else (negative values, very large non-integers): used as given, with a warning.
+    Other,
+}
+
+impl ExpressionScale {
+    /// Inspects values: integers ≥ 0 → raw counts; non-integers in [0, 30] → log-normalised; else other.
+    pub fn detect<'a>(values: impl IntoIterator<Item = &'a f32>) -> ExpressionScale {
+        let mut all_integer = true;
+        let mut min = f32::INFINITY;
+        let mut max = f32::NEG_INFINITY;
+        for &v in values {
+            if v.fract() != 0.0 {
+                all_integer = false;
+            }
+            min = min.min(v);
+            max = max.max(v);
+        }
+        if min < 0.0 {
+            ExpressionScale::Other
+        } else if all_integer {
+            ExpressionScale::RawCounts
+        } else if max <= 30.0 {
+            ExpressionScale::LogNormalized
+        } else {
+            ExpressionScale::Other
+        }
+    }
+
+    /// Human-readable description for `inspect` and logs.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            ExpressionScale::RawCounts => "raw counts (non-negative integers)",
+            ExpressionScale::LogNormalized => "log-normalised (non-negative, non-integer, max ≤ 30)",
+            ExpressionScale::Other => "other scale (negative or very large non-integer values)",
+        }
+    }
+}
+
+/// One (context, treatment) condition with the indices of its cells in [`PerturbationData::x`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Condition {
+    /// Index into [`PerturbationData::contexts`].
+    pub context: usize,
+    /// Index into [`PerturbationData::treatments`].
+    pub treatment: usize,
+    /// Row indices of the condition's cells, in file order.
+    pub cells: Vec<usize>,
+    /// Intervention value of the treatment in this condition (1.0 unless given; 0.0 for control).
+    pub value: f32,
+}
+
+/// A perturbation screen or a synthetic data set: a dense cells × genes matrix with, per cell, a context
+/// and a treatment. Conditions are computed once at construction and kept sorted by (context, treatment).
+#[derive(Clone, Debug)]
+pub struct PerturbationData {
+    /// Gene names (the columns of `x`), unique.
+    pub genes: Vec<String>,
+    /// Expression, cells × genes.
+    pub x: Array2<f32>,
+    /// Cell names (the rows of `x`), unique.
+    pub cell_names: Vec<String>,
+    /// Distinct context names, sorted.
+    pub contexts: Vec<String>,
+    /// Distinct treatments, sorted (control first).
+    pub treatments: Vec<Treatment>,
+    /// Per cell: index into `contexts`.
+    pub cell_context: Vec<usize>,
+    /// Per cell: index into `treatments`.
+    pub cell_treatment: Vec<usize>,
+    /// Per cell: intervention value (1.0 by default, 0.0 for control cells).
+    pub cell_value: Vec<f32>,
+    /// The label used for control cells in `obs`.
+    pub control_label: String,
+    /// Detected scale of `x`.
+    pub scale: ExpressionScale,
+    conditions: Vec<Condition>,
+}
+
+/// Per-cell annotations from which a [`PerturbationData`] is built.
+#[derive(Clone, Debug, Default)]
+pub struct CellAnnotations {
+    /// Cell names; generated as `cell_<i>` when empty.
+    pub cell_names: Vec<String>,
+    /// Context name per cell; one context `default` when empty.
+    pub contexts: Vec<String>,
+    /// Treatment label per cell (the control label for control cells).
+    pub treatment_labels: Vec<String>,
+    /// Intervention value per cell; 1.0 for treated and 0.0 for control cells when empty.
+    pub treatment_values: Vec<f32>,
+}
+
+impl PerturbationData {
+    /// Builds and validates a data set: unique gene and cell names, finite values, consistent lengths,
+    /// and one intervention value per condition.
+    pub fn new(
+        genes: Vec<String>,
+        x: Array2<f32>,
+        cells: CellAnnotations,
+        control_label: &str,
+    ) -> Result<PerturbationData, DataError> {
+        let n = x.nrows();
+        if genes.len() != x.ncols() {
+            return Err(DataError::Invalid(format!(
+                "{} gene names for a matrix with {} columns; give one name per gene",
+                genes.len(),
+                x.ncols()
+            )));
+        }
+        check_unique("gene", &genes)?;
+        let cell_names = if cells.cell_names.is_empty() {
+            (0..n).map(|i| format!("cell_{i}")).collect()
+        } else {
+            cells.cell_names
+        };
+        check_len("cell names", cell_names.len(), n)?;
+        check_unique("cell", &cell_names)?;
+        check_len("treatment labels", cells.treatment_labels.len(), n)?;
+        let context_labels = if cells.contexts.is_empty() {
+            vec!["default".to_string(); n]
+        } else {
+            cells.contexts
+        };
+        check_len("contexts", context_labels.len(), n)?;
+        if let Some((pos, v)) = x.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(DataError::NonFinite {
+                what: "expression matrix".into(),
+                row: pos / x.ncols().max(1),
+                col: pos % x.ncols().max(1),
+                value: *v as f64,
+            });
+        }
+
+        let mut contexts: Vec<String> = context_labels.clone();
+        contexts.sort();
+        contexts.dedup();
+        let context_index: HashMap<&str, usize> =
+            contexts.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+        let cell_treatments: Vec<Treatment> = cells
+            .treatment_labels
+            .iter()
+            .map(|l| Treatment::from_label(l, control_label))
+            .collect();
+        let mut treatments = cell_treatments.clone();
+        treatments.sort();
+        treatments.dedup();
+        let treatment_index: HashMap<&Treatment, usize> =
+            treatments.iter().enumerate().map(|(i, t)| (t, i)).collect();
+        let cell_context: Vec<usize> = context_labels.iter().map(|c| context_index[c.as_str()]).collect();
+        let cell_treatment: Vec<usize> = cell_treatments.iter().map(|t| treatment_index[t]).collect();
+        let cell_value: Vec<f32> = if cells.treatment_values.is_empty() {
+            cell_treatments.iter().map(|t| if t.is_control() { 0.0 } else { 1.0 }).collect()
+        } else {
+            check_len("treatment values", cells.treatment_values.len(), n)?;
+            cells.treatment_values
+        };
+        let scale = ExpressionScale::detect(x.iter());
+        let mut data = PerturbationData {
+            genes,
+            x,
+            cell_names,
+            contexts,
+            treatments,
+            cell_context,
+            cell_treatment,
+            cell_value,
+            control_label: control_label.to_string(),
+            scale,
+            conditions: Vec::new(),
+        };
+        data.conditions = data.build_conditions()?;
+        Ok(data)
+    }
+
+    fn build_conditions(&self) -> Result<Vec<Condition>, DataError> {
+        let mut by_key: std::collections::BTreeMap<(usize, usize), Vec<usize>> = Default::default();
+        for cell in 0..self.n_cells() {
+            by_key.entry((self.cell_context[cell], self.cell_treatment[cell])).or_default().push(cell);
+        }
+        let mut conditions = Vec::with_capacity(by_key.len());
+        for ((context, treatment), cells) in by_key {
+            let value = self.cell_value[cells[0]];
+            if let Some(&other) = cells.iter().find(|&&c| self.cell_value[c] != value) {
+                return Err(DataError::Invalid(format!(
+                    "condition ({}, {}) has cells with different intervention values ({} and {}); \
+                     give one value per condition in the treatment-value column",
+                    self.contexts[context],
+                    self.treatments[treatment].label(&self.control_label),
+                    value,
+                    self.cell_value[other]
+                )));
+            }
+            conditions.push(Condition { context, treatment, cells, value });
+        }
+        Ok(conditions)
+    }
+
+    /// Number of cells (rows).
+    pub fn n_cells(&self) -> usize {
+        self.x.nrows()
+    }
+
+    /// Number of genes (columns).
+    pub fn n_genes(&self) -> usize {
+        self.x.ncols()
+    }
+
+    /// All conditions, sorted by (context, treatment).
+    pub fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+
+    /// The condition of a context and treatment, if it has cells.
+    pub fn condition(&self, context: usize, treatment: usize) -> Option<&Condition> {
+        self.conditions
+            .binary_search_by(|c| (c.context, c.treatment).cmp(&(context, treatment)))
+            .ok()
+            .map(|i| &self.conditions[i])
+    }
+
+    /// Index of a context by name.
+    pub fn context_index(&self, name: &str) -> Result<usize, DataError> {
+        self.contexts.iter().position(|c| c == name).ok_or_else(|| DataError::UnknownLabel {
+            what: "context".into(),
+            label: name.to_string(),
+            available: self.contexts.clone(),
+        })
+    }
+
+    /// Index of a treatment by its `obs` label.
+    pub fn treatment_index(&self, label: &str) -> Result<usize, DataError> {
+        let wanted = Treatment::from_label(label, &self.control_label);
+        self.treatments.iter().position(|t| *t == wanted).ok_or_else(|| DataError::UnknownLabel {
+            what: "treatment".into(),
+            label: label.to_string(),
+            available: self.treatments.iter().map(|t| t.label(&self.control_label)).collect(),
+        })
+    }
+
+    /// Index of a gene by name.
+    pub fn gene_index(&self, gene: &str) -> Option<usize> {
+        self.genes.iter().position(|g| g == gene)
+    }
+
+    /// The expression rows of a condition, copied into a new matrix.
+    pub fn cells_of(&self, condition: &Condition) -> Array2<f32> {
+        self.x.select(Axis(0), &condition.cells)
+    }
+
+    /// A view of the whole expression matrix.
+    pub fn view(&self) -> ArrayView2<'_, f32> {
+        self.x.view()
+    }
+
+    /// The MapPFN treatment encoding of a condition: a one-hot over the genes carrying the intervention
+    /// value (a sum of one-hots for combinations), zeros for control. Errors if a target is not measured.
+    pub fn treatment_vector(&self, condition: &Condition) -> Result<Array1<f32>, DataError> {
+        encode_treatment(&self.genes, &self.treatments[condition.treatment], condition.value)
+    }
+
+    /// Returns a copy restricted to the given cells (in the given order).
+    pub fn select_cells(&self, cells: &[usize]) -> Result<PerturbationData, DataError> {
+        let annotations = CellAnnotations {
+            cell_names: cells.iter().map(|&c| self.cell_names[c].clone()).collect(),
+            contexts: cells.iter().map(|&c| self.contexts[self.cell_context[c]].clone()).collect(),
+            treatment_labels: cells
+                .iter()
+                .map(|&c| self.treatments[self.cell_treatment[c]].label(&self.control_label))
+                .collect(),
+            treatment_values: cells.iter().map(|&c| self.cell_value[c]).collect(),
+        };
+        PerturbationData::new(self.genes.clone(), self.x.select(Axis(0), cells), annotations, &self.control_label)
+    }
+
+    /// Returns a copy restricted to the named genes (in the given order); errors on an unknown gene.
+    pub fn select_genes(&self, genes: &[String]) -> Result<PerturbationData, DataError> {
+        let columns: Vec<usize> = genes
+            .iter()
+            .map(|g| {
+                self.gene_index(g).ok_or_else(|| DataError::GeneNotMeasured {
+                    gene: g.clone(),
+                    hint: "choose genes that are columns of the data (see `cellshift inspect`)".into(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let mut out = self.clone();
+        out.genes = genes.to_vec();
+        out.x = self.x.select(Axis(1), &columns);
+        Ok(out)
+    }
+
+    /// Per-cell annotations of this data set (to rebuild or write it).
+    pub fn annotations(&self) -> CellAnnotations {
+        CellAnnotations {
+            cell_names: self.cell_names.clone(),
+            contexts: self.cell_context.iter().map(|&c| self.contexts[c].clone()).collect(),
+            treatment_labels: self
+                .cell_treatment
+                .iter()
+                .map(|&t| self.treatments[t].label(&self.control_label))
+                .collect(),
+            treatment_values: self.cell_value.clone(),
+        }
+    }
+}
+
+/// The MapPFN treatment encoding over a gene list: `value` at each target gene's column, zeros for
+/// control. Errors with the gene's name when a target is not one of `genes`.
+pub fn encode_treatment(genes: &[String], treatment: &Treatment, value: f32) -> Result<Array1<f32>, DataError> {
+    let mut v = Array1::<f32>::zeros(genes.len());
+    match treatment {
+        Treatment::Compound { name, .. } => {
+            return Err(DataError::Invalid(format!(
+                "compound `{name}` has no one-hot gene encoding; MapPFN handles gene knock-outs only"
+            )))
+        }
+        _ => {
+            for gene in treatment.target_genes() {
+                let j = genes.iter().position(|g| g == gene).ok_or_else(|| DataError::GeneNotMeasured {
+                    gene: gene.to_string(),
+                    hint: "a knock-out is encoded as a one-hot over the measured genes, so its target must be \
+                           one of them; add the gene to the panel or skip this treatment"
+                        .into(),
+                })?;
+                v[j] = value;
+            }
+        }
+    }
+    Ok(v)
+}
+
+fn check_len(what: &str, got: usize, cells: usize) -> Result<(), DataError> {
+    if got != cells {
+        return Err(DataError::Invalid(format!("{got} {what} for {cells} cells; give exactly one per cell")));
+    }
+    Ok(())
+}
+
+fn check_unique(what: &str, names: &[String]) -> Result<(), DataError> {
+    let mut seen = std::collections::HashSet::with_capacity(names.len());
+    for name in names {
+        if !seen.insert(name.as_str()) {
+            return Err(DataError::Duplicate { what: what.to_string(), name: name.clone() });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! The interface every method and baseline implements: fit on training conditions, then predict the
+//! cells (or a pseudo-bulk profile) of a query condition from its task.
+
+use ndarray::{Array1, Array2};
+
+use crate::model::PerturbationData;
+use crate::task::Task;
+
+/// Error type of predictors: any error with a message that names the problem.
+pub type PredictError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A prediction for one query condition.
+#[derive(Clone, Debug)]
+pub enum Prediction {
+    /// Predicted cells, `n × d`.
+    Cells(Array2<f32>),
+    /// A predicted mean profile over the d genes (methods that only model pseudo-bulk).
+    PseudoBulk(Array1<f32>),
+}
+
+impl Prediction {
+    /// The predicted mean profile (mean over cells for a cell-level prediction).
+    pub fn mean_profile(&self) -> Array1<f32> {
+        match self {
+            Prediction::Cells(cells) => cells.mean_axis(ndarray::Axis(0)).unwrap_or_else(|| Array1::zeros(cells.ncols())),
+            Prediction::PseudoBulk(profile) => profile.clone(),
+        }
+    }
+}
+
+/// A perturbation-response predictor: a neural method or a baseline.
+pub trait Predictor {
+    /// Short name used in tables and on the command line.
+    fn name(&self) -> &str;
+
+    /// Learns from the training conditions of `data` (indices into `data.conditions()`). Methods that
+    /// need no training (identity, in-context models at zero-shot) may do nothing.
+    fn fit(&mut self, data: &PerturbationData, train_conditions: &[usize]) -> Result<(), PredictError>;
+
+    /// Predicts `n_cells` cells (or a pseudo-bulk profile) of the query of `task`. `task.target` is never
+    /// read except by the oracle baseline. Stochastic predictors draw from `seed`.
+    fn predict(&self, task: &Task, n_cells: usize, seed: u64) -> Result<Prediction, PredictError>;
+}
