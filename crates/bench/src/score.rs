@@ -1,0 +1,144 @@
+//! Scores a predictor on a data set with the standard protocol: condition-level split, K context
+//! experiments from the train half of the query's context, n cells per set, metrics per context over all
+//! its test perturbations, repeated over resampling seeds.
+
+use std::collections::BTreeMap;
+
+use cellshift_data::sampler::{CellReplacement, SamplerConfig, TaskSampler};
+use cellshift_data::split::{Split, SplitConfig, SplitMode, SplitRole};
+use cellshift_data::{PerturbationData, Prediction, Predictor, Task};
+use cellshift_metrics::{evaluate, EvalCase, EvalOptions, EvalReport, MetricGroups};
+use ndarray::{Array2, Axis};
+
+use crate::summary::{summarise, MetricSummary};
+
+/// How a predictor is scored.
+#[derive(Clone, Debug)]
+pub struct ScoreConfig {
+    /// Context experiments per task (MapPFN: 8; baselines in the paper: 0).
+    pub k: usize,
+    /// Cells per set (MapPFN: 200).
+    pub n_cells: usize,
+    /// Resampling seeds; each draws new cells and context experiments.
+    pub seeds: Vec<u64>,
+    /// Metric families.
+    pub groups: MetricGroups,
+    /// The split. `SplitMode::AllContextsHoldout` treats every context as a hold-out context (files of entirely
+    /// new contexts): half its treatments are context experiments, the other half are queried.
+    pub split: SplitConfig,
+}
+
+impl ScoreConfig {
+    /// The MapPFN protocol: K=8, 200 cells, seeds 0..n_seeds, every metric group, the standard split.
+    pub fn mappfn(n_seeds: u64) -> Self {
+        ScoreConfig {
+            k: 8,
+            n_cells: 200,
+            seeds: (0..n_seeds).collect(),
+            groups: MetricGroups::all(),
+            split: SplitConfig::default(),
+        }
+    }
+}
+
+/// The scores of one predictor.
+#[derive(Clone, Debug)]
+pub struct ScoreResult {
+    /// Predictor name.
+    pub method: String,
+    /// One report per (seed, context), in that order.
+    pub reports: Vec<(u64, String, EvalReport)>,
+    /// Mean ± std over seeds of each metric (per seed: averaged over contexts).
+    pub summary: Vec<MetricSummary>,
+}
+
+/// Fits `predictor` on the train conditions and scores it on the test conditions, per seed.
+pub fn score_predictor(
+    data: &PerturbationData,
+    predictor: &mut dyn Predictor,
+    config: &ScoreConfig,
+) -> anyhow::Result<ScoreResult> {
+    let split = Split::new(data, &config.split)?;
+    predictor.fit(data, &split.train_conditions()).map_err(|e| anyhow::anyhow!("fitting {}: {e}", predictor.name()))?;
+    let sampler = TaskSampler::new(
+        data,
+        split,
+        SamplerConfig {
+            k: config.k,
+            n_cells: config.n_cells,
+            with_replacement_policy: CellReplacement::WhenTooFew,
+            seed: config.seeds.first().copied().unwrap_or(0),
+            query_role: SplitRole::Test,
+            require_k_available: false,
+        },
+    )?;
+    if sampler.is_empty() {
+        anyhow::bail!(
+            "the split has no test conditions with control cells in their context; give a data set with \
+             control cells and several perturbations per context"
+        );
+    }
+    let mut by_context: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for &q in sampler.queries() {
+        by_context.entry(data.conditions()[q].context).or_default().push(q);
+    }
+    let mut reports = Vec::new();
+    for &seed in &config.seeds {
+        for (&context, queries) in &by_context {
+            let report = score_context(data, &sampler, &*predictor, queries, seed, config)?;
+            reports.push((seed, data.contexts[context].clone(), report));
+        }
+    }
+    let summary = summarise(&reports, &config.seeds);
+    Ok(ScoreResult { method: predictor.name().to_string(), reports, summary })
+}
+
+fn score_context(
+    data: &PerturbationData,
+    sampler: &TaskSampler<'_>,
+    predictor: &dyn Predictor,
+    queries: &[usize],
+    seed: u64,
+    config: &ScoreConfig,
+) -> anyhow::Result<EvalReport> {
+    let mut obs: Option<Array2<f64>> = None;
+    let (mut trues, mut preds, mut names, mut targets) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (i, &q) in queries.iter().enumerate() {
+        let task_seed = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
+        let task = sampler.task_for(q, config.k, task_seed)?;
+        let prediction = predictor
+            .predict(&task, config.n_cells, task_seed)
+            .map_err(|e| anyhow::anyhow!("{} failed on {}: {e}", predictor.name(), task.query_label()))?;
+        let target = task.target.as_ref().ok_or_else(|| anyhow::anyhow!("task without target cells"))?;
+        if obs.is_none() {
+            obs = Some(task.observational.mapv(f64::from));
+        }
+        trues.push(target.mapv(f64::from));
+        preds.push(prediction_cells(&prediction, &task).mapv(f64::from));
+        let label = task.query_label().to_string();
+        targets.push(data.gene_index(&label).map(|g| g as i64).unwrap_or(-1));
+        names.push(label);
+    }
+    let obs = obs.ok_or_else(|| anyhow::anyhow!("no queries in context"))?;
+    let case = EvalCase::new(obs, trues, preds, Some(names), Some(targets))?;
+    let options = EvalOptions { gene_names: Some(data.genes.clone()), ..EvalOptions::default() };
+    Ok(evaluate(&case, &config.groups, &options)?)
+}
+
+/// Cells of a prediction; a pseudo-bulk prediction becomes the observational cells shifted so their mean
+/// equals the predicted profile (the convention for mean-only methods in distributional metrics).
+pub fn prediction_cells(prediction: &Prediction, task: &Task) -> Array2<f32> {
+    match prediction {
+        Prediction::Cells(cells) => cells.clone(),
+        Prediction::PseudoBulk(profile) => {
+            let control_mean = task.observational.mean_axis(Axis(0)).unwrap_or_else(|| profile.clone());
+            let shift = profile - &control_mean;
+            &task.observational + &shift.insert_axis(Axis(0))
+        }
+    }
+}
+
+/// A split configuration that treats every context as a hold-out context.
+pub fn all_holdout_split(seed: u64) -> SplitConfig {
+    SplitConfig { seed, mode: SplitMode::AllContextsHoldout, ..SplitConfig::default() }
+}

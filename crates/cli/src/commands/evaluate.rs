@@ -1,0 +1,200 @@
+//! `cellshift evaluate`: score predicted against real cells (two `.h5ad` files in the cell-eval
+//! convention, or one `.npz` case in the golden layout), or score a baseline on a data set.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use cellshift_baselines::{baseline_by_name, BASELINE_NAMES};
+use cellshift_bench::{markdown_table, score_predictor, ScoreConfig};
+use cellshift_data::atomic::write_bytes_atomically;
+use cellshift_data::preprocess::check_same_genes;
+use cellshift_data::split::SplitConfig;
+use cellshift_data::PerturbationData;
+use cellshift_metrics::{evaluate, EvalCase, EvalOptions, EvalReport, MetricGroups};
+
+use super::DataArgs;
+
+/// Arguments of `cellshift evaluate`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// An `.npz` case in the golden layout (`obs`, `true_i`, `pred_i`, optional `names`, `targets`).
+    pub case: Option<PathBuf>,
+    /// Predicted cells (`.h5ad`): the same genes, labels and control cells as `--real`.
+    #[arg(long, requires = "real")]
+    pub pred: Option<PathBuf>,
+    /// Real cells (`.h5ad`).
+    #[arg(long, requires = "pred")]
+    pub real: Option<PathBuf>,
+    /// Score this baseline on `--data` with the standard split (one of: control, oracle,
+    /// perturbation_mean, context_mean, additive, matching_mean, linear, closest_context).
+    #[arg(long, requires = "data")]
+    pub baseline: Option<String>,
+    /// Data set for `--baseline` (log-normalised `.h5ad`).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Only evaluate this context (files with several contexts).
+    #[arg(long)]
+    pub context: Option<String>,
+    #[command(flatten)]
+    pub columns: DataArgs,
+    /// Metric groups: mappfn, celleval, de, perturbench, systema, distribution, or all.
+    #[arg(long, default_value = "all")]
+    pub metrics: String,
+    /// Write the report as JSON (the golden files' schema).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write per-perturbation metrics as CSV.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Context experiments per task for `--baseline` scoring.
+    #[arg(long, default_value_t = 8)]
+    pub k: usize,
+    /// Cells per set for `--baseline` scoring.
+    #[arg(long, default_value_t = 200)]
+    pub cells: usize,
+    /// Resampling seeds for `--baseline` scoring (mean ± std over seeds 0..N).
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u64,
+    /// Split seed.
+    #[arg(long, default_value_t = 42)]
+    pub split_seed: u64,
+}
+
+/// Runs `cellshift evaluate`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let groups = MetricGroups::parse(&args.metrics)?;
+    if let Some(name) = &args.baseline {
+        return run_baseline(&args, name, groups);
+    }
+    let (case, gene_names) = match (&args.case, &args.pred, &args.real) {
+        (Some(path), None, None) => {
+            (EvalCase::read_npz(path).with_context(|| format!("reading {}", path.display()))?, None)
+        }
+        (None, Some(pred), Some(real)) => {
+            let (case, genes) = case_from_h5ad(pred, real, &args)?;
+            (case, Some(genes))
+        }
+        _ => anyhow::bail!(
+            "give either one .npz case, or --pred P.h5ad --real R.h5ad, or --baseline NAME --data D.h5ad"
+        ),
+    };
+    let options = EvalOptions { gene_names, ..EvalOptions::default() };
+    let spinner = crate::progress::spinner("computing metrics");
+    let report = evaluate(&case, &groups, &options)?;
+    spinner.finish_and_clear();
+    print!("{}", report.to_table());
+    write_outputs(&report, &args)
+}
+
+fn write_outputs(report: &EvalReport, args: &Args) -> anyhow::Result<()> {
+    if let Some(path) = &args.json {
+        write_bytes_atomically(path, report.to_json().as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.csv {
+        write_bytes_atomically(path, report.to_csv().as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Builds a case from predicted and real `.h5ad` files: the control cells of the real file are the
+/// observational set; every non-control label of the real file must have predicted cells.
+fn case_from_h5ad(pred_path: &Path, real_path: &Path, args: &Args) -> anyhow::Result<(EvalCase, Vec<String>)> {
+    let pred = args.columns.read(pred_path)?;
+    let real = args.columns.read(real_path)?;
+    check_same_genes(&pred, &real).context("--pred and --real")?;
+    let context = pick_context(&real, args.context.as_deref())?;
+    let real_control = control_cells(&real, &context, real_path)?;
+    let mut trues = Vec::new();
+    let mut preds = Vec::new();
+    let mut names = Vec::new();
+    let mut targets = Vec::new();
+    for condition in real.conditions() {
+        let treatment = &real.treatments[condition.treatment];
+        if treatment.is_control() || real.contexts[condition.context] != context {
+            continue;
+        }
+        let label = treatment.label(&real.control_label);
+        let pred_condition = pred
+            .context_index(&context)
+            .ok()
+            .and_then(|c| pred.treatment_index(&label).ok().and_then(|t| pred.condition(c, t)))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "perturbation `{label}` (context {context}) is in --real but has no cells in --pred; \
+                     predict every perturbation of the real file"
+                )
+            })?;
+        trues.push(real.cells_of(condition).mapv(f64::from));
+        preds.push(pred.cells_of(pred_condition).mapv(f64::from));
+        targets.push(real.gene_index(&label).map(|g| g as i64).unwrap_or(-1));
+        names.push(label);
+    }
+    if names.is_empty() {
+        anyhow::bail!("{} has no perturbed cells in context {context}; nothing to evaluate", real_path.display());
+    }
+    let case = EvalCase::new(real_control, trues, preds, Some(names), Some(targets))?;
+    Ok((case, real.genes.clone()))
+}
+
+fn pick_context(data: &PerturbationData, wanted: Option<&str>) -> anyhow::Result<String> {
+    match wanted {
+        Some(name) => Ok(data.contexts[data.context_index(name)?].clone()),
+        None if data.contexts.len() == 1 => Ok(data.contexts[0].clone()),
+        None => anyhow::bail!(
+            "the files have {} contexts ({}); choose one with --context",
+            data.contexts.len(),
+            data.contexts.join(", ")
+        ),
+    }
+}
+
+fn control_cells(data: &PerturbationData, context: &str, path: &Path) -> anyhow::Result<ndarray::Array2<f64>> {
+    let c = data.context_index(context)?;
+    let control = data
+        .treatments
+        .iter()
+        .position(|t| t.is_control())
+        .and_then(|t| data.condition(c, t))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} has no control cells (label `{}`) in context {context}; pass the right label with --control",
+                path.display(),
+                data.control_label
+            )
+        })?;
+    Ok(data.cells_of(control).mapv(f64::from))
+}
+
+fn run_baseline(args: &Args, name: &str, groups: MetricGroups) -> anyhow::Result<()> {
+    let path = args.data.as_ref().ok_or_else(|| anyhow::anyhow!("--baseline needs --data FILE.h5ad"))?;
+    let data = args.columns.read(path)?;
+    let mut baseline = baseline_by_name(name)
+        .map_err(|e| anyhow::anyhow!("{e} (valid names: {})", BASELINE_NAMES.join(", ")))?;
+    let config = ScoreConfig {
+        k: args.k,
+        n_cells: args.cells,
+        seeds: (0..args.seeds).collect(),
+        groups,
+        split: SplitConfig { seed: args.split_seed, ..SplitConfig::default() },
+    };
+    let spinner = crate::progress::spinner(&format!("scoring {name}"));
+    let result = score_predictor(&data, baseline.as_mut(), &config)?;
+    spinner.finish_and_clear();
+    let metrics = ["w2", "mmd", "mean_rmse", "pds", "mag_ratio", "deg_auprc", "pearson_delta"];
+    print!("{}", markdown_table(&[(result.method.clone(), result.summary.clone())], &metrics));
+    if let Some(path) = &args.json {
+        let json = serde_json::json!({
+            "method": result.method,
+            "summary": result.summary,
+            "reports": result.reports.iter().map(|(seed, context, report)| serde_json::json!({
+                "seed": seed, "context": context,
+                "report": serde_json::from_str::<serde_json::Value>(&report.to_json()).unwrap_or_default(),
+            })).collect::<Vec<_>>(),
+        });
+        write_bytes_atomically(path, serde_json::to_string_pretty(&json)?.as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! `cellshift preprocess`: normalise, log1p, gene panel / highly variable genes, pseudo-bulk → `.h5ad`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use cellshift_data::h5ad::{self, AnnData, Column, DataFrame, Matrix, WriteOptions};
+use cellshift_data::preprocess::{
+    preprocess, HvgOptions, LogBase, NormalizeTarget, PanelConfig, PreprocessOptions, PseudoBulk,
+};
+use cellshift_data::split::SplitConfig;
+
+use super::DataArgs;
+
+/// Arguments of `cellshift preprocess`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Input `.h5ad` (raw counts for normalisation and HVG).
+    pub input: PathBuf,
+    /// Output `.h5ad` with the processed cells.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Per-cell total normalisation: `median` (of the per-cell totals; scanpy default), a number such as
+    /// `10000`, or `none`.
+    #[arg(long, default_value = "median")]
+    pub normalize: String,
+    /// log1p base: `e` (natural; scanpy and the MapPFN code), `2` (MapPFN paper), `10`, or `none`.
+    #[arg(long, default_value = "e")]
+    pub log1p: String,
+    /// Select the MapPFN gene panel of this many genes (measured targets first, then the genes with the
+    /// largest Welch t-statistic of any treatment vs control on the train split).
+    #[arg(long)]
+    pub panel: Option<usize>,
+    /// Keep cells of treatments whose target is not a panel gene (the MapPFN reference drops them).
+    #[arg(long)]
+    pub keep_unencodable: bool,
+    /// Select this many highly variable genes (scanpy `seurat_v3` on the raw counts).
+    #[arg(long)]
+    pub hvg: Option<usize>,
+    /// Drop treatments with fewer cells than this (MapPFN: 200).
+    #[arg(long)]
+    pub min_cells: Option<usize>,
+    /// Also write pseudo-bulk means per (context, treatment), with cell counts, to this `.h5ad`.
+    #[arg(long)]
+    pub pseudobulk: Option<PathBuf>,
+    /// Seed of the condition-level split used to score panel genes.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// gzip level for the output arrays (0–9); none by default.
+    #[arg(long)]
+    pub gzip: Option<u8>,
+}
+
+/// Runs `cellshift preprocess`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let spinner = crate::progress::spinner("reading input");
+    let data = args.data.read(&args.input)?;
+    let options = PreprocessOptions {
+        min_cells_per_treatment: args.min_cells,
+        normalize: parse_normalize(&args.normalize)?,
+        log1p: parse_log(&args.log1p)?,
+        hvg: args.hvg.map(HvgOptions::seurat_v3),
+        panel: args.panel.map(|n_genes| PanelConfig {
+            n_genes,
+            split: SplitConfig { seed: args.seed, ..SplitConfig::default() },
+            drop_unencodable: !args.keep_unencodable,
+        }),
+        pseudobulk: args.pseudobulk.is_some(),
+    };
+    spinner.set_message("preprocessing");
+    let result = preprocess(&data, &options)?;
+    spinner.set_message("writing output");
+    let write = WriteOptions { gzip: args.gzip, sparse_x: false };
+    h5ad::write_perturbation_data(&args.out, &result.data, &args.data.columns(), &write)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    if let (Some(path), Some(table)) = (&args.pseudobulk, &result.pseudobulk) {
+        h5ad::write_h5ad(path, &pseudobulk_anndata(table, &args.data.perturbation_column)?, &write)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    spinner.finish_and_clear();
+    for step in &result.report.steps {
+        println!("{step}");
+    }
+    println!(
+        "wrote {} ({} cells × {} genes)",
+        args.out.display(),
+        result.data.n_cells(),
+        result.data.n_genes()
+    );
+    if let Some(path) = &args.pseudobulk {
+        println!("wrote {} (pseudo-bulk means, obs column n_cells)", path.display());
+    }
+    Ok(())
+}
+
+fn parse_normalize(text: &str) -> anyhow::Result<Option<NormalizeTarget>> {
+    match text {
+        "none" => Ok(None),
+        "median" => Ok(Some(NormalizeTarget::MedianOfTotals)),
+        other => match other.parse::<f32>() {
+            Ok(v) if v > 0.0 && v.is_finite() => Ok(Some(NormalizeTarget::Sum(v))),
+            _ => anyhow::bail!("--normalize `{other}` is not valid; use `median`, a positive number such as 10000, or `none`"),
+        },
+    }
+}
+
+fn parse_log(text: &str) -> anyhow::Result<Option<LogBase>> {
+    match text {
+        "none" => Ok(None),
+        "e" => Ok(Some(LogBase::Natural)),
+        "2" => Ok(Some(LogBase::Two)),
+        "10" => Ok(Some(LogBase::Ten)),
+        other => anyhow::bail!("--log1p `{other}` is not valid; use `e`, `2`, `10` or `none`"),
+    }
+}
+
+/// Pseudo-bulk table as AnnData: one row per condition, `obs` with context, label and cell count.
+fn pseudobulk_anndata(table: &PseudoBulk, label_column: &str) -> anyhow::Result<AnnData> {
+    let index: Vec<String> = table.contexts.iter().zip(&table.treatments).map(|(c, t)| format!("{c}|{t}")).collect();
+    let mut obs = DataFrame::from_index(index);
+    obs.set_column("context", Column::Str(table.contexts.clone()))?;
+    obs.set_column(label_column, Column::Str(table.treatments.clone()))?;
+    obs.set_column("n_cells", Column::I64(table.n_cells.iter().map(|&n| n as i64).collect()))?;
+    Ok(AnnData {
+        x: Some(Matrix::Dense(table.means.mapv(|v| v as f32))),
+        obs,
+        var: DataFrame::from_index(table.genes.clone()),
+        ..AnnData::default()
+    })
+}

@@ -1,0 +1,73 @@
+//! `cellshift`: predict how cell populations respond to genetic perturbations in contexts where only a few
+//! perturbations were measured. One binary, one subcommand per job; every failure is a one-line message
+//! naming the problem and the fix, with a non-zero exit status.
+
+mod commands;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// cellshift — in-context perturbation-response prediction (MapPFN, scDFM, CellTarNet, C3TL) for AnnData screens.
+#[derive(Parser)]
+#[command(name = "cellshift", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Print debug logs (also settable with RUST_LOG).
+    #[arg(long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Summarise an .h5ad screen: cells, genes, label column, control label, counts vs log, cells per condition.
+    Inspect(commands::inspect::Args),
+    /// Normalise, log1p, select a gene panel or highly variable genes, pseudo-bulk; writes an .h5ad.
+    Preprocess(commands::preprocess::Args),
+    /// Simulate a synthetic screen (linear SCM or SERGIO GRN with knock-outs) into an .h5ad.
+    Simulate(commands::simulate::Args),
+    /// Score predictions against real cells (two .h5ad files, or one .npz case) or score a baseline.
+    Evaluate(commands::evaluate::Args),
+    /// Run the main job end to end on synthetic data the project makes itself and write a small report.
+    Demo(commands::demo::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Inspect(args) => commands::inspect::run(args),
+        Command::Preprocess(args) => commands::preprocess::run(args),
+        Command::Simulate(args) => commands::simulate::run(args),
+        Command::Evaluate(args) => commands::evaluate::run(args),
+        Command::Demo(args) => commands::demo::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", one_line(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Joins an error and its causes into one line ("outer: inner: root").
+fn one_line(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ").replace('\n', " ")
+}
+
+fn init_logging(verbose: bool) {
+    let default = if verbose { "debug" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,233 @@
+//! The preprocessing pipeline the CLI calls: optional minimum cells per treatment, seurat_v3 HVG (on the
+//! raw counts), normalize_total, log1p, the MapPFN gene panel (with its split) and pseudo-bulk means.
+//!
+//! Order (MapPFN spec §7): filter treatments → HVG on raw counts → normalise (all genes) → log1p →
+//! HVG subset (if no panel) → split + panel + keep encodable treatments → pseudo-bulk.
+
+use std::collections::HashMap;
+
+use super::checks::{detect_scale, ScaleReport};
+use super::hvg::{highly_variable_genes, HvgOptions, HvgResult};
+use super::normalize::{log1p, normalize_total, LogBase, NormalizeReport, NormalizeTarget};
+use super::panel::{apply_panel, measured_targets, select_panel, GenePanel};
+use super::pseudobulk::{pseudobulk, PseudoBulk};
+use crate::error::DataError;
+use crate::model::{ExpressionScale, PerturbationData};
+use crate::split::{Split, SplitConfig};
+
+/// Gene-panel step settings.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct PanelConfig {
+    /// Panel size (MapPFN: 50).
+    pub n_genes: usize,
+    /// The split whose train + control cells score the genes (MapPFN: seed 42, 0.1 / 0.5).
+    pub split: SplitConfig,
+    /// Keep only control cells and cells whose treatment targets are panel genes (reference behaviour).
+    pub drop_unencodable: bool,
+}
+
+/// What [`preprocess`] does; `None`/`false` skips a step.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct PreprocessOptions {
+    /// Drop treatments with fewer cells (over all contexts); control is never dropped. MapPFN: 200.
+    pub min_cells_per_treatment: Option<usize>,
+    /// Per-cell total normalisation (needs raw counts).
+    pub normalize: Option<NormalizeTarget>,
+    /// log1p transform.
+    pub log1p: Option<LogBase>,
+    /// seurat_v3 highly variable genes on the raw counts (needs raw counts). Without a panel the data are
+    /// subset to these genes; with a panel they restrict the panel's fill genes.
+    pub hvg: Option<HvgOptions>,
+    /// MapPFN gene panel.
+    pub panel: Option<PanelConfig>,
+    /// Also return pseudo-bulk means of the processed data.
+    pub pseudobulk: bool,
+}
+
+impl PreprocessOptions {
+    /// The MapPFN real-data recipe (spec §7): ≥ 200 cells per treatment, median normalisation, natural
+    /// log1p, a `n_genes` panel scored on the seed-42 split, un-encodable treatments dropped.
+    pub fn mappfn(n_genes: usize) -> Self {
+        PreprocessOptions {
+            min_cells_per_treatment: Some(200),
+            normalize: Some(NormalizeTarget::MedianOfTotals),
+            log1p: Some(LogBase::Natural),
+            hvg: None,
+            panel: Some(PanelConfig {
+                n_genes,
+                split: SplitConfig::default(),
+                drop_unencodable: true,
+            }),
+            pseudobulk: false,
+        }
+    }
+}
+
+/// What the pipeline found and did.
+#[derive(Clone, Debug)]
+pub struct PreprocessReport {
+    /// Detected scale of the input, with its sentence.
+    pub input_scale: ScaleReport,
+    /// Treatments dropped by the minimum-cells rule, with their cell counts.
+    pub dropped_treatments: Vec<(String, usize)>,
+    /// Normalisation facts.
+    pub normalize: Option<NormalizeReport>,
+    /// HVG statistics.
+    pub hvg: Option<HvgResult>,
+    /// The gene panel.
+    pub panel: Option<GenePanel>,
+    /// One line per step, for logs.
+    pub steps: Vec<String>,
+}
+
+/// Output of [`preprocess`].
+#[derive(Clone, Debug)]
+pub struct Preprocessed {
+    /// The processed data.
+    pub data: PerturbationData,
+    /// The split used by the panel step, carried over to the processed data.
+    pub split: Option<Split>,
+    /// Pseudo-bulk means of the processed data, if asked for.
+    pub pseudobulk: Option<PseudoBulk>,
+    /// What was found and done.
+    pub report: PreprocessReport,
+}
+
+/// Runs the steps selected in `options` on `data` (not modified) and returns the processed data.
+pub fn preprocess(
+    data: &PerturbationData,
+    options: &PreprocessOptions,
+) -> Result<Preprocessed, DataError> {
+    let input_scale = detect_scale(data);
+    let mut steps = vec![format!("input: {}", input_scale.sentence)];
+    if (options.normalize.is_some() || options.hvg.is_some())
+        && input_scale.scale != ExpressionScale::RawCounts
+    {
+        return Err(DataError::Invalid(format!(
+            "normalize_total and seurat_v3 HVG need raw counts, but the input {}; give the raw counts (e.g. \
+             the `counts` layer) or skip normalisation and HVG for data that are already normalised",
+            input_scale.sentence
+        )));
+    }
+    let required = measured_targets(data);
+
+    let mut current = data.clone();
+    let mut dropped_treatments = Vec::new();
+    if let Some(min) = options.min_cells_per_treatment {
+        let mut counts: HashMap<usize, usize> = HashMap::new();
+        for &t in &current.cell_treatment {
+            *counts.entry(t).or_default() += 1;
+        }
+        let keep: Vec<bool> = (0..current.treatments.len())
+            .map(|t| {
+                current.treatments[t].is_control() || counts.get(&t).copied().unwrap_or(0) >= min
+            })
+            .collect();
+        for (t, &k) in keep.iter().enumerate() {
+            if !k {
+                dropped_treatments.push((
+                    current.treatments[t].label(&current.control_label),
+                    counts.get(&t).copied().unwrap_or(0),
+                ));
+            }
+        }
+        if !dropped_treatments.is_empty() {
+            let rows: Vec<usize> = (0..current.n_cells())
+                .filter(|&c| keep[current.cell_treatment[c]])
+                .collect();
+            current = current.select_cells(&rows)?;
+        }
+        steps.push(format!(
+            "kept treatments with >= {min} cells: dropped {} ({}), {} cells remain",
+            dropped_treatments.len(),
+            dropped_treatments
+                .iter()
+                .map(|(t, n)| format!("{t}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            current.n_cells()
+        ));
+    }
+
+    let hvg = match &options.hvg {
+        Some(h) => {
+            let r = highly_variable_genes(&current, h)?;
+            steps.push(format!(
+                "seurat_v3 highly variable genes: {} selected",
+                r.selected.len()
+            ));
+            Some(r)
+        }
+        None => None,
+    };
+
+    let mut normalize_report = None;
+    if let Some(target) = options.normalize {
+        let (d, r) = normalize_total(&current, target)?;
+        steps.push(format!(
+            "normalize_total: every cell scaled to {} ({} cells with zero total left at zero)",
+            r.target_sum, r.zero_total_cells
+        ));
+        current = d;
+        normalize_report = Some(r);
+    }
+    if let Some(base) = options.log1p {
+        current = log1p(&current, base)?;
+        steps.push(format!("log1p ({base:?})"));
+    }
+
+    let hvg_genes: Option<Vec<String>> = hvg.as_ref().map(|r| {
+        let mut idx = r.selected.clone();
+        idx.sort_unstable();
+        idx.iter().map(|&g| r.genes[g].clone()).collect()
+    });
+    let mut split = None;
+    let mut panel = None;
+    match &options.panel {
+        None => {
+            if let Some(genes) = &hvg_genes {
+                current = current.select_genes(genes)?;
+                steps.push(format!("subset to {} highly variable genes", genes.len()));
+            }
+        }
+        Some(cfg) => {
+            let s = Split::new(&current, &cfg.split)?;
+            let cells = s.panel_scoring_cells(&current);
+            let p = select_panel(
+                &current,
+                &cells,
+                &required,
+                cfg.n_genes,
+                hvg_genes.as_deref(),
+            )?;
+            let processed = apply_panel(&current, &p.genes, cfg.drop_unencodable)?;
+            steps.push(format!(
+                "gene panel: {} genes ({} measured targets first), {} cells kept",
+                p.genes.len(),
+                p.required.len().min(cfg.n_genes),
+                processed.n_cells()
+            ));
+            split = Some(s.remap(&current, &processed)?);
+            current = processed;
+            panel = Some(p);
+        }
+    }
+    let pb = if options.pseudobulk {
+        Some(pseudobulk(&current))
+    } else {
+        None
+    };
+    Ok(Preprocessed {
+        data: current,
+        split,
+        pseudobulk: pb,
+        report: PreprocessReport {
+            input_scale,
+            dropped_treatments,
+            normalize: normalize_report,
+            hvg,
+            panel,
+            steps,
+        },
+    })
+}

@@ -1,0 +1,575 @@
+//! Runs the selected metric groups on an [`EvalCase`] and assembles the [`EvalReport`] (oracle schema,
+//! oracle key order). Sinkhorn problems and per-perturbation work run in parallel with rayon; the
+//! control-vs-control OT term is solved once and shared.
+
+use crate::case::EvalCase;
+use crate::celleval::{
+    celleval_edistance, celleval_input_ok, de_metrics, de_spearman_sig, discrimination_scores, mean_pairwise_euclidean,
+    pearson_delta_top_de, pseudobulk_metrics, DeMetrics, DiscriminationMetric, OVERLAP_KS,
+};
+use crate::de::mannwhitney::pdex_de;
+use crate::deg::{deg_labels_scores, pooled_auprc, wilcoxon_self_check, DegLabelsScores};
+use crate::ap::average_precision;
+use crate::energy::energy_distance;
+use crate::error::MetricsError;
+use crate::kernels::SinkFloat;
+use crate::mmd::{mmd_mappfn_f32, mmd_rbf, MAPPFN_GAMMAS};
+use crate::moments::moment_metrics;
+use crate::pds::pds_mappfn;
+use crate::perturbench::perturbench_metrics;
+use crate::report::{CellEvalBlock, EvalReport, MetricValue, Ordered, PerturbationReport};
+use crate::sinkhorn::{combine, pot_sinkhorn_divergence, reg_ot_cost, PointCloud, Precision, RegOtCost, SinkhornOptions};
+use crate::stats::{col_means, mean, nanmean};
+use crate::systema::{centroid_accuracy, pearson_delta_pert, pearson_delta_pert_on, perturbed_mean, top_k_abs_shift};
+use ndarray::{Array1, Array2};
+use rayon::prelude::*;
+use std::time::Instant;
+
+/// Which metric families to compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricGroups {
+    /// MapPFN: w2 (+ obs terms, mag_ratio), mmd, moments, pds, deg_auprc, target_only_auprc.
+    pub mappfn: bool,
+    /// cell-eval pseudobulk: mse, mae, deltas, pearson_delta(_top20_de), discrimination scores,
+    /// pearson_edistance.
+    pub celleval: bool,
+    /// cell-eval DE metrics (pdex Mann–Whitney): de_*, pr_auc, roc_auc, overlap/precision_at_N,
+    /// de_spearman_sig.
+    pub de: bool,
+    /// PerturBench: rmse_average, cosine_logfc and their ranks.
+    pub perturbench: bool,
+    /// Systema: centroid_accuracy, corr_all_allpert, corr_20de_allpert.
+    pub systema: bool,
+    /// Distribution distances: energy_distance.
+    pub distribution: bool,
+}
+
+impl MetricGroups {
+    /// Every group.
+    pub fn all() -> Self {
+        MetricGroups { mappfn: true, celleval: true, de: true, perturbench: true, systema: true, distribution: true }
+    }
+
+    /// No group (start for building a selection).
+    pub fn none() -> Self {
+        MetricGroups { mappfn: false, celleval: false, de: false, perturbench: false, systema: false, distribution: false }
+    }
+
+    /// Parses a comma-separated list: `mappfn`, `celleval` (alias `cell-eval`), `de`, `perturbench`,
+    /// `systema`, `distribution` (alias `energy`), `all`. Case-insensitive; blanks ignored.
+    pub fn parse(s: &str) -> Result<Self, MetricsError> {
+        let mut g = MetricGroups::none();
+        for part in s.split(',').map(|p| p.trim().to_ascii_lowercase()).filter(|p| !p.is_empty()) {
+            match part.as_str() {
+                "mappfn" => g.mappfn = true,
+                "celleval" | "cell-eval" | "cell_eval" => g.celleval = true,
+                "de" => g.de = true,
+                "perturbench" => g.perturbench = true,
+                "systema" => g.systema = true,
+                "distribution" | "energy" => g.distribution = true,
+                "all" => g = MetricGroups::all(),
+                other => return Err(MetricsError::UnknownGroup(other.to_string())),
+            }
+        }
+        if g == MetricGroups::none() {
+            return Err(MetricsError::UnknownGroup(s.to_string()));
+        }
+        Ok(g)
+    }
+}
+
+impl Default for MetricGroups {
+    fn default() -> Self {
+        MetricGroups::all()
+    }
+}
+
+/// Options of [`evaluate`]. `Default` computes MapPFN's float32 W2 only; the extra Sinkhorn variants
+/// and the DE self-check reproduce the rest of the oracle's keys (see [`EvalOptions::oracle_parity`]).
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// Solver settings of the reported `w2` (MapPFN: ε = 0.1, float32, threshold 1e-3).
+    pub sinkhorn: SinkhornOptions,
+    /// Also compute `w2_f64` and `mag_ratio_f64` (same loop in float64).
+    pub w2_f64: bool,
+    /// Also compute `w2_tight` (float64, threshold 1e-6, 20000 iterations) and `w2_tight_converged`.
+    pub w2_tight: bool,
+    /// Also compute `w2_pot` (POT-style log-domain Sinkhorn, threshold 1e-7).
+    pub w2_pot: bool,
+    /// Also compute `w2_numpy_replica` (float64, direct squared distances).
+    pub w2_replica: bool,
+    /// Also compute `deg_impl_check_max_abs_diff` (rank-sum vs pairwise Wilcoxon z).
+    pub deg_self_check: bool,
+    /// Gene names (for the discrimination score's target-gene exclusion); default `g0, g1, …` like the
+    /// oracle.
+    pub gene_names: Option<Vec<String>>,
+    /// Systema's perturbed reference μ_pert (mean of *training* perturbation centroids); default: mean of
+    /// the evaluated true centroids.
+    pub systema_reference: Option<Array1<f64>>,
+    /// Number of top DE genes for `pearson_delta_top20_de` and `corr_20de_allpert`.
+    pub top_de_k: usize,
+    /// Case label written to the report.
+    pub case_name: Option<String>,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            sinkhorn: SinkhornOptions::default(),
+            w2_f64: false,
+            w2_tight: false,
+            w2_pot: false,
+            w2_replica: false,
+            deg_self_check: false,
+            gene_names: None,
+            systema_reference: None,
+            top_de_k: 20,
+            case_name: None,
+        }
+    }
+}
+
+impl EvalOptions {
+    /// Everything the oracle's golden files hold (all Sinkhorn variants and the DE self-check).
+    pub fn oracle_parity() -> Self {
+        EvalOptions { w2_f64: true, w2_tight: true, w2_pot: true, w2_replica: true, deg_self_check: true, ..Default::default() }
+    }
+}
+
+/// One Sinkhorn sub-problem of the evaluation.
+#[derive(Clone, Copy)]
+enum Cloud {
+    Obs,
+    True(usize),
+    Pred(usize),
+}
+
+/// W2 results of one precision variant: per perturbation (true-pred, obs-true, obs-pred) divergences,
+/// iteration counts and flags of the true-pred divergence.
+struct W2Set {
+    tp: Vec<f64>,
+    ot: Vec<f64>,
+    op: Vec<f64>,
+    n_iters: Vec<[usize; 3]>,
+    converged: Vec<[bool; 3]>,
+}
+
+fn w2_set<T: SinkFloat>(case: &EvalCase, opts: &SinkhornOptions, with_obs: bool) -> W2Set {
+    let p = case.n_perts();
+    let obs = PointCloud::<T>::new(case.obs.view());
+    let (trues, preds): (Vec<_>, Vec<_>) = rayon::join(
+        || case.trues.par_iter().map(|m| PointCloud::<T>::new(m.view())).collect(),
+        || case.preds.par_iter().map(|m| PointCloud::<T>::new(m.view())).collect(),
+    );
+    let cloud = |c: Cloud| -> &PointCloud<T> {
+        match c {
+            Cloud::Obs => &obs,
+            Cloud::True(i) => &trues[i],
+            Cloud::Pred(i) => &preds[i],
+        }
+    };
+    // task list: symmetric terms first (cheap), then cross terms
+    let mut tasks: Vec<(Cloud, Cloud, bool)> = Vec::new();
+    if with_obs {
+        tasks.push((Cloud::Obs, Cloud::Obs, true));
+    }
+    for i in 0..p {
+        tasks.push((Cloud::True(i), Cloud::True(i), true));
+        tasks.push((Cloud::Pred(i), Cloud::Pred(i), true));
+        tasks.push((Cloud::True(i), Cloud::Pred(i), false));
+        if with_obs {
+            tasks.push((Cloud::Obs, Cloud::True(i), false));
+            tasks.push((Cloud::Obs, Cloud::Pred(i), false));
+        }
+    }
+    // heaviest first for better load balance
+    let mut order: Vec<usize> = (0..tasks.len()).collect();
+    order.sort_by_key(|&k| tasks[k].2);
+    let results: Vec<(usize, RegOtCost)> = order
+        .par_iter()
+        .map(|&k| {
+            let (a, b, sym) = tasks[k];
+            (k, reg_ot_cost(cloud(a), cloud(b), sym, opts))
+        })
+        .collect();
+    let mut res = vec![RegOtCost { cost: f64::NAN, n_iters: 0, converged: false }; tasks.len()];
+    for (k, r) in results {
+        res[k] = r;
+    }
+    let (obs_k, per) = if with_obs { (Some(0), 5) } else { (None, 3) };
+    let base = |i: usize| obs_k.map_or(0, |_| 1) + i * per;
+    let n_obs = case.obs.nrows();
+    let mut set = W2Set { tp: vec![], ot: vec![], op: vec![], n_iters: vec![], converged: vec![] };
+    for i in 0..p {
+        let b = base(i);
+        let (tt, pp, tp) = (res[b], res[b + 1], res[b + 2]);
+        let (nt, np) = (case.trues[i].nrows(), case.preds[i].nrows());
+        set.tp.push(combine::<T>(tp.cost, tt.cost, pp.cost, nt, np, opts.epsilon));
+        set.n_iters.push([tp.n_iters, tt.n_iters, pp.n_iters]);
+        set.converged.push([tp.converged, tt.converged, pp.converged]);
+        if let Some(ok) = obs_k {
+            let oo = res[ok];
+            let (ot, op) = (res[b + 3], res[b + 4]);
+            set.ot.push(combine::<T>(ot.cost, oo.cost, tt.cost, n_obs, nt, opts.epsilon));
+            set.op.push(combine::<T>(op.cost, oo.cost, pp.cost, n_obs, np, opts.epsilon));
+        }
+    }
+    set
+}
+
+fn w2_for(case: &EvalCase, opts: &SinkhornOptions, with_obs: bool) -> W2Set {
+    match opts.precision {
+        Precision::F32 => w2_set::<f32>(case, opts, with_obs),
+        Precision::F64 => w2_set::<f64>(case, opts, with_obs),
+    }
+}
+
+/// Per-perturbation results of the non-Sinkhorn metrics.
+#[derive(Default)]
+struct PertWork {
+    mmd: f64,
+    mmd_f32: f64,
+    moments: Option<crate::moments::MomentMetrics>,
+    deg: Option<DegLabelsScores>,
+    deg_check: f64,
+    top: Vec<usize>,
+    pearson_top: f64,
+    pseudo: Option<crate::celleval::PseudobulkMetrics>,
+    de: Option<DeMetrics>,
+    ed_real: f64,
+    ed_pred: f64,
+    energy: f64,
+}
+
+/// Evaluates `case` with the selected `groups`. Validates the case first (gene counts, ≥ 2 cells per
+/// matrix, finite values, control cells present) and returns a [`MetricsError`] naming the problem.
+pub fn evaluate(case: &EvalCase, groups: &MetricGroups, opts: &EvalOptions) -> Result<EvalReport, MetricsError> {
+    let t_total = Instant::now();
+    case.validate()?;
+    let p = case.n_perts();
+    let d = case.n_genes();
+    if let Some(g) = &opts.gene_names {
+        if g.len() != d {
+            return Err(MetricsError::LengthMismatch { what: "gene_names".into(), got: g.len(), expected: d });
+        }
+    }
+    if let Some(r) = &opts.systema_reference {
+        if r.len() != d {
+            return Err(MetricsError::GeneMismatch { what: "systema_reference".into(), got: r.len(), expected: d });
+        }
+    }
+    let gene_names: Vec<String> = opts.gene_names.clone().unwrap_or_else(|| (0..d).map(|j| format!("g{j}")).collect());
+    let mut timing = Ordered::default();
+
+    // ---- Sinkhorn (MapPFN)
+    let t = Instant::now();
+    let mut w2_main = None;
+    let mut w2_64 = None;
+    let mut w2_tight = None;
+    let mut w2_rep = None;
+    let mut w2_pot: Option<Vec<f64>> = None;
+    if groups.mappfn {
+        w2_main = Some(w2_for(case, &opts.sinkhorn, true));
+        if opts.w2_f64 {
+            w2_64 = Some(w2_for(case, &SinkhornOptions { precision: Precision::F64, ..opts.sinkhorn }, true));
+        }
+        if opts.w2_tight {
+            let o = SinkhornOptions { threshold: 1e-6, max_iterations: 20000, precision: Precision::F64, ..opts.sinkhorn };
+            w2_tight = Some(w2_for(case, &o, false));
+        }
+        if opts.w2_replica {
+            let o = SinkhornOptions { precision: Precision::F64, direct_cost: true, ..opts.sinkhorn };
+            w2_rep = Some(w2_for(case, &o, false));
+        }
+        if opts.w2_pot {
+            let v: Result<Vec<f64>, MetricsError> = (0..p)
+                .into_par_iter()
+                .map(|i| pot_sinkhorn_divergence(case.trues[i].view(), case.preds[i].view(), opts.sinkhorn.epsilon))
+                .collect();
+            w2_pot = Some(v?);
+        }
+    }
+    timing.push("sinkhorn_s", t.elapsed().as_secs_f64());
+
+    // ---- means
+    let c = col_means(case.obs.view());
+    let mt = stack_means(&case.trues);
+    let mp = stack_means(&case.preds);
+
+    // ---- per-perturbation work in parallel
+    let t = Instant::now();
+    let need_ed = groups.celleval;
+    let sigma_ctrl = if need_ed { mean_pairwise_euclidean(case.obs.view(), case.obs.view()) } else { f64::NAN };
+    let work: Vec<PertWork> = (0..p)
+        .into_par_iter()
+        .map(|i| {
+            let (tr, pr, ob) = (case.trues[i].view(), case.preds[i].view(), case.obs.view());
+            let mut w = PertWork::default();
+            if groups.mappfn {
+                w.mmd = mmd_rbf(tr, pr, &MAPPFN_GAMMAS);
+                w.mmd_f32 = mmd_mappfn_f32(tr, pr);
+                w.moments = Some(moment_metrics(tr, pr));
+                w.deg = Some(deg_labels_scores(ob, tr, pr));
+                if opts.deg_self_check {
+                    w.deg_check = wilcoxon_self_check(ob, tr, pr);
+                }
+            }
+            if groups.celleval {
+                let (s, top) = pearson_delta_top_de(tr, ob, mt.row(i), mp.row(i), c.view(), opts.top_de_k);
+                w.pearson_top = s;
+                w.top = top;
+                w.pseudo = Some(pseudobulk_metrics(mt.row(i), mp.row(i), c.view()));
+                w.ed_real = celleval_edistance(tr, ob, Some(sigma_ctrl));
+                w.ed_pred = celleval_edistance(pr, ob, Some(sigma_ctrl));
+            }
+            if groups.de {
+                w.de = Some(de_metrics(&pdex_de(tr, ob), &pdex_de(pr, ob)));
+            }
+            if groups.distribution {
+                w.energy = energy_distance(tr, pr);
+            }
+            w
+        })
+        .collect();
+    timing.push("per_perturbation_s", t.elapsed().as_secs_f64());
+
+    // ---- joint metrics
+    let pds = if groups.mappfn { pds_mappfn(&mt, &mp) } else { None };
+    let disc: Vec<(DiscriminationMetric, (Vec<f64>, Vec<f64>))> = if groups.celleval {
+        let re = &mt - &c.view().insert_axis(ndarray::Axis(0));
+        let pe = &mp - &c.view().insert_axis(ndarray::Axis(0));
+        [DiscriminationMetric::L1, DiscriminationMetric::L2, DiscriminationMetric::Cosine]
+            .into_iter()
+            .map(|m| (m, discrimination_scores(&re, &pe, &case.names, &gene_names, m)))
+            .collect()
+    } else {
+        vec![]
+    };
+    let pb = groups.perturbench.then(|| perturbench_metrics(&mt, &mp, c.view()));
+    let sys = groups.systema.then(|| {
+        let mu = opts.systema_reference.clone().unwrap_or_else(|| perturbed_mean(&mt));
+        let acc = centroid_accuracy(&mt, &mp);
+        let all: Vec<f64> = (0..p).map(|i| pearson_delta_pert(mt.row(i), mp.row(i), mu.view())).collect();
+        let top: Vec<f64> = (0..p)
+            .map(|i| {
+                let genes = top_k_abs_shift(mt.row(i), c.view(), opts.top_de_k);
+                pearson_delta_pert_on(mt.row(i), mp.row(i), mu.view(), &genes)
+            })
+            .collect();
+        (acc, all, top)
+    });
+
+    // ---- assemble per perturbation
+    let mut per: Vec<PerturbationReport> = Vec::with_capacity(p);
+    for i in 0..p {
+        let w = &work[i];
+        let mut v: Ordered<MetricValue> = Ordered::default();
+        let fl = |x: f64| MetricValue::Float(x);
+        if let Some(s) = &w2_main {
+            v.push("w2", fl(s.tp[i]));
+            v.push("w2_n_iters", MetricValue::IntList(s.n_iters[i].iter().map(|&k| k as i64).collect()));
+            v.push("w2_converged", MetricValue::BoolList(s.converged[i].to_vec()));
+            v.push("w2_obs_true", fl(s.ot[i]));
+            v.push("w2_obs_pred", fl(s.op[i]));
+            v.push("mag_ratio", fl(s.op[i] / (s.ot[i] + 1e-8)));
+        }
+        if let Some(s) = &w2_64 {
+            v.push("w2_f64", fl(s.tp[i]));
+            v.push("mag_ratio_f64", fl(s.op[i] / (s.ot[i] + 1e-8)));
+        }
+        if let Some(s) = &w2_tight {
+            v.push("w2_tight", fl(s.tp[i]));
+            v.push("w2_tight_converged", MetricValue::BoolList(s.converged[i].to_vec()));
+        }
+        if let Some(s) = &w2_pot {
+            v.push("w2_pot", fl(s[i]));
+        }
+        if let Some(s) = &w2_rep {
+            v.push("w2_numpy_replica", fl(s.tp[i]));
+        }
+        if groups.mappfn {
+            v.push("mmd", fl(w.mmd));
+            v.push("mmd_mappfn_f32", fl(w.mmd_f32));
+            if let Some(m) = w.moments {
+                v.push("mean_rmse", fl(m.mean_rmse));
+                v.push("var_rmse", fl(m.var_rmse));
+                v.push("mean_r2", fl(m.mean_r2));
+                v.push("var_r2", fl(m.var_r2));
+            }
+            if let Some((_, ranks)) = &pds {
+                v.push("pds_rank", fl(ranks[i]));
+            }
+            if let Some(dg) = &w.deg {
+                v.push("deg_n_true", MetricValue::Int(dg.labels.iter().filter(|&&b| b).count() as i64));
+                v.push("deg_n_pred_sig", MetricValue::Int(dg.scores.iter().filter(|&&s| s > 0.0).count() as i64));
+                v.push("deg_auprc", fl(average_precision(&dg.labels, &dg.scores)));
+            }
+        }
+        if groups.celleval {
+            v.push("top20_de_genes", MetricValue::IntList(w.top.iter().map(|&g| g as i64).collect()));
+            v.push("pearson_delta_top20_de", fl(w.pearson_top));
+            if let Some(m) = w.pseudo {
+                v.push("mse", fl(m.mse));
+                v.push("mae", fl(m.mae));
+                v.push("mse_delta", fl(m.mse_delta));
+                v.push("mae_delta", fl(m.mae_delta));
+                v.push("pearson_delta", fl(m.pearson_delta));
+            }
+            for (m, (s, tf)) in &disc {
+                v.push(format!("discrimination_score_{}", m.name()), fl(s[i]));
+                v.push(format!("discrimination_score_{}_tie_free", m.name()), fl(tf[i]));
+            }
+        }
+        if let Some(m) = &w.de {
+            v.push("de_nsig_real", MetricValue::Int(m.nsig_real as i64));
+            v.push("de_nsig_pred", MetricValue::Int(m.nsig_pred as i64));
+            v.push("de_spearman_lfc_sig", fl(m.spearman_lfc_sig));
+            v.push("de_direction_match", fl(m.direction_match));
+            v.push("de_sig_genes_recall", fl(m.sig_genes_recall));
+            v.push("pr_auc", fl(m.pr_auc));
+            v.push("roc_auc", fl(m.roc_auc));
+            v.push("overlap_at_N", fl(m.overlap_at[0]));
+            v.push("precision_at_N", fl(m.precision_at[0]));
+        }
+        if groups.distribution {
+            v.push("energy_distance", fl(w.energy));
+        }
+        if let Some(m) = &pb {
+            v.push("rmse_average", fl(m.rmse_average[i]));
+            v.push("rmse_rank_average", fl(m.rmse_rank_average[i]));
+            v.push("cosine_logfc", fl(m.cosine_logfc[i]));
+            v.push("cosine_rank_logfc", fl(m.cosine_rank_logfc[i]));
+        }
+        if let Some((acc, all, top)) = &sys {
+            v.push("centroid_accuracy", fl(acc[i]));
+            v.push("corr_all_allpert", fl(all[i]));
+            v.push("corr_20de_allpert", fl(top[i]));
+        }
+        per.push(PerturbationReport { name: case.names[i].clone(), values: v });
+    }
+
+    // ---- mean / nanmean over scalar keys
+    let mut mean_o = Ordered::default();
+    let mut nanmean_o = Ordered::default();
+    if let Some(first) = per.first() {
+        for k in first.values.keys() {
+            let vals: Option<Vec<f64>> = per.iter().map(|r| r.values.get(k).and_then(|v| v.as_f64())).collect();
+            if let Some(vals) = vals {
+                mean_o.push(k, mean(&vals));
+                nanmean_o.push(k, nanmean(&vals));
+            }
+        }
+    }
+
+    // ---- global
+    let mut global: Ordered<MetricValue> = Ordered::default();
+    if groups.mappfn {
+        global.push("pds", MetricValue::Float(pds.as_ref().map_or(f64::NAN, |x| x.0)));
+        let items: Vec<DegLabelsScores> = work.iter().filter_map(|w| w.deg.clone()).collect();
+        let n_degs: usize = items.iter().map(|d| d.labels.iter().filter(|&&b| b).count()).sum();
+        let n_total: usize = items.iter().map(|d| d.labels.len()).sum();
+        global.push("deg_auprc", MetricValue::Float(pooled_auprc(&items)));
+        global.push("deg_auprc_baseline", MetricValue::Float(if n_degs > 0 { n_degs as f64 / n_total as f64 } else { f64::NAN }));
+        global.push("deg_n_degs", MetricValue::Int(n_degs as i64));
+        global.push("deg_n_total", MetricValue::Int(n_total as i64));
+        if let Some(tg) = &case.targets {
+            let labels: Vec<bool> = items.iter().flat_map(|d| d.labels.iter().copied()).collect();
+            let scores: Vec<f64> = tg.iter().flat_map(|&t| (0..d).map(move |g| if t >= 0 && g as i64 == t { 1.0 } else { 0.0 })).collect();
+            global.push("target_only_auprc", MetricValue::Float(average_precision(&labels, &scores)));
+        }
+        if opts.deg_self_check {
+            global.push("deg_impl_check_max_abs_diff", MetricValue::Float(work.iter().map(|w| w.deg_check).fold(0.0, f64::max)));
+        }
+    }
+    let de_items: Vec<DeMetrics> = work.iter().filter_map(|w| w.de.clone()).collect();
+    let de_sig = (!de_items.is_empty()).then(|| de_spearman_sig(&de_items));
+    if let Some(s) = de_sig {
+        global.push("de_spearman_sig", MetricValue::Float(s));
+    }
+    let ped = groups.celleval.then(|| {
+        let r: Vec<f64> = work.iter().map(|w| w.ed_real).collect();
+        let q: Vec<f64> = work.iter().map(|w| w.ed_pred).collect();
+        crate::celleval::pearson_edistance(&r, &q)
+    });
+    if let Some(x) = ped {
+        global.push("pearson_edistance", MetricValue::Float(x));
+    }
+
+    // ---- cell-eval-named block
+    let cell_eval = (groups.celleval && groups.de).then(|| {
+        let mut blocks = vec![case.obs.view()];
+        blocks.extend(case.trues.iter().map(|m| m.view()));
+        let mut blocks_p = vec![case.obs.view()];
+        blocks_p.extend(case.preds.iter().map(|m| m.view()));
+        if !(celleval_input_ok(&blocks) && celleval_input_ok(&blocks_p)) {
+            return CellEvalBlock {
+                status: "skipped".into(),
+                reason: Some("cell-eval requires non-negative log1p data in [0,15) or integer counts".into()),
+                per_perturbation: vec![],
+                agg_mean: Ordered::default(),
+            };
+        }
+        let mut rows = Vec::with_capacity(p);
+        for i in 0..p {
+            let (Some(m), Some(ps)) = (work[i].de.as_ref(), work[i].pseudo) else { continue };
+            let mut o: Ordered<f64> = Ordered::default();
+            o.push("overlap_at_N", m.overlap_at[0]);
+            for (k, kk) in OVERLAP_KS.iter().enumerate() {
+                o.push(format!("overlap_at_{kk}"), m.overlap_at[k + 1]);
+            }
+            o.push("precision_at_N", m.precision_at[0]);
+            for (k, kk) in OVERLAP_KS.iter().enumerate() {
+                o.push(format!("precision_at_{kk}"), m.precision_at[k + 1]);
+            }
+            o.push("de_spearman_sig", de_sig.unwrap_or(f64::NAN));
+            o.push("de_direction_match", m.direction_match);
+            o.push("de_spearman_lfc_sig", m.spearman_lfc_sig);
+            o.push("de_sig_genes_recall", m.sig_genes_recall);
+            o.push("de_nsig_counts_real", m.nsig_real as f64);
+            o.push("de_nsig_counts_pred", m.nsig_pred as f64);
+            o.push("pr_auc", m.pr_auc);
+            o.push("roc_auc", m.roc_auc);
+            o.push("pearson_delta", ps.pearson_delta);
+            o.push("mse", ps.mse);
+            o.push("mae", ps.mae);
+            o.push("mse_delta", ps.mse_delta);
+            o.push("mae_delta", ps.mae_delta);
+            for (mm, (s, _)) in &disc {
+                o.push(format!("discrimination_score_{}", mm.name()), s[i]);
+            }
+            o.push("pearson_edistance", ped.unwrap_or(f64::NAN));
+            rows.push((case.names[i].clone(), o));
+        }
+        let mut agg = Ordered::default();
+        if let Some((_, first)) = rows.first() {
+            for k in first.keys() {
+                let vals: Vec<f64> = rows.iter().filter_map(|(_, o)| o.get(k).copied()).collect();
+                agg.push(k, nanmean(&vals));
+            }
+        }
+        CellEvalBlock { status: "ok".into(), reason: None, per_perturbation: rows, agg_mean: agg }
+    });
+
+    timing.push("total_s", t_total.elapsed().as_secs_f64());
+    Ok(EvalReport {
+        case: opts.case_name.clone(),
+        n_obs: case.obs.nrows(),
+        n_genes: d,
+        n_perts: p,
+        per_perturbation: per,
+        mean: mean_o,
+        nanmean: nanmean_o,
+        global,
+        cell_eval,
+        timing,
+    })
+}
+
+fn stack_means(ms: &[Array2<f64>]) -> Array2<f64> {
+    let d = ms.first().map_or(0, |m| m.ncols());
+    let mut out = Array2::<f64>::zeros((ms.len(), d));
+    for (i, m) in ms.iter().enumerate() {
+        out.row_mut(i).assign(&col_means(m.view()));
+    }
+    out
+}

@@ -1,0 +1,19 @@
+//! cellshift models: neural building blocks, flow matching and ODE samplers, the shared training loop
+//! (AdamW, warmup–stable–decay schedule, EMA, resumable checkpoints), and the neural methods.
+//!
+//! Layout (a model zoo): [`blocks`] holds reusable layers, [`flow`] the flow-matching path, guidance and
+//! solvers, [`train`] the optimiser, schedule, EMA, checkpoints and training loop, and each method lives in
+//! its own module with a configuration struct, a network and its forward ([`mappfn`]).
+
+pub mod blocks;
+pub mod error;
+pub mod flow;
+pub mod mappfn;
+pub mod rng;
+pub mod synthetic;
+pub mod train;
+
+pub use error::{ModelError, Result};
+pub use mappfn::{MapPfn, MapPfnConfig, MapPfnNet, SamplerConfig};
+pub use synthetic::GaussianShiftSource;
+pub use train::{Budget, Preprocessing, Progress, TaskSource, TrainConfig};

@@ -1,0 +1,154 @@
+//! MapPFN model and sampler configuration with the named sizes `tiny`, `small` and `paper`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+use crate::flow::OdeSolver;
+
+/// Architecture of a MapPFN velocity network (spec §2) for `n_genes` genes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MapPfnConfig {
+    /// Number of genes d (input and output width of the cells).
+    pub n_genes: usize,
+    /// Model width (256 in the paper); also the width of the wrapper embeddings and the time embedding.
+    pub width: usize,
+    /// Number of MMDiT blocks (8 in the paper).
+    pub depth: usize,
+    /// Attention heads (4 in the paper); `width` must be a multiple.
+    pub heads: usize,
+    /// MLP hidden size as a multiple of `width` (4 in the reference code, 2 in the paper's text).
+    pub mlp_ratio: usize,
+    /// Hidden size of the time-embedding MLP as a multiple of `width` (4 in the code).
+    pub time_mlp_ratio: usize,
+    /// Learned register tokens prepended to the noise stream (8 in the code).
+    pub register_tokens: usize,
+    /// Rows of the context-slot embedding table; K context experiments need `K + 1 ≤ max_slots` (10 ⇒ K ≤ 9).
+    pub max_slots: usize,
+    /// Whether the sinusoid frequencies of the time embedding are trained (reference code: yes).
+    pub trainable_time_frequencies: bool,
+    /// Pad the joint key/value sequence with zero "null sinks" to a multiple of this (reference parity: 64).
+    pub attention_pad_to_multiple: Option<usize>,
+}
+
+impl MapPfnConfig {
+    /// For tests: width 32, 2 blocks, 2 heads, MLP ×2, 4 registers (about 60k parameters at d = 8).
+    pub fn tiny(n_genes: usize) -> MapPfnConfig {
+        MapPfnConfig {
+            n_genes,
+            width: 32,
+            depth: 2,
+            heads: 2,
+            mlp_ratio: 2,
+            time_mlp_ratio: 2,
+            register_tokens: 4,
+            max_slots: 10,
+            trainable_time_frequencies: true,
+            attention_pad_to_multiple: None,
+        }
+    }
+
+    /// CPU pre-training size: width 128, 4 blocks, 4 heads, MLP ×4, 8 registers (≈3.3 M parameters at d = 20).
+    /// One micro-batch of 8 tasks with K = 8 and n = 64 cells per set is a fraction of a second on 2 cores
+    /// (see BENCHMARKS), so a few thousand micro-batches fit in about an hour.
+    pub fn small(n_genes: usize) -> MapPfnConfig {
+        MapPfnConfig {
+            n_genes,
+            width: 128,
+            depth: 4,
+            heads: 4,
+            mlp_ratio: 4,
+            time_mlp_ratio: 4,
+            register_tokens: 8,
+            max_slots: 10,
+            trainable_time_frequencies: true,
+            attention_pad_to_multiple: None,
+        }
+    }
+
+    /// The reference code's configuration: width 256, 8 blocks, 4 heads, MLP ×4, 8 registers
+    /// (25,968,194 parameters at d = 50).
+    pub fn paper(n_genes: usize) -> MapPfnConfig {
+        MapPfnConfig {
+            n_genes,
+            width: 256,
+            depth: 8,
+            heads: 4,
+            mlp_ratio: 4,
+            time_mlp_ratio: 4,
+            register_tokens: 8,
+            max_slots: 10,
+            trainable_time_frequencies: true,
+            attention_pad_to_multiple: None,
+        }
+    }
+
+    /// The paper text's variant of [`MapPfnConfig::paper`] with an MLP expansion of 2.
+    pub fn paper_text(n_genes: usize) -> MapPfnConfig {
+        MapPfnConfig { mlp_ratio: 2, ..MapPfnConfig::paper(n_genes) }
+    }
+
+    /// A named preset: `tiny`, `small`, `paper` or `paper-text`.
+    pub fn preset(name: &str, n_genes: usize) -> Result<MapPfnConfig> {
+        match name {
+            "tiny" => Ok(MapPfnConfig::tiny(n_genes)),
+            "small" => Ok(MapPfnConfig::small(n_genes)),
+            "paper" => Ok(MapPfnConfig::paper(n_genes)),
+            "paper-text" | "paper_text" => Ok(MapPfnConfig::paper_text(n_genes)),
+            other => Err(ModelError::Config(format!("unknown MapPFN size `{other}`; use tiny, small, paper or paper-text"))),
+        }
+    }
+
+    /// Largest number of context experiments the slot table allows.
+    pub fn max_context(&self) -> usize {
+        self.max_slots.saturating_sub(1)
+    }
+
+    /// Checks the configuration, naming the problem.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(ModelError::Config(m));
+        if self.n_genes == 0 {
+            return bad("n_genes must be at least 1".into());
+        }
+        if self.width < 4 || self.width % 2 != 0 {
+            return bad(format!("width {} must be even and at least 4", self.width));
+        }
+        if self.heads == 0 || self.width % self.heads != 0 {
+            return bad(format!("width {} must be a multiple of heads {}", self.width, self.heads));
+        }
+        if self.depth == 0 || self.mlp_ratio == 0 || self.time_mlp_ratio == 0 {
+            return bad("depth, mlp_ratio and time_mlp_ratio must be at least 1".into());
+        }
+        if self.max_slots == 0 {
+            return bad("max_slots must be at least 1 (it allows K = max_slots − 1 context experiments)".into());
+        }
+        if self.attention_pad_to_multiple == Some(0) {
+            return bad("attention_pad_to_multiple must be at least 1 (or null)".into());
+        }
+        Ok(())
+    }
+}
+
+/// How predictions are sampled: ODE solver and classifier-free guidance weight ω.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SamplerConfig {
+    /// ODE solver (default: the reference's fixed-step Dopri5, dt = 0.01).
+    pub solver: OdeSolver,
+    /// Guidance weight ω in `ω·v_cond − (ω − 1)·v_uncond` (default 2; 1 = no guidance).
+    pub guidance: f64,
+}
+
+impl Default for SamplerConfig {
+    fn default() -> Self {
+        SamplerConfig { solver: OdeSolver::default(), guidance: 2.0 }
+    }
+}
+
+impl SamplerConfig {
+    /// Checks the configuration, naming the problem.
+    pub fn validate(&self) -> Result<()> {
+        if !self.guidance.is_finite() || self.guidance < 0.0 {
+            return Err(ModelError::Config(format!("guidance weight {} must be a finite number ≥ 0 (default 2)", self.guidance)));
+        }
+        self.solver.validate()
+    }
+}

@@ -1,0 +1,13 @@
+//! MapPFN (spec `mappfn.md`): a prior-data-fitted conditional flow-matching MMDiT that reads an
+//! observational population and K measured perturbations of a context and generates the cells of an
+//! unseen perturbation.
+
+pub mod config;
+pub mod model;
+pub mod predictor;
+pub mod training;
+
+pub use config::{MapPfnConfig, SamplerConfig};
+pub use model::{forward_flops, ConditionedNet, EncodedCondition, MapPfnNet, TaskLayout};
+pub use predictor::{MapPfn, Sample, WeightSet};
+pub use training::{finetune, finetune_on, pretrain, pretrain_on};

@@ -1,0 +1,156 @@
+//! MapPFN as a [`Predictor`]: loads a checkpoint (EMA weights by default) and samples the query's cells
+//! by integrating the guided velocity field from Gaussian noise (spec §4.1, Appendix C).
+
+use std::path::{Path, PathBuf};
+
+use cellshift_data::{PerturbationData, PredictError, Prediction, Predictor, Task};
+use ndarray::Array2;
+use tch::{Device, Kind, Tensor};
+
+use super::config::{MapPfnConfig, SamplerConfig};
+use super::model::{ConditionedNet, MapPfnNet};
+use crate::error::{ModelError, Result};
+use crate::flow::{guided_velocity, solve};
+use crate::rng;
+use crate::train::checkpoint::{self, CheckpointMeta};
+use crate::train::trainer::load_weights;
+use crate::train::Preprocessing;
+
+/// Which weights of a checkpoint to load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightSet {
+    /// The EMA weights (used for validation, test and inference in the reference).
+    Ema,
+    /// The raw training weights.
+    Raw,
+}
+
+/// Cells sampled for one query, with solver statistics.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// Generated cells, `n × d`.
+    pub cells: Array2<f32>,
+    /// Guided velocity evaluations (each one batched forward of the conditional and unconditional branch).
+    pub evaluations: usize,
+    /// ODE steps taken.
+    pub steps: usize,
+}
+
+/// A trained (or freshly initialised) MapPFN ready to predict.
+#[derive(Debug)]
+pub struct MapPfn {
+    net: MapPfnNet,
+    sampler: SamplerConfig,
+    preprocessing: Preprocessing,
+    meta: Option<CheckpointMeta>,
+    checkpoint: Option<PathBuf>,
+}
+
+impl MapPfn {
+    /// Wraps a network (e.g. an untrained one) with the default sampler.
+    pub fn from_net(net: MapPfnNet, preprocessing: Preprocessing) -> MapPfn {
+        MapPfn { net, sampler: SamplerConfig::default(), preprocessing, meta: None, checkpoint: None }
+    }
+
+    /// Loads the EMA weights of the checkpoint at `path` (a checkpoint directory or a run directory with a
+    /// `LATEST` file) onto the CPU.
+    pub fn load(path: &Path) -> Result<MapPfn> {
+        MapPfn::load_with(path, WeightSet::Ema, Device::Cpu)
+    }
+
+    /// Loads the chosen weights of a checkpoint onto `device`.
+    pub fn load_with(path: &Path, weights: WeightSet, device: Device) -> Result<MapPfn> {
+        let ck = checkpoint::read_checkpoint(path)?;
+        if ck.meta.method != "mappfn" {
+            return Err(ModelError::CheckpointCorrupt {
+                path: ck.dir.clone(),
+                reason: format!("it was written by method `{}`, not MapPFN", ck.meta.method),
+            });
+        }
+        let config: MapPfnConfig = serde_json::from_value(ck.meta.model_config.clone()).map_err(|e| {
+            ModelError::CheckpointCorrupt { path: ck.dir.clone(), reason: format!("model_config is not a MapPFN configuration: {e}") }
+        })?;
+        let net = MapPfnNet::new(config, 0, device)?;
+        load_weights(net.var_store(), &ck, weights == WeightSet::Ema)?;
+        Ok(MapPfn {
+            net,
+            sampler: SamplerConfig::default(),
+            preprocessing: ck.meta.preprocessing.clone(),
+            meta: Some(ck.meta),
+            checkpoint: Some(ck.dir),
+        })
+    }
+
+    /// Replaces the sampler settings.
+    pub fn with_sampler(mut self, sampler: SamplerConfig) -> Result<MapPfn> {
+        sampler.validate()?;
+        self.sampler = sampler;
+        Ok(self)
+    }
+
+    /// The sampler settings.
+    pub fn sampler(&self) -> &SamplerConfig {
+        &self.sampler
+    }
+
+    /// The preprocessing inputs must have (as recorded at training time).
+    pub fn preprocessing(&self) -> &Preprocessing {
+        &self.preprocessing
+    }
+
+    /// The network.
+    pub fn net(&self) -> &MapPfnNet {
+        &self.net
+    }
+
+    /// The sidecar of the checkpoint it was loaded from.
+    pub fn checkpoint_meta(&self) -> Option<&CheckpointMeta> {
+        self.meta.as_ref()
+    }
+
+    /// The checkpoint directory it was loaded from.
+    pub fn checkpoint_dir(&self) -> Option<&Path> {
+        self.checkpoint.as_deref()
+    }
+
+    /// Samples `n_cells` cells of the task's query from noise drawn from `seed`.
+    pub fn sample(&self, task: &Task, n_cells: usize, seed: u64) -> Result<Sample> {
+        self.sampler.validate()?;
+        self.net.check_task(task, false)?;
+        if n_cells == 0 {
+            return Err(ModelError::Input("n_cells must be at least 1".into()));
+        }
+        let d = self.net.config().n_genes;
+        let layout = MapPfnNet::layout_of(task, n_cells);
+        tch::no_grad(|| {
+            let cond = self.net.encode_tasks(&[task], &layout)?;
+            let field = ConditionedNet { net: &self.net, cond: &cond };
+            let mut stream = rng::stream(seed, "mappfn-sample", 0);
+            let x0 = Tensor::from_slice(&rng::normals(&mut stream, n_cells * d))
+                .reshape([1, n_cells as i64, d as i64])
+                .to_device(self.net.device());
+            let omega = self.sampler.guidance;
+            let sol = solve(&self.sampler.solver, |t, x| guided_velocity(&field, x, t, omega), &x0, 0.0, 1.0)?;
+            let flat: Vec<f32> = Vec::<f32>::try_from(sol.x.to_kind(Kind::Float).to_device(Device::Cpu).reshape([-1]))?;
+            let cells = Array2::from_shape_vec((n_cells, d), flat)
+                .map_err(|e| ModelError::Input(format!("internal shape error: {e}")))?;
+            Ok(Sample { cells, evaluations: sol.evaluations, steps: sol.steps })
+        })
+    }
+}
+
+impl Predictor for MapPfn {
+    fn name(&self) -> &str {
+        "mappfn"
+    }
+
+    /// In-context prediction needs no fitting: adaptation to a data set is by the task's context (or by
+    /// [`crate::mappfn::finetune`] beforehand).
+    fn fit(&mut self, _data: &PerturbationData, _train_conditions: &[usize]) -> Result<(), PredictError> {
+        Ok(())
+    }
+
+    fn predict(&self, task: &Task, n_cells: usize, seed: u64) -> Result<Prediction, PredictError> {
+        Ok(Prediction::Cells(self.sample(task, n_cells, seed)?.cells))
+    }
+}

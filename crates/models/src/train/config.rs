@@ -1,0 +1,234 @@
+//! Training configuration, budgets, progress reports and the description of the preprocessing a model
+//! expects (stored in every checkpoint).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::ema::{EmaConfig, EmaInit};
+use super::optim::AdamWConfig;
+use super::schedule::{LrSchedule, ScheduleSizing};
+use crate::error::{ModelError, Result};
+
+/// Everything that determines a training run besides the model and the data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Master seed: task indices, noise, times and condition dropout are pure functions of it and the
+    /// micro-batch index.
+    pub seed: u64,
+    /// Tasks per micro-batch (32 in the reference).
+    pub batch_size: usize,
+    /// Micro-batches whose clipped gradients are averaged per optimiser update (8 in the reference).
+    pub accumulation: usize,
+    /// Length of the run in micro-batches (sizes the schedule; a budget may stop earlier).
+    pub total_steps: u64,
+    /// Learning-rate schedule.
+    pub schedule: LrSchedule,
+    /// AdamW hyper-parameters.
+    pub adamw: AdamWConfig,
+    /// Global-norm clipping of each micro-batch gradient (before accumulation); `None` disables it.
+    pub clip_norm: Option<f64>,
+    /// EMA of the weights used for inference.
+    pub ema: EmaConfig,
+    /// Probability that a task is trained unconditionally (classifier-free guidance dropout).
+    pub condition_dropout: f64,
+    /// Write a checkpoint every this many micro-batches (and at the end of every invocation).
+    pub checkpoint_every: u64,
+    /// Checkpoints kept in the run directory (older ones are deleted); at least 1.
+    pub keep_checkpoints: usize,
+    /// The preprocessing the training data had, hence the one the model expects at inference.
+    pub preprocessing: Preprocessing,
+}
+
+impl TrainConfig {
+    /// The reference SERGIO pre-training run: 400k micro-batches of 32 tasks, accumulation 8, quirk schedule,
+    /// reference EMA, CFG dropout 0.2.
+    pub fn reference_pretraining(preprocessing: Preprocessing) -> TrainConfig {
+        TrainConfig {
+            seed: 0,
+            batch_size: 32,
+            accumulation: 8,
+            total_steps: 400_000,
+            schedule: LrSchedule::reference(),
+            adamw: AdamWConfig::default(),
+            clip_norm: Some(1.0),
+            ema: EmaConfig::reference(),
+            condition_dropout: 0.2,
+            checkpoint_every: 1000,
+            keep_checkpoints: 2,
+            preprocessing,
+        }
+    }
+
+    /// The paper's intended schedule for `total_steps` micro-batches (1% warmup, 20% sqrt decay over the updates).
+    pub fn paper(preprocessing: Preprocessing, total_steps: u64) -> TrainConfig {
+        TrainConfig { total_steps, schedule: LrSchedule::paper(), ..TrainConfig::reference_pretraining(preprocessing) }
+    }
+
+    /// Fine-tuning as recommended by the spec (§3.6): 3,000 micro-batches, fresh AdamW, linear warmup over the
+    /// first 5% of updates to 5e-5, then constant; the EMA continues from the pre-trained EMA.
+    pub fn finetune(preprocessing: Preprocessing) -> TrainConfig {
+        TrainConfig {
+            total_steps: 3000,
+            schedule: LrSchedule {
+                peak: 5e-5,
+                end: 5e-5,
+                warmup_fraction: 0.05,
+                decay_fraction: 0.0,
+                sizing: ScheduleSizing::Updates,
+            },
+            checkpoint_every: 500,
+            ..TrainConfig::reference_pretraining(preprocessing)
+        }
+    }
+
+    /// A configuration for tests and demos: small batches, no accumulation, a copy-initialised EMA,
+    /// learning rate 1e-3 with 5% warmup, for `total_steps` micro-batches.
+    pub fn quick(preprocessing: Preprocessing, total_steps: u64) -> TrainConfig {
+        TrainConfig {
+            seed: 0,
+            batch_size: 8,
+            accumulation: 1,
+            total_steps,
+            schedule: LrSchedule {
+                peak: 1e-3,
+                end: 1e-4,
+                warmup_fraction: 0.05,
+                decay_fraction: 0.2,
+                sizing: ScheduleSizing::Updates,
+            },
+            adamw: AdamWConfig::default(),
+            clip_norm: Some(1.0),
+            ema: EmaConfig { decay: 0.99, init: EmaInit::Copy, debias: false },
+            condition_dropout: 0.2,
+            checkpoint_every: total_steps.max(1),
+            keep_checkpoints: 2,
+            preprocessing,
+        }
+    }
+
+    /// Checks the configuration, naming the problem.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(ModelError::Config(m));
+        if self.batch_size == 0 {
+            return bad("batch_size must be at least 1 task".into());
+        }
+        if self.accumulation == 0 {
+            return bad("accumulation must be at least 1 micro-batch".into());
+        }
+        if self.total_steps == 0 {
+            return bad("total_steps must be at least 1 micro-batch".into());
+        }
+        if self.checkpoint_every == 0 {
+            return bad("checkpoint_every must be at least 1 micro-batch".into());
+        }
+        if self.keep_checkpoints == 0 {
+            return bad("keep_checkpoints must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.condition_dropout) {
+            return bad(format!("condition_dropout {} must lie in [0, 1)", self.condition_dropout));
+        }
+        if let Some(c) = self.clip_norm {
+            if !(c > 0.0 && c.is_finite()) {
+                return bad(format!("clip_norm {c} must be a positive number (or null to disable clipping)"));
+            }
+        }
+        if !(0.0..1.0).contains(&self.ema.decay) {
+            return bad(format!("EMA decay {} must lie in [0, 1)", self.ema.decay));
+        }
+        let a = self.adamw;
+        if !(0.0..1.0).contains(&a.beta1) || !(0.0..1.0).contains(&a.beta2) || !(a.eps > 0.0) || !(a.weight_decay >= 0.0) {
+            return bad(format!("AdamW needs β1, β2 in [0, 1), ε > 0 and weight decay ≥ 0 (got {a:?})"));
+        }
+        self.schedule.validate().map_err(ModelError::Config)?;
+        self.preprocessing.validate()
+    }
+}
+
+/// How the expression values were transformed before the model saw them. Inputs at inference must be
+/// transformed the same way.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Preprocessing {
+    /// Per-cell total-count normalisation target (`None`: not normalised).
+    pub normalize_total: Option<TotalCountTarget>,
+    /// Natural `ln(1 + x)` applied after normalisation.
+    pub log1p: bool,
+    /// Any per-condition scaling applied on top (free text, e.g. `"none"` or `"standardise per condition"`).
+    pub per_condition_scaling: Option<String>,
+    /// Number of genes (model input width).
+    pub n_genes: usize,
+    /// Gene names in column order (may be empty for synthetic priors with anonymous genes).
+    pub gene_names: Vec<String>,
+}
+
+/// Target of per-cell total-count normalisation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TotalCountTarget {
+    /// The median total over all cells with a non-zero total of the whole data set (spec §6.8, §7).
+    Median,
+    /// A fixed total (e.g. 1e4).
+    Fixed(f64),
+}
+
+impl Preprocessing {
+    /// The spec's normalisation (median total, natural log1p) for named genes.
+    pub fn median_log1p(gene_names: Vec<String>) -> Preprocessing {
+        Preprocessing {
+            normalize_total: Some(TotalCountTarget::Median),
+            log1p: true,
+            per_condition_scaling: None,
+            n_genes: gene_names.len(),
+            gene_names,
+        }
+    }
+
+    /// Untransformed values on `n_genes` anonymous genes (synthetic Gaussian tasks, linear SCMs).
+    pub fn identity(n_genes: usize) -> Preprocessing {
+        Preprocessing { normalize_total: None, log1p: false, per_condition_scaling: None, n_genes, gene_names: vec![] }
+    }
+
+    /// Checks that the gene names, when given, match the gene count.
+    pub fn validate(&self) -> Result<()> {
+        if !self.gene_names.is_empty() && self.gene_names.len() != self.n_genes {
+            return Err(ModelError::Config(format!(
+                "preprocessing lists {} gene names but n_genes = {}; give one name per gene or none",
+                self.gene_names.len(),
+                self.n_genes
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How far one invocation of a training function may run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Budget {
+    /// Stop once this many micro-batches have been done in total (counting earlier invocations of the run).
+    Steps(u64),
+    /// Stop after this much wall time in this invocation (checked after each micro-batch).
+    Minutes(f64),
+}
+
+/// A progress report, emitted after every micro-batch.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    /// Micro-batches done in the run (including earlier invocations).
+    pub step: u64,
+    /// Micro-batches this invocation will stop at when the budget is in steps (else the run's total).
+    pub target_step: u64,
+    /// Optimiser updates done.
+    pub updates: u64,
+    /// Loss of the micro-batch just done.
+    pub loss: f64,
+    /// Learning rate of the most recent (or, before any update, the next) update.
+    pub lr: f64,
+    /// Global gradient norm of the micro-batch before clipping.
+    pub grad_norm: f64,
+    /// Micro-batches per second in this invocation.
+    pub steps_per_sec: f64,
+    /// Estimated time to `target_step`.
+    pub eta: Option<Duration>,
+    /// Wall time of this invocation so far.
+    pub elapsed: Duration,
+}

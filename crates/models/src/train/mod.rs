@@ -1,0 +1,19 @@
+//! Training infrastructure shared by the neural methods: AdamW, the warmup–stable–decay schedule, EMA,
+//! checkpoints (safetensors + JSON sidecar, atomic), index-addressed task sources and the resumable
+//! training loop.
+
+pub mod checkpoint;
+pub mod config;
+pub mod ema;
+pub mod optim;
+pub mod schedule;
+pub mod source;
+pub mod trainer;
+
+pub use checkpoint::{Counters, LoadedCheckpoint};
+pub use config::{Budget, Preprocessing, Progress, TotalCountTarget, TrainConfig};
+pub use ema::{Ema, EmaConfig, EmaInit};
+pub use optim::{AdamW, AdamWConfig};
+pub use schedule::{LrSchedule, ScheduleSizing};
+pub use source::TaskSource;
+pub use trainer::{train_in_dir, RunSummary, Start, StepReport, Trainable, Trainer};

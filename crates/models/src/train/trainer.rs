@@ -1,0 +1,422 @@
+//! The training loop shared by all neural methods (spec §3.2, Appendix B): per micro-batch, the loss of
+//! `batch_size` tasks, its gradient clipped to global norm `clip_norm`, a running mean over `accumulation`
+//! micro-batches passed to AdamW with the scheduled learning rate, and an EMA update; checkpoints at a
+//! fixed cadence; exact resumption.
+//!
+//! Determinism: task `j` of micro-batch `m` is `source.task(m·batch_size + j)` and every random draw of
+//! micro-batch `m` comes from the stream `(seed, "train-micro-batch", m)`. A resumed run therefore
+//! reproduces the uninterrupted run's loss sequence bit for bit (on the same device and thread count).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cellshift_data::Task;
+use rand_pcg::Pcg64;
+use tch::{nn, Tensor};
+
+use super::checkpoint::{self, CheckpointMeta, Counters, LoadedCheckpoint, RngPosition, TensorFileInfo};
+use super::config::{Budget, Progress, TrainConfig};
+use super::ema::Ema;
+use super::optim::AdamW;
+use super::source::TaskSource;
+use crate::error::{ModelError, Result};
+use crate::rng;
+
+/// Domain name of the per-micro-batch random streams.
+pub const MICRO_BATCH_STREAM: &str = "train-micro-batch";
+
+/// A model the shared loop can train.
+pub trait Trainable {
+    /// Method name stored in checkpoints (e.g. `"mappfn"`).
+    fn method(&self) -> &'static str;
+    /// The model configuration as JSON (stored in checkpoints; the method's loader reads it back).
+    fn config_json(&self) -> serde_json::Value;
+    /// The model's variables.
+    fn var_store(&self) -> &nn::VarStore;
+    /// Scalar loss of one micro-batch; every random number must be drawn from `rng`.
+    fn loss(&self, tasks: &[Task], rng: &mut Pcg64, config: &TrainConfig) -> Result<Tensor>;
+}
+
+/// The trainable variables of a var store, sorted by name.
+pub fn named_trainables(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// All variables (trainable or not) of a var store, sorted by name.
+pub fn named_variables(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// Number of trainable parameters.
+pub fn parameter_count(vs: &nn::VarStore) -> usize {
+    named_trainables(vs).iter().map(|(_, t)| t.numel()).sum()
+}
+
+/// Copies the weights of a checkpoint into a var store: the EMA weights of trainable variables when
+/// `ema` (debiased if the run's EMA setting says so), else the raw weights; non-trainable variables always
+/// come from the raw weights.
+pub fn load_weights(vs: &nn::VarStore, ck: &LoadedCheckpoint, ema: bool) -> Result<()> {
+    let cfg = ck.meta.train_config.ema;
+    let debias = ema && cfg.debias && cfg.init == super::ema::EmaInit::Zeros && ck.meta.counters.ema_updates > 0;
+    let factor = if debias { 1.0 / (1.0 - cfg.decay.powi(ck.meta.counters.ema_updates.min(i32::MAX as u64) as i32)) } else { 1.0 };
+    tch::no_grad(|| {
+        for (name, mut var) in named_variables(vs) {
+            let from_ema = ema && var.requires_grad();
+            let src = ck.tensor(if from_ema { "ema" } else { "model" }, &name, &var.size())?;
+            if from_ema && factor != 1.0 {
+                var.f_copy_(&(src * factor))?;
+            } else {
+                var.f_copy_(src)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// What one micro-batch did.
+#[derive(Clone, Copy, Debug)]
+pub struct StepReport {
+    /// The micro-batch loss.
+    pub loss: f64,
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Learning rate of the update made in this micro-batch, if one was made.
+    pub lr: Option<f64>,
+}
+
+/// Summary of one training invocation.
+#[derive(Clone, Debug)]
+pub struct RunSummary {
+    /// Micro-batches done in the run (including earlier invocations).
+    pub step: u64,
+    /// Optimiser updates done.
+    pub updates: u64,
+    /// Losses of the micro-batches done in this invocation, in order.
+    pub losses: Vec<f64>,
+    /// The last checkpoint written.
+    pub checkpoint: Option<PathBuf>,
+    /// Whether the run reached `total_steps`.
+    pub finished: bool,
+    /// Wall time of this invocation.
+    pub elapsed: Duration,
+}
+
+/// How a training invocation starts when the run directory holds no checkpoint yet.
+pub enum Start<'a> {
+    /// From the model's current (freshly initialised) weights.
+    Fresh,
+    /// From the weights and EMA of another run's checkpoint, with a fresh optimiser and counters.
+    FinetuneFrom(&'a LoadedCheckpoint),
+}
+
+/// Training state of one model: optimiser, EMA, accumulated gradient and counters.
+pub struct Trainer<'m, M: Trainable + ?Sized> {
+    model: &'m M,
+    config: TrainConfig,
+    names: Vec<String>,
+    params: Vec<Tensor>,
+    optimizer: AdamW,
+    ema: Ema,
+    accum: Vec<Tensor>,
+    counters: Counters,
+    task_source: String,
+    last_loss: Option<f64>,
+    finetuned_from: Option<String>,
+}
+
+impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
+    /// A fresh trainer for `model` (AdamW moments zero, EMA initialised per `config.ema`).
+    pub fn new(model: &'m M, config: TrainConfig) -> Result<Self> {
+        config.validate()?;
+        let (names, params): (Vec<String>, Vec<Tensor>) = named_trainables(model.var_store()).into_iter().unzip();
+        if params.is_empty() {
+            return Err(ModelError::Config("the model has no trainable parameters".into()));
+        }
+        let optimizer = AdamW::new(config.adamw, &params);
+        let ema = Ema::new(config.ema, &params);
+        let accum = tch::no_grad(|| params.iter().map(Tensor::zeros_like).collect());
+        Ok(Trainer {
+            model,
+            config,
+            names,
+            params,
+            optimizer,
+            ema,
+            accum,
+            counters: Counters::default(),
+            task_source: String::new(),
+            last_loss: None,
+            finetuned_from: None,
+        })
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// The training configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The learning rate of the next optimiser update.
+    pub fn next_lr(&self) -> f64 {
+        let horizon = self.config.schedule.horizon(self.config.total_steps, self.config.accumulation as u64);
+        self.config.schedule.lr(self.counters.updates, horizon)
+    }
+
+    /// The EMA read-out, by parameter name.
+    pub fn ema_weights(&self) -> Vec<(String, Tensor)> {
+        self.names.iter().cloned().zip(self.ema.readout()).collect()
+    }
+
+    /// Runs one micro-batch: loss, backward, clip, accumulate, maybe update, EMA.
+    pub fn step(&mut self, source: &dyn TaskSource) -> Result<StepReport> {
+        let m = self.counters.micro_batches;
+        let b = self.config.batch_size as u64;
+        let tasks: Vec<Task> = (0..b).map(|j| source.task(m * b + j)).collect::<Result<_>>()?;
+        let mut stream = rng::stream(self.config.seed, MICRO_BATCH_STREAM, m);
+        for p in &mut self.params {
+            p.zero_grad();
+        }
+        let loss = self.model.loss(&tasks, &mut stream, &self.config)?;
+        let loss_value = loss.double_value(&[]);
+        if !loss_value.is_finite() {
+            return Err(ModelError::NonFiniteLoss { step: m, loss: loss_value });
+        }
+        loss.backward();
+        let grads: Vec<Tensor> =
+            self.params.iter().map(|p| { let g = p.grad(); if g.defined() { g } else { p.zeros_like() } }).collect();
+        let grad_norm = tch::no_grad(|| {
+            let sq: Vec<Tensor> = grads.iter().map(|g| g.square().sum(tch::Kind::Float)).collect();
+            Tensor::stack(&sq, 0).sum(tch::Kind::Float).sqrt().double_value(&[])
+        });
+        let scale = match self.config.clip_norm {
+            Some(c) if grad_norm > c => c / grad_norm,
+            _ => 1.0,
+        };
+        let mut lr = None;
+        let schedule = self.config.schedule;
+        let horizon = schedule.horizon(self.config.total_steps, self.config.accumulation as u64);
+        tch::no_grad(|| {
+            let accumulation = self.config.accumulation as u64;
+            let update_grads: Option<Vec<Tensor>> = if accumulation == 1 {
+                Some(grads.iter().map(|g| g * scale).collect())
+            } else {
+                let k = (self.counters.accumulated + 1) as f64;
+                for (a, g) in self.accum.iter_mut().zip(&grads) {
+                    let delta = (g * scale - &*a) / k;
+                    let _ = a.g_add_(&delta);
+                }
+                self.counters.accumulated += 1;
+                if self.counters.accumulated == accumulation {
+                    self.counters.accumulated = 0;
+                    let mean: Vec<Tensor> = self.accum.iter().map(Tensor::copy).collect();
+                    for a in &mut self.accum {
+                        let _ = a.zero_();
+                    }
+                    Some(mean)
+                } else {
+                    None
+                }
+            };
+            if let Some(g) = update_grads {
+                let rate = schedule.lr(self.counters.updates, horizon);
+                self.optimizer.step(&self.params, &g, rate);
+                self.counters.updates += 1;
+                lr = Some(rate);
+            }
+        });
+        self.ema.update(&self.params);
+        self.counters.ema_updates = self.ema.count;
+        self.counters.micro_batches += 1;
+        self.last_loss = Some(loss_value);
+        Ok(StepReport { loss: loss_value, grad_norm, lr })
+    }
+
+    /// The tensors of a checkpoint (weights, EMA, AdamW moments, accumulated gradient).
+    fn checkpoint_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out: Vec<(String, Tensor)> =
+            named_variables(self.model.var_store()).into_iter().map(|(n, t)| (format!("model/{n}"), t)).collect();
+        for (i, n) in self.names.iter().enumerate() {
+            out.push((format!("ema/{n}"), self.ema.shadow[i].shallow_clone()));
+            out.push((format!("adam_m/{n}"), self.optimizer.m[i].shallow_clone()));
+            out.push((format!("adam_v/{n}"), self.optimizer.v[i].shallow_clone()));
+            if self.counters.accumulated > 0 {
+                out.push((format!("grad_accum/{n}"), self.accum[i].shallow_clone()));
+            }
+        }
+        out
+    }
+
+    /// Writes a checkpoint into the run directory `run_dir` and returns its directory.
+    pub fn save_checkpoint(&self, run_dir: &Path) -> Result<PathBuf> {
+        let c = self.counters;
+        let meta = CheckpointMeta {
+            format: checkpoint::FORMAT.into(),
+            format_version: checkpoint::FORMAT_VERSION,
+            method: self.model.method().into(),
+            model_config: self.model.config_json(),
+            train_config: self.config.clone(),
+            counters: c,
+            rng: RngPosition {
+                seed: self.config.seed,
+                scheme: format!("pcg64 stream (seed, \"{MICRO_BATCH_STREAM}\", micro_batch); task index = micro_batch·batch_size + j"),
+                next_micro_batch: c.micro_batches,
+                next_task_index: c.micro_batches * self.config.batch_size as u64,
+            },
+            task_source: self.task_source.clone(),
+            preprocessing: self.config.preprocessing.clone(),
+            parameter_count: self.params.iter().map(Tensor::numel).sum(),
+            last_loss: self.last_loss,
+            finetuned_from: self.finetuned_from.clone(),
+            tensors: TensorFileInfo { file: String::new(), bytes: 0, fnv1a64: String::new() },
+        };
+        checkpoint::write_checkpoint(run_dir, meta, &self.checkpoint_tensors(), self.config.keep_checkpoints)
+    }
+
+    /// Restores the complete state (weights, EMA, optimiser, accumulated gradient, counters) of a checkpoint
+    /// of the same run.
+    pub fn restore(&mut self, ck: &LoadedCheckpoint) -> Result<()> {
+        load_weights(self.model.var_store(), ck, false)?;
+        let c = ck.meta.counters;
+        tch::no_grad(|| -> Result<()> {
+            for (i, n) in self.names.iter().enumerate() {
+                let shape = self.params[i].size();
+                self.ema.shadow[i].f_copy_(ck.tensor("ema", n, &shape)?)?;
+                self.optimizer.m[i].f_copy_(ck.tensor("adam_m", n, &shape)?)?;
+                self.optimizer.v[i].f_copy_(ck.tensor("adam_v", n, &shape)?)?;
+                if c.accumulated > 0 {
+                    self.accum[i].f_copy_(ck.tensor("grad_accum", n, &shape)?)?;
+                } else {
+                    let _ = self.accum[i].zero_();
+                }
+            }
+            Ok(())
+        })?;
+        self.counters = c;
+        self.optimizer.updates = c.updates;
+        self.ema.count = c.ema_updates;
+        self.last_loss = ck.meta.last_loss;
+        self.finetuned_from = ck.meta.finetuned_from.clone();
+        Ok(())
+    }
+
+    /// Starts fine-tuning from another run's checkpoint: its raw weights and EMA (with its count), fresh
+    /// AdamW state and counters.
+    pub fn start_from(&mut self, ck: &LoadedCheckpoint) -> Result<()> {
+        load_weights(self.model.var_store(), ck, false)?;
+        tch::no_grad(|| -> Result<()> {
+            for (i, n) in self.names.iter().enumerate() {
+                let shape = self.params[i].size();
+                self.ema.shadow[i].f_copy_(ck.tensor("ema", n, &shape)?)?;
+            }
+            Ok(())
+        })?;
+        self.ema.count = ck.meta.counters.ema_updates;
+        self.counters = Counters { ema_updates: self.ema.count, ..Counters::default() };
+        self.finetuned_from = Some(ck.dir.display().to_string());
+        Ok(())
+    }
+
+    /// Trains until the budget or `total_steps` is reached, checkpointing into `run_dir` every
+    /// `checkpoint_every` micro-batches and at the end; calls `on_progress` after every micro-batch.
+    pub fn run(
+        &mut self,
+        source: &dyn TaskSource,
+        run_dir: &Path,
+        budget: Budget,
+        on_progress: &mut dyn FnMut(&Progress),
+    ) -> Result<RunSummary> {
+        self.task_source = source.describe();
+        let total = self.config.total_steps;
+        let (target, deadline) = match budget {
+            Budget::Steps(n) => (n.min(total), None),
+            Budget::Minutes(m) => {
+                if !(m >= 0.0 && m.is_finite()) {
+                    return Err(ModelError::Config(format!("time budget {m} minutes must be a non-negative number")));
+                }
+                (total, Some(Duration::from_secs_f64(m * 60.0)))
+            }
+        };
+        let start = Instant::now();
+        let first_step = self.counters.micro_batches;
+        let mut saved_at = first_step;
+        let mut checkpoint = None;
+        let mut losses = Vec::new();
+        while self.counters.micro_batches < target {
+            if deadline.is_some_and(|d| start.elapsed() >= d) {
+                break;
+            }
+            let report = self.step(source)?;
+            losses.push(report.loss);
+            let step = self.counters.micro_batches;
+            if step % self.config.checkpoint_every == 0 {
+                checkpoint = Some(self.save_checkpoint(run_dir)?);
+                saved_at = step;
+            }
+            let elapsed = start.elapsed();
+            let done = (step - first_step) as f64;
+            let rate = done / elapsed.as_secs_f64().max(1e-9);
+            let eta = (rate > 0.0).then(|| Duration::from_secs_f64((target - step) as f64 / rate));
+            on_progress(&Progress {
+                step,
+                target_step: target,
+                updates: self.counters.updates,
+                loss: report.loss,
+                lr: report.lr.unwrap_or_else(|| self.next_lr()),
+                grad_norm: report.grad_norm,
+                steps_per_sec: rate,
+                eta,
+                elapsed,
+            });
+        }
+        if self.counters.micro_batches != saved_at || (checkpoint.is_none() && !checkpoint::has_checkpoint(run_dir)) {
+            checkpoint = Some(self.save_checkpoint(run_dir)?);
+        }
+        Ok(RunSummary {
+            step: self.counters.micro_batches,
+            updates: self.counters.updates,
+            losses,
+            checkpoint,
+            finished: self.counters.micro_batches >= total,
+            elapsed: start.elapsed(),
+        })
+    }
+}
+
+/// Trains `model` in the run directory `run_dir`: resumes from the run's latest checkpoint when there is one
+/// (its method, model configuration and training configuration must match), else starts as `start` says.
+pub fn train_in_dir<M: Trainable + ?Sized>(
+    model: &M,
+    config: &TrainConfig,
+    source: &dyn TaskSource,
+    run_dir: &Path,
+    budget: Budget,
+    start: Start<'_>,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<RunSummary> {
+    let mut trainer = Trainer::new(model, config.clone())?;
+    if checkpoint::has_checkpoint(run_dir) {
+        let ck = checkpoint::read_checkpoint(run_dir)?;
+        let mismatch = |detail: String| ModelError::RunMismatch { path: run_dir.to_path_buf(), detail };
+        if ck.meta.method != model.method() {
+            return Err(mismatch(format!("method `{}` vs `{}`", ck.meta.method, model.method())));
+        }
+        if ck.meta.model_config != model.config_json() {
+            return Err(mismatch("model configuration differs".into()));
+        }
+        if &ck.meta.train_config != config {
+            return Err(mismatch("training configuration differs".into()));
+        }
+        trainer.restore(&ck)?;
+    } else if let Start::FinetuneFrom(ck) = start {
+        trainer.start_from(ck)?;
+    }
+    trainer.run(source, run_dir, budget, on_progress)
+}
