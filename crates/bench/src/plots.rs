@@ -10,16 +10,34 @@ use plotters::prelude::*;
 const SIZE: (u32, u32) = (640, 520);
 
 fn plot_error(e: impl std::fmt::Display) -> DataError {
-    DataError::Invalid(format!("plotting failed: {e}; check that a font is installed (fonts-dejavu-core)"))
+    DataError::Invalid(format!(
+        "plotting failed: {e}; check that a font is installed (fonts-dejavu-core)"
+    ))
 }
 
 /// Scatter of (true, predicted) pairs with the identity line, e.g. per-gene mean shifts.
-pub fn scatter_png(path: &Path, points: &[(f64, f64)], title: &str, x_label: &str, y_label: &str) -> Result<(), DataError> {
-    let finite: Vec<(f64, f64)> = points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
-    let (lo, hi) = finite.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(x, y)| {
-        (lo.min(x).min(y), hi.max(x).max(y))
-    });
-    let (lo, hi) = if lo.is_finite() && hi > lo { (lo, hi) } else { (-1.0, 1.0) };
+pub fn scatter_png(
+    path: &Path,
+    points: &[(f64, f64)],
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+) -> Result<(), DataError> {
+    let finite: Vec<(f64, f64)> = points
+        .iter()
+        .copied()
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .collect();
+    let (lo, hi) = finite
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(x, y)| {
+            (lo.min(x).min(y), hi.max(x).max(y))
+        });
+    let (lo, hi) = if lo.is_finite() && hi > lo {
+        (lo, hi)
+    } else {
+        (-1.0, 1.0)
+    };
     let pad = 0.05 * (hi - lo);
     let range = (lo - pad)..(hi + pad);
     write_atomically(path, |tmp| {
@@ -32,12 +50,24 @@ pub fn scatter_png(path: &Path, points: &[(f64, f64)], title: &str, x_label: &st
             .y_label_area_size(55)
             .build_cartesian_2d(range.clone(), range.clone())
             .map_err(plot_error)?;
-        chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw().map_err(plot_error)?;
         chart
-            .draw_series(LineSeries::new(vec![(range.start, range.start), (range.end, range.end)], &BLACK.mix(0.4)))
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .draw()
             .map_err(plot_error)?;
         chart
-            .draw_series(finite.iter().map(|&(x, y)| Circle::new((x, y), 3, BLUE.mix(0.6).filled())))
+            .draw_series(LineSeries::new(
+                vec![(range.start, range.start), (range.end, range.end)],
+                &BLACK.mix(0.4),
+            ))
+            .map_err(plot_error)?;
+        chart
+            .draw_series(
+                finite
+                    .iter()
+                    .map(|&(x, y)| Circle::new((x, y), 3, BLUE.mix(0.6).filled())),
+            )
             .map_err(plot_error)?;
         root.present().map_err(plot_error)?;
         Ok(())
@@ -45,10 +75,24 @@ pub fn scatter_png(path: &Path, points: &[(f64, f64)], title: &str, x_label: &st
 }
 
 /// Overlaid histograms of several samples (e.g. control, true and predicted values of one gene).
-pub fn histograms_png(path: &Path, series: &[(&str, &[f64])], title: &str, x_label: &str) -> Result<(), DataError> {
-    let all = series.iter().flat_map(|(_, v)| v.iter().copied()).filter(|v| v.is_finite());
-    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let (lo, hi) = if lo.is_finite() && hi > lo { (lo, hi) } else { (lo.min(0.0), lo.max(0.0) + 1.0) };
+pub fn histograms_png(
+    path: &Path,
+    series: &[(&str, &[f64])],
+    title: &str,
+    x_label: &str,
+) -> Result<(), DataError> {
+    let all = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .filter(|v| v.is_finite());
+    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    let (lo, hi) = if lo.is_finite() && hi > lo {
+        (lo, hi)
+    } else {
+        (lo.min(0.0), lo.max(0.0) + 1.0)
+    };
     let bins = 30usize;
     let width = (hi - lo) / bins as f64;
     let densities: Vec<Vec<f64>> = series
@@ -63,8 +107,19 @@ pub fn histograms_png(path: &Path, series: &[(&str, &[f64])], title: &str, x_lab
             counts
         })
         .collect();
-    let top = densities.iter().flatten().copied().fold(0.0, f64::max).max(1e-9) * 1.1;
-    let colours = [RGBColor(120, 120, 120), RGBColor(220, 50, 32), RGBColor(0, 90, 181), RGBColor(0, 150, 60)];
+    let top = densities
+        .iter()
+        .flatten()
+        .copied()
+        .fold(0.0, f64::max)
+        .max(1e-9)
+        * 1.1;
+    let colours = [
+        RGBColor(120, 120, 120),
+        RGBColor(220, 50, 32),
+        RGBColor(0, 90, 181),
+        RGBColor(0, 150, 60),
+    ];
     write_atomically(path, |tmp| {
         let root = BitMapBackend::new(tmp, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(plot_error)?;
@@ -75,7 +130,12 @@ pub fn histograms_png(path: &Path, series: &[(&str, &[f64])], title: &str, x_lab
             .y_label_area_size(55)
             .build_cartesian_2d(lo..hi, 0.0..top)
             .map_err(plot_error)?;
-        chart.configure_mesh().x_desc(x_label).y_desc("density").draw().map_err(plot_error)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc("density")
+            .draw()
+            .map_err(plot_error)?;
         for (i, ((label, _), density)) in series.iter().zip(&densities).enumerate() {
             let colour = colours[i % colours.len()];
             let steps: Vec<(f64, f64)> = density
@@ -87,7 +147,9 @@ pub fn histograms_png(path: &Path, series: &[(&str, &[f64])], title: &str, x_lab
                 .draw_series(LineSeries::new(steps, colour.stroke_width(2)))
                 .map_err(plot_error)?
                 .label(*label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -108,9 +170,22 @@ mod tests {
     fn writes_png_files() {
         let dir = tempfile::tempdir().unwrap();
         let scatter = dir.path().join("s.png");
-        scatter_png(&scatter, &[(0.0, 0.1), (1.0, 0.9), (-0.5, -0.4)], "shifts", "true", "predicted").unwrap();
+        scatter_png(
+            &scatter,
+            &[(0.0, 0.1), (1.0, 0.9), (-0.5, -0.4)],
+            "shifts",
+            "true",
+            "predicted",
+        )
+        .unwrap();
         let hist = dir.path().join("h.png");
-        histograms_png(&hist, &[("a", &[0.0, 0.5, 1.0]), ("b", &[0.2, 0.3])], "gene", "value").unwrap();
+        histograms_png(
+            &hist,
+            &[("a", &[0.0, 0.5, 1.0]), ("b", &[0.2, 0.3])],
+            "gene",
+            "value",
+        )
+        .unwrap();
         for path in [scatter, hist] {
             let bytes = std::fs::read(&path).unwrap();
             assert_eq!(&bytes[1..4], b"PNG", "{} is not a PNG", path.display());

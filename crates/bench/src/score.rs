@@ -12,6 +12,9 @@ use ndarray::{Array2, Axis};
 
 use crate::summary::{summarise, MetricSummary};
 
+/// Salt of the seed of the independent resample of a query's cells handed to predictors.
+const INDEPENDENT_RESAMPLE_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
+
 /// How a predictor is scored.
 #[derive(Clone, Debug)]
 pub struct ScoreConfig {
@@ -59,7 +62,9 @@ pub fn score_predictor(
     config: &ScoreConfig,
 ) -> anyhow::Result<ScoreResult> {
     let split = Split::new(data, &config.split)?;
-    predictor.fit(data, &split.train_conditions()).map_err(|e| anyhow::anyhow!("fitting {}: {e}", predictor.name()))?;
+    predictor
+        .fit(data, &split.train_conditions())
+        .map_err(|e| anyhow::anyhow!("fitting {}: {e}", predictor.name()))?;
     let sampler = TaskSampler::new(
         data,
         split,
@@ -80,7 +85,10 @@ pub fn score_predictor(
     }
     let mut by_context: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for &q in sampler.queries() {
-        by_context.entry(data.conditions()[q].context).or_default().push(q);
+        by_context
+            .entry(data.conditions()[q].context)
+            .or_default()
+            .push(q);
     }
     let mut reports = Vec::new();
     for &seed in &config.seeds {
@@ -90,7 +98,11 @@ pub fn score_predictor(
         }
     }
     let summary = summarise(&reports, &config.seeds);
-    Ok(ScoreResult { method: predictor.name().to_string(), reports, summary })
+    Ok(ScoreResult {
+        method: predictor.name().to_string(),
+        reports,
+        summary,
+    })
 }
 
 fn score_context(
@@ -102,14 +114,26 @@ fn score_context(
     config: &ScoreConfig,
 ) -> anyhow::Result<EvalReport> {
     let mut obs: Option<Array2<f64>> = None;
-    let (mut trues, mut preds, mut names, mut targets) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut trues, mut preds, mut names, mut targets) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (i, &q) in queries.iter().enumerate() {
         let task_seed = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
         let task = sampler.task_for(q, config.k, task_seed)?;
+        // Predictors never see the scored target cells: the task they get carries an independent
+        // resample of the query condition (read only by the oracle, whose score is then the noise floor).
+        let mut input = task.clone();
+        input.target = sampler
+            .task_for(q, 0, task_seed ^ INDEPENDENT_RESAMPLE_SALT)?
+            .target;
         let prediction = predictor
-            .predict(&task, config.n_cells, task_seed)
-            .map_err(|e| anyhow::anyhow!("{} failed on {}: {e}", predictor.name(), task.query_label()))?;
-        let target = task.target.as_ref().ok_or_else(|| anyhow::anyhow!("task without target cells"))?;
+            .predict(&input, config.n_cells, task_seed)
+            .map_err(|e| {
+                anyhow::anyhow!("{} failed on {}: {e}", predictor.name(), task.query_label())
+            })?;
+        let target = task
+            .target
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("task without target cells"))?;
         if obs.is_none() {
             obs = Some(task.observational.mapv(f64::from));
         }
@@ -121,7 +145,10 @@ fn score_context(
     }
     let obs = obs.ok_or_else(|| anyhow::anyhow!("no queries in context"))?;
     let case = EvalCase::new(obs, trues, preds, Some(names), Some(targets))?;
-    let options = EvalOptions { gene_names: Some(data.genes.clone()), ..EvalOptions::default() };
+    let options = EvalOptions {
+        gene_names: Some(data.genes.clone()),
+        ..EvalOptions::default()
+    };
     Ok(evaluate(&case, &config.groups, &options)?)
 }
 
@@ -131,7 +158,10 @@ pub fn prediction_cells(prediction: &Prediction, task: &Task) -> Array2<f32> {
     match prediction {
         Prediction::Cells(cells) => cells.clone(),
         Prediction::PseudoBulk(profile) => {
-            let control_mean = task.observational.mean_axis(Axis(0)).unwrap_or_else(|| profile.clone());
+            let control_mean = task
+                .observational
+                .mean_axis(Axis(0))
+                .unwrap_or_else(|| profile.clone());
             let shift = profile - &control_mean;
             &task.observational + &shift.insert_axis(Axis(0))
         }
@@ -140,5 +170,9 @@ pub fn prediction_cells(prediction: &Prediction, task: &Task) -> Array2<f32> {
 
 /// A split configuration that treats every context as a hold-out context.
 pub fn all_holdout_split(seed: u64) -> SplitConfig {
-    SplitConfig { seed, mode: SplitMode::AllContextsHoldout, ..SplitConfig::default() }
+    SplitConfig {
+        seed,
+        mode: SplitMode::AllContextsHoldout,
+        ..SplitConfig::default()
+    }
 }

@@ -17,19 +17,22 @@ pub struct MetricSummary {
     pub n: usize,
 }
 
-/// Per seed, averages each metric over the seed's contexts (the `mean` block for per-perturbation
-/// metrics, the `global` block for joint ones), then gives mean ± std over seeds.
+/// Per seed, averages each metric over the seed's contexts (the NaN-ignoring `nanmean` block for
+/// per-perturbation metrics, so that one undefined value — e.g. a Pearson correlation of a constant
+/// profile — does not hide the others; the `global` block for joint ones), then gives mean ± std over
+/// seeds.
 pub fn summarise(reports: &[(u64, String, EvalReport)], seeds: &[u64]) -> Vec<MetricSummary> {
     let mut per_metric: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for &seed in seeds {
         let mut sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
         for (_, _, report) in reports.iter().filter(|(s, _, _)| *s == seed) {
-            let values = report
-                .mean
-                .0
-                .iter()
-                .map(|(k, v)| (k.clone(), *v))
-                .chain(report.global.0.iter().filter_map(|(k, v)| v.as_f64().map(|x| (k.clone(), x))));
+            let values = report.nanmean.0.iter().map(|(k, v)| (k.clone(), *v)).chain(
+                report
+                    .global
+                    .0
+                    .iter()
+                    .filter_map(|(k, v)| v.as_f64().map(|x| (k.clone(), x))),
+            );
             for (key, value) in values {
                 if value.is_finite() {
                     let entry = sums.entry(key).or_insert((0.0, 0));
@@ -50,13 +53,22 @@ pub fn summarise(reports: &[(u64, String, EvalReport)], seeds: &[u64]) -> Vec<Me
         .map(|(metric, values)| {
             let finite: Vec<f64> = values.into_iter().filter(|v| v.is_finite()).collect();
             let n = finite.len();
-            let mean = if n > 0 { finite.iter().sum::<f64>() / n as f64 } else { f64::NAN };
+            let mean = if n > 0 {
+                finite.iter().sum::<f64>() / n as f64
+            } else {
+                f64::NAN
+            };
             let std = if n > 1 {
                 (finite.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
             } else {
                 0.0
             };
-            MetricSummary { metric, mean, std, n }
+            MetricSummary {
+                metric,
+                mean,
+                std,
+                n,
+            }
         })
         .collect()
 }
@@ -68,7 +80,11 @@ pub fn find<'a>(summary: &'a [MetricSummary], metric: &str) -> Option<&'a Metric
 
 /// A markdown table: one row per method, one column per metric, `mean ± std`.
 pub fn markdown_table(rows: &[(String, Vec<MetricSummary>)], metrics: &[&str]) -> String {
-    let mut out = format!("| method | {} |\n|---|{}\n", metrics.join(" | "), "---|".repeat(metrics.len()));
+    let mut out = format!(
+        "| method | {} |\n|---|{}\n",
+        metrics.join(" | "),
+        "---|".repeat(metrics.len())
+    );
     for (method, summary) in rows {
         let cells: Vec<String> = metrics
             .iter()

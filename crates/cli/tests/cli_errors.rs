@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn cellshift(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cellshift")).args(args).output().expect("run cellshift");
+    let out = Command::new(env!("CARGO_BIN_EXE_cellshift"))
+        .args(args)
+        .output()
+        .expect("run cellshift");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -20,25 +23,41 @@ fn assert_clean_failure(args: &[&str], needles: &[&str]) {
     assert_eq!(code, 1, "exit status for {args:?}; stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "panic for {args:?}: {stderr}");
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one error line for {args:?}, got: {stderr}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected one error line for {args:?}, got: {stderr}"
+    );
     assert!(lines[0].starts_with("error: "), "{stderr}");
     for needle in needles {
-        assert!(lines[0].contains(needle), "`{needle}` missing from: {}", lines[0]);
+        assert!(
+            lines[0].contains(needle),
+            "`{needle}` missing from: {}",
+            lines[0]
+        );
     }
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../data/tests/fixtures")
+        .join(name)
 }
 
 fn assert_no_files(dir: &Path) {
-    let left: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert!(left.is_empty(), "files left behind: {left:?}");
 }
 
 #[test]
 fn missing_file_is_named() {
-    assert_clean_failure(&["inspect", "/nonexistent/screen.h5ad"], &["not found", "/nonexistent/screen.h5ad"]);
+    assert_clean_failure(
+        &["inspect", "/nonexistent/screen.h5ad"],
+        &["not found", "/nonexistent/screen.h5ad"],
+    );
 }
 
 #[test]
@@ -56,7 +75,15 @@ fn preprocess_failure_leaves_no_output() {
     std::fs::write(&input, "not hdf5").unwrap();
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().join("out.h5ad");
-    assert_clean_failure(&["preprocess", input.to_str().unwrap(), "--out", out.to_str().unwrap()], &["HDF5"]);
+    assert_clean_failure(
+        &[
+            "preprocess",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &["HDF5"],
+    );
     assert_no_files(out_dir.path());
 }
 
@@ -67,7 +94,12 @@ fn wrong_perturbation_column_lists_columns() {
         panic!("fixture {} missing", file.display());
     }
     assert_clean_failure(
-        &["inspect", file.to_str().unwrap(), "--perturbation-column", "guide_target"],
+        &[
+            "inspect",
+            file.to_str().unwrap(),
+            "--perturbation-column",
+            "guide_target",
+        ],
         &["guide_target", "--perturbation-column", "perturbation"],
     );
 }
@@ -76,7 +108,15 @@ fn wrong_perturbation_column_lists_columns() {
 fn unknown_baseline_lists_valid_names() {
     let file = fixture("perturbation.h5ad");
     assert_clean_failure(
-        &["evaluate", "--baseline", "magic", "--data", file.to_str().unwrap(), "--control", "non-targeting"],
+        &[
+            "evaluate",
+            "--baseline",
+            "magic",
+            "--data",
+            file.to_str().unwrap(),
+            "--control",
+            "non-targeting",
+        ],
         &["magic", "perturbation_mean"],
     );
 }
@@ -87,7 +127,16 @@ fn invalid_normalize_value_is_explained() {
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().join("out.h5ad");
     assert_clean_failure(
-        &["preprocess", file.to_str().unwrap(), "--out", out.to_str().unwrap(), "--normalize", "lots", "--control", "non-targeting"],
+        &[
+            "preprocess",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--normalize",
+            "lots",
+            "--control",
+            "non-targeting",
+        ],
         &["--normalize", "median"],
     );
     assert_no_files(out_dir.path());
@@ -98,6 +147,9 @@ fn every_command_has_help() {
     for command in ["inspect", "preprocess", "simulate", "evaluate", "demo"] {
         let (code, stdout, _) = cellshift(&[command, "--help"]);
         assert_eq!(code, 0, "{command} --help");
-        assert!(stdout.contains("Usage: cellshift"), "{command} --help printed: {stdout}");
+        assert!(
+            stdout.contains("Usage: cellshift"),
+            "{command} --help printed: {stdout}"
+        );
     }
 }

@@ -46,7 +46,11 @@ fn median_seconds(runs: usize, mut f: impl FnMut()) -> (f64, f64) {
 }
 
 fn report(what: &str, (wall, cpu): (f64, f64)) {
-    println!("{what:<38} {:8.1} ms wall  {:8.1} ms CPU", 1e3 * wall, 1e3 * cpu);
+    println!(
+        "{what:<38} {:8.1} ms wall  {:8.1} ms CPU",
+        1e3 * wall,
+        1e3 * cpu
+    );
 }
 
 fn main() {
@@ -72,6 +76,67 @@ fn main() {
         data.n_genes()
     );
 
+    if std::env::var("PROFILE_STEPS").is_ok() {
+        use cellshift_data::preprocess::{
+            cell_totals, check_counts, log1p_matrix, normalize_total_matrix,
+        };
+        report(
+            "  clone data",
+            median_seconds(runs, || {
+                let _ = data.clone();
+            }),
+        );
+        report(
+            "  check_counts",
+            median_seconds(runs, || {
+                check_counts(data.view(), "x").unwrap();
+            }),
+        );
+        report(
+            "  cell_totals",
+            median_seconds(runs, || {
+                cell_totals(data.view());
+            }),
+        );
+        report(
+            "  ExpressionScale::detect",
+            median_seconds(runs, || {
+                cellshift_data::ExpressionScale::detect(data.x.iter());
+            }),
+        );
+        report(
+            "  normalize_total_matrix",
+            median_seconds(runs, || {
+                normalize_total_matrix(data.view(), NormalizeTarget::MedianOfTotals).unwrap();
+            }),
+        );
+        let (nx, _) = normalize_total_matrix(data.view(), NormalizeTarget::MedianOfTotals).unwrap();
+        report(
+            "  normalize_total (data-level)",
+            median_seconds(runs, || {
+                normalize_total(&data, NormalizeTarget::MedianOfTotals).unwrap();
+            }),
+        );
+        let (nd, _) = normalize_total(&data, NormalizeTarget::MedianOfTotals).unwrap();
+        report(
+            "  log1p (data-level)",
+            median_seconds(runs, || {
+                log1p(&nd, LogBase::Natural).unwrap();
+            }),
+        );
+        report(
+            "  ExpressionScale::detect (normalised)",
+            median_seconds(runs, || {
+                cellshift_data::ExpressionScale::detect(nd.x.iter());
+            }),
+        );
+        report(
+            "  log1p_matrix",
+            median_seconds(runs, || {
+                log1p_matrix(nx.view(), LogBase::Natural).unwrap();
+            }),
+        );
+    }
     report(
         "normalize_total + log1p",
         median_seconds(runs, || {

@@ -16,16 +16,34 @@ pub enum DataError {
     NotAnnData { path: PathBuf, reason: String },
     /// A required `obs` column is missing.
     #[error("obs column `{column}` not found; available columns: {available}; pass the right one with {flag}")]
-    MissingColumn { column: String, available: String, flag: String },
+    MissingColumn {
+        column: String,
+        available: String,
+        flag: String,
+    },
     /// A label (control label, context, treatment) is not present.
     #[error("{what} `{label}` not found; available: {}", available.join(", "))]
-    UnknownLabel { what: String, label: String, available: Vec<String> },
+    UnknownLabel {
+        what: String,
+        label: String,
+        available: Vec<String>,
+    },
     /// Values that must be finite are not.
     #[error("{what} has a non-finite value {value} at row {row}, column {col}; remove or impute NaN/Inf values first")]
-    NonFinite { what: String, row: usize, col: usize, value: f64 },
+    NonFinite {
+        what: String,
+        row: usize,
+        col: usize,
+        value: f64,
+    },
     /// Negative values where counts are expected.
     #[error("{what} has a negative value {value} at row {row}, column {col}, but raw counts are expected; give raw counts or skip this step")]
-    Negative { what: String, row: usize, col: usize, value: f64 },
+    Negative {
+        what: String,
+        row: usize,
+        col: usize,
+        value: f64,
+    },
     /// Duplicate gene or cell names.
     #[error("duplicate {what} name `{name}`; make names unique (e.g. `adata.{what}_names_make_unique()` in anndata)")]
     Duplicate { what: String, name: String },
@@ -46,7 +64,10 @@ pub enum DataError {
     Hdf5 { path: PathBuf, message: String },
     /// An I/O error.
     #[error("I/O error on {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Result alias of the data layer.

@@ -12,7 +12,9 @@ pub mod split;
 pub mod task;
 
 pub use error::{DataError, Result};
-pub use model::{encode_treatment, CellAnnotations, Condition, ExpressionScale, PerturbationData, Treatment};
+pub use model::{
+    encode_treatment, CellAnnotations, Condition, ExpressionScale, PerturbationData, Treatment,
+};
 pub use predictor::{PredictError, Prediction, Predictor};
 pub use sampler::{CellReplacement, SamplerConfig, TaskSampler};
 pub use split::{Split, SplitConfig, SplitMode, SplitRole};

@@ -30,7 +30,11 @@ fn treatment_key(t: &Treatment) -> (u8, Vec<&str>, u64) {
         Treatment::Compound { name, dose } => {
             // Map the f64 onto a u64 whose unsigned order is the IEEE total order.
             let bits = dose.to_bits();
-            let key = if bits >> 63 == 1 { !bits } else { bits | (1 << 63) };
+            let key = if bits >> 63 == 1 {
+                !bits
+            } else {
+                bits | (1 << 63)
+            };
             (3, vec![name.as_str()], key)
         }
     }
@@ -68,7 +72,9 @@ impl Treatment {
             let genes: Vec<String> = label.split('+').map(|g| g.trim().to_string()).collect();
             Treatment::Combination { genes }
         } else {
-            Treatment::Knockout { gene: label.to_string() }
+            Treatment::Knockout {
+                gene: label.to_string(),
+            }
         }
     }
 
@@ -115,9 +121,8 @@ impl ExpressionScale {
         let mut min = f32::INFINITY;
         let mut max = f32::NEG_INFINITY;
         for &v in values {
-            if v.fract() != 0.0 {
-                all_integer = false;
-            }
+            // Comparisons only (no branches on the integer test once it failed): vectorises well.
+            all_integer &= v == v.round();
             min = min.min(v);
             max = max.max(v);
         }
@@ -136,7 +141,9 @@ impl ExpressionScale {
     pub fn describe(&self) -> &'static str {
         match self {
             ExpressionScale::RawCounts => "raw counts (non-negative integers)",
-            ExpressionScale::LogNormalized => "log-normalised (non-negative, non-integer, max ≤ 30)",
+            ExpressionScale::LogNormalized => {
+                "log-normalised (non-negative, non-integer, max ≤ 30)"
+            }
             ExpressionScale::Other => "other scale (negative or very large non-integer values)",
         }
     }
@@ -236,25 +243,15 @@ impl PerturbationData {
             });
         }
 
-        let mut contexts: Vec<String> = context_labels.clone();
-        contexts.sort();
-        contexts.dedup();
-        let context_index: HashMap<&str, usize> =
-            contexts.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
-        let cell_treatments: Vec<Treatment> = cells
-            .treatment_labels
-            .iter()
-            .map(|l| Treatment::from_label(l, control_label))
-            .collect();
-        let mut treatments = cell_treatments.clone();
-        treatments.sort();
-        treatments.dedup();
-        let treatment_index: HashMap<&Treatment, usize> =
-            treatments.iter().enumerate().map(|(i, t)| (t, i)).collect();
-        let cell_context: Vec<usize> = context_labels.iter().map(|c| context_index[c.as_str()]).collect();
-        let cell_treatment: Vec<usize> = cell_treatments.iter().map(|t| treatment_index[t]).collect();
+        let (contexts, cell_context) = index_sorted(&context_labels, |c| c.clone());
+        let (treatments, cell_treatment) = index_sorted(&cells.treatment_labels, |l| {
+            Treatment::from_label(l, control_label)
+        });
         let cell_value: Vec<f32> = if cells.treatment_values.is_empty() {
-            cell_treatments.iter().map(|t| if t.is_control() { 0.0 } else { 1.0 }).collect()
+            cell_treatment
+                .iter()
+                .map(|&t| if treatments[t].is_control() { 0.0 } else { 1.0 })
+                .collect()
         } else {
             check_len("treatment values", cells.treatment_values.len(), n)?;
             cells.treatment_values
@@ -280,7 +277,10 @@ impl PerturbationData {
     fn build_conditions(&self) -> Result<Vec<Condition>, DataError> {
         let mut by_key: std::collections::BTreeMap<(usize, usize), Vec<usize>> = Default::default();
         for cell in 0..self.n_cells() {
-            by_key.entry((self.cell_context[cell], self.cell_treatment[cell])).or_default().push(cell);
+            by_key
+                .entry((self.cell_context[cell], self.cell_treatment[cell]))
+                .or_default()
+                .push(cell);
         }
         let mut conditions = Vec::with_capacity(by_key.len());
         for ((context, treatment), cells) in by_key {
@@ -295,7 +295,12 @@ impl PerturbationData {
                     self.cell_value[other]
                 )));
             }
-            conditions.push(Condition { context, treatment, cells, value });
+            conditions.push(Condition {
+                context,
+                treatment,
+                cells,
+                value,
+            });
         }
         Ok(conditions)
     }
@@ -325,21 +330,31 @@ impl PerturbationData {
 
     /// Index of a context by name.
     pub fn context_index(&self, name: &str) -> Result<usize, DataError> {
-        self.contexts.iter().position(|c| c == name).ok_or_else(|| DataError::UnknownLabel {
-            what: "context".into(),
-            label: name.to_string(),
-            available: self.contexts.clone(),
-        })
+        self.contexts
+            .iter()
+            .position(|c| c == name)
+            .ok_or_else(|| DataError::UnknownLabel {
+                what: "context".into(),
+                label: name.to_string(),
+                available: self.contexts.clone(),
+            })
     }
 
     /// Index of a treatment by its `obs` label.
     pub fn treatment_index(&self, label: &str) -> Result<usize, DataError> {
         let wanted = Treatment::from_label(label, &self.control_label);
-        self.treatments.iter().position(|t| *t == wanted).ok_or_else(|| DataError::UnknownLabel {
-            what: "treatment".into(),
-            label: label.to_string(),
-            available: self.treatments.iter().map(|t| t.label(&self.control_label)).collect(),
-        })
+        self.treatments
+            .iter()
+            .position(|t| *t == wanted)
+            .ok_or_else(|| DataError::UnknownLabel {
+                what: "treatment".into(),
+                label: label.to_string(),
+                available: self
+                    .treatments
+                    .iter()
+                    .map(|t| t.label(&self.control_label))
+                    .collect(),
+            })
     }
 
     /// Index of a gene by name.
@@ -360,21 +375,33 @@ impl PerturbationData {
     /// The MapPFN treatment encoding of a condition: a one-hot over the genes carrying the intervention
     /// value (a sum of one-hots for combinations), zeros for control. Errors if a target is not measured.
     pub fn treatment_vector(&self, condition: &Condition) -> Result<Array1<f32>, DataError> {
-        encode_treatment(&self.genes, &self.treatments[condition.treatment], condition.value)
+        encode_treatment(
+            &self.genes,
+            &self.treatments[condition.treatment],
+            condition.value,
+        )
     }
 
     /// Returns a copy restricted to the given cells (in the given order).
     pub fn select_cells(&self, cells: &[usize]) -> Result<PerturbationData, DataError> {
         let annotations = CellAnnotations {
             cell_names: cells.iter().map(|&c| self.cell_names[c].clone()).collect(),
-            contexts: cells.iter().map(|&c| self.contexts[self.cell_context[c]].clone()).collect(),
+            contexts: cells
+                .iter()
+                .map(|&c| self.contexts[self.cell_context[c]].clone())
+                .collect(),
             treatment_labels: cells
                 .iter()
                 .map(|&c| self.treatments[self.cell_treatment[c]].label(&self.control_label))
                 .collect(),
             treatment_values: cells.iter().map(|&c| self.cell_value[c]).collect(),
         };
-        PerturbationData::new(self.genes.clone(), self.x.select(Axis(0), cells), annotations, &self.control_label)
+        PerturbationData::new(
+            self.genes.clone(),
+            self.x.select(Axis(0), cells),
+            annotations,
+            &self.control_label,
+        )
     }
 
     /// Returns a copy restricted to the named genes (in the given order); errors on an unknown gene.
@@ -382,10 +409,12 @@ impl PerturbationData {
         let columns: Vec<usize> = genes
             .iter()
             .map(|g| {
-                self.gene_index(g).ok_or_else(|| DataError::GeneNotMeasured {
-                    gene: g.clone(),
-                    hint: "choose genes that are columns of the data (see `cellshift inspect`)".into(),
-                })
+                self.gene_index(g)
+                    .ok_or_else(|| DataError::GeneNotMeasured {
+                        gene: g.clone(),
+                        hint: "choose genes that are columns of the data (see `cellshift inspect`)"
+                            .into(),
+                    })
             })
             .collect::<Result<_, _>>()?;
         let mut out = self.clone();
@@ -398,7 +427,11 @@ impl PerturbationData {
     pub fn annotations(&self) -> CellAnnotations {
         CellAnnotations {
             cell_names: self.cell_names.clone(),
-            contexts: self.cell_context.iter().map(|&c| self.contexts[c].clone()).collect(),
+            contexts: self
+                .cell_context
+                .iter()
+                .map(|&c| self.contexts[c].clone())
+                .collect(),
             treatment_labels: self
                 .cell_treatment
                 .iter()
@@ -411,14 +444,16 @@ impl PerturbationData {
 
 /// The MapPFN treatment encoding over a gene list: `value` at each target gene's column, zeros for
 /// control. Errors with the gene's name when a target is not one of `genes`.
-pub fn encode_treatment(genes: &[String], treatment: &Treatment, value: f32) -> Result<Array1<f32>, DataError> {
+pub fn encode_treatment(
+    genes: &[String],
+    treatment: &Treatment,
+    value: f32,
+) -> Result<Array1<f32>, DataError> {
     let mut v = Array1::<f32>::zeros(genes.len());
     match treatment {
-        Treatment::Compound { name, .. } => {
-            return Err(DataError::Invalid(format!(
-                "compound `{name}` has no one-hot gene encoding; MapPFN handles gene knock-outs only"
-            )))
-        }
+        Treatment::Compound { name, .. } => return Err(DataError::Invalid(format!(
+            "compound `{name}` has no one-hot gene encoding; MapPFN handles gene knock-outs only"
+        ))),
         _ => {
             for gene in treatment.target_genes() {
                 let j = genes.iter().position(|g| g == gene).ok_or_else(|| DataError::GeneNotMeasured {
@@ -434,9 +469,46 @@ pub fn encode_treatment(genes: &[String], treatment: &Treatment, value: f32) -> 
     Ok(v)
 }
 
+/// Distinct values of `labels` (mapped by `make`), sorted and deduplicated, with each label's index into
+/// them. Each distinct label is converted once, so this stays fast for millions of cells.
+fn index_sorted<T: Ord + Clone>(
+    labels: &[String],
+    make: impl Fn(&String) -> T,
+) -> (Vec<T>, Vec<usize>) {
+    let mut first_seen: HashMap<&str, usize> = HashMap::new();
+    let mut distinct_labels: Vec<&String> = Vec::new();
+    let label_ids: Vec<usize> = labels
+        .iter()
+        .map(|l| {
+            *first_seen.entry(l.as_str()).or_insert_with(|| {
+                distinct_labels.push(l);
+                distinct_labels.len() - 1
+            })
+        })
+        .collect();
+    let made: Vec<T> = distinct_labels.iter().map(|l| make(l)).collect();
+    let mut values = made.clone();
+    values.sort();
+    values.dedup();
+    let position: Vec<usize> = made
+        .iter()
+        .map(|v| {
+            values
+                .binary_search(v)
+                .expect("value comes from the same list")
+        })
+        .collect();
+    (
+        values,
+        label_ids.into_iter().map(|id| position[id]).collect(),
+    )
+}
+
 fn check_len(what: &str, got: usize, cells: usize) -> Result<(), DataError> {
     if got != cells {
-        return Err(DataError::Invalid(format!("{got} {what} for {cells} cells; give exactly one per cell")));
+        return Err(DataError::Invalid(format!(
+            "{got} {what} for {cells} cells; give exactly one per cell"
+        )));
     }
     Ok(())
 }
@@ -445,8 +517,159 @@ fn check_unique(what: &str, names: &[String]) -> Result<(), DataError> {
     let mut seen = std::collections::HashSet::with_capacity(names.len());
     for name in names {
         if !seen.insert(name.as_str()) {
-            return Err(DataError::Duplicate { what: what.to_string(), name: name.clone() });
+            return Err(DataError::Duplicate {
+                what: what.to_string(),
+                name: name.clone(),
+            });
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    fn small() -> PerturbationData {
+        let x = array![
+            [1.0, 0.0, 2.0],
+            [0.0, 3.0, 1.0],
+            [2.0, 2.0, 0.0],
+            [4.0, 1.0, 1.0],
+            [1.0, 1.0, 1.0]
+        ];
+        let cells = CellAnnotations {
+            contexts: ["b", "a", "a", "b", "a"].map(String::from).to_vec(),
+            treatment_labels: ["G2", "ctrl", "G1+G3", "ctrl", "G2"]
+                .map(String::from)
+                .to_vec(),
+            treatment_values: vec![0.5, 0.0, 1.0, 0.0, 0.5],
+            ..CellAnnotations::default()
+        };
+        PerturbationData::new(
+            ["G1", "G2", "G3"].map(String::from).to_vec(),
+            x,
+            cells,
+            "ctrl",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn contexts_and_treatments_are_sorted_with_control_first() {
+        let data = small();
+        assert_eq!(data.contexts, vec!["a", "b"]);
+        assert_eq!(data.treatments[0], Treatment::Control);
+        assert_eq!(
+            data.treatments[1],
+            Treatment::Knockout { gene: "G2".into() }
+        );
+        assert_eq!(
+            data.treatments[2],
+            Treatment::Combination {
+                genes: vec!["G1".into(), "G3".into()]
+            }
+        );
+        assert_eq!(data.cell_context, vec![1, 0, 0, 1, 0]);
+        assert_eq!(data.cell_treatment, vec![1, 0, 2, 0, 1]);
+        assert_eq!(data.scale, ExpressionScale::RawCounts);
+    }
+
+    #[test]
+    fn conditions_group_cells_and_encode_treatments() {
+        let data = small();
+        let summary: Vec<(usize, usize, Vec<usize>)> = data
+            .conditions()
+            .iter()
+            .map(|c| (c.context, c.treatment, c.cells.clone()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (0, 0, vec![1]),
+                (0, 1, vec![4]),
+                (0, 2, vec![2]),
+                (1, 0, vec![3]),
+                (1, 1, vec![0])
+            ]
+        );
+        let ko = data.condition(1, 1).unwrap();
+        assert_eq!(
+            data.treatment_vector(ko).unwrap().to_vec(),
+            vec![0.0, 0.5, 0.0]
+        );
+        let combo = data.condition(0, 2).unwrap();
+        assert_eq!(
+            data.treatment_vector(combo).unwrap().to_vec(),
+            vec![1.0, 0.0, 1.0]
+        );
+        let control = data.condition(0, 0).unwrap();
+        assert_eq!(
+            data.treatment_vector(control).unwrap().to_vec(),
+            vec![0.0; 3]
+        );
+    }
+
+    #[test]
+    fn unmeasured_target_cannot_be_encoded() {
+        let err = encode_treatment(
+            &["A".into()],
+            &Treatment::Knockout { gene: "B".into() },
+            1.0,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("`B` is not measured"), "{err}");
+    }
+
+    #[test]
+    fn scale_detection_distinguishes_counts_log_and_other() {
+        assert_eq!(
+            ExpressionScale::detect(&[0.0, 3.0, 12.0]),
+            ExpressionScale::RawCounts
+        );
+        assert_eq!(
+            ExpressionScale::detect(&[0.0, 1.3, 4.2]),
+            ExpressionScale::LogNormalized
+        );
+        assert_eq!(
+            ExpressionScale::detect(&[-0.5, 1.3]),
+            ExpressionScale::Other
+        );
+        assert_eq!(
+            ExpressionScale::detect(&[0.5, 1000.5]),
+            ExpressionScale::Other
+        );
+    }
+
+    #[test]
+    fn invalid_input_is_rejected_with_a_fix() {
+        let x = array![[1.0, f32::NAN]];
+        let cells = CellAnnotations {
+            treatment_labels: vec!["ctrl".into()],
+            ..CellAnnotations::default()
+        };
+        let err = PerturbationData::new(vec!["A".into(), "B".into()], x, cells.clone(), "ctrl")
+            .unwrap_err();
+        assert!(err.to_string().contains("non-finite"), "{err}");
+        let err = PerturbationData::new(
+            vec!["A".into(), "A".into()],
+            array![[1.0, 2.0]],
+            cells,
+            "ctrl",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("duplicate gene name `A`"), "{err}");
+        let mixed = CellAnnotations {
+            treatment_labels: vec!["G".into(), "G".into()],
+            treatment_values: vec![1.0, 2.0],
+            ..CellAnnotations::default()
+        };
+        let err = PerturbationData::new(vec!["G".into()], array![[1.0], [2.0]], mixed, "ctrl")
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("different intervention values"),
+            "{err}"
+        );
+    }
 }

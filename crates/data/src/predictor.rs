@@ -22,7 +22,9 @@ impl Prediction {
     /// The predicted mean profile (mean over cells for a cell-level prediction).
     pub fn mean_profile(&self) -> Array1<f32> {
         match self {
-            Prediction::Cells(cells) => cells.mean_axis(ndarray::Axis(0)).unwrap_or_else(|| Array1::zeros(cells.ncols())),
+            Prediction::Cells(cells) => cells
+                .mean_axis(ndarray::Axis(0))
+                .unwrap_or_else(|| Array1::zeros(cells.ncols())),
             Prediction::PseudoBulk(profile) => profile.clone(),
         }
     }
@@ -35,7 +37,11 @@ pub trait Predictor {
 
     /// Learns from the training conditions of `data` (indices into `data.conditions()`). Methods that
     /// need no training (identity, in-context models at zero-shot) may do nothing.
-    fn fit(&mut self, data: &PerturbationData, train_conditions: &[usize]) -> Result<(), PredictError>;
+    fn fit(
+        &mut self,
+        data: &PerturbationData,
+        train_conditions: &[usize],
+    ) -> Result<(), PredictError>;
 
     /// Predicts `n_cells` cells (or a pseudo-bulk profile) of the query of `task`. `task.target` is never
     /// read except by the oracle baseline. Stochastic predictors draw from `seed`.

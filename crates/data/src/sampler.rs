@@ -14,6 +14,8 @@
 //!   sees bit-identical tasks. (Streams are Pcg64 and rand 0.8 sampling; the pinned Cargo.lock keeps them
 //!   stable.) The reference draws from one shared numpy generator instead, so its exact cells differ.
 
+use std::sync::{Arc, Mutex};
+
 use ndarray::{Array1, Array2, Array3, Axis};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -63,8 +65,8 @@ impl Default for SamplerConfig {
     }
 }
 
-/// Builds MapPFN tasks from a data set and its split.
-#[derive(Clone, Debug)]
+/// Builds MapPFN tasks from a data set and its split. Shareable across threads (`Sync`).
+#[derive(Debug)]
 pub struct TaskSampler<'a> {
     data: &'a PerturbationData,
     split: Split,
@@ -73,6 +75,8 @@ pub struct TaskSampler<'a> {
     pool: Vec<Vec<usize>>,
     control: Vec<Option<usize>>,
     encodings: Vec<Option<Array1<f32>>>,
+    /// The most recently used epoch order (an epoch's tasks are usually drawn together).
+    epoch_cache: Mutex<Option<(u64, Arc<Vec<usize>>)>>,
 }
 
 fn splitmix64(mut z: u64) -> u64 {
@@ -182,6 +186,7 @@ impl<'a> TaskSampler<'a> {
             pool,
             control,
             encodings,
+            epoch_cache: Mutex::new(None),
         })
     }
 
@@ -222,6 +227,18 @@ impl<'a> TaskSampler<'a> {
         order
     }
 
+    fn cached_epoch_order(&self, epoch: u64) -> Arc<Vec<usize>> {
+        let mut cache = self.epoch_cache.lock().unwrap_or_else(|e| e.into_inner());
+        match &*cache {
+            Some((e, order)) if *e == epoch => order.clone(),
+            _ => {
+                let order = Arc::new(self.epoch_order(epoch));
+                *cache = Some((epoch, order.clone()));
+                order
+            }
+        }
+    }
+
     /// The `index`-th task of `epoch`; depends only on (seed, epoch, index).
     pub fn task(&self, epoch: u64, index: usize) -> Result<Task, DataError> {
         if index >= self.queries.len() {
@@ -230,7 +247,7 @@ impl<'a> TaskSampler<'a> {
                 self.queries.len()
             )));
         }
-        let query = self.epoch_order(epoch)[index];
+        let query = self.cached_epoch_order(epoch)[index];
         let mut rng = derived_rng(&[self.config.seed, STREAM_TASK, epoch, index as u64]);
         self.build(query, self.config.k, &mut rng)
     }
@@ -353,9 +370,10 @@ impl<'a> TaskSampler<'a> {
         let mut labels = Vec::with_capacity(kk + 1);
         for (slot, &ci) in chosen.iter().enumerate() {
             let rows = self.draw_cells(conds[ci].cells.as_slice(), rng);
-            context_cells
-                .index_axis_mut(Axis(0), slot)
-                .assign(&data.x.select(Axis(0), &rows));
+            let mut dst = context_cells.index_axis_mut(Axis(0), slot);
+            for (mut out, &r) in dst.axis_iter_mut(Axis(0)).zip(&rows) {
+                out.assign(&data.x.row(r));
+            }
             let enc = match &self.encodings[ci] {
                 Some(e) => e.clone(),
                 None => data.treatment_vector(&conds[ci])?,

@@ -430,8 +430,10 @@ impl Split {
         Ok(labels)
     }
 
-    /// Rebuilds a split from per-cell labels (as written by [`Split::cell_labels`]); every condition's
-    /// cells must carry one label. `test_other` cannot be recovered and is set to false.
+    /// Rebuilds a split from per-cell labels (as written by [`Split::cell_labels`], or the reference's
+    /// `obs["split"]` column); every condition's cells must carry one label. The reference's
+    /// `test_other` label becomes train (in-distribution mode) or excluded (OOD mode) with the
+    /// `test_other` flag set; otherwise the flag cannot be recovered and is false.
     pub fn from_cell_labels(
         data: &PerturbationData,
         labels: &[String],
@@ -446,6 +448,7 @@ impl Split {
             )));
         }
         let mut role = Vec::with_capacity(data.conditions().len());
+        let mut test_other = Vec::with_capacity(data.conditions().len());
         for c in data.conditions() {
             let first = &labels[c.cells[0]];
             if let Some(&other) = c.cells.iter().find(|&&i| labels[i] != *first) {
@@ -463,7 +466,13 @@ impl Split {
                     "unknown split label `{first}`; expected control, train, val, test or excluded"
                 ))
             })?;
-            role.push(r);
+            let other = first == "test_other";
+            test_other.push(other);
+            role.push(if other && mode != SplitMode::OutOfDistribution {
+                SplitRole::Train
+            } else {
+                r
+            });
         }
         let holdout_context = {
             let mut ctx: Vec<usize> = data
@@ -482,7 +491,7 @@ impl Split {
         };
         let split = Split {
             holdout_context,
-            test_other: vec![false; role.len()],
+            test_other,
             role,
             mode,
             seed,

@@ -38,6 +38,9 @@ impl Task {
 
     /// The query's treatment label.
     pub fn query_label(&self) -> &str {
-        self.treatment_labels.last().map(String::as_str).unwrap_or("")
+        self.treatment_labels
+            .last()
+            .map(String::as_str)
+            .unwrap_or("")
     }
 }

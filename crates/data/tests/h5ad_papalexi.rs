@@ -88,9 +88,9 @@ fn papalexi_perturbation_labels() {
     assert_eq!(data.treatments[0], Treatment::Control);
     let obs = read_obs(&path).unwrap();
     let is_control = obs.column("is_control").unwrap().as_f64().unwrap();
-    for cell in 0..data.n_cells() {
+    for (cell, &flag) in is_control.iter().enumerate() {
         let control = data.treatments[data.cell_treatment[cell]].is_control();
-        assert_eq!(control, is_control[cell] == 1.0, "cell {cell}");
+        assert_eq!(control, flag == 1.0, "cell {cell}");
         assert_eq!(data.cell_value[cell], if control { 0.0 } else { 1.0 });
     }
 }

@@ -50,12 +50,8 @@ fn reads_conditions_contexts_and_values_from_obs() {
     // 2 contexts × 4 treatments; per context: 2 control, 1 G1, 2 G3, 1 G1+G2 cells.
     assert_eq!(data.conditions().len(), 8);
     let obs_values = raw.obs.column("treatment_value").unwrap().as_f64().unwrap();
-    for cell in 0..data.n_cells() {
-        assert_eq!(
-            data.cell_value[cell] as f64, obs_values[cell],
-            "value of cell {cell}"
-        );
-    }
+    let values: Vec<f64> = data.cell_value.iter().map(|&v| v as f64).collect();
+    assert_eq!(values, obs_values);
     let g3 = data.treatment_index("G3").unwrap();
     let cond = data.condition(0, g3).unwrap();
     assert_eq!(cond.value, 0.5);

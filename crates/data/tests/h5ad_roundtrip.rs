@@ -12,6 +12,18 @@ use cellshift_data::h5ad::{
 use ndarray::{array, Array2};
 use serde_json::{json, Value};
 
+/// Serialises the tests of this file. The HDF5 C library opens files without close-on-exec, so a
+/// Python checker spawned while another test holds an HDF5 file open inherits that descriptor — and
+/// its file lock — for its whole lifetime, making the other test's next open fail. Every test holds
+/// this lock while it touches HDF5 files.
+static HDF5_FILES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn hdf5_guard() -> std::sync::MutexGuard<'static, ()> {
+    HDF5_FILES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -105,6 +117,7 @@ fn write_read(adata: &AnnData, opts: &WriteOptions) -> (tempfile::TempDir, PathB
 
 #[test]
 fn rust_to_rust_round_trip_is_exact() {
+    let _guard = hdf5_guard();
     for adata in [rich(), handmade()] {
         for opts in [
             WriteOptions::default(),
@@ -247,6 +260,7 @@ fn python_check(python: &str, cases: &[(PathBuf, AnnData)]) {
 
 #[test]
 fn python_anndata_reads_what_rust_writes() {
+    let _guard = hdf5_guard();
     let Some(python) = python_with_anndata() else {
         println!("skipped: python anndata not available");
         return;
@@ -296,6 +310,7 @@ fn python_anndata_reads_what_rust_writes() {
 /// A failing write leaves neither the target nor a partial file, and keeps an existing target intact.
 #[test]
 fn failed_write_leaves_no_partial_file_and_keeps_the_old_target() {
+    let _guard = hdf5_guard();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.h5ad");
     std::fs::write(&path, b"previous contents").unwrap();
@@ -335,6 +350,7 @@ fn failed_write_leaves_no_partial_file_and_keeps_the_old_target() {
 
 #[test]
 fn writing_never_modifies_the_input_file() {
+    let _guard = hdf5_guard();
     let src = fixture("csr_int_gzip.h5ad");
     let before = std::fs::read(&src).unwrap();
     let a = read_h5ad(&src, &ReadOptions::default()).unwrap();
@@ -358,6 +374,7 @@ fn writing_never_modifies_the_input_file() {
 /// CSR/CSC storage, compressed or not.
 #[test]
 fn far_apart_selections_read_correctly_from_several_slabs() {
+    let _guard = hdf5_guard();
     let (n, m) = (400, 300);
     let x = Array2::from_shape_fn((n, m), |(i, j)| {
         if (i + 2 * j) % 3 == 0 {
@@ -414,4 +431,31 @@ fn far_apart_selections_read_correctly_from_several_slabs() {
             );
         }
     }
+}
+
+/// Fixed-length strings (written by older tools instead of variable-length ones) are read too.
+#[test]
+fn fixed_length_strings_are_read() {
+    let _guard = hdf5_guard();
+    use hdf5::types::FixedAscii;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fixed.h5ad");
+    std::fs::copy(fixture("dense_f64.h5ad"), &path).unwrap();
+    {
+        let file = hdf5::File::open_rw(&path).unwrap();
+        let uns = file.group("uns").unwrap();
+        let words: Vec<FixedAscii<7>> = ["ab", "cdefg", ""]
+            .iter()
+            .map(|s| FixedAscii::from_ascii(s).unwrap())
+            .collect();
+        uns.new_dataset_builder()
+            .with_data(&words[..])
+            .create("fixed")
+            .unwrap();
+    }
+    let a = read_h5ad(&path, &ReadOptions::default()).unwrap();
+    assert_eq!(
+        a.uns["fixed"],
+        UnsValue::StrArray(vec!["ab".into(), "cdefg".into(), String::new()])
+    );
 }

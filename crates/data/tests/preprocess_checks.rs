@@ -408,3 +408,82 @@ fn seurat_v3_ranks_an_overdispersed_gene_first() {
     assert_eq!(r.rank[40], Some(0));
     assert_eq!(r.selected.len(), 5);
 }
+
+/// 30 Poisson genes plus three target genes; every treatment raises the first few genes.
+fn pipeline_data() -> PerturbationData {
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(9);
+    let mut genes: Vec<String> = (0..30).map(|g| format!("g{g:02}")).collect();
+    genes.extend(["T1", "T2", "T3"].iter().map(|s| s.to_string()));
+    let treatments = ["control", "T1", "T2", "T3", "U1", "U2"]; // U1, U2: targets not measured
+    let (mut rows, mut labels) = (Vec::new(), Vec::new());
+    for (ti, t) in treatments.iter().enumerate() {
+        for _ in 0..60 {
+            for g in 0..genes.len() {
+                let mut mu = 0.3 * 1.15f64.powi(g as i32 % 30);
+                if ti > 0 && g < 4 {
+                    mu *= 4.0 + g as f64;
+                }
+                rows.push(Poisson::new(mu).unwrap().sample(&mut rng) as f32);
+            }
+            labels.push(t.to_string());
+        }
+    }
+    let x = Array2::from_shape_vec((labels.len(), genes.len()), rows).unwrap();
+    PerturbationData::new(
+        genes,
+        x,
+        CellAnnotations {
+            treatment_labels: labels,
+            ..Default::default()
+        },
+        "control",
+    )
+    .unwrap()
+}
+
+#[test]
+fn pipeline_subsets_to_hvgs_or_fills_the_panel_from_them() {
+    let data = pipeline_data();
+    let hvg = highly_variable_genes(&data, &HvgOptions::seurat_v3(10)).unwrap();
+    let mut hvg_genes: Vec<usize> = hvg.selected.clone();
+    hvg_genes.sort_unstable();
+    let hvg_names: Vec<String> = hvg_genes.iter().map(|&g| data.genes[g].clone()).collect();
+    // HVG only: columns are the HVGs in data order, values are log1p(normalize_total(counts))
+    let opts = PreprocessOptions {
+        min_cells_per_treatment: None,
+        normalize: Some(NormalizeTarget::MedianOfTotals),
+        log1p: Some(LogBase::Natural),
+        hvg: Some(HvgOptions::seurat_v3(10)),
+        panel: None,
+        pseudobulk: true,
+    };
+    let out = preprocess(&data, &opts).unwrap();
+    assert_eq!(out.data.genes, hvg_names);
+    let (norm, _) = normalize_total(&data, NormalizeTarget::MedianOfTotals).unwrap();
+    let logd = log1p(&norm, LogBase::Natural).unwrap();
+    for (j, &g) in hvg_genes.iter().enumerate() {
+        assert_eq!(out.data.x.column(j), logd.x.column(g));
+    }
+    assert_eq!(out.data.scale, ExpressionScale::LogNormalized);
+    let pb = out.pseudobulk.unwrap();
+    assert_eq!(pb.n_cells, vec![60; 6]);
+    // HVG + panel: targets first, fill genes only from the HVGs
+    let opts = PreprocessOptions {
+        panel: Some(cellshift_data::preprocess::PanelConfig {
+            n_genes: 6,
+            split: cellshift_data::SplitConfig::default(),
+            drop_unencodable: true,
+        }),
+        ..opts
+    };
+    let out = preprocess(&data, &opts).unwrap();
+    assert_eq!(&out.data.genes[..3], &["T1", "T2", "T3"]);
+    assert!(
+        out.data.genes[3..].iter().all(|g| hvg_names.contains(g)),
+        "{:?}",
+        out.data.genes
+    );
+    // U1, U2 have no one-hot over the panel and are dropped with their cells
+    assert_eq!(out.data.n_cells(), 4 * 60);
+    out.split.unwrap().check_matches(&out.data).unwrap();
+}

@@ -226,6 +226,10 @@ fn loess_matches_skmisc_on_synthetic_problems() {
             .zip(&want)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f64::max);
+        println!(
+            "loess case {ci} (n = {}): max |Δ| vs skmisc = {max_err:e}",
+            x.len()
+        );
         assert!(max_err < 1e-10, "case {ci}: max |Δ| = {max_err:e}");
     }
 }
@@ -246,11 +250,24 @@ fn normalize_total_and_log1p_match_scanpy() {
     let logn = log1p(&norm, LogBase::Natural).unwrap();
     let log2 = log1p(&norm, LogBase::Two).unwrap();
     let (cp10k, _) = normalize_total(data, NormalizeTarget::Sum(1e4)).unwrap();
+    let mut worst = 0.0f64;
     for e in g["entries"].as_array().unwrap() {
         let (c, gi) = (
             e["cell"].as_u64().unwrap() as usize,
             e["gene"].as_u64().unwrap() as usize,
         );
+        for (got, key) in [
+            (logn.x[[c, gi]], "log1p"),
+            (log2.x[[c, gi]], "log2"),
+            (cp10k.x[[c, gi]], "norm_1e4"),
+        ] {
+            let want = f(&e[key]);
+            if want == 0.0 {
+                assert_eq!(got, 0.0, "{key} entry");
+            } else {
+                worst = worst.max((got as f64 - want).abs() / want.abs());
+            }
+        }
         assert_rel(logn.x[[c, gi]] as f64, f(&e["log1p"]), 1e-6, "log1p entry");
         assert_rel(log2.x[[c, gi]] as f64, f(&e["log2"]), 1e-6, "log2 entry");
         assert_rel(
@@ -262,6 +279,11 @@ fn normalize_total_and_log1p_match_scanpy() {
     }
     let sum: f64 = logn.x.iter().map(|&v| v as f64).sum();
     let sum_sq: f64 = logn.x.iter().map(|&v| (v as f64).powi(2)).sum();
+    println!(
+        "normalize_total+log1p: entries max rel Δ = {worst:e}; Σ rel Δ = {:e}; Σ² rel Δ = {:e}",
+        (sum - f(&g["log1p_sum"])).abs() / f(&g["log1p_sum"]),
+        (sum_sq - f(&g["log1p_sum_sq"])).abs() / f(&g["log1p_sum_sq"])
+    );
     assert_rel(sum, f(&g["log1p_sum"]), 1e-7, "checksum Σ log1p");
     assert_rel(sum_sq, f(&g["log1p_sum_sq"]), 1e-7, "checksum Σ log1p²");
     for (r, w) in g["log1p_row_sums_first5"]
@@ -302,6 +324,7 @@ fn seurat_v3_hvg_matches_scanpy() {
         let rel = (r50.variances_norm[i] - f(w)).abs() / f(w).abs().max(1e-12);
         max_rel = max_rel.max(rel);
     }
+    println!("seurat_v3 variances_norm: max rel Δ vs scanpy = {max_rel:e}");
     assert!(
         max_rel < 1e-9,
         "variances_norm max relative difference {max_rel:e}"
@@ -313,6 +336,15 @@ fn seurat_v3_hvg_matches_scanpy() {
     let lx: Vec<f64> = varying.iter().map(|&i| r50.means[i].log10()).collect();
     let ly: Vec<f64> = varying.iter().map(|&i| r50.variances[i].log10()).collect();
     let fit = loess_fit(&lx, &ly, 0.3, 2).unwrap();
+    let worst = varying
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| (fit[k] - f(&g["loess_fitted"][i])).abs())
+        .fold(0.0, f64::max);
+    println!(
+        "seurat_v3 LOESS on Papalexi ({} genes): max |Δ| vs skmisc = {worst:e}",
+        varying.len()
+    );
     for (k, &i) in varying.iter().enumerate() {
         let want = f(&g["loess_fitted"][i]);
         assert!(

@@ -193,6 +193,23 @@ fn cell_labels_round_trip_and_remap_follows_labels() {
     let back = Split::from_cell_labels(&data, &labels, split.mode, split.seed).unwrap();
     assert_eq!(back.role, split.role);
     assert_eq!(back.holdout_context, split.holdout_context);
+    // the reference's labels (test_other kept separate) are read back with the flag
+    let reference_labels: Vec<String> = (0..data.n_cells())
+        .map(|cell| {
+            let i = data
+                .conditions()
+                .iter()
+                .position(|c| c.cells.contains(&cell))
+                .unwrap();
+            if split.test_other[i] {
+                "test_other".to_string()
+            } else {
+                labels[cell].clone()
+            }
+        })
+        .collect();
+    let back = Split::from_cell_labels(&data, &reference_labels, split.mode, split.seed).unwrap();
+    assert_eq!(back, split);
     // drop one context's cells: the remaining conditions keep their roles
     let ci = data.context_index("a").unwrap();
     let rows: Vec<usize> = (0..data.n_cells())

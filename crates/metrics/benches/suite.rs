@@ -6,7 +6,8 @@
 //! log1p-transformed, knock-out of gene i plus 6 random shifted genes per perturbation, like the
 //! oracle's `make_cases.py big_50g_200c_20p`). Set `CELLSHIFT_BENCH_NPZ=path.npz` to time a case file
 //! instead (e.g. the one written by `make_cases.py --only big_50g_200c_20p --no-run`).
-//! Optional: `CELLSHIFT_BENCH_RUNS` (default 7), `CELLSHIFT_BENCH_THREADS` (default 2).
+//! Optional: `CELLSHIFT_BENCH_RUNS` (default 7), `CELLSHIFT_BENCH_THREADS` (default 2),
+//! `CELLSHIFT_BENCH_CONFIG` (index of a single configuration to run).
 
 use cellshift_metrics::{evaluate, EvalCase, EvalOptions, MetricGroups};
 use ndarray::Array2;
@@ -17,8 +18,18 @@ use std::time::Instant;
 
 fn nb_counts(rng: &mut Pcg64, mu: &[f64], n: usize, disp: f64, dropout: f64) -> Array2<f64> {
     Array2::from_shape_fn((n, mu.len()), |(_, j)| {
-        let lam = if mu[j] > 0.0 { Gamma::new(disp, mu[j] / disp).map(|g| g.sample(rng)).unwrap_or(0.0) } else { 0.0 };
-        let c = if lam > 0.0 { Poisson::new(lam).map(|p| p.sample(rng)).unwrap_or(0.0) } else { 0.0 };
+        let lam = if mu[j] > 0.0 {
+            Gamma::new(disp, mu[j] / disp)
+                .map(|g| g.sample(rng))
+                .unwrap_or(0.0)
+        } else {
+            0.0
+        };
+        let c = if lam > 0.0 {
+            Poisson::new(lam).map(|p| p.sample(rng)).unwrap_or(0.0)
+        } else {
+            0.0
+        };
         if rng.gen::<f64>() < dropout {
             0.0
         } else {
@@ -28,7 +39,11 @@ fn nb_counts(rng: &mut Pcg64, mu: &[f64], n: usize, disp: f64, dropout: f64) -> 
 }
 
 fn lognorm(blocks: &mut [Array2<f64>]) {
-    let mut totals: Vec<f64> = blocks.iter().flat_map(|b| b.rows().into_iter().map(|r| r.sum()).collect::<Vec<_>>()).filter(|&t| t > 0.0).collect();
+    let mut totals: Vec<f64> = blocks
+        .iter()
+        .flat_map(|b| b.rows().into_iter().map(|r| r.sum()).collect::<Vec<_>>())
+        .filter(|&t| t > 0.0)
+        .collect();
     totals.sort_by(f64::total_cmp);
     let target = if totals.is_empty() {
         1.0
@@ -78,7 +93,14 @@ fn synthetic_case(d: usize, n: usize, p: usize) -> EvalCase {
     let obs = blocks[0].clone();
     let trues = blocks[1..1 + p].to_vec();
     let preds = blocks[1 + p..].to_vec();
-    EvalCase::new(obs, trues, preds, Some((0..p).map(|i| format!("KO_g{i}")).collect()), Some((0..p as i64).collect())).expect("valid synthetic case")
+    EvalCase::new(
+        obs,
+        trues,
+        preds,
+        Some((0..p).map(|i| format!("KO_g{i}")).collect()),
+        Some((0..p as i64).collect()),
+    )
+    .expect("valid synthetic case")
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -87,12 +109,29 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let runs: usize = std::env::var("CELLSHIFT_BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(7).max(1);
-    let threads: usize = std::env::var("CELLSHIFT_BENCH_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(2).max(1);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+    let runs: usize = std::env::var("CELLSHIFT_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7)
+        .max(1);
+    let threads: usize = std::env::var("CELLSHIFT_BENCH_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2)
+        .max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool");
     let (label, case) = match std::env::var("CELLSHIFT_BENCH_NPZ") {
-        Ok(path) => (path.clone(), EvalCase::read_npz(&path).unwrap_or_else(|e| panic!("{e}"))),
-        Err(_) => ("synthetic seed 1005".to_string(), synthetic_case(50, 200, 20)),
+        Ok(path) => (
+            path.clone(),
+            EvalCase::read_npz(&path).unwrap_or_else(|e| panic!("{e}")),
+        ),
+        Err(_) => (
+            "synthetic seed 1005".to_string(),
+            synthetic_case(50, 200, 20),
+        ),
     };
     println!(
         "case: {label}: {} genes × {} control cells, {} perturbations; {threads} threads; median of {runs} runs",
@@ -101,19 +140,50 @@ fn main() {
         case.n_perts()
     );
     let configs: Vec<(&str, MetricGroups, EvalOptions)> = vec![
-        ("MapPFN + cell-eval (w2 f32)", MetricGroups::parse("mappfn,celleval,de").unwrap(), EvalOptions::default()),
-        ("all groups (w2 f32)", MetricGroups::all(), EvalOptions::default()),
-        ("all groups + w2_f64", MetricGroups::all(), EvalOptions { w2_f64: true, ..Default::default() }),
-        ("MapPFN only (w2 f32)", MetricGroups::parse("mappfn").unwrap(), EvalOptions::default()),
-        ("cell-eval + DE only", MetricGroups::parse("celleval,de").unwrap(), EvalOptions::default()),
+        (
+            "MapPFN + cell-eval (w2 f32)",
+            MetricGroups::parse("mappfn,celleval,de").unwrap(),
+            EvalOptions::default(),
+        ),
+        (
+            "all groups (w2 f32)",
+            MetricGroups::all(),
+            EvalOptions::default(),
+        ),
+        (
+            "all groups + w2_f64",
+            MetricGroups::all(),
+            EvalOptions {
+                w2_f64: true,
+                ..Default::default()
+            },
+        ),
+        (
+            "MapPFN only (w2 f32)",
+            MetricGroups::parse("mappfn").unwrap(),
+            EvalOptions::default(),
+        ),
+        (
+            "cell-eval + DE only",
+            MetricGroups::parse("celleval,de").unwrap(),
+            EvalOptions::default(),
+        ),
     ];
-    for (name, groups, opts) in configs {
+    let only: Option<usize> = std::env::var("CELLSHIFT_BENCH_CONFIG")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    for (k, (name, groups, opts)) in configs.into_iter().enumerate() {
+        if only.is_some_and(|o| o != k) {
+            continue;
+        }
         let mut times = Vec::with_capacity(runs);
         let mut stage = Vec::new();
         let mut last = None;
         for _ in 0..runs {
             let t = Instant::now();
-            let r = pool.install(|| evaluate(&case, &groups, &opts)).expect("evaluation");
+            let r = pool
+                .install(|| evaluate(&case, &groups, &opts))
+                .expect("evaluation");
             times.push(t.elapsed().as_secs_f64());
             stage.push(r.timing.get("sinkhorn_s").copied().unwrap_or(0.0));
             last = Some(r);

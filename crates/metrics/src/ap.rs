@@ -27,7 +27,11 @@ fn binary_curve(labels: &[bool], scores: &[f64]) -> (Vec<f64>, Vec<f64>) {
 /// scikit-learn `average_precision_score`: Σ_k (R_k − R_{k−1}) P_k over distinct thresholds in
 /// decreasing order. NaN when there is no positive label.
 pub fn average_precision(labels: &[bool], scores: &[f64]) -> f64 {
-    assert_eq!(labels.len(), scores.len(), "average_precision: labels and scores differ in length");
+    assert_eq!(
+        labels.len(),
+        scores.len(),
+        "average_precision: labels and scores differ in length"
+    );
     let (tps, fps) = binary_curve(labels, scores);
     let total_pos = tps.last().copied().unwrap_or(0.0);
     if total_pos == 0.0 {
@@ -47,9 +51,16 @@ pub fn average_precision(labels: &[bool], scores: &[f64]) -> f64 {
 /// scikit-learn `roc_auc_score` (= `auc(roc_curve(...))`): trapezoidal area under (FPR, TPR) through the
 /// distinct thresholds starting at (0, 0). NaN unless both classes are present.
 pub fn roc_auc(labels: &[bool], scores: &[f64]) -> f64 {
-    assert_eq!(labels.len(), scores.len(), "roc_auc: labels and scores differ in length");
+    assert_eq!(
+        labels.len(),
+        scores.len(),
+        "roc_auc: labels and scores differ in length"
+    );
     let (tps, fps) = binary_curve(labels, scores);
-    let (p, n) = (tps.last().copied().unwrap_or(0.0), fps.last().copied().unwrap_or(0.0));
+    let (p, n) = (
+        tps.last().copied().unwrap_or(0.0),
+        fps.last().copied().unwrap_or(0.0),
+    );
     if p == 0.0 || n == 0.0 {
         return f64::NAN;
     }

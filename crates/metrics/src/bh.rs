@@ -58,6 +58,9 @@ mod tests {
                 assert!((x - y).abs() < 1e-15, "{a:?}");
             }
         }
-        assert_eq!(benjamini_hochberg(&[0.9, 0.95], BhFlavor::Scipy), vec![0.95, 0.95]);
+        assert_eq!(
+            benjamini_hochberg(&[0.9, 0.95], BhFlavor::Scipy),
+            vec![0.95, 0.95]
+        );
     }
 }

@@ -43,7 +43,9 @@ impl ReadableElement for NpyString {
             .ok_or_else(|| ReadDataError::WrongDescriptor(type_desc.clone()))?;
         let item = if kind == 'U' { 4 * width } else { width };
         let mut buf = vec![0u8; item * len];
-        reader.read_exact(&mut buf).map_err(|_| ReadDataError::MissingData)?;
+        reader
+            .read_exact(&mut buf)
+            .map_err(|_| ReadDataError::MissingData)?;
         let mut rest = Vec::new();
         reader.read_to_end(&mut rest).map_err(ReadDataError::Io)?;
         if !rest.is_empty() {
@@ -56,7 +58,11 @@ impl ReadableElement for NpyString {
                 let mut s = String::new();
                 for cp in chunk.chunks_exact(4) {
                     let b = [cp[0], cp[1], cp[2], cp[3]];
-                    let v = if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) };
+                    let v = if big_endian {
+                        u32::from_be_bytes(b)
+                    } else {
+                        u32::from_le_bytes(b)
+                    };
                     if v == 0 {
                         break;
                     }
@@ -120,7 +126,13 @@ impl EvalCase {
     ) -> Result<EvalCase, MetricsError> {
         let p = trues.len();
         let names = names.unwrap_or_else(|| (0..p).map(|i| format!("p{i}")).collect());
-        let case = EvalCase { obs, trues, preds, names, targets };
+        let case = EvalCase {
+            obs,
+            trues,
+            preds,
+            names,
+            targets,
+        };
         case.validate()?;
         Ok(case)
     }
@@ -130,16 +142,24 @@ impl EvalCase {
     /// The case is validated (see [`EvalCase::validate`]).
     pub fn read_npz(path: impl AsRef<Path>) -> Result<EvalCase, MetricsError> {
         let path = path.as_ref();
-        let file = File::open(path)
-            .map_err(|e| MetricsError::Io { path: path.to_path_buf(), reason: e.to_string() })?;
-        let mut npz = NpzReader::new(BufReader::new(file))
-            .map_err(|e| MetricsError::Io { path: path.to_path_buf(), reason: e.to_string() })?;
-        let keys = npz
-            .names()
-            .map_err(|e| MetricsError::Io { path: path.to_path_buf(), reason: e.to_string() })?;
+        let file = File::open(path).map_err(|e| MetricsError::Io {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let mut npz = NpzReader::new(BufReader::new(file)).map_err(|e| MetricsError::Io {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let keys = npz.names().map_err(|e| MetricsError::Io {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         let has = |k: &str| keys.iter().any(|n| n == k);
         if !has("obs") {
-            return Err(MetricsError::MissingArray { path: path.to_path_buf(), name: "obs".into() });
+            return Err(MetricsError::MissingArray {
+                path: path.to_path_buf(),
+                name: "obs".into(),
+            });
         }
         let obs = read_matrix(&mut npz, path, "obs")?;
         let mut p = 0;
@@ -152,16 +172,20 @@ impl EvalCase {
             trues.push(read_matrix(&mut npz, path, &format!("true_{i}"))?);
             let pk = format!("pred_{i}");
             if !has(&pk) {
-                return Err(MetricsError::MissingArray { path: path.to_path_buf(), name: pk });
+                return Err(MetricsError::MissingArray {
+                    path: path.to_path_buf(),
+                    name: pk,
+                });
             }
             preds.push(read_matrix(&mut npz, path, &pk)?);
         }
         let names = if has("names") {
-            let a: Array1<NpyString> = npz.by_name("names").map_err(|e| MetricsError::BadArray {
-                path: path.to_path_buf(),
-                name: "names".into(),
-                reason: e.to_string(),
-            })?;
+            let a: Array1<NpyString> =
+                npz.by_name("names").map_err(|e| MetricsError::BadArray {
+                    path: path.to_path_buf(),
+                    name: "names".into(),
+                    reason: e.to_string(),
+                })?;
             Some(a.into_iter().map(|s| s.0).collect())
         } else {
             None
@@ -213,13 +237,21 @@ impl EvalCase {
             });
         }
         if self.names.len() != p {
-            return Err(MetricsError::LengthMismatch { what: "names".into(), got: self.names.len(), expected: p });
+            return Err(MetricsError::LengthMismatch {
+                what: "names".into(),
+                got: self.names.len(),
+                expected: p,
+            });
         }
         if self.obs.nrows() == 0 {
             return Err(MetricsError::NoControlCells);
         }
         if self.obs.nrows() < 2 {
-            return Err(MetricsError::TooFewCells { what: "control matrix `obs`".into(), got: self.obs.nrows(), min: 2 });
+            return Err(MetricsError::TooFewCells {
+                what: "control matrix `obs`".into(),
+                got: self.obs.nrows(),
+                min: 2,
+            });
         }
         let d = self.obs.ncols();
         if d == 0 {
@@ -234,17 +266,29 @@ impl EvalCase {
             for (m, kind) in [(&self.trues[i], "true"), (&self.preds[i], "pred")] {
                 let what = format!("{kind}_{i} (perturbation `{}`)", self.names[i]);
                 if m.ncols() != d {
-                    return Err(MetricsError::GeneMismatch { what, got: m.ncols(), expected: d });
+                    return Err(MetricsError::GeneMismatch {
+                        what,
+                        got: m.ncols(),
+                        expected: d,
+                    });
                 }
                 if m.nrows() < 2 {
-                    return Err(MetricsError::TooFewCells { what, got: m.nrows(), min: 2 });
+                    return Err(MetricsError::TooFewCells {
+                        what,
+                        got: m.nrows(),
+                        min: 2,
+                    });
                 }
                 check_finite(m, &what)?;
             }
         }
         if let Some(t) = &self.targets {
             if t.len() != p {
-                return Err(MetricsError::LengthMismatch { what: "targets".into(), got: t.len(), expected: p });
+                return Err(MetricsError::LengthMismatch {
+                    what: "targets".into(),
+                    got: t.len(),
+                    expected: p,
+                });
             }
             if let Some(&bad) = t.iter().find(|&&v| v >= d as i64 || v < -1) {
                 return Err(MetricsError::InvalidParameter {
@@ -261,7 +305,12 @@ impl EvalCase {
 fn check_finite(m: &Array2<f64>, what: &str) -> Result<(), MetricsError> {
     for ((r, c), &v) in m.indexed_iter() {
         if !v.is_finite() {
-            return Err(MetricsError::NonFinite { what: what.to_string(), row: r, col: c, value: v });
+            return Err(MetricsError::NonFinite {
+                what: what.to_string(),
+                row: r,
+                col: c,
+                value: v,
+            });
         }
     }
     Ok(())

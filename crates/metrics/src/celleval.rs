@@ -32,20 +32,52 @@ pub struct PseudobulkMetrics {
 }
 
 /// Computes [`PseudobulkMetrics`] from the true mean `mt`, predicted mean `mp` and control mean `c`.
-pub fn pseudobulk_metrics(mt: ArrayView1<f64>, mp: ArrayView1<f64>, c: ArrayView1<f64>) -> PseudobulkMetrics {
+pub fn pseudobulk_metrics(
+    mt: ArrayView1<f64>,
+    mp: ArrayView1<f64>,
+    c: ArrayView1<f64>,
+) -> PseudobulkMetrics {
     let d = mt.len() as f64;
     let re: Vec<f64> = mt.iter().zip(c.iter()).map(|(a, b)| a - b).collect();
     let pe: Vec<f64> = mp.iter().zip(c.iter()).map(|(a, b)| a - b).collect();
-    let mse = mp.iter().zip(mt.iter()).map(|(a, b)| (a - b) * (a - b)).sum::<f64>() / d;
-    let mae = mp.iter().zip(mt.iter()).map(|(a, b)| (a - b).abs()).sum::<f64>() / d;
-    let mse_delta = pe.iter().zip(&re).map(|(a, b)| (a - b) * (a - b)).sum::<f64>() / d;
+    let mse = mp
+        .iter()
+        .zip(mt.iter())
+        .map(|(a, b)| (a - b) * (a - b))
+        .sum::<f64>()
+        / d;
+    let mae = mp
+        .iter()
+        .zip(mt.iter())
+        .map(|(a, b)| (a - b).abs())
+        .sum::<f64>()
+        / d;
+    let mse_delta = pe
+        .iter()
+        .zip(&re)
+        .map(|(a, b)| (a - b) * (a - b))
+        .sum::<f64>()
+        / d;
     let mae_delta = pe.iter().zip(&re).map(|(a, b)| (a - b).abs()).sum::<f64>() / d;
-    PseudobulkMetrics { mse, mae, mse_delta, mae_delta, pearson_delta: pearson(&pe, &re) }
+    PseudobulkMetrics {
+        mse,
+        mae,
+        mse_delta,
+        mae_delta,
+        pearson_delta: pearson(&pe, &re),
+    }
 }
 
 /// GEARS-style Pearson delta on the top-`k` DE genes of (true vs control) by scanpy t-test |score|.
 /// Returns the score and the gene indices used.
-pub fn pearson_delta_top_de(truth: ArrayView2<f64>, obs: ArrayView2<f64>, mt: ArrayView1<f64>, mp: ArrayView1<f64>, c: ArrayView1<f64>, k: usize) -> (f64, Vec<usize>) {
+pub fn pearson_delta_top_de(
+    truth: ArrayView2<f64>,
+    obs: ArrayView2<f64>,
+    mt: ArrayView1<f64>,
+    mp: ArrayView1<f64>,
+    c: ArrayView1<f64>,
+    k: usize,
+) -> (f64, Vec<usize>) {
     let top = top_de_genes_ttest(truth, obs, k);
     let pe: Vec<f64> = top.iter().map(|&g| mp[g] - c[g]).collect();
     let re: Vec<f64> = top.iter().map(|&g| mt[g] - c[g]).collect();
@@ -100,14 +132,22 @@ impl DiscriminationMetric {
 /// dist(e_q, ê_p), perturbations visited in sorted-name order with ties kept in that order (numpy's
 /// argsort on ≤ 16 items); score = 1 − rank/P. Also returns the tie-free variant 1 − #{q: d_q < d_p}/P.
 /// `real_eff`, `pred_eff` are P × d in case order.
-pub fn discrimination_scores(real_eff: &Array2<f64>, pred_eff: &Array2<f64>, names: &[String], gene_names: &[String], metric: DiscriminationMetric) -> (Vec<f64>, Vec<f64>) {
+pub fn discrimination_scores(
+    real_eff: &Array2<f64>,
+    pred_eff: &Array2<f64>,
+    names: &[String],
+    gene_names: &[String],
+    metric: DiscriminationMetric,
+) -> (Vec<f64>, Vec<f64>) {
     let p = real_eff.nrows();
     let mut sorted: Vec<usize> = (0..p).collect();
     sorted.sort_by(|&a, &b| names[a].cmp(&names[b]));
     let mut with_ties = vec![0.0; p];
     let mut tie_free = vec![0.0; p];
     for i in 0..p {
-        let mask: Vec<usize> = (0..gene_names.len()).filter(|&g| gene_names[g] != names[i]).collect();
+        let mask: Vec<usize> = (0..gene_names.len())
+            .filter(|&g| gene_names[g] != names[i])
+            .collect();
         let pe: Vec<f64> = mask.iter().map(|&g| pred_eff[[i, g]]).collect();
         let dists: Vec<f64> = sorted
             .iter()
@@ -179,15 +219,31 @@ pub fn de_metrics(real: &PdexResult, pred: &PdexResult) -> DeMetrics {
         let idx: Vec<usize> = (0..d).filter(|&g| sr[g]).collect();
         let lr: Vec<f64> = idx.iter().map(|&g| real.lfc[g]).collect();
         let lp: Vec<f64> = idx.iter().map(|&g| pred.lfc[g]).collect();
-        let sign = |v: f64| if v > 0.0 { 1 } else if v < 0.0 { -1 } else { 0 };
-        let dm = idx.iter().filter(|&&g| sign(real.lfc[g]) == sign(pred.lfc[g])).count() as f64 / nsig_real as f64;
+        let sign = |v: f64| {
+            if v > 0.0 {
+                1
+            } else if v < 0.0 {
+                -1
+            } else {
+                0
+            }
+        };
+        let dm = idx
+            .iter()
+            .filter(|&&g| sign(real.lfc[g]) == sign(pred.lfc[g]))
+            .count() as f64
+            / nsig_real as f64;
         let rec = idx.iter().filter(|&&g| sp[g]).count() as f64 / nsig_real as f64;
         (spearman(&lr, &lp), dm, rec)
     } else {
         (f64::NAN, f64::NAN, f64::NAN)
     };
     let (pr_auc, roc) = if nsig_real > 0 && nsig_real < d {
-        let score: Vec<f64> = pred.fdr.iter().map(|&q| -(q.clamp(1e-10, 1.0)).log10()).collect();
+        let score: Vec<f64> = pred
+            .fdr
+            .iter()
+            .map(|&q| -(q.clamp(1e-10, 1.0)).log10())
+            .collect();
         (average_precision(&sr, &score), roc_auc(&sr, &score))
     } else {
         (f64::NAN, f64::NAN)
@@ -202,13 +258,27 @@ pub fn de_metrics(real: &PdexResult, pred: &PdexResult) -> DeMetrics {
         overlap_at[k + 1] = overlap(&rt, &pt, kk.min(rt.len()));
         precision_at[k + 1] = overlap(&rt, &pt, kk.min(pt.len()));
     }
-    DeMetrics { nsig_real, nsig_pred, spearman_lfc_sig, direction_match, sig_genes_recall, pr_auc, roc_auc: roc, overlap_at, precision_at }
+    DeMetrics {
+        nsig_real,
+        nsig_pred,
+        spearman_lfc_sig,
+        direction_match,
+        sig_genes_recall,
+        pr_auc,
+        roc_auc: roc,
+        overlap_at,
+        precision_at,
+    }
 }
 
 /// cell-eval's global `de_spearman_sig`: Spearman across perturbations with ≥ 1 real-significant gene
 /// of (#sig real, #sig pred); 1.0 if there is no such perturbation.
 pub fn de_spearman_sig(items: &[DeMetrics]) -> f64 {
-    let (r, p): (Vec<f64>, Vec<f64>) = items.iter().filter(|m| m.nsig_real > 0).map(|m| (m.nsig_real as f64, m.nsig_pred as f64)).unzip();
+    let (r, p): (Vec<f64>, Vec<f64>) = items
+        .iter()
+        .filter(|m| m.nsig_real > 0)
+        .map(|m| (m.nsig_real as f64, m.nsig_pred as f64))
+        .unzip();
     if r.is_empty() {
         1.0
     } else {
@@ -218,26 +288,17 @@ pub fn de_spearman_sig(items: &[DeMetrics]) -> f64 {
 
 /// Mean pairwise Euclidean distance between the rows of x and y (zero diagonal included when x = y).
 pub fn mean_pairwise_euclidean(x: ArrayView2<f64>, y: ArrayView2<f64>) -> f64 {
-    let (n, m, d) = (x.nrows(), y.nrows(), x.ncols());
-    let mut s = 0.0;
-    for i in 0..n {
-        let xi = x.row(i);
-        for j in 0..m {
-            let yj = y.row(j);
-            let mut t = 0.0;
-            for k in 0..d {
-                let v = xi[k] - yj[k];
-                t += v * v;
-            }
-            s += t.sqrt();
-        }
-    }
-    s / (n * m) as f64
+    let d2 = crate::mmd::sq_dists(x, y);
+    d2.iter().map(|v| v.sqrt()).sum::<f64>() / d2.len() as f64
 }
 
 /// cell-eval's energy distance of a perturbation to control: 2·mean d(x,y) − mean d(x,x′) − mean d(y,y′)
 /// (Euclidean, means over all pairs including the zero diagonal). `sigma_ctrl` = mean d(y,y′) if known.
-pub fn celleval_edistance(x: ArrayView2<f64>, ctrl: ArrayView2<f64>, sigma_ctrl: Option<f64>) -> f64 {
+pub fn celleval_edistance(
+    x: ArrayView2<f64>,
+    ctrl: ArrayView2<f64>,
+    sigma_ctrl: Option<f64>,
+) -> f64 {
     let sx = mean_pairwise_euclidean(x, x);
     let sy = sigma_ctrl.unwrap_or_else(|| mean_pairwise_euclidean(ctrl, ctrl));
     2.0 * mean_pairwise_euclidean(x, ctrl) - sx - sy
@@ -277,14 +338,19 @@ mod tests {
         let real = array![[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]];
         let names: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
         let genes: Vec<String> = ["g0", "g1"].iter().map(|s| s.to_string()).collect();
-        for m in [DiscriminationMetric::L1, DiscriminationMetric::L2, DiscriminationMetric::Cosine] {
+        for m in [
+            DiscriminationMetric::L1,
+            DiscriminationMetric::L2,
+            DiscriminationMetric::Cosine,
+        ] {
             let (s, t) = discrimination_scores(&real, &real, &names, &genes, m);
             assert_eq!(s, vec![1.0; 3], "{m:?}");
             assert_eq!(t, vec![1.0; 3]);
         }
         // all-zero predictions: cosine distance 1 everywhere → ties resolved by sorted order
         let zero = Array2::<f64>::zeros((3, 2));
-        let (s, t) = discrimination_scores(&real, &zero, &names, &genes, DiscriminationMetric::Cosine);
+        let (s, t) =
+            discrimination_scores(&real, &zero, &names, &genes, DiscriminationMetric::Cosine);
         assert_eq!(s, vec![1.0, 1.0 - 1.0 / 3.0, 1.0 - 2.0 / 3.0]);
         assert_eq!(t, vec![1.0; 3]);
     }

@@ -21,16 +21,29 @@ pub struct DegLabelsScores {
 }
 
 /// Computes labels from (true vs control) and scores from (pred vs control).
-pub fn deg_labels_scores(obs: ArrayView2<f64>, truth: ArrayView2<f64>, pred: ArrayView2<f64>) -> DegLabelsScores {
+pub fn deg_labels_scores(
+    obs: ArrayView2<f64>,
+    truth: ArrayView2<f64>,
+    pred: ArrayView2<f64>,
+) -> DegLabelsScores {
     let wt = wilcoxon_scanpy(truth, obs);
     let wp = wilcoxon_scanpy(pred, obs);
-    let labels = wt.pvals_adj.iter().zip(&wt.lfc).map(|(&p, &l)| p < PVAL_THRESHOLD && l.abs() > LFC_THRESHOLD).collect();
+    let labels = wt
+        .pvals_adj
+        .iter()
+        .zip(&wt.lfc)
+        .map(|(&p, &l)| p < PVAL_THRESHOLD && l.abs() > LFC_THRESHOLD)
+        .collect();
     let scores = wp
         .pvals_adj
         .iter()
         .zip(&wp.lfc)
         .map(|(&p, &l)| {
-            let (p, l) = if p.is_nan() || l.is_nan() { (1.0, 0.0) } else { (p, l) };
+            let (p, l) = if p.is_nan() || l.is_nan() {
+                (1.0, 0.0)
+            } else {
+                (p, l)
+            };
             if p < PVAL_THRESHOLD {
                 l.abs()
             } else {
@@ -49,14 +62,24 @@ pub fn deg_auprc(obs: ArrayView2<f64>, truth: ArrayView2<f64>, pred: ArrayView2<
 
 /// Pooled (micro-averaged) AUPRC over several perturbations' labels and scores (MapPFN's reported value).
 pub fn pooled_auprc(items: &[DegLabelsScores]) -> f64 {
-    let labels: Vec<bool> = items.iter().flat_map(|d| d.labels.iter().copied()).collect();
-    let scores: Vec<f64> = items.iter().flat_map(|d| d.scores.iter().copied()).collect();
+    let labels: Vec<bool> = items
+        .iter()
+        .flat_map(|d| d.labels.iter().copied())
+        .collect();
+    let scores: Vec<f64> = items
+        .iter()
+        .flat_map(|d| d.scores.iter().copied())
+        .collect();
     average_precision(&labels, &scores)
 }
 
 /// Self-check of the Wilcoxon implementation: max |z_rank-sum − z_pairwise| over genes for true and
 /// predicted cells of one perturbation (should be ~1e-15).
-pub fn wilcoxon_self_check(obs: ArrayView2<f64>, truth: ArrayView2<f64>, pred: ArrayView2<f64>) -> f64 {
+pub fn wilcoxon_self_check(
+    obs: ArrayView2<f64>,
+    truth: ArrayView2<f64>,
+    pred: ArrayView2<f64>,
+) -> f64 {
     let mut worst: f64 = 0.0;
     for m in [truth, pred] {
         let a = wilcoxon_scanpy(m, obs).z;

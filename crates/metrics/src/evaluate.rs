@@ -2,14 +2,15 @@
 //! oracle key order). Sinkhorn problems and per-perturbation work run in parallel with rayon; the
 //! control-vs-control OT term is solved once and shared.
 
+use crate::ap::average_precision;
 use crate::case::EvalCase;
 use crate::celleval::{
-    celleval_edistance, celleval_input_ok, de_metrics, de_spearman_sig, discrimination_scores, mean_pairwise_euclidean,
-    pearson_delta_top_de, pseudobulk_metrics, DeMetrics, DiscriminationMetric, OVERLAP_KS,
+    celleval_edistance, celleval_input_ok, de_metrics, de_spearman_sig, discrimination_scores,
+    mean_pairwise_euclidean, pearson_delta_top_de, pseudobulk_metrics, DeMetrics,
+    DiscriminationMetric, OVERLAP_KS,
 };
 use crate::de::mannwhitney::pdex_de;
 use crate::deg::{deg_labels_scores, pooled_auprc, wilcoxon_self_check, DegLabelsScores};
-use crate::ap::average_precision;
 use crate::energy::energy_distance;
 use crate::error::MetricsError;
 use crate::kernels::SinkFloat;
@@ -18,9 +19,14 @@ use crate::moments::moment_metrics;
 use crate::pds::pds_mappfn;
 use crate::perturbench::perturbench_metrics;
 use crate::report::{CellEvalBlock, EvalReport, MetricValue, Ordered, PerturbationReport};
-use crate::sinkhorn::{combine, pot_sinkhorn_divergence, reg_ot_cost, PointCloud, Precision, RegOtCost, SinkhornOptions};
+use crate::sinkhorn::{
+    combine, pot_sinkhorn_divergence, reg_ot_cost, PointCloud, Precision, RegOtCost,
+    SinkhornOptions,
+};
 use crate::stats::{col_means, mean, nanmean};
-use crate::systema::{centroid_accuracy, pearson_delta_pert, pearson_delta_pert_on, perturbed_mean, top_k_abs_shift};
+use crate::systema::{
+    centroid_accuracy, pearson_delta_pert, pearson_delta_pert_on, perturbed_mean, top_k_abs_shift,
+};
 use ndarray::{Array1, Array2};
 use rayon::prelude::*;
 use std::time::Instant;
@@ -47,19 +53,37 @@ pub struct MetricGroups {
 impl MetricGroups {
     /// Every group.
     pub fn all() -> Self {
-        MetricGroups { mappfn: true, celleval: true, de: true, perturbench: true, systema: true, distribution: true }
+        MetricGroups {
+            mappfn: true,
+            celleval: true,
+            de: true,
+            perturbench: true,
+            systema: true,
+            distribution: true,
+        }
     }
 
     /// No group (start for building a selection).
     pub fn none() -> Self {
-        MetricGroups { mappfn: false, celleval: false, de: false, perturbench: false, systema: false, distribution: false }
+        MetricGroups {
+            mappfn: false,
+            celleval: false,
+            de: false,
+            perturbench: false,
+            systema: false,
+            distribution: false,
+        }
     }
 
     /// Parses a comma-separated list: `mappfn`, `celleval` (alias `cell-eval`), `de`, `perturbench`,
     /// `systema`, `distribution` (alias `energy`), `all`. Case-insensitive; blanks ignored.
     pub fn parse(s: &str) -> Result<Self, MetricsError> {
         let mut g = MetricGroups::none();
-        for part in s.split(',').map(|p| p.trim().to_ascii_lowercase()).filter(|p| !p.is_empty()) {
+        for part in s
+            .split(',')
+            .map(|p| p.trim().to_ascii_lowercase())
+            .filter(|p| !p.is_empty())
+        {
             match part.as_str() {
                 "mappfn" => g.mappfn = true,
                 "celleval" | "cell-eval" | "cell_eval" => g.celleval = true,
@@ -132,7 +156,14 @@ impl Default for EvalOptions {
 impl EvalOptions {
     /// Everything the oracle's golden files hold (all Sinkhorn variants and the DE self-check).
     pub fn oracle_parity() -> Self {
-        EvalOptions { w2_f64: true, w2_tight: true, w2_pot: true, w2_replica: true, deg_self_check: true, ..Default::default() }
+        EvalOptions {
+            w2_f64: true,
+            w2_tight: true,
+            w2_pot: true,
+            w2_replica: true,
+            deg_self_check: true,
+            ..Default::default()
+        }
     }
 }
 
@@ -158,8 +189,18 @@ fn w2_set<T: SinkFloat>(case: &EvalCase, opts: &SinkhornOptions, with_obs: bool)
     let p = case.n_perts();
     let obs = PointCloud::<T>::new(case.obs.view());
     let (trues, preds): (Vec<_>, Vec<_>) = rayon::join(
-        || case.trues.par_iter().map(|m| PointCloud::<T>::new(m.view())).collect(),
-        || case.preds.par_iter().map(|m| PointCloud::<T>::new(m.view())).collect(),
+        || {
+            case.trues
+                .par_iter()
+                .map(|m| PointCloud::<T>::new(m.view()))
+                .collect()
+        },
+        || {
+            case.preds
+                .par_iter()
+                .map(|m| PointCloud::<T>::new(m.view()))
+                .collect()
+        },
     );
     let cloud = |c: Cloud| -> &PointCloud<T> {
         match c {
@@ -192,26 +233,61 @@ fn w2_set<T: SinkFloat>(case: &EvalCase, opts: &SinkhornOptions, with_obs: bool)
             (k, reg_ot_cost(cloud(a), cloud(b), sym, opts))
         })
         .collect();
-    let mut res = vec![RegOtCost { cost: f64::NAN, n_iters: 0, converged: false }; tasks.len()];
+    let mut res = vec![
+        RegOtCost {
+            cost: f64::NAN,
+            n_iters: 0,
+            converged: false
+        };
+        tasks.len()
+    ];
     for (k, r) in results {
         res[k] = r;
     }
     let (obs_k, per) = if with_obs { (Some(0), 5) } else { (None, 3) };
     let base = |i: usize| obs_k.map_or(0, |_| 1) + i * per;
     let n_obs = case.obs.nrows();
-    let mut set = W2Set { tp: vec![], ot: vec![], op: vec![], n_iters: vec![], converged: vec![] };
+    let mut set = W2Set {
+        tp: vec![],
+        ot: vec![],
+        op: vec![],
+        n_iters: vec![],
+        converged: vec![],
+    };
     for i in 0..p {
         let b = base(i);
         let (tt, pp, tp) = (res[b], res[b + 1], res[b + 2]);
         let (nt, np) = (case.trues[i].nrows(), case.preds[i].nrows());
-        set.tp.push(combine::<T>(tp.cost, tt.cost, pp.cost, nt, np, opts.epsilon));
+        set.tp.push(combine::<T>(
+            tp.cost,
+            tt.cost,
+            pp.cost,
+            nt,
+            np,
+            opts.epsilon,
+        ));
         set.n_iters.push([tp.n_iters, tt.n_iters, pp.n_iters]);
-        set.converged.push([tp.converged, tt.converged, pp.converged]);
+        set.converged
+            .push([tp.converged, tt.converged, pp.converged]);
         if let Some(ok) = obs_k {
             let oo = res[ok];
             let (ot, op) = (res[b + 3], res[b + 4]);
-            set.ot.push(combine::<T>(ot.cost, oo.cost, tt.cost, n_obs, nt, opts.epsilon));
-            set.op.push(combine::<T>(op.cost, oo.cost, pp.cost, n_obs, np, opts.epsilon));
+            set.ot.push(combine::<T>(
+                ot.cost,
+                oo.cost,
+                tt.cost,
+                n_obs,
+                nt,
+                opts.epsilon,
+            ));
+            set.op.push(combine::<T>(
+                op.cost,
+                oo.cost,
+                pp.cost,
+                n_obs,
+                np,
+                opts.epsilon,
+            ));
         }
     }
     set
@@ -243,22 +319,37 @@ struct PertWork {
 
 /// Evaluates `case` with the selected `groups`. Validates the case first (gene counts, ≥ 2 cells per
 /// matrix, finite values, control cells present) and returns a [`MetricsError`] naming the problem.
-pub fn evaluate(case: &EvalCase, groups: &MetricGroups, opts: &EvalOptions) -> Result<EvalReport, MetricsError> {
+pub fn evaluate(
+    case: &EvalCase,
+    groups: &MetricGroups,
+    opts: &EvalOptions,
+) -> Result<EvalReport, MetricsError> {
     let t_total = Instant::now();
     case.validate()?;
     let p = case.n_perts();
     let d = case.n_genes();
     if let Some(g) = &opts.gene_names {
         if g.len() != d {
-            return Err(MetricsError::LengthMismatch { what: "gene_names".into(), got: g.len(), expected: d });
+            return Err(MetricsError::LengthMismatch {
+                what: "gene_names".into(),
+                got: g.len(),
+                expected: d,
+            });
         }
     }
     if let Some(r) = &opts.systema_reference {
         if r.len() != d {
-            return Err(MetricsError::GeneMismatch { what: "systema_reference".into(), got: r.len(), expected: d });
+            return Err(MetricsError::GeneMismatch {
+                what: "systema_reference".into(),
+                got: r.len(),
+                expected: d,
+            });
         }
     }
-    let gene_names: Vec<String> = opts.gene_names.clone().unwrap_or_else(|| (0..d).map(|j| format!("g{j}")).collect());
+    let gene_names: Vec<String> = opts
+        .gene_names
+        .clone()
+        .unwrap_or_else(|| (0..d).map(|j| format!("g{j}")).collect());
     let mut timing = Ordered::default();
 
     // ---- Sinkhorn (MapPFN)
@@ -271,20 +362,42 @@ pub fn evaluate(case: &EvalCase, groups: &MetricGroups, opts: &EvalOptions) -> R
     if groups.mappfn {
         w2_main = Some(w2_for(case, &opts.sinkhorn, true));
         if opts.w2_f64 {
-            w2_64 = Some(w2_for(case, &SinkhornOptions { precision: Precision::F64, ..opts.sinkhorn }, true));
+            w2_64 = Some(w2_for(
+                case,
+                &SinkhornOptions {
+                    precision: Precision::F64,
+                    ..opts.sinkhorn
+                },
+                true,
+            ));
         }
         if opts.w2_tight {
-            let o = SinkhornOptions { threshold: 1e-6, max_iterations: 20000, precision: Precision::F64, ..opts.sinkhorn };
+            let o = SinkhornOptions {
+                threshold: 1e-6,
+                max_iterations: 20000,
+                precision: Precision::F64,
+                ..opts.sinkhorn
+            };
             w2_tight = Some(w2_for(case, &o, false));
         }
         if opts.w2_replica {
-            let o = SinkhornOptions { precision: Precision::F64, direct_cost: true, ..opts.sinkhorn };
+            let o = SinkhornOptions {
+                precision: Precision::F64,
+                direct_cost: true,
+                ..opts.sinkhorn
+            };
             w2_rep = Some(w2_for(case, &o, false));
         }
         if opts.w2_pot {
             let v: Result<Vec<f64>, MetricsError> = (0..p)
                 .into_par_iter()
-                .map(|i| pot_sinkhorn_divergence(case.trues[i].view(), case.preds[i].view(), opts.sinkhorn.epsilon))
+                .map(|i| {
+                    pot_sinkhorn_divergence(
+                        case.trues[i].view(),
+                        case.preds[i].view(),
+                        opts.sinkhorn.epsilon,
+                    )
+                })
                 .collect();
             w2_pot = Some(v?);
         }
@@ -299,7 +412,11 @@ pub fn evaluate(case: &EvalCase, groups: &MetricGroups, opts: &EvalOptions) -> R
     // ---- per-perturbation work in parallel
     let t = Instant::now();
     let need_ed = groups.celleval;
-    let sigma_ctrl = if need_ed { mean_pairwise_euclidean(case.obs.view(), case.obs.view()) } else { f64::NAN };
+    let sigma_ctrl = if need_ed {
+        mean_pairwise_euclidean(case.obs.view(), case.obs.view())
+    } else {
+        f64::NAN
+    };
     let work: Vec<PertWork> = (0..p)
         .into_par_iter()
         .map(|i| {
@@ -315,7 +432,8 @@ pub fn evaluate(case: &EvalCase, groups: &MetricGroups, opts: &EvalOptions) -> R
                 }
             }
             if groups.celleval {
-                let (s, top) = pearson_delta_top_de(tr, ob, mt.row(i), mp.row(i), c.view(), opts.top_de_k);
+                let (s, top) =
+                    pearson_delta_top_de(tr, ob, mt.row(i), mp.row(i), c.view(), opts.top_de_k);
                 w.pearson_top = s;
                 w.top = top;
                 w.pseudo = Some(pseudobulk_metrics(mt.row(i), mp.row(i), c.view()));
@@ -334,22 +452,42 @@ pub fn evaluate(case: &EvalCase, groups: &MetricGroups, opts: &EvalOptions) -> R
     timing.push("per_perturbation_s", t.elapsed().as_secs_f64());
 
     // ---- joint metrics
-    let pds = if groups.mappfn { pds_mappfn(&mt, &mp) } else { None };
+    let pds = if groups.mappfn {
+        pds_mappfn(&mt, &mp)
+    } else {
+        None
+    };
     let disc: Vec<(DiscriminationMetric, (Vec<f64>, Vec<f64>))> = if groups.celleval {
         let re = &mt - &c.view().insert_axis(ndarray::Axis(0));
         let pe = &mp - &c.view().insert_axis(ndarray::Axis(0));
-        [DiscriminationMetric::L1, DiscriminationMetric::L2, DiscriminationMetric::Cosine]
-            .into_iter()
-            .map(|m| (m, discrimination_scores(&re, &pe, &case.names, &gene_names, m)))
-            .collect()
+        [
+            DiscriminationMetric::L1,
+            DiscriminationMetric::L2,
+            DiscriminationMetric::Cosine,
+        ]
+        .into_iter()
+        .map(|m| {
+            (
+                m,
+                discrimination_scores(&re, &pe, &case.names, &gene_names, m),
+            )
+        })
+        .collect()
     } else {
         vec![]
     };
-    let pb = groups.perturbench.then(|| perturbench_metrics(&mt, &mp, c.view()));
+    let pb = groups
+        .perturbench
+        .then(|| perturbench_metrics(&mt, &mp, c.view()));
     let sys = groups.systema.then(|| {
-        let mu = opts.systema_reference.clone().unwrap_or_else(|| perturbed_mean(&mt));
+        let mu = opts
+            .systema_reference
+            .clone()
+            .unwrap_or_else(|| perturbed_mean(&mt));
         let acc = centroid_accuracy(&mt, &mp);
-        let all: Vec<f64> = (0..p).map(|i| pearson_delta_pert(mt.row(i), mp.row(i), mu.view())).collect();
+        let all: Vec<f64> = (0..p)
+            .map(|i| pearson_delta_pert(mt.row(i), mp.row(i), mu.view()))
+            .collect();
         let top: Vec<f64> = (0..p)
             .map(|i| {
                 let genes = top_k_abs_shift(mt.row(i), c.view(), opts.top_de_k);
@@ -367,8 +505,14 @@ pub fn evaluate(case: &EvalCase, groups: &MetricGroups, opts: &EvalOptions) -> R
         let fl = |x: f64| MetricValue::Float(x);
         if let Some(s) = &w2_main {
             v.push("w2", fl(s.tp[i]));
-            v.push("w2_n_iters", MetricValue::IntList(s.n_iters[i].iter().map(|&k| k as i64).collect()));
-            v.push("w2_converged", MetricValue::BoolList(s.converged[i].to_vec()));
+            v.push(
+                "w2_n_iters",
+                MetricValue::IntList(s.n_iters[i].iter().map(|&k| k as i64).collect()),
+            );
+            v.push(
+                "w2_converged",
+                MetricValue::BoolList(s.converged[i].to_vec()),
+            );
             v.push("w2_obs_true", fl(s.ot[i]));
             v.push("w2_obs_pred", fl(s.op[i]));
             v.push("mag_ratio", fl(s.op[i] / (s.ot[i] + 1e-8)));
@@ -379,7 +523,10 @@ pub fn evaluate(case: &EvalCase, groups: &MetricGroups, opts: &EvalOptions) -> R
         }
         if let Some(s) = &w2_tight {
             v.push("w2_tight", fl(s.tp[i]));
-            v.push("w2_tight_converged", MetricValue::BoolList(s.converged[i].to_vec()));
+            v.push(
+                "w2_tight_converged",
+                MetricValue::BoolList(s.converged[i].to_vec()),
+            );
         }
         if let Some(s) = &w2_pot {
             v.push("w2_pot", fl(s[i]));
@@ -400,13 +547,22 @@ pub fn evaluate(case: &EvalCase, groups: &MetricGroups, opts: &EvalOptions) -> R
                 v.push("pds_rank", fl(ranks[i]));
             }
             if let Some(dg) = &w.deg {
-                v.push("deg_n_true", MetricValue::Int(dg.labels.iter().filter(|&&b| b).count() as i64));
-                v.push("deg_n_pred_sig", MetricValue::Int(dg.scores.iter().filter(|&&s| s > 0.0).count() as i64));
+                v.push(
+                    "deg_n_true",
+                    MetricValue::Int(dg.labels.iter().filter(|&&b| b).count() as i64),
+                );
+                v.push(
+                    "deg_n_pred_sig",
+                    MetricValue::Int(dg.scores.iter().filter(|&&s| s > 0.0).count() as i64),
+                );
                 v.push("deg_auprc", fl(average_precision(&dg.labels, &dg.scores)));
             }
         }
         if groups.celleval {
-            v.push("top20_de_genes", MetricValue::IntList(w.top.iter().map(|&g| g as i64).collect()));
+            v.push(
+                "top20_de_genes",
+                MetricValue::IntList(w.top.iter().map(|&g| g as i64).collect()),
+            );
             v.push("pearson_delta_top20_de", fl(w.pearson_top));
             if let Some(m) = w.pseudo {
                 v.push("mse", fl(m.mse));
@@ -417,7 +573,10 @@ pub fn evaluate(case: &EvalCase, groups: &MetricGroups, opts: &EvalOptions) -> R
             }
             for (m, (s, tf)) in &disc {
                 v.push(format!("discrimination_score_{}", m.name()), fl(s[i]));
-                v.push(format!("discrimination_score_{}_tie_free", m.name()), fl(tf[i]));
+                v.push(
+                    format!("discrimination_score_{}_tie_free", m.name()),
+                    fl(tf[i]),
+                );
             }
         }
         if let Some(m) = &w.de {
@@ -445,7 +604,10 @@ pub fn evaluate(case: &EvalCase, groups: &MetricGroups, opts: &EvalOptions) -> R
             v.push("corr_all_allpert", fl(all[i]));
             v.push("corr_20de_allpert", fl(top[i]));
         }
-        per.push(PerturbationReport { name: case.names[i].clone(), values: v });
+        per.push(PerturbationReport {
+            name: case.names[i].clone(),
+            values: v,
+        });
     }
 
     // ---- mean / nanmean over scalar keys
@@ -453,7 +615,10 @@ pub fn evaluate(case: &EvalCase, groups: &MetricGroups, opts: &EvalOptions) -> R
     let mut nanmean_o = Ordered::default();
     if let Some(first) = per.first() {
         for k in first.values.keys() {
-            let vals: Option<Vec<f64>> = per.iter().map(|r| r.values.get(k).and_then(|v| v.as_f64())).collect();
+            let vals: Option<Vec<f64>> = per
+                .iter()
+                .map(|r| r.values.get(k).and_then(|v| v.as_f64()))
+                .collect();
             if let Some(vals) = vals {
                 mean_o.push(k, mean(&vals));
                 nanmean_o.push(k, nanmean(&vals));
@@ -464,21 +629,46 @@ pub fn evaluate(case: &EvalCase, groups: &MetricGroups, opts: &EvalOptions) -> R
     // ---- global
     let mut global: Ordered<MetricValue> = Ordered::default();
     if groups.mappfn {
-        global.push("pds", MetricValue::Float(pds.as_ref().map_or(f64::NAN, |x| x.0)));
+        global.push(
+            "pds",
+            MetricValue::Float(pds.as_ref().map_or(f64::NAN, |x| x.0)),
+        );
         let items: Vec<DegLabelsScores> = work.iter().filter_map(|w| w.deg.clone()).collect();
-        let n_degs: usize = items.iter().map(|d| d.labels.iter().filter(|&&b| b).count()).sum();
+        let n_degs: usize = items
+            .iter()
+            .map(|d| d.labels.iter().filter(|&&b| b).count())
+            .sum();
         let n_total: usize = items.iter().map(|d| d.labels.len()).sum();
         global.push("deg_auprc", MetricValue::Float(pooled_auprc(&items)));
-        global.push("deg_auprc_baseline", MetricValue::Float(if n_degs > 0 { n_degs as f64 / n_total as f64 } else { f64::NAN }));
+        global.push(
+            "deg_auprc_baseline",
+            MetricValue::Float(if n_degs > 0 {
+                n_degs as f64 / n_total as f64
+            } else {
+                f64::NAN
+            }),
+        );
         global.push("deg_n_degs", MetricValue::Int(n_degs as i64));
         global.push("deg_n_total", MetricValue::Int(n_total as i64));
         if let Some(tg) = &case.targets {
-            let labels: Vec<bool> = items.iter().flat_map(|d| d.labels.iter().copied()).collect();
-            let scores: Vec<f64> = tg.iter().flat_map(|&t| (0..d).map(move |g| if t >= 0 && g as i64 == t { 1.0 } else { 0.0 })).collect();
-            global.push("target_only_auprc", MetricValue::Float(average_precision(&labels, &scores)));
+            let labels: Vec<bool> = items
+                .iter()
+                .flat_map(|d| d.labels.iter().copied())
+                .collect();
+            let scores: Vec<f64> = tg
+                .iter()
+                .flat_map(|&t| (0..d).map(move |g| if t >= 0 && g as i64 == t { 1.0 } else { 0.0 }))
+                .collect();
+            global.push(
+                "target_only_auprc",
+                MetricValue::Float(average_precision(&labels, &scores)),
+            );
         }
         if opts.deg_self_check {
-            global.push("deg_impl_check_max_abs_diff", MetricValue::Float(work.iter().map(|w| w.deg_check).fold(0.0, f64::max)));
+            global.push(
+                "deg_impl_check_max_abs_diff",
+                MetricValue::Float(work.iter().map(|w| w.deg_check).fold(0.0, f64::max)),
+            );
         }
     }
     let de_items: Vec<DeMetrics> = work.iter().filter_map(|w| w.de.clone()).collect();
@@ -504,14 +694,18 @@ pub fn evaluate(case: &EvalCase, groups: &MetricGroups, opts: &EvalOptions) -> R
         if !(celleval_input_ok(&blocks) && celleval_input_ok(&blocks_p)) {
             return CellEvalBlock {
                 status: "skipped".into(),
-                reason: Some("cell-eval requires non-negative log1p data in [0,15) or integer counts".into()),
+                reason: Some(
+                    "cell-eval requires non-negative log1p data in [0,15) or integer counts".into(),
+                ),
                 per_perturbation: vec![],
                 agg_mean: Ordered::default(),
             };
         }
         let mut rows = Vec::with_capacity(p);
         for i in 0..p {
-            let (Some(m), Some(ps)) = (work[i].de.as_ref(), work[i].pseudo) else { continue };
+            let (Some(m), Some(ps)) = (work[i].de.as_ref(), work[i].pseudo) else {
+                continue;
+            };
             let mut o: Ordered<f64> = Ordered::default();
             o.push("overlap_at_N", m.overlap_at[0]);
             for (k, kk) in OVERLAP_KS.iter().enumerate() {
@@ -547,7 +741,12 @@ pub fn evaluate(case: &EvalCase, groups: &MetricGroups, opts: &EvalOptions) -> R
                 agg.push(k, nanmean(&vals));
             }
         }
-        CellEvalBlock { status: "ok".into(), reason: None, per_perturbation: rows, agg_mean: agg }
+        CellEvalBlock {
+            status: "ok".into(),
+            reason: None,
+            per_perturbation: rows,
+            agg_mean: agg,
+        }
     });
 
     timing.push("total_s", t_total.elapsed().as_secs_f64());

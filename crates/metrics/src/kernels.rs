@@ -48,6 +48,28 @@ pub trait SinkFloat:
     fn lse_row<const FMA: bool>(row: &[Self], s: &[Self]) -> Self;
     /// Row-wise LSE over a row-major matrix with the fastest kernel the CPU supports.
     fn lse_rows_impl(m: &[Self], cols: usize, s: &[Self], out: &mut [Self]);
+    /// LSE_c(s[c] − row[c]) of one row with the fastest kernel the CPU supports.
+    fn lse_one(row: &[Self], s: &[Self]) -> Self;
+    /// Σ_k exp(scale · v_k) with the fastest kernel the CPU supports.
+    fn sum_exp(v: &[Self], scale: Self) -> Self;
+    /// Segment-wise LSE: out[r] = LSE(t[offsets[r]..offsets[r+1]]).
+    fn lse_segments(offsets: &[usize], t: &[Self], out: &mut [Self]) {
+        for (r, o) in out.iter_mut().enumerate() {
+            let seg = &t[offsets[r]..offsets[r + 1]];
+            let mut m = Self::NEG_INF;
+            for &v in seg {
+                m = m.max_num(v);
+            }
+            if !m.is_finite() {
+                m = Self::ZERO;
+            }
+            let mut sum = Self::ZERO;
+            for &v in seg {
+                sum += (v - m).fast_exp();
+            }
+            *o = m + sum.ln();
+        }
+    }
 }
 
 impl SinkFloat for f32 {
@@ -110,6 +132,55 @@ impl SinkFloat for f32 {
             }
         }
         lse_rows_generic::<f32, false>(m, cols, s, out)
+    }
+    fn lse_one(row: &[f32], s: &[f32]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if has_avx2() {
+                // SAFETY: AVX2 and FMA are available (checked at run time).
+                return unsafe { avx2::lse_row_f32(row, &s[..row.len()]) };
+            }
+        }
+        lse_row_lanes::<f32, 8, false>(row, s)
+    }
+    fn lse_segments(offsets: &[usize], t: &[f32], out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if has_avx2() {
+                for (r, o) in out.iter_mut().enumerate() {
+                    let seg = &t[offsets[r]..offsets[r + 1]];
+                    // SAFETY: AVX2 and FMA are available (checked at run time).
+                    *o = unsafe { avx2::lse_vals_f32(seg) };
+                }
+                return;
+            }
+        }
+        for (r, o) in out.iter_mut().enumerate() {
+            let seg = &t[offsets[r]..offsets[r + 1]];
+            let mut m = f32::NEG_INFINITY;
+            for &v in seg {
+                m = m.max(v);
+            }
+            if !m.is_finite() {
+                m = 0.0;
+            }
+            let sum: f32 = seg.iter().map(|&v| exp_f32(v - m)).sum();
+            *o = m + sum.ln();
+        }
+    }
+    fn sum_exp(v: &[f32], scale: f32) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if has_avx2() {
+                // SAFETY: AVX2 and FMA are available (checked at run time).
+                return unsafe { avx2::sum_exp_f32(v, scale) };
+            }
+        }
+        let mut acc = [0.0f32; 8];
+        for (k, &x) in v.iter().enumerate() {
+            acc[k % 8] += exp_f32(scale * x);
+        }
+        acc.iter().sum()
     }
 }
 
@@ -174,6 +245,30 @@ impl SinkFloat for f64 {
         }
         lse_rows_generic::<f64, false>(m, cols, s, out)
     }
+    fn lse_one(row: &[f64], s: &[f64]) -> f64 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if has_avx2() {
+                // SAFETY: AVX2 and FMA are available (checked at run time).
+                return unsafe { avx2::lse_row_f64(row, &s[..row.len()]) };
+            }
+        }
+        lse_row_lanes::<f64, 4, false>(row, s)
+    }
+    fn sum_exp(v: &[f64], scale: f64) -> f64 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if has_avx2() {
+                // SAFETY: AVX2 and FMA are available (checked at run time).
+                return unsafe { avx2::sum_exp_f64(v, scale) };
+            }
+        }
+        let mut acc = [0.0f64; 4];
+        for (k, &x) in v.iter().enumerate() {
+            acc[k % 4] += exp_f64(scale * x);
+        }
+        acc.iter().sum()
+    }
 }
 
 /// Branch-free exp for f32: Cody–Waite reduction x = n·ln2 + r, degree-7 Taylor polynomial on
@@ -193,7 +288,8 @@ pub fn exp_f32(x: f32) -> f32 {
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0
-                    + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+                    + r * (1.0 / 24.0
+                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
     let scale = f32::from_bits(((n_bits + 127) as u32) << 23);
     p * scale
 }
@@ -355,10 +451,19 @@ fn lse_row_lanes<T: SinkFloat, const L: usize, const FMA: bool>(row: &[T], s: &[
     m + sum.ln()
 }
 
+/// Σ_k exp(scale · v_k) (AVX2+FMA kernel when available; lane-wise summation order).
+pub fn sum_exp<T: SinkFloat>(v: &[T], scale: T) -> T {
+    T::sum_exp(v, scale)
+}
+
 /// Row-wise log-sum-exp `out[r] = LSE_c(s[c] − m[r, c])` (row-major `m` with `cols` columns), using
 /// AVX2+FMA kernels when the CPU has them.
 pub fn lse_rows<T: SinkFloat>(m: &[T], cols: usize, s: &[T], out: &mut [T]) {
-    assert_eq!(m.len(), cols * out.len(), "lse_rows: matrix size does not match output length");
+    assert_eq!(
+        m.len(),
+        cols * out.len(),
+        "lse_rows: matrix size does not match output length"
+    );
     assert!(s.len() >= cols, "lse_rows: shift vector shorter than a row");
     T::lse_rows_impl(m, cols, s, out)
 }
@@ -371,7 +476,10 @@ mod avx2 {
 
     #[inline(always)]
     unsafe fn exp8(x: __m256) -> __m256 {
-        let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0)), _mm256_set1_ps(88.0));
+        let x = _mm256_min_ps(
+            _mm256_max_ps(x, _mm256_set1_ps(-87.0)),
+            _mm256_set1_ps(88.0),
+        );
         let magic = _mm256_set1_ps(12_582_912.0);
         let t = _mm256_fmadd_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E), magic);
         let n_bits = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(magic));
@@ -386,7 +494,10 @@ mod avx2 {
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5));
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0));
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0));
-        let scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n_bits, _mm256_set1_epi32(127)), 23));
+        let scale = _mm256_castsi256_ps(_mm256_slli_epi32(
+            _mm256_add_epi32(n_bits, _mm256_set1_epi32(127)),
+            23,
+        ));
         _mm256_mul_ps(p, scale)
     }
 
@@ -429,14 +540,26 @@ mod avx2 {
         let full16 = n / 16 * 16;
         i = 0;
         while i < full16 {
-            let v0 = _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(sp.add(i)), _mm256_loadu_ps(rp.add(i))), vm);
-            let v1 = _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(sp.add(i + 8)), _mm256_loadu_ps(rp.add(i + 8))), vm);
+            let v0 = _mm256_sub_ps(
+                _mm256_sub_ps(_mm256_loadu_ps(sp.add(i)), _mm256_loadu_ps(rp.add(i))),
+                vm,
+            );
+            let v1 = _mm256_sub_ps(
+                _mm256_sub_ps(
+                    _mm256_loadu_ps(sp.add(i + 8)),
+                    _mm256_loadu_ps(rp.add(i + 8)),
+                ),
+                vm,
+            );
             acc0 = _mm256_add_ps(acc0, exp8(v0));
             acc1 = _mm256_add_ps(acc1, exp8(v1));
             i += 16;
         }
         while i < full {
-            let v0 = _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(sp.add(i)), _mm256_loadu_ps(rp.add(i))), vm);
+            let v0 = _mm256_sub_ps(
+                _mm256_sub_ps(_mm256_loadu_ps(sp.add(i)), _mm256_loadu_ps(rp.add(i))),
+                vm,
+            );
             acc0 = _mm256_add_ps(acc0, exp8(v0));
             i += 8;
         }
@@ -447,9 +570,89 @@ mod avx2 {
         m + sum.ln()
     }
 
+    /// LSE of a contiguous f32 slice (8 lanes); NaN-free input expected.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn lse_vals_f32(t: &[f32]) -> f32 {
+        let n = t.len();
+        let p = t.as_ptr();
+        let full = n / 8 * 8;
+        let mut vmax = _mm256_set1_ps(f32::NEG_INFINITY);
+        let mut i = 0;
+        while i < full {
+            vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(p.add(i)));
+            i += 8;
+        }
+        let mut m = hmax8(vmax);
+        for &v in &t[full..] {
+            m = m.max(v);
+        }
+        if !m.is_finite() {
+            m = 0.0;
+        }
+        let vm = _mm256_set1_ps(m);
+        let mut acc = _mm256_setzero_ps();
+        i = 0;
+        while i < full {
+            acc = _mm256_add_ps(acc, exp8(_mm256_sub_ps(_mm256_loadu_ps(p.add(i)), vm)));
+            i += 8;
+        }
+        let mut sum = hsum8(acc);
+        for &v in &t[full..] {
+            sum += super::exp_f32_fma(v - m);
+        }
+        m + sum.ln()
+    }
+
+    /// Σ exp(scale·v) for f32 (8 lanes, two accumulators).
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn sum_exp_f32(v: &[f32], scale: f32) -> f32 {
+        let n = v.len();
+        let full = n / 16 * 16;
+        let vs = _mm256_set1_ps(scale);
+        let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let p = v.as_ptr();
+        let mut i = 0;
+        while i < full {
+            a0 = _mm256_add_ps(a0, exp8(_mm256_mul_ps(vs, _mm256_loadu_ps(p.add(i)))));
+            a1 = _mm256_add_ps(a1, exp8(_mm256_mul_ps(vs, _mm256_loadu_ps(p.add(i + 8)))));
+            i += 16;
+        }
+        let mut sum = hsum8(_mm256_add_ps(a0, a1));
+        for &x in &v[full..] {
+            sum += super::exp_f32_fma(scale * x);
+        }
+        sum
+    }
+
+    /// Σ exp(scale·v) for f64 (4 lanes, two accumulators).
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn sum_exp_f64(v: &[f64], scale: f64) -> f64 {
+        let n = v.len();
+        let full = n / 8 * 8;
+        let vs = _mm256_set1_pd(scale);
+        let (mut a0, mut a1) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+        let p = v.as_ptr();
+        let mut i = 0;
+        while i < full {
+            a0 = _mm256_add_pd(a0, exp4(_mm256_mul_pd(vs, _mm256_loadu_pd(p.add(i)))));
+            a1 = _mm256_add_pd(a1, exp4(_mm256_mul_pd(vs, _mm256_loadu_pd(p.add(i + 4)))));
+            i += 8;
+        }
+        let mut a = [0.0f64; 4];
+        _mm256_storeu_pd(a.as_mut_ptr(), _mm256_add_pd(a0, a1));
+        let mut sum = (a[0] + a[1]) + (a[2] + a[3]);
+        for &x in &v[full..] {
+            sum += super::exp_f64_fma(scale * x);
+        }
+        sum
+    }
+
     #[inline(always)]
     unsafe fn exp4(x: __m256d) -> __m256d {
-        let x = _mm256_min_pd(_mm256_max_pd(x, _mm256_set1_pd(-708.0)), _mm256_set1_pd(709.0));
+        let x = _mm256_min_pd(
+            _mm256_max_pd(x, _mm256_set1_pd(-708.0)),
+            _mm256_set1_pd(709.0),
+        );
         let magic = _mm256_set1_pd(6_755_399_441_055_744.0);
         let t = _mm256_fmadd_pd(x, _mm256_set1_pd(std::f64::consts::LOG2_E), magic);
         let n_bits = _mm256_sub_epi64(_mm256_castpd_si256(t), _mm256_castpd_si256(magic));
@@ -474,7 +677,10 @@ mod avx2 {
         ] {
             p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(c));
         }
-        let scale = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(n_bits, _mm256_set1_epi64x(1023)), 52));
+        let scale = _mm256_castsi256_pd(_mm256_slli_epi64(
+            _mm256_add_epi64(n_bits, _mm256_set1_epi64x(1023)),
+            52,
+        ));
         _mm256_mul_pd(p, scale)
     }
 
@@ -505,14 +711,26 @@ mod avx2 {
         let full8 = n / 8 * 8;
         i = 0;
         while i < full8 {
-            let v0 = _mm256_sub_pd(_mm256_sub_pd(_mm256_loadu_pd(sp.add(i)), _mm256_loadu_pd(rp.add(i))), vm);
-            let v1 = _mm256_sub_pd(_mm256_sub_pd(_mm256_loadu_pd(sp.add(i + 4)), _mm256_loadu_pd(rp.add(i + 4))), vm);
+            let v0 = _mm256_sub_pd(
+                _mm256_sub_pd(_mm256_loadu_pd(sp.add(i)), _mm256_loadu_pd(rp.add(i))),
+                vm,
+            );
+            let v1 = _mm256_sub_pd(
+                _mm256_sub_pd(
+                    _mm256_loadu_pd(sp.add(i + 4)),
+                    _mm256_loadu_pd(rp.add(i + 4)),
+                ),
+                vm,
+            );
             acc0 = _mm256_add_pd(acc0, exp4(v0));
             acc1 = _mm256_add_pd(acc1, exp4(v1));
             i += 8;
         }
         while i < full {
-            let v0 = _mm256_sub_pd(_mm256_sub_pd(_mm256_loadu_pd(sp.add(i)), _mm256_loadu_pd(rp.add(i))), vm);
+            let v0 = _mm256_sub_pd(
+                _mm256_sub_pd(_mm256_loadu_pd(sp.add(i)), _mm256_loadu_pd(rp.add(i))),
+                vm,
+            );
             acc0 = _mm256_add_pd(acc0, exp4(v0));
             i += 4;
         }
@@ -568,13 +786,27 @@ mod tests {
     fn lse_rows_matches_direct() {
         let cols = 37;
         let rows = 5;
-        let m: Vec<f64> = (0..rows * cols).map(|k| ((k * 7919) % 101) as f64 * 0.37).collect();
+        let m: Vec<f64> = (0..rows * cols)
+            .map(|k| ((k * 7919) % 101) as f64 * 0.37)
+            .collect();
         let s: Vec<f64> = (0..cols).map(|k| (k as f64 * 0.11).sin() * 3.0).collect();
         let mut out = vec![0.0; rows];
         lse_rows(&m, cols, &s, &mut out);
         for r in 0..rows {
-            let direct: f64 = (0..cols).map(|c| (s[c] - m[r * cols + c]).exp()).sum::<f64>().ln();
-            assert!((out[r] - direct).abs() < 1e-12, "row {r}: {} vs {direct}", out[r]);
+            let direct: f64 = (0..cols)
+                .map(|c| (s[c] - m[r * cols + c]).exp())
+                .sum::<f64>()
+                .ln();
+            assert!(
+                (out[r] - direct).abs() < 1e-12,
+                "row {r}: {} vs {direct}",
+                out[r]
+            );
         }
+        let v: Vec<f64> = (0..37).map(|k| k as f64 * 0.3).collect();
+        let want: f64 = v.iter().map(|x| (-0.7 * x).exp()).sum();
+        assert!((sum_exp(&v, -0.7) - want).abs() < 1e-14 * want);
+        let v32: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+        assert!(((sum_exp(&v32, -0.7f32) as f64 - want) / want).abs() < 1e-6);
     }
 }

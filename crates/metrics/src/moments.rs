@@ -21,9 +21,16 @@ pub struct MomentMetrics {
 pub fn moment_metrics(t: ArrayView2<f64>, p: ArrayView2<f64>) -> MomentMetrics {
     let (mt, mp) = (col_means(t), col_means(p));
     let (vt, vp) = (col_vars(t, mt.view()), col_vars(p, mp.view()));
-    let rmse = |a: &[f64], b: &[f64]| (a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>() / a.len() as f64).sqrt();
+    let rmse = |a: &[f64], b: &[f64]| {
+        (a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>() / a.len() as f64).sqrt()
+    };
     let (mt, mp, vt, vp) = (mt.to_vec(), mp.to_vec(), vt.to_vec(), vp.to_vec());
-    MomentMetrics { mean_rmse: rmse(&mt, &mp), var_rmse: rmse(&vt, &vp), mean_r2: pearson(&mt, &mp), var_r2: pearson(&vt, &vp) }
+    MomentMetrics {
+        mean_rmse: rmse(&mt, &mp),
+        var_rmse: rmse(&vt, &vp),
+        mean_r2: pearson(&mt, &mp),
+        var_r2: pearson(&vt, &vp),
+    }
 }
 
 /// Root mean squared error between two mean vectors.

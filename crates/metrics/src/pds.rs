@@ -11,7 +11,13 @@ pub fn pds_mappfn(mt: &Array2<f64>, mp: &Array2<f64>) -> Option<(f64, Vec<f64>)>
     if p < 2 {
         return None;
     }
-    let dist = |i: usize, j: usize| mt.row(i).iter().zip(mp.row(j).iter()).map(|(a, b)| (a - b) * (a - b)).sum::<f64>();
+    let dist = |i: usize, j: usize| {
+        mt.row(i)
+            .iter()
+            .zip(mp.row(j).iter())
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum::<f64>()
+    };
     let ranks: Vec<f64> = (0..p)
         .map(|j| {
             let djj = dist(j, j);
@@ -34,11 +40,16 @@ mod tests {
         let (s, r) = pds_mappfn(&mt, &mt).unwrap();
         assert_eq!(s, 0.0);
         assert_eq!(r, vec![0.0, 0.0, 0.0]);
-        // predictions of 0 and 1 swapped: for j=0 (pred at (5,0)) true 1 is closer → rank 1/2
+        // predictions of 0 and 1 swapped: j=0 (pred (5,0), own distance 25): true 1 closer, true 2 not → ½;
+        // j=1 (pred (0,0), own distance 25): true 0 closer and true 2 tied (≤ counts) → 1; j=2 exact → 0
         let mp = array![[5.0, 0.0], [0.0, 0.0], [0.0, 5.0]];
         let (s, r) = pds_mappfn(&mt, &mp).unwrap();
-        assert_eq!(r, vec![0.5, 0.5, 0.0]);
-        assert!((s - 1.0 / 3.0).abs() < 1e-15);
-        assert!(pds_mappfn(&mt.slice(ndarray::s![0..1, ..]).to_owned(), &mt.slice(ndarray::s![0..1, ..]).to_owned()).is_none());
+        assert_eq!(r, vec![0.5, 1.0, 0.0]);
+        assert!((s - 0.5).abs() < 1e-15);
+        assert!(pds_mappfn(
+            &mt.slice(ndarray::s![0..1, ..]).to_owned(),
+            &mt.slice(ndarray::s![0..1, ..]).to_owned()
+        )
+        .is_none());
     }
 }

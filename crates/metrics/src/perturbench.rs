@@ -14,7 +14,10 @@ pub const LOGFC_PSEUDOCOUNT: f64 = 0.1;
 
 /// log2(mean + 0.1) − log2(ctrl + 0.1) per gene.
 pub fn logfc(mean: ArrayView1<f64>, ctrl: ArrayView1<f64>) -> Vec<f64> {
-    mean.iter().zip(ctrl.iter()).map(|(&m, &c)| (m + LOGFC_PSEUDOCOUNT).log2() - (c + LOGFC_PSEUDOCOUNT).log2()).collect()
+    mean.iter()
+        .zip(ctrl.iter())
+        .map(|(&m, &c)| (m + LOGFC_PSEUDOCOUNT).log2() - (c + LOGFC_PSEUDOCOUNT).log2())
+        .collect()
 }
 
 /// Root mean squared error of two vectors.
@@ -70,7 +73,11 @@ pub struct PerturbenchMetrics {
 
 /// Computes [`PerturbenchMetrics`] from true means `mt`, predicted means `mp` (P × d) and the control
 /// mean `ctrl`.
-pub fn perturbench_metrics(mt: &Array2<f64>, mp: &Array2<f64>, ctrl: ArrayView1<f64>) -> PerturbenchMetrics {
+pub fn perturbench_metrics(
+    mt: &Array2<f64>,
+    mp: &Array2<f64>,
+    ctrl: ArrayView1<f64>,
+) -> PerturbenchMetrics {
     let p = mt.nrows();
     let lt: Vec<Vec<f64>> = (0..p).map(|i| logfc(mt.row(i), ctrl)).collect();
     let lp: Vec<Vec<f64>> = (0..p).map(|i| logfc(mp.row(i), ctrl)).collect();
@@ -105,6 +112,9 @@ mod tests {
         // identical predictions for all: every other pred ties with the own one → rank (P−1)/2/P
         let same = array![[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]];
         let m = perturbench_metrics(&mt, &same, ctrl.view());
-        assert!(m.rmse_rank_average.iter().all(|&r| (r - 1.0 / 3.0).abs() < 1e-15));
+        assert!(m
+            .rmse_rank_average
+            .iter()
+            .all(|&r| (r - 1.0 / 3.0).abs() < 1e-15));
     }
 }

@@ -212,7 +212,11 @@ fn fmt_num(v: f64) -> String {
     if v.is_nan() {
         "NaN".to_string()
     } else if v.is_infinite() {
-        if v > 0.0 { "inf".into() } else { "-inf".into() }
+        if v > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        }
     } else if v == v.trunc() && v.abs() < 1e9 {
         format!("{v:.0}")
     } else if v.abs() >= 1e-3 && v.abs() < 1e5 {
@@ -226,8 +230,16 @@ fn fmt_value(v: &MetricValue) -> String {
     match v {
         MetricValue::Float(x) => fmt_num(*x),
         MetricValue::Int(i) => i.to_string(),
-        MetricValue::IntList(l) => l.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" "),
-        MetricValue::BoolList(l) => l.iter().map(|&b| if b { "T" } else { "F" }).collect::<Vec<_>>().join(""),
+        MetricValue::IntList(l) => l
+            .iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(" "),
+        MetricValue::BoolList(l) => l
+            .iter()
+            .map(|&b| if b { "T" } else { "F" })
+            .collect::<Vec<_>>()
+            .join(""),
     }
 }
 
@@ -255,7 +267,10 @@ impl EvalReport {
 
     /// Value of `key` for perturbation `name`.
     pub fn value(&self, name: &str, key: &str) -> Option<&MetricValue> {
-        self.per_perturbation.iter().find(|p| p.name == name).and_then(|p| p.values.get(key))
+        self.per_perturbation
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(|p| p.values.get(key))
     }
 
     /// Scalar metric keys in output order (the rows of the table and the CSV columns).
@@ -275,7 +290,11 @@ impl EvalReport {
         let mut rows = vec![header];
         for (k, m) in &self.mean.0 {
             let nm = self.nanmean.get(k).copied().unwrap_or(f64::NAN);
-            let mean = if m.is_nan() && !nm.is_nan() { format!("NaN [{}]", fmt_num(nm)) } else { fmt_num(*m) };
+            let mean = if m.is_nan() && !nm.is_nan() {
+                format!("NaN [{}]", fmt_num(nm))
+            } else {
+                fmt_num(*m)
+            };
             let mut row = vec![k.clone(), mean];
             if show_perts {
                 for p in &self.per_perturbation {
@@ -285,7 +304,9 @@ impl EvalReport {
             rows.push(row);
         }
         let ncol = rows[0].len();
-        let widths: Vec<usize> = (0..ncol).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+        let widths: Vec<usize> = (0..ncol)
+            .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+            .collect();
         let mut out = String::new();
         out.push_str(&format!(
             "{} perturbations, {} genes, {} control cells\n",
@@ -295,7 +316,13 @@ impl EvalReport {
             let line: Vec<String> = r
                 .iter()
                 .enumerate()
-                .map(|(c, s)| if c == 0 { format!("{:<w$}", s, w = widths[c]) } else { format!("{:>w$}", s, w = widths[c]) })
+                .map(|(c, s)| {
+                    if c == 0 {
+                        format!("{:<w$}", s, w = widths[c])
+                    } else {
+                        format!("{:>w$}", s, w = widths[c])
+                    }
+                })
                 .collect();
             out.push_str(line.join("  ").trim_end());
             out.push('\n');
@@ -343,9 +370,18 @@ impl EvalReport {
 
 /// Writes bytes to `path` atomically: a temporary file next to it, flushed, then renamed over it.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MetricsError> {
-    let err = |e: std::io::Error| MetricsError::Write { path: path.to_path_buf(), reason: e.to_string() };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| Path::new("."));
-    let fname = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let err = |e: std::io::Error| MetricsError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    let fname = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
     let tmp = dir.join(format!(".{fname}.{}.partial", std::process::id()));
     let mut f = std::fs::File::create(&tmp).map_err(err)?;
     f.write_all(bytes).map_err(err)?;

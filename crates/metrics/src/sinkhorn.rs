@@ -51,19 +51,34 @@ pub struct SinkhornOptions {
 
 impl Default for SinkhornOptions {
     fn default() -> Self {
-        SinkhornOptions { epsilon: 0.1, threshold: 1e-3, max_iterations: 2000, inner_iterations: 10, precision: Precision::F32, direct_cost: false }
+        SinkhornOptions {
+            epsilon: 0.1,
+            threshold: 1e-3,
+            max_iterations: 2000,
+            inner_iterations: 10,
+            precision: Precision::F32,
+            direct_cost: false,
+        }
     }
 }
 
 impl SinkhornOptions {
     /// MapPFN's float64 variant (same loop, float64 arithmetic).
     pub fn mappfn_f64() -> Self {
-        SinkhornOptions { precision: Precision::F64, ..Default::default() }
+        SinkhornOptions {
+            precision: Precision::F64,
+            ..Default::default()
+        }
     }
 
     /// A tightly converged float64 run (threshold 1e-6, 20000 iterations) — the oracle's `w2_tight`.
     pub fn tight_f64() -> Self {
-        SinkhornOptions { threshold: 1e-6, max_iterations: 20000, precision: Precision::F64, ..Default::default() }
+        SinkhornOptions {
+            threshold: 1e-6,
+            max_iterations: 20000,
+            precision: Precision::F64,
+            ..Default::default()
+        }
     }
 
     fn validate(&self) -> Result<(), MetricsError> {
@@ -77,7 +92,10 @@ impl SinkhornOptions {
         if self.inner_iterations == 0 || self.max_iterations == 0 {
             return Err(MetricsError::InvalidParameter {
                 name: "iterations".into(),
-                value: format!("max {} / inner {}", self.max_iterations, self.inner_iterations),
+                value: format!(
+                    "max {} / inner {}",
+                    self.max_iterations, self.inner_iterations
+                ),
                 hint: "max_iterations and inner_iterations must be ≥ 1".into(),
             });
         }
@@ -132,7 +150,12 @@ impl<T: SinkFloat> PointCloud<T> {
                 s
             })
             .collect();
-        PointCloud { n, d, data, sq_norms }
+        PointCloud {
+            n,
+            d,
+            data,
+            sq_norms,
+        }
     }
 
     /// Number of points.
@@ -161,7 +184,11 @@ fn scaled_cost<T: SinkFloat>(x: &PointCloud<T>, y: &PointCloud<T>, eps: T, direc
                     let t = xi[k] - yj[k];
                     s += t * t;
                 }
-                if s > T::ZERO { s } else { T::ZERO }
+                if s > T::ZERO {
+                    s
+                } else {
+                    T::ZERO
+                }
             } else {
                 let mut dot = T::ZERO;
                 for k in 0..d {
@@ -185,6 +212,99 @@ fn transpose<T: SinkFloat>(c: &[T], n: usize, m: usize) -> Vec<T> {
     t
 }
 
+/// Log-sum-exp over the rows of a fixed matrix with a changing shift vector, restricted to the
+/// entries that can matter ("kernel truncation"): after a dense pass, each row keeps the entries with
+/// s_c − M_rc ≥ LSE_r − `build_margin`. When the shift has moved by δ (sup norm) since, every entry's
+/// offset to its row's LSE has moved by at most 2δ, so dropped entries stay below LSE − (margin − 2δ);
+/// the kept structure is reused while 2δ ≤ `build_margin − keep_margin` and rebuilt otherwise. Dropped
+/// terms are thus always < e^(−keep_margin) relative to the row sum (below the float's resolution for
+/// the margins used), so the result equals the dense LSE to rounding.
+struct TruncatedLse<T> {
+    offsets: Vec<usize>,
+    idx: Vec<u32>,
+    val: Vec<T>,
+    shift_at_build: Vec<T>,
+    tmp: Vec<T>,
+    valid: bool,
+    build_margin: f64,
+    max_drift: f64,
+}
+
+impl<T: SinkFloat> TruncatedLse<T> {
+    fn new(build_margin: f64, keep_margin: f64) -> Self {
+        TruncatedLse {
+            offsets: Vec::new(),
+            idx: Vec::new(),
+            val: Vec::new(),
+            shift_at_build: Vec::new(),
+            tmp: Vec::new(),
+            valid: false,
+            build_margin,
+            max_drift: 0.5 * (build_margin - keep_margin),
+        }
+    }
+
+    /// out[r] = LSE_c(s[c] − mat[r, c]); `allow_sparse` enables building/using the truncated rows.
+    fn compute(&mut self, mat: &[T], cols: usize, s: &[T], out: &mut [T], allow_sparse: bool) {
+        if allow_sparse && self.valid {
+            let drift = s
+                .iter()
+                .zip(&self.shift_at_build)
+                .fold(0.0f64, |d, (&a, &b)| d.max((a - b).abs().to_f64()));
+            if drift <= self.max_drift {
+                for ((tk, &c), &v) in self.tmp.iter_mut().zip(&self.idx).zip(&self.val) {
+                    *tk = s.get(c as usize).copied().unwrap_or(T::NEG_INF) - v;
+                }
+                T::lse_segments(&self.offsets, &self.tmp, out);
+                return;
+            }
+        }
+        lse_rows(mat, cols, s, out);
+        self.valid = false;
+        if allow_sparse {
+            let margin = T::from_f64(self.build_margin);
+            self.offsets.clear();
+            self.idx.clear();
+            self.val.clear();
+            self.offsets.push(0);
+            for (r, &l) in out.iter().enumerate() {
+                let row = &mat[r * cols..(r + 1) * cols];
+                let start = self.idx.len();
+                for (c, (&mv, &sv)) in row.iter().zip(s).enumerate() {
+                    if sv - mv - l >= -margin {
+                        self.idx.push(c as u32);
+                        self.val.push(mv);
+                    }
+                }
+                // pad to whole SIMD vectors with entries that contribute exp(−∞ → −87) ≈ 0
+                while (self.idx.len() - start) % 8 != 0 {
+                    self.idx.push(0);
+                    self.val.push(T::from_f64(f64::INFINITY));
+                }
+                self.offsets.push(self.idx.len());
+            }
+            self.shift_at_build.clear();
+            self.shift_at_build.extend_from_slice(s);
+            self.tmp.resize(self.idx.len(), T::ZERO);
+            // worthwhile only if it drops a good share of the entries
+            self.valid = self.idx.len() * 2 < mat.len();
+        }
+    }
+}
+
+/// (build, keep) margins of the truncated log-sum-exp per precision: dropped terms stay below
+/// e^(−25) ≈ 1.4e-11 (f32) or e^(−45) ≈ 2.9e-20 (f64) relative to the row sum.
+fn truncation_margins<T: SinkFloat>() -> (f64, f64) {
+    if std::mem::size_of::<T>() == 4 {
+        (50.0, 25.0)
+    } else {
+        (85.0, 45.0)
+    }
+}
+
+/// Iterations run densely before the truncated kernel is used (the potentials move fast early on).
+const TRUNCATION_WARMUP: usize = 20;
+
 /// Sum in T, in index order.
 fn sum_t<T: SinkFloat>(v: &[T]) -> T {
     let mut s = T::ZERO;
@@ -197,7 +317,12 @@ fn sum_t<T: SinkFloat>(v: &[T]) -> T {
 /// Solves the entropic OT problem between clouds x and y with ott's loop. `symmetric` selects the
 /// parallel-update/momentum-½ variant ott uses for the (x,x) and (y,y) terms (x and y must then be the
 /// same cloud).
-pub fn reg_ot_cost<T: SinkFloat>(x: &PointCloud<T>, y: &PointCloud<T>, symmetric: bool, opts: &SinkhornOptions) -> RegOtCost {
+pub fn reg_ot_cost<T: SinkFloat>(
+    x: &PointCloud<T>,
+    y: &PointCloud<T>,
+    symmetric: bool,
+    opts: &SinkhornOptions,
+) -> RegOtCost {
     let (n, m) = (x.n, y.n);
     let eps = T::from_f64(opts.epsilon);
     let ce = scaled_cost(x, y, eps, opts.direct_cost);
@@ -255,7 +380,7 @@ pub fn reg_ot_cost<T: SinkFloat>(x: &PointCloud<T>, y: &PointCloud<T>, symmetric
                     lse_rows(&ce, n, &u, &mut row_lse);
                     let mut err = T::ZERO;
                     for (&l, &ui) in row_lse.iter().zip(&u) {
-                        err += ( (ui + l).exp() - a).abs();
+                        err += ((ui + l).exp() - a).abs();
                     }
                     let err = err + err;
                     last_err = err.to_f64();
@@ -267,6 +392,9 @@ pub fn reg_ot_cost<T: SinkFloat>(x: &PointCloud<T>, y: &PointCloud<T>, symmetric
         g.copy_from_slice(&f);
     } else {
         let cet = transpose(&ce, n, m);
+        let (bm, km) = truncation_margins::<T>();
+        let mut col_tr = TruncatedLse::<T>::new(bm, km);
+        let mut row_tr = TruncatedLse::<T>::new(bm, km);
         let mut col_lse_valid = false; // col_lse already holds LSE_i(u_i − Cε_ij) for the current f
         'outer_xy: for block in 0..outer {
             if block > 0 {
@@ -281,11 +409,12 @@ pub fn reg_ot_cost<T: SinkFloat>(x: &PointCloud<T>, y: &PointCloud<T>, symmetric
                 if it >= max_it {
                     break 'outer_xy;
                 }
+                let sparse_ok = it >= TRUNCATION_WARMUP;
                 if !col_lse_valid {
                     for (ui, &fi) in u.iter_mut().zip(&f) {
                         *ui = fi / eps;
                     }
-                    lse_rows(&cet, n, &u, &mut col_lse);
+                    col_tr.compute(&cet, n, &u, &mut col_lse, sparse_ok);
                 }
                 for (gj, &l) in g.iter_mut().zip(&col_lse) {
                     *gj = eps * log_b - eps * l;
@@ -293,7 +422,7 @@ pub fn reg_ot_cost<T: SinkFloat>(x: &PointCloud<T>, y: &PointCloud<T>, symmetric
                 for (vj, &gj) in v.iter_mut().zip(&g) {
                     *vj = gj / eps;
                 }
-                lse_rows(&ce, m, &v, &mut row_lse);
+                row_tr.compute(&ce, m, &v, &mut row_lse, sparse_ok);
                 for (fi, &l) in f.iter_mut().zip(&row_lse) {
                     *fi = eps * log_a - eps * l;
                 }
@@ -304,7 +433,7 @@ pub fn reg_ot_cost<T: SinkFloat>(x: &PointCloud<T>, y: &PointCloud<T>, symmetric
                     for (ui, &fi) in u.iter_mut().zip(&f) {
                         *ui = fi / eps;
                     }
-                    lse_rows(&cet, n, &u, &mut col_lse);
+                    col_tr.compute(&cet, n, &u, &mut col_lse, it >= TRUNCATION_WARMUP);
                     col_lse_valid = true;
                     let mut err = T::ZERO;
                     for (&l, &gj) in col_lse.iter().zip(&g) {
@@ -353,7 +482,11 @@ pub fn reg_ot_cost<T: SinkFloat>(x: &PointCloud<T>, y: &PointCloud<T>, symmetric
     let sum_b = sum_t(&vec![b; m]);
     let cost = div_a + div_b + eps * (sum_a * sum_b - total);
     let converged = !any_nan && (blocks_with_error < outer || last_err < thr);
-    RegOtCost { cost: cost.to_f64(), n_iters: blocks_with_error * inner, converged }
+    RegOtCost {
+        cost: cost.to_f64(),
+        n_iters: blocks_with_error * inner,
+        converged,
+    }
 }
 
 /// Combines the three regularised costs into the divergence in precision `T`, as ott does:
@@ -370,25 +503,47 @@ pub fn combine<T: SinkFloat>(xy: f64, xx: f64, yy: f64, n: usize, m: usize, epsi
 
 fn check_inputs(x: ArrayView2<f64>, y: ArrayView2<f64>) -> Result<(), MetricsError> {
     if x.ncols() != y.ncols() {
-        return Err(MetricsError::GeneMismatch { what: "second point cloud".into(), got: y.ncols(), expected: x.ncols() });
+        return Err(MetricsError::GeneMismatch {
+            what: "second point cloud".into(),
+            got: y.ncols(),
+            expected: x.ncols(),
+        });
     }
     for (m, what) in [(x, "first point cloud"), (y, "second point cloud")] {
         if m.nrows() == 0 {
-            return Err(MetricsError::TooFewCells { what: what.into(), got: 0, min: 1 });
+            return Err(MetricsError::TooFewCells {
+                what: what.into(),
+                got: 0,
+                min: 1,
+            });
         }
         if let Some(((r, c), &v)) = m.indexed_iter().find(|(_, v)| !v.is_finite()) {
-            return Err(MetricsError::NonFinite { what: what.into(), row: r, col: c, value: v });
+            return Err(MetricsError::NonFinite {
+                what: what.into(),
+                row: r,
+                col: c,
+                value: v,
+            });
         }
     }
     Ok(())
 }
 
-fn divergence_t<T: SinkFloat>(x: ArrayView2<f64>, y: ArrayView2<f64>, opts: &SinkhornOptions) -> SinkhornDivergence {
+fn divergence_t<T: SinkFloat>(
+    x: ArrayView2<f64>,
+    y: ArrayView2<f64>,
+    opts: &SinkhornOptions,
+) -> SinkhornDivergence {
     let px = PointCloud::<T>::new(x);
     let py = PointCloud::<T>::new(y);
     let (xy, (xx, yy)) = rayon::join(
         || reg_ot_cost(&px, &py, false, opts),
-        || rayon::join(|| reg_ot_cost(&px, &px, true, opts), || reg_ot_cost(&py, &py, true, opts)),
+        || {
+            rayon::join(
+                || reg_ot_cost(&px, &px, true, opts),
+                || reg_ot_cost(&py, &py, true, opts),
+            )
+        },
     );
     SinkhornDivergence {
         value: combine::<T>(xy.cost, xx.cost, yy.cost, px.n, py.n, opts.epsilon),
@@ -400,7 +555,11 @@ fn divergence_t<T: SinkFloat>(x: ArrayView2<f64>, y: ArrayView2<f64>, opts: &Sin
 /// Sinkhorn divergence between the point clouds x (n × d) and y (m × d) with ott-jax 0.5.1 semantics
 /// (see the module documentation); the three OT problems run in parallel. Errors on mismatched
 /// dimensions, empty clouds, non-finite values or invalid options.
-pub fn sinkhorn_divergence(x: ArrayView2<f64>, y: ArrayView2<f64>, opts: &SinkhornOptions) -> Result<SinkhornDivergence, MetricsError> {
+pub fn sinkhorn_divergence(
+    x: ArrayView2<f64>,
+    y: ArrayView2<f64>,
+    opts: &SinkhornOptions,
+) -> Result<SinkhornDivergence, MetricsError> {
     opts.validate()?;
     check_inputs(x, y)?;
     Ok(match opts.precision {
@@ -413,7 +572,13 @@ pub fn sinkhorn_divergence(x: ArrayView2<f64>, y: ArrayView2<f64>, opts: &Sinkho
 /// (alternating log-domain updates from zero, L2 column-marginal error checked at iterations 0, 10,
 /// 20, …, stop below `stop_thr`), then ⟨P,C⟩ + ε KL(P‖abᵀ) recomputed from the plan, with the
 /// direct squared-distance cost. float64.
-pub fn pot_reg_cost(x: ArrayView2<f64>, y: ArrayView2<f64>, epsilon: f64, stop_thr: f64, max_iter: usize) -> f64 {
+pub fn pot_reg_cost(
+    x: ArrayView2<f64>,
+    y: ArrayView2<f64>,
+    epsilon: f64,
+    stop_thr: f64,
+    max_iter: usize,
+) -> f64 {
     let (n, m, d) = (x.nrows(), y.nrows(), x.ncols());
     let mut c = vec![0.0f64; n * m];
     for i in 0..n {
@@ -446,7 +611,12 @@ pub fn pot_reg_cost(x: ArrayView2<f64>, y: ArrayView2<f64>, epsilon: f64, stop_t
         }
         if ii % 10 == 0 {
             lse_rows(&cet, n, &u, &mut tmp_m);
-            let err: f64 = tmp_m.iter().zip(&v).map(|(&l, &vj)| ((vj + l).exp() - b).powi(2)).sum::<f64>().sqrt();
+            let err: f64 = tmp_m
+                .iter()
+                .zip(&v)
+                .map(|(&l, &vj)| ((vj + l).exp() - b).powi(2))
+                .sum::<f64>()
+                .sqrt();
             if err < stop_thr {
                 break;
             }
@@ -470,11 +640,20 @@ pub fn pot_reg_cost(x: ArrayView2<f64>, y: ArrayView2<f64>, epsilon: f64, stop_t
 }
 
 /// Debiased entropic OT with the POT-style solver ([`pot_reg_cost`]) — the oracle's `w2_pot`.
-pub fn pot_sinkhorn_divergence(x: ArrayView2<f64>, y: ArrayView2<f64>, epsilon: f64) -> Result<f64, MetricsError> {
+pub fn pot_sinkhorn_divergence(
+    x: ArrayView2<f64>,
+    y: ArrayView2<f64>,
+    epsilon: f64,
+) -> Result<f64, MetricsError> {
     check_inputs(x, y)?;
     let (xy, (xx, yy)) = rayon::join(
         || pot_reg_cost(x, y, epsilon, 1e-7, 20000),
-        || rayon::join(|| pot_reg_cost(x, x, epsilon, 1e-7, 20000), || pot_reg_cost(y, y, epsilon, 1e-7, 20000)),
+        || {
+            rayon::join(
+                || pot_reg_cost(x, x, epsilon, 1e-7, 20000),
+                || pot_reg_cost(y, y, epsilon, 1e-7, 20000),
+            )
+        },
     );
     Ok(xy - 0.5 * xx - 0.5 * yy)
 }
@@ -488,7 +667,10 @@ mod tests {
     fn identical_clouds_give_zero() {
         let x = array![[0.0, 1.0], [2.0, -1.0], [0.5, 0.5]];
         for p in [Precision::F32, Precision::F64] {
-            let opts = SinkhornOptions { precision: p, ..Default::default() };
+            let opts = SinkhornOptions {
+                precision: p,
+                ..Default::default()
+            };
             let s = sinkhorn_divergence(x.view(), x.view(), &opts).unwrap();
             assert!(s.value.abs() < 1e-5, "{p:?}: {}", s.value);
         }

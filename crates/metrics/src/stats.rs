@@ -166,7 +166,10 @@ pub fn mean(v: &[f64]) -> f64 {
 
 /// Mean of the finite-or-infinite (non-NaN) entries; NaN if there are none (`numpy.nanmean`).
 pub fn nanmean(v: &[f64]) -> f64 {
-    let (s, n) = v.iter().filter(|x| !x.is_nan()).fold((0.0, 0usize), |(s, n), &x| (s + x, n + 1));
+    let (s, n) = v
+        .iter()
+        .filter(|x| !x.is_nan())
+        .fold((0.0, 0usize), |(s, n), &x| (s + x, n + 1));
     if n == 0 {
         f64::NAN
     } else {
@@ -194,13 +197,19 @@ mod tests {
         ];
         for (x, want) in cases {
             let got = erfc(x);
-            assert!(((got - want) / want).abs() < 1e-14, "erfc({x}) = {got}, want {want}");
+            assert!(
+                ((got - want) / want).abs() < 1e-14,
+                "erfc({x}) = {got}, want {want}"
+            );
         }
     }
 
     #[test]
     fn ranks_average_ties() {
-        assert_eq!(average_ranks(&[3.0, 1.0, 3.0, 2.0]), vec![3.5, 1.0, 3.5, 2.0]);
+        assert_eq!(
+            average_ranks(&[3.0, 1.0, 3.0, 2.0]),
+            vec![3.5, 1.0, 3.5, 2.0]
+        );
     }
 
     #[test]

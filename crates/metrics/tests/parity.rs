@@ -25,9 +25,21 @@ fn tolerance(key: &str) -> Option<(f64, f64)> {
         "mmd_mappfn_f32" => Some((1e-4, 1e-9)),
         "deg_impl_check_max_abs_diff" => Some((0.0, 1e-12)),
         // integer-valued and list-valued keys: exact
-        "w2_n_iters" | "w2_converged" | "w2_tight_converged" | "top20_de_genes" | "deg_n_true" | "deg_n_pred_sig"
-        | "deg_n_degs" | "deg_n_total" | "de_nsig_real" | "de_nsig_pred" | "de_nsig_counts_real"
-        | "de_nsig_counts_pred" | "n_obs" | "n_genes" | "n_perts" => None,
+        "w2_n_iters"
+        | "w2_converged"
+        | "w2_tight_converged"
+        | "top20_de_genes"
+        | "deg_n_true"
+        | "deg_n_pred_sig"
+        | "deg_n_degs"
+        | "deg_n_total"
+        | "de_nsig_real"
+        | "de_nsig_pred"
+        | "de_nsig_counts_real"
+        | "de_nsig_counts_pred"
+        | "n_obs"
+        | "n_genes"
+        | "n_perts" => None,
         // closed-form float64 metrics (rel 1e-9)
         _ => Some((1e-9, 1e-12)),
     }
@@ -53,7 +65,10 @@ impl Tally {
     }
 
     fn record_sized(&mut self, key: &str, rel: f64, abs: f64, ok: bool, ctx: String, big: bool) {
-        let e = self.stats.entry(key.to_string()).or_insert((0.0, 0.0, 0, 0, 0.0));
+        let e = self
+            .stats
+            .entry(key.to_string())
+            .or_insert((0.0, 0.0, 0, 0, 0.0));
         if big && rel.is_finite() {
             e.4 = e.4.max(rel);
         }
@@ -70,29 +85,72 @@ impl Tally {
         }
     }
 
-    fn compare(&mut self, key: &str, want: &Value, got: Option<&Value>, tol: Option<(f64, f64)>, ctx: &str) {
+    fn compare(
+        &mut self,
+        key: &str,
+        want: &Value,
+        got: Option<&Value>,
+        tol: Option<(f64, f64)>,
+        ctx: &str,
+    ) {
         let ctx = format!("{ctx}.{key}");
         let Some(got) = got else {
-            self.record(key, f64::NAN, f64::NAN, false, format!("{ctx}: missing (want {want})"));
+            self.record(
+                key,
+                f64::NAN,
+                f64::NAN,
+                false,
+                format!("{ctx}: missing (want {want})"),
+            );
             return;
         };
         match (want, got) {
             (Value::Null, Value::Null) => self.record(key, 0.0, 0.0, true, ctx),
             (Value::Number(w), Value::Number(g)) => {
-                let (w, g) = (w.as_f64().unwrap_or(f64::NAN), g.as_f64().unwrap_or(f64::NAN));
+                let (w, g) = (
+                    w.as_f64().unwrap_or(f64::NAN),
+                    g.as_f64().unwrap_or(f64::NAN),
+                );
                 let abs = (w - g).abs();
-                let rel = if w != 0.0 { abs / w.abs() } else if abs == 0.0 { 0.0 } else { f64::INFINITY };
+                let rel = if w != 0.0 {
+                    abs / w.abs()
+                } else if abs == 0.0 {
+                    0.0
+                } else {
+                    f64::INFINITY
+                };
                 let ok = match tol {
                     None => w == g,
                     Some((r, a)) => rel <= r || abs <= a,
                 };
-                self.record_sized(key, rel, abs, ok, format!("{ctx}: want {w:e}, got {g:e} (rel {rel:.2e}, abs {abs:.2e})"), w.abs() >= 1e-6);
+                self.record_sized(
+                    key,
+                    rel,
+                    abs,
+                    ok,
+                    format!("{ctx}: want {w:e}, got {g:e} (rel {rel:.2e}, abs {abs:.2e})"),
+                    w.abs() >= 1e-6,
+                );
             }
-            (Value::Array(_), Value::Array(_)) | (Value::String(_), Value::String(_)) | (Value::Bool(_), Value::Bool(_)) => {
+            (Value::Array(_), Value::Array(_))
+            | (Value::String(_), Value::String(_))
+            | (Value::Bool(_), Value::Bool(_)) => {
                 let ok = want == got;
-                self.record(key, if ok { 0.0 } else { f64::NAN }, 0.0, ok, format!("{ctx}: want {want}, got {got}"));
+                self.record(
+                    key,
+                    if ok { 0.0 } else { f64::NAN },
+                    0.0,
+                    ok,
+                    format!("{ctx}: want {want}, got {got}"),
+                );
             }
-            _ => self.record(key, f64::NAN, f64::NAN, false, format!("{ctx}: want {want}, got {got}")),
+            _ => self.record(
+                key,
+                f64::NAN,
+                f64::NAN,
+                false,
+                format!("{ctx}: want {want}, got {got}"),
+            ),
         }
     }
 }
@@ -101,8 +159,12 @@ fn check_case(npz: &Path, json: &Path, tally: &mut Tally) {
     let name = npz.file_name().unwrap().to_string_lossy().to_string();
     let case = EvalCase::read_npz(npz).unwrap_or_else(|e| panic!("{name}: {e}"));
     let golden: Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
-    let opts = EvalOptions { case_name: Some(name.clone()), ..EvalOptions::oracle_parity() };
-    let report = evaluate(&case, &MetricGroups::all(), &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let opts = EvalOptions {
+        case_name: Some(name.clone()),
+        ..EvalOptions::oracle_parity()
+    };
+    let report =
+        evaluate(&case, &MetricGroups::all(), &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
     let ours: Value = serde_json::from_str(&report.to_json()).unwrap();
 
     let top = golden.as_object().unwrap();
@@ -111,27 +173,54 @@ fn check_case(npz: &Path, json: &Path, tally: &mut Tally) {
         match key.as_str() {
             "timing" => {} // wall-clock; not comparable
             "per_perturbation" => {
-                let (w, g) = (want.as_array().unwrap(), ours["per_perturbation"].as_array().unwrap());
+                let (w, g) = (
+                    want.as_array().unwrap(),
+                    ours["per_perturbation"].as_array().unwrap(),
+                );
                 assert_eq!(w.len(), g.len(), "{name}: number of perturbations");
                 for (i, (wp, gp)) in w.iter().zip(g).enumerate() {
                     for (k, wv) in wp.as_object().unwrap() {
-                        tally.compare(k, wv, gp.get(k), if k == "name" { None } else { tolerance(k) }, &format!("{ctx}.per[{i}]"));
+                        tally.compare(
+                            k,
+                            wv,
+                            gp.get(k),
+                            if k == "name" { None } else { tolerance(k) },
+                            &format!("{ctx}.per[{i}]"),
+                        );
                     }
                 }
             }
             "mean" | "nanmean" => {
                 for (k, wv) in want.as_object().unwrap() {
-                    tally.compare(k, wv, ours[key].get(k), Some(mean_tolerance(k)), &format!("{ctx}.{key}"));
+                    tally.compare(
+                        k,
+                        wv,
+                        ours[key].get(k),
+                        Some(mean_tolerance(k)),
+                        &format!("{ctx}.{key}"),
+                    );
                 }
             }
             "global" => {
                 for (k, wv) in want.as_object().unwrap() {
-                    tally.compare(k, wv, ours["global"].get(k), tolerance(k), &format!("{ctx}.global"));
+                    tally.compare(
+                        k,
+                        wv,
+                        ours["global"].get(k),
+                        tolerance(k),
+                        &format!("{ctx}.global"),
+                    );
                 }
             }
             "cell_eval" => {
                 let g = &ours["cell_eval"];
-                tally.compare("cell_eval.status", &want["status"], g.get("status"), None, &ctx);
+                tally.compare(
+                    "cell_eval.status",
+                    &want["status"],
+                    g.get("status"),
+                    None,
+                    &ctx,
+                );
                 if want["status"] == "ok" {
                     for (pert, wp) in want["per_perturbation"].as_object().unwrap() {
                         for (k, wv) in wp.as_object().unwrap() {
@@ -139,14 +228,26 @@ fn check_case(npz: &Path, json: &Path, tally: &mut Tally) {
                                 continue; // Leiden clustering: not implemented (documented)
                             }
                             let gv = g["per_perturbation"].get(pert).and_then(|o| o.get(k));
-                            tally.compare(&format!("cell_eval.{k}"), wv, gv, Some(mean_tolerance(k)), &format!("{ctx}.cell_eval.{pert}"));
+                            tally.compare(
+                                &format!("cell_eval.{k}"),
+                                wv,
+                                gv,
+                                Some(mean_tolerance(k)),
+                                &format!("{ctx}.cell_eval.{pert}"),
+                            );
                         }
                     }
                     for (k, wv) in want["agg_mean"].as_object().unwrap() {
                         if k == "clustering_agreement" {
                             continue;
                         }
-                        tally.compare(&format!("cell_eval.agg_mean.{k}"), wv, g["agg_mean"].get(k), Some(mean_tolerance(k)), &ctx);
+                        tally.compare(
+                            &format!("cell_eval.agg_mean.{k}"),
+                            wv,
+                            g["agg_mean"].get(k),
+                            Some(mean_tolerance(k)),
+                            &ctx,
+                        );
                     }
                 }
             }
@@ -159,7 +260,10 @@ fn check_case(npz: &Path, json: &Path, tally: &mut Tally) {
 /// `CELLSHIFT_EXTRA_GOLDEN_DIR` (e.g. oracle output for a large case generated with make_cases.py).
 fn case_dirs() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut dirs = vec![root.join("../../../shared/golden/metrics"), root.join("tests/cases")];
+    let mut dirs = vec![
+        root.join("../../../shared/golden/metrics"),
+        root.join("tests/cases"),
+    ];
     if let Ok(extra) = std::env::var("CELLSHIFT_EXTRA_GOLDEN_DIR") {
         dirs.push(PathBuf::from(extra));
     }
@@ -175,7 +279,10 @@ fn golden_metric_parity() {
             println!("SKIP: golden directory {} not found", dir.display());
             continue;
         };
-        let mut npzs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "npz")).collect();
+        let mut npzs: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "npz"))
+            .collect();
         npzs.sort();
         for npz in npzs {
             let json = npz.with_extension("json");
@@ -197,5 +304,9 @@ fn golden_metric_parity() {
     for f in &tally.failures {
         println!("FAIL {f}");
     }
-    assert!(tally.failures.is_empty(), "{} comparisons failed (see output)", tally.failures.len());
+    assert!(
+        tally.failures.is_empty(),
+        "{} comparisons failed (see output)",
+        tally.failures.len()
+    );
 }

@@ -8,9 +8,18 @@ fn small_case() -> EvalCase {
     // deterministic, non-negative "log1p-like" data with one clear shift per perturbation
     let obs = Array2::from_shape_fn((30, 6), |(i, j)| ((i * 13 + j * 7) % 17) as f64 / 8.0);
     let mk = |shift: usize, off: usize| {
-        Array2::from_shape_fn((25, 6), |(i, j)| ((i * 11 + j * 5 + off) % 17) as f64 / 8.0 + if j == shift { 2.0 } else { 0.0 })
+        Array2::from_shape_fn((25, 6), |(i, j)| {
+            ((i * 11 + j * 5 + off) % 17) as f64 / 8.0 + if j == shift { 2.0 } else { 0.0 }
+        })
     };
-    EvalCase::new(obs, vec![mk(0, 1), mk(1, 2)], vec![mk(0, 3), mk(2, 4)], Some(vec!["A".into(), "B".into()]), Some(vec![0, 1])).unwrap()
+    EvalCase::new(
+        obs,
+        vec![mk(0, 1), mk(1, 2)],
+        vec![mk(0, 3), mk(2, 4)],
+        Some(vec!["A".into(), "B".into()]),
+        Some(vec![0, 1]),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -23,11 +32,28 @@ fn json_table_and_csv() {
     let keys: Vec<&String> = per[0].as_object().unwrap().keys().collect();
     // key order follows the oracle (name, w2, w2_n_iters, …)
     assert_eq!(keys[0], "name");
-    for k in ["w2", "mmd", "deg_auprc", "pearson_delta", "discrimination_score_l1", "overlap_at_N", "energy_distance", "rmse_average", "centroid_accuracy", "corr_all_allpert"] {
+    for k in [
+        "w2",
+        "mmd",
+        "deg_auprc",
+        "pearson_delta",
+        "discrimination_score_l1",
+        "overlap_at_N",
+        "energy_distance",
+        "rmse_average",
+        "centroid_accuracy",
+        "corr_all_allpert",
+    ] {
         assert!(per[0].get(k).is_some(), "missing {k}");
         assert!(v["mean"].get(k).is_some(), "missing mean {k}");
     }
-    for k in ["pds", "deg_auprc", "target_only_auprc", "de_spearman_sig", "pearson_edistance"] {
+    for k in [
+        "pds",
+        "deg_auprc",
+        "target_only_auprc",
+        "de_spearman_sig",
+        "pearson_edistance",
+    ] {
         assert!(v["global"].get(k).is_some(), "missing global {k}");
     }
     assert_eq!(v["cell_eval"]["status"], "ok");
@@ -43,8 +69,14 @@ fn json_table_and_csv() {
     walk(&v);
 
     let table = r.to_table();
-    assert!(table.contains("metric") && table.contains("mean") && table.contains(" A ") || table.contains("  A"));
-    let w2_line = table.lines().find(|l| l.starts_with("w2 ")).expect("w2 row");
+    assert!(
+        table.contains("metric") && table.contains("mean") && table.contains(" A ")
+            || table.contains("  A")
+    );
+    let w2_line = table
+        .lines()
+        .find(|l| l.starts_with("w2 "))
+        .expect("w2 row");
     assert_eq!(w2_line.split_whitespace().count(), 4, "{w2_line}"); // name, mean, A, B
 
     let csv = r.to_csv();
@@ -59,7 +91,18 @@ fn group_selection_limits_keys() {
     let groups = MetricGroups::parse("perturbench, systema").unwrap();
     let r = evaluate(&small_case(), &groups, &EvalOptions::default()).unwrap();
     let keys: Vec<String> = r.scalar_keys();
-    assert_eq!(keys, vec!["rmse_average", "rmse_rank_average", "cosine_logfc", "cosine_rank_logfc", "centroid_accuracy", "corr_all_allpert", "corr_20de_allpert"]);
+    assert_eq!(
+        keys,
+        vec![
+            "rmse_average",
+            "rmse_rank_average",
+            "cosine_logfc",
+            "cosine_rank_logfc",
+            "centroid_accuracy",
+            "corr_all_allpert",
+            "corr_20de_allpert"
+        ]
+    );
     assert!(r.cell_eval.is_none());
     assert!(r.global.0.is_empty());
 }
@@ -69,8 +112,20 @@ fn nan_metrics_become_null() {
     // Gaussian data with negative means: scanpy's lfc ratio is negative → NaN → no DEG → deg_auprc NaN
     let obs = Array2::from_shape_fn((20, 3), |(i, j)| -2.0 + ((i * 5 + j) % 7) as f64 * 0.1);
     let t = Array2::from_shape_fn((20, 3), |(i, j)| -2.0 + ((i * 3 + j) % 7) as f64 * 0.1);
-    let case = EvalCase::new(obs.clone(), vec![t.clone(), t.clone()], vec![obs.clone(), obs], None, None).unwrap();
-    let r = evaluate(&case, &MetricGroups::parse("mappfn").unwrap(), &EvalOptions::default()).unwrap();
+    let case = EvalCase::new(
+        obs.clone(),
+        vec![t.clone(), t.clone()],
+        vec![obs.clone(), obs],
+        None,
+        None,
+    )
+    .unwrap();
+    let r = evaluate(
+        &case,
+        &MetricGroups::parse("mappfn").unwrap(),
+        &EvalOptions::default(),
+    )
+    .unwrap();
     let v: Value = serde_json::from_str(&r.to_json()).unwrap();
     assert!(v["global"]["deg_auprc"].is_null());
     assert!(v["per_perturbation"][0]["deg_auprc"].is_null());

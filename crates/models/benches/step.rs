@@ -12,8 +12,10 @@
 use std::time::Instant;
 
 use cellshift_models::flow::guided_velocity;
-use cellshift_models::mappfn::{forward_flops, ConditionedNet, MapPfnConfig, MapPfnNet, TaskLayout};
-use cellshift_models::train::{Trainer, TrainConfig};
+use cellshift_models::mappfn::{
+    forward_flops, ConditionedNet, MapPfnConfig, MapPfnNet, TaskLayout,
+};
+use cellshift_models::train::{TrainConfig, Trainer};
 use cellshift_models::{GaussianShiftSource, Preprocessing, TaskSource};
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
@@ -41,7 +43,14 @@ fn time<F: FnMut()>(warmup: usize, iters: usize, mut f: F) -> f64 {
 /// A plain pre-LN transformer of the same size: Linear(d→W), depth × [LN, QKV, SDPA, O, LN, MLP], Linear(W→d).
 struct Bare {
     input: nn::Linear,
-    blocks: Vec<(nn::LayerNorm, nn::Linear, nn::Linear, nn::LayerNorm, nn::Linear, nn::Linear)>,
+    blocks: Vec<(
+        nn::LayerNorm,
+        nn::Linear,
+        nn::Linear,
+        nn::LayerNorm,
+        nn::Linear,
+        nn::Linear,
+    )>,
     output: nn::Linear,
     heads: i64,
 }
@@ -56,7 +65,15 @@ impl Bare {
                     let p = vs / format!("b{b}");
                     (
                         nn::layer_norm(&p / "ln1", vec![w], Default::default()),
-                        nn::linear(&p / "qkv", w, 3 * w, nn::LinearConfig { bias: false, ..Default::default() }),
+                        nn::linear(
+                            &p / "qkv",
+                            w,
+                            3 * w,
+                            nn::LinearConfig {
+                                bias: false,
+                                ..Default::default()
+                            },
+                        ),
                         lin(&p / "o", w, w),
                         nn::layer_norm(&p / "ln2", vec![w], Default::default()),
                         lin(&p / "fc1", w, ratio * w),
@@ -76,7 +93,16 @@ impl Bare {
         for (ln1, qkv, o, ln2, fc1, fc2) in &self.blocks {
             let p = qkv.forward(&ln1.forward(&h)).split(w, -1);
             let heads = |t: &Tensor| t.reshape([b, l, self.heads, hd]).transpose(1, 2);
-            let a = Tensor::scaled_dot_product_attention(&heads(&p[0]), &heads(&p[1]), &heads(&p[2]), None::<&Tensor>, 0.0, false, None, false);
+            let a = Tensor::scaled_dot_product_attention(
+                &heads(&p[0]),
+                &heads(&p[1]),
+                &heads(&p[2]),
+                None::<&Tensor>,
+                0.0,
+                false,
+                None,
+                false,
+            );
             h = &h + o.forward(&a.transpose(1, 2).reshape([b, l, w]));
             h = &h + fc2.forward(&fc1.forward(&ln2.forward(&h)).gelu("tanh"));
         }
@@ -86,23 +112,52 @@ impl Bare {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let value_of = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).and_then(|v| v.parse::<usize>().ok());
+    let value_of = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<usize>().ok())
+    };
     let threads = value_of("--threads").unwrap_or(2);
     let iters_override = value_of("--iters");
     tch::set_num_threads(threads as i32);
     tch::set_num_interop_threads(1);
-    let want = |name: &str| !args.iter().any(|a| a == "small" || a == "paper") || args.iter().any(|a| a == name);
+    let want = |name: &str| {
+        !args.iter().any(|a| a == "small" || a == "paper") || args.iter().any(|a| a == name)
+    };
     println!("torch threads: {}; FLOPs = 2·MACs incl. attention; train step = 3× forward, guided eval = 2× forward", tch::get_num_threads());
-    println!("{:<44} {:>11} {:>12} {:>10} {:>9}", "case", "ms/call", "ms/task", "GFLOP", "GFLOP/s");
+    println!(
+        "{:<44} {:>11} {:>12} {:>10} {:>9}",
+        "case", "ms/call", "ms/task", "GFLOP", "GFLOP/s"
+    );
 
     let shapes = [
-        Shape { name: "small (W128 L4 H4 d20 n64 K8, 8 tasks)", config: MapPfnConfig::small(20), n: 64, k: 8, batch: 8 },
-        Shape { name: "paper (W256 L8 H4 d50 n200 K8, 1 task)", config: MapPfnConfig::paper(50), n: 200, k: 8, batch: 1 },
+        Shape {
+            name: "small (W128 L4 H4 d20 n64 K8, 8 tasks)",
+            config: MapPfnConfig::small(20),
+            n: 64,
+            k: 8,
+            batch: 8,
+        },
+        Shape {
+            name: "paper (W256 L8 H4 d50 n200 K8, 1 task)",
+            config: MapPfnConfig::paper(50),
+            n: 200,
+            k: 8,
+            batch: 1,
+        },
     ];
-    for s in shapes.iter().filter(|s| want(s.name.split(' ').next().unwrap_or(""))) {
+    for s in shapes
+        .iter()
+        .filter(|s| want(s.name.split(' ').next().unwrap_or("")))
+    {
         let d = s.config.n_genes;
         let iters = iters_override.unwrap_or(if s.batch == 1 { 3 } else { 5 });
-        let layout = TaskLayout { n_obs: s.n, n_context: vec![s.n; s.k], n_query: s.n };
+        let layout = TaskLayout {
+            n_obs: s.n,
+            n_context: vec![s.n; s.k],
+            n_query: s.n,
+        };
         let fwd = forward_flops(&s.config, &layout);
         let report = |case: &str, secs: f64, tasks: usize, flops: f64| {
             println!(
@@ -114,7 +169,14 @@ fn main() {
                 flops / secs / 1e9
             );
         };
-        println!("-- {} : {} parameters, L = {} tokens per task", s.name, MapPfnNet::new(s.config.clone(), 0, Device::Cpu).map(|n| n.parameter_count()).unwrap_or(0), layout.joint_tokens(s.config.register_tokens));
+        println!(
+            "-- {} : {} parameters, L = {} tokens per task",
+            s.name,
+            MapPfnNet::new(s.config.clone(), 0, Device::Cpu)
+                .map(|n| n.parameter_count())
+                .unwrap_or(0),
+            layout.joint_tokens(s.config.register_tokens)
+        );
 
         // MapPFN training micro-step.
         let source = GaussianShiftSource::new(d, s.n, s.k, 0).expect("source");
@@ -125,13 +187,21 @@ fn main() {
         let secs = time(1, iters, || {
             trainer.step(&source).expect("step");
         });
-        report("mappfn train micro-step", secs, s.batch, 3.0 * fwd * s.batch as f64);
+        report(
+            "mappfn train micro-step",
+            secs,
+            s.batch,
+            3.0 * fwd * s.batch as f64,
+        );
 
         // MapPFN guided velocity evaluation (one task, cond + uncond batched).
         let task = source.task(0).expect("task");
         let secs = tch::no_grad(|| {
             let cond = net.encode_tasks(&[&task], &layout).expect("encode");
-            let field = ConditionedNet { net: &net, cond: &cond };
+            let field = ConditionedNet {
+                net: &net,
+                cond: &cond,
+            };
             let x = Tensor::randn([1, s.n as i64, d as i64], (Kind::Float, Device::Cpu));
             time(2, iters * 2, || {
                 let _ = guided_velocity(&field, &x, 0.5, 2.0).expect("velocity");
@@ -143,22 +213,49 @@ fn main() {
         let tokens = layout.joint_tokens(s.config.register_tokens) as i64;
         let w = s.config.width as i64;
         let vs = nn::VarStore::new(Device::Cpu);
-        let bare = Bare::new(&vs.root(), d as i64, w, s.config.depth, s.config.heads as i64, s.config.mlp_ratio as i64);
+        let bare = Bare::new(
+            &vs.root(),
+            d as i64,
+            w,
+            s.config.depth,
+            s.config.heads as i64,
+            s.config.mlp_ratio as i64,
+        );
         let mut opt = nn::AdamW::default().build(&vs, 1e-4).expect("adamw");
-        let x = Tensor::randn([s.batch as i64, tokens, d as i64], (Kind::Float, Device::Cpu));
-        let y = Tensor::randn([s.batch as i64, tokens, d as i64], (Kind::Float, Device::Cpu));
+        let x = Tensor::randn(
+            [s.batch as i64, tokens, d as i64],
+            (Kind::Float, Device::Cpu),
+        );
+        let y = Tensor::randn(
+            [s.batch as i64, tokens, d as i64],
+            (Kind::Float, Device::Cpu),
+        );
         let bare_fwd = s.batch as f64
-            * (s.config.depth as f64 * (2.0 * (w * w) as f64 * (4.0 + 2.0 * s.config.mlp_ratio as f64) * tokens as f64 + 4.0 * (tokens * tokens * w) as f64)
+            * (s.config.depth as f64
+                * (2.0 * (w * w) as f64 * (4.0 + 2.0 * s.config.mlp_ratio as f64) * tokens as f64
+                    + 4.0 * (tokens * tokens * w) as f64)
                 + 4.0 * (d as i64 * w * tokens) as f64);
         let secs = time(1, iters, || {
             let loss = (bare.forward(&x) - &y).square().mean(None);
             opt.backward_step(&loss);
         });
-        report("bare libtorch transformer train step", secs, s.batch, 3.0 * bare_fwd);
+        report(
+            "bare libtorch transformer train step",
+            secs,
+            s.batch,
+            3.0 * bare_fwd,
+        );
         let xb = Tensor::randn([2, tokens, d as i64], (Kind::Float, Device::Cpu));
-        let secs = tch::no_grad(|| time(2, iters * 2, || {
-            let _ = bare.forward(&xb);
-        }));
-        report("bare libtorch forward (batch 2 = 1 guided eval)", secs, 1, 2.0 * bare_fwd / s.batch as f64);
+        let secs = tch::no_grad(|| {
+            time(2, iters * 2, || {
+                let _ = bare.forward(&xb);
+            })
+        });
+        report(
+            "bare libtorch forward (batch 2 = 1 guided eval)",
+            secs,
+            1,
+            2.0 * bare_fwd / s.batch as f64,
+        );
     }
 }

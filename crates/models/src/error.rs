@@ -25,10 +25,16 @@ pub enum ModelError {
     RunMismatch { path: PathBuf, detail: String },
     /// An I/O error.
     #[error("I/O error on {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A JSON (de)serialisation error.
     #[error("JSON error in {path}: {source}")]
-    Json { path: PathBuf, source: serde_json::Error },
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     /// An error reported by libtorch.
     #[error("libtorch error: {0}")]
     Torch(#[from] tch::TchError),
@@ -43,6 +49,9 @@ pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 impl ModelError {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> ModelError {
-        ModelError::Io { path: path.into(), source }
+        ModelError::Io {
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -48,7 +48,10 @@ pub fn splitmix64(mut z: u64) -> u64 {
 
 /// Seed of the stream `index` within the named `domain` of a run seeded with `seed`.
 pub fn stream_seed(seed: u64, domain: &str, index: u64) -> u64 {
-    splitmix64(splitmix64(seed ^ fnv1a64(domain.as_bytes())) ^ splitmix64(index.wrapping_add(0x5851_f42d_4c95_7f2d)))
+    splitmix64(
+        splitmix64(seed ^ fnv1a64(domain.as_bytes()))
+            ^ splitmix64(index.wrapping_add(0x5851_f42d_4c95_7f2d)),
+    )
 }
 
 /// A random stream for one (seed, domain, index) triple.
@@ -58,7 +61,9 @@ pub fn stream(seed: u64, domain: &str, index: u64) -> Pcg64 {
 
 /// `n` independent standard normal draws.
 pub fn normals(rng: &mut Pcg64, n: usize) -> Vec<f32> {
-    (0..n).map(|_| rng.sample::<f64, _>(StandardNormal) as f32).collect()
+    (0..n)
+        .map(|_| rng.sample::<f64, _>(StandardNormal) as f32)
+        .collect()
 }
 
 /// `n` independent uniform draws on `[lo, hi)`.

@@ -53,9 +53,19 @@ impl GaussianShiftSource {
             )));
         }
         if n_cells == 0 {
-            return Err(ModelError::Config("Gaussian shift tasks need at least one cell per set".into()));
+            return Err(ModelError::Config(
+                "Gaussian shift tasks need at least one cell per set".into(),
+            ));
         }
-        Ok(GaussianShiftSource { n_genes, n_cells, k, seed, context_scale: 2.0, shift: 3.0, linked: 2 })
+        Ok(GaussianShiftSource {
+            n_genes,
+            n_cells,
+            k,
+            seed,
+            context_scale: 2.0,
+            shift: 3.0,
+            linked: 2,
+        })
     }
 
     /// The mean shift `s_j` caused by knocking out gene `j`.
@@ -74,7 +84,8 @@ impl GaussianShiftSource {
     pub fn task_with_truth(&self, index: u64) -> (Task, TaskTruth) {
         let (d, n, k) = (self.n_genes, self.n_cells, self.k);
         let mut r = rng::stream(self.seed, "gaussian-shift-task", index);
-        let scale = Normal::new(0.0, self.context_scale.max(0.0)).unwrap_or_else(|_| Normal::new(0.0, 1.0).expect("valid"));
+        let scale = Normal::new(0.0, self.context_scale.max(0.0))
+            .unwrap_or_else(|_| Normal::new(0.0, 1.0).expect("valid"));
         let mu: Array1<f32> = (0..d).map(|_| scale.sample(&mut r) as f32).collect();
         let genes: Vec<usize> = sample(&mut r, d, k + 1).into_vec();
         let cells = |mean: &Array1<f32>, r: &mut rand_pcg::Pcg64| -> Array2<f32> {
@@ -90,7 +101,9 @@ impl GaussianShiftSource {
             labels.push(format!("g{g}"));
             if slot < k {
                 let mean = &mu + &self.effect(g);
-                context_cells.index_axis_mut(ndarray::Axis(0), slot).assign(&cells(&mean, &mut r));
+                context_cells
+                    .index_axis_mut(ndarray::Axis(0), slot)
+                    .assign(&cells(&mean, &mut r));
             }
         }
         let target_mean = &mu + &self.effect(genes[k]);
@@ -103,7 +116,13 @@ impl GaussianShiftSource {
             treatment_labels: labels,
             target: Some(target),
         };
-        (task, TaskTruth { control_mean: mu, target_mean })
+        (
+            task,
+            TaskTruth {
+                control_mean: mu,
+                target_mean,
+            },
+        )
     }
 }
 
@@ -115,7 +134,13 @@ impl TaskSource for GaussianShiftSource {
     fn describe(&self) -> String {
         format!(
             "gaussian-shift(d={}, n={}, K={}, seed={}, context_scale={}, shift={}, linked={})",
-            self.n_genes, self.n_cells, self.k, self.seed, self.context_scale, self.shift, self.linked
+            self.n_genes,
+            self.n_cells,
+            self.k,
+            self.seed,
+            self.context_scale,
+            self.shift,
+            self.linked
         )
     }
 }

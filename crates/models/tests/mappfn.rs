@@ -6,29 +6,45 @@ use std::path::Path;
 
 use cellshift_data::{Predictor, Task};
 use cellshift_models::flow::OdeSolver;
-use cellshift_models::mappfn::{finetune, pretrain, MapPfn, MapPfnConfig, MapPfnNet, SamplerConfig, WeightSet};
+use cellshift_models::mappfn::{
+    finetune, pretrain, MapPfn, MapPfnConfig, MapPfnNet, SamplerConfig, WeightSet,
+};
 use cellshift_models::train::checkpoint;
 use cellshift_models::train::trainer::{named_variables, Trainable, Trainer};
-use cellshift_models::{Budget, GaussianShiftSource, ModelError, Preprocessing, TaskSource, TrainConfig};
+use cellshift_models::{
+    Budget, GaussianShiftSource, ModelError, Preprocessing, TaskSource, TrainConfig,
+};
 use ndarray::{Array2, Array3};
 use tch::{Device, Kind, Tensor};
 
 fn tensors_equal(a: &[(String, Tensor)], b: &[(String, Tensor)]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|((na, ta), (nb, tb))| na == nb && ta.equal(tb))
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|((na, ta), (nb, tb))| na == nb && ta.equal(tb))
 }
 
 #[test]
 fn paper_configuration_has_the_published_parameter_count() {
     let net = MapPfnNet::new(MapPfnConfig::paper(50), 0, Device::Cpu).expect("paper model");
-    assert_eq!(net.parameter_count(), 25_968_194, "spec §2.9 inventory at d = 50");
-    let text = MapPfnNet::new(MapPfnConfig::paper_text(50), 0, Device::Cpu).expect("paper-text model");
+    assert_eq!(
+        net.parameter_count(),
+        25_968_194,
+        "spec §2.9 inventory at d = 50"
+    );
+    let text =
+        MapPfnNet::new(MapPfnConfig::paper_text(50), 0, Device::Cpu).expect("paper-text model");
     // The paper text's MLP ×2 removes 3 streams × 8 blocks × (2·256·512 + 512 − 2·256·1024 − 1024 + 256 − 256).
-    assert_eq!(text.parameter_count(), 25_968_194 - 24 * (525_568 - 262_912));
+    assert_eq!(
+        text.parameter_count(),
+        25_968_194 - 24 * (525_568 - 262_912)
+    );
 }
 
 /// A task with explicit set sizes: `n_obs` control cells, K context sets of `n_ctx` cells, `n_target` targets.
 fn task(d: usize, k: usize, n_obs: usize, n_ctx: usize, n_target: usize, seed: u64) -> Task {
-    let f = |i: usize, j: usize, s: u64| ((i * 31 + j * 17 + s as usize * 7) % 13) as f32 / 6.5 - 1.0;
+    let f =
+        |i: usize, j: usize, s: u64| ((i * 31 + j * 17 + s as usize * 7) % 13) as f32 / 6.5 - 1.0;
     let mut treatments = Array2::zeros((k + 1, d));
     for slot in 0..=k {
         treatments[(slot, slot % d)] = 1.0;
@@ -39,7 +55,9 @@ fn task(d: usize, k: usize, n_obs: usize, n_ctx: usize, n_target: usize, seed: u
         context_cells: Array3::from_shape_fn((k, n_ctx, d), |(a, i, j)| f(i + a, j, seed + 1)),
         treatments,
         treatment_labels: (0..=k).map(|s| format!("g{s}")).collect(),
-        target: Some(Array2::from_shape_fn((n_target, d), |(i, j)| f(i, j, seed + 2))),
+        target: Some(Array2::from_shape_fn((n_target, d), |(i, j)| {
+            f(i, j, seed + 2)
+        })),
     }
 }
 
@@ -56,19 +74,32 @@ fn shapes_with_zero_and_several_contexts_and_unequal_set_sizes() {
         let x = Tensor::zeros([4, n_query as i64, d as i64], (Kind::Float, Device::Cpu));
         let tt = Tensor::full([4], 0.5, (Kind::Float, Device::Cpu));
         let uncond = Tensor::from_slice(&[false, false, true, true]);
-        let v = net.velocity_with(&cond, &x, &tt, &uncond).expect("velocity");
+        let v = net
+            .velocity_with(&cond, &x, &tt, &uncond)
+            .expect("velocity");
         assert_eq!(v.size(), vec![4, n_query as i64, d as i64], "K = {k}");
     }
     // A micro-batch mixing layouts (K = 0 and K = 3) gives one finite loss.
-    let tasks = vec![task(d, 0, 7, 0, 9, 1), task(d, 3, 6, 4, 5, 2), task(d, 3, 6, 4, 5, 4)];
+    let tasks = vec![
+        task(d, 0, 7, 0, 9, 1),
+        task(d, 3, 6, 4, 5, 2),
+        task(d, 3, 6, 4, 5, 4),
+    ];
     let cfg = TrainConfig::quick(Preprocessing::identity(d), 10);
-    let loss = net.loss(&tasks, &mut cellshift_models::rng::stream(0, "t", 0), &cfg).expect("loss");
+    let loss = net
+        .loss(&tasks, &mut cellshift_models::rng::stream(0, "t", 0), &cfg)
+        .expect("loss");
     assert!(loss.size().is_empty() && loss.double_value(&[]).is_finite());
     // Sampling with K = 0 and with a different number of cells than the sets have.
     let model = MapPfn::from_net(net, Preprocessing::identity(d))
-        .with_sampler(SamplerConfig { solver: OdeSolver::Euler { steps: 4 }, guidance: 2.0 })
+        .with_sampler(SamplerConfig {
+            solver: OdeSolver::Euler { steps: 4 },
+            guidance: 2.0,
+        })
         .expect("sampler");
-    let s = model.sample(&task(d, 0, 7, 0, 9, 1), 13, 0).expect("sample");
+    let s = model
+        .sample(&task(d, 0, 7, 0, 9, 1), 13, 0)
+        .expect("sample");
     assert_eq!(s.cells.dim(), (13, d));
     assert_eq!(s.evaluations, 4);
 }
@@ -79,50 +110,117 @@ fn tasks_in_a_batch_do_not_interact_and_the_null_condition_ignores_the_context()
     let net = MapPfnNet::new(MapPfnConfig::tiny(d), 2, Device::Cpu).expect("tiny");
     let (a, b) = (task(d, 2, 5, 5, 6, 1), task(d, 2, 5, 5, 6, 9));
     let layout = MapPfnNet::layout_of(&a, 6);
-    let x = Tensor::from_slice(&(0..48).map(|i| (i as f32 * 0.37).sin()).collect::<Vec<_>>()).view([2, 6, 4]);
+    let x = Tensor::from_slice(&(0..48).map(|i| (i as f32 * 0.37).sin()).collect::<Vec<_>>())
+        .view([2, 6, 4]);
     let t = Tensor::from_slice(&[0.3f32, 0.8]);
     let both = net.encode_tasks(&[&a, &b], &layout).expect("encode");
     let cond = Tensor::from_slice(&[false, false]);
     let v_both = net.velocity_with(&both, &x, &t, &cond).expect("v");
     let single = net.encode_tasks(&[&a], &layout).expect("encode");
-    let v_a = net.velocity_with(&single, &x.narrow(0, 0, 1), &t.narrow(0, 0, 1), &cond.narrow(0, 0, 1)).expect("v");
-    assert!((v_both.narrow(0, 0, 1) - &v_a).abs().max().double_value(&[]) < 1e-5, "batching must not mix tasks");
-    assert!((v_both.narrow(0, 0, 1) - v_both.narrow(0, 1, 1)).abs().max().double_value(&[]) > 1e-4);
+    let v_a = net
+        .velocity_with(
+            &single,
+            &x.narrow(0, 0, 1),
+            &t.narrow(0, 0, 1),
+            &cond.narrow(0, 0, 1),
+        )
+        .expect("v");
+    assert!(
+        (v_both.narrow(0, 0, 1) - &v_a)
+            .abs()
+            .max()
+            .double_value(&[])
+            < 1e-5,
+        "batching must not mix tasks"
+    );
+    assert!(
+        (v_both.narrow(0, 0, 1) - v_both.narrow(0, 1, 1))
+            .abs()
+            .max()
+            .double_value(&[])
+            > 1e-4
+    );
     // Unconditional rows replace every condition and treatment token by the null embedding, so two tasks
     // with different contexts give the same velocity at the same (x, t).
     let x_same = x.narrow(0, 0, 1).repeat([2, 1, 1]);
     let t_same = Tensor::from_slice(&[0.3f32, 0.3]);
     let uncond = Tensor::from_slice(&[true, true]);
-    let v_null = net.velocity_with(&both, &x_same, &t_same, &uncond).expect("v");
-    assert!((v_null.narrow(0, 0, 1) - v_null.narrow(0, 1, 1)).abs().max().double_value(&[]) < 1e-6);
-    let v_cond = net.velocity_with(&both, &x_same, &t_same, &cond).expect("v");
-    assert!((v_cond.narrow(0, 0, 1) - v_cond.narrow(0, 1, 1)).abs().max().double_value(&[]) > 1e-4);
+    let v_null = net
+        .velocity_with(&both, &x_same, &t_same, &uncond)
+        .expect("v");
+    assert!(
+        (v_null.narrow(0, 0, 1) - v_null.narrow(0, 1, 1))
+            .abs()
+            .max()
+            .double_value(&[])
+            < 1e-6
+    );
+    let v_cond = net
+        .velocity_with(&both, &x_same, &t_same, &cond)
+        .expect("v");
+    assert!(
+        (v_cond.narrow(0, 0, 1) - v_cond.narrow(0, 1, 1))
+            .abs()
+            .max()
+            .double_value(&[])
+            > 1e-4
+    );
 }
 
 #[test]
 fn initialisation_is_a_function_of_the_seed() {
-    let vars = |seed| named_variables(MapPfnNet::new(MapPfnConfig::tiny(3), seed, Device::Cpu).expect("tiny").var_store());
+    let vars = |seed| {
+        named_variables(
+            MapPfnNet::new(MapPfnConfig::tiny(3), seed, Device::Cpu)
+                .expect("tiny")
+                .var_store(),
+        )
+    };
     let (a, b, c) = (vars(5), vars(5), vars(6));
     assert!(tensors_equal(&a, &b));
     assert!(!tensors_equal(&a, &c));
     // FiLM projections start at zero (spec §2.8).
-    let film = a.iter().find(|(n, _)| n.ends_with("attn_film.weight")).expect("film");
+    let film = a
+        .iter()
+        .find(|(n, _)| n.ends_with("attn_film.weight"))
+        .expect("film");
     assert_eq!(film.1.abs().sum(Kind::Float).double_value(&[]), 0.0);
 }
 
 #[test]
 fn bad_inputs_are_rejected_with_clear_errors() {
     let d = 4;
-    let model = MapPfn::from_net(MapPfnNet::new(MapPfnConfig::tiny(d), 0, Device::Cpu).expect("tiny"), Preprocessing::identity(d));
+    let model = MapPfn::from_net(
+        MapPfnNet::new(MapPfnConfig::tiny(d), 0, Device::Cpu).expect("tiny"),
+        Preprocessing::identity(d),
+    );
     let wrong_genes = task(d + 1, 1, 3, 3, 3, 0);
-    assert!(model.sample(&wrong_genes, 4, 0).expect_err("genes").to_string().contains("genes"));
+    assert!(model
+        .sample(&wrong_genes, 4, 0)
+        .expect_err("genes")
+        .to_string()
+        .contains("genes"));
     let too_many = task(d, 10, 3, 3, 3, 0);
-    assert!(model.sample(&too_many, 4, 0).expect_err("K").to_string().contains("K = 10"));
+    assert!(model
+        .sample(&too_many, 4, 0)
+        .expect_err("K")
+        .to_string()
+        .contains("K = 10"));
     let mut nan = task(d, 1, 3, 3, 3, 0);
     nan.observational[(1, 1)] = f32::NAN;
-    assert!(model.sample(&nan, 4, 0).expect_err("nan").to_string().contains("non-finite"));
+    assert!(model
+        .sample(&nan, 4, 0)
+        .expect_err("nan")
+        .to_string()
+        .contains("non-finite"));
     assert!(model.predict(&task(d, 1, 3, 3, 3, 0), 0, 0).is_err());
-    assert!(MapPfnConfig { width: 30, heads: 4, ..MapPfnConfig::tiny(d) }.validate().is_err());
+    assert!(MapPfnConfig {
+        width: 30,
+        heads: 4,
+        ..MapPfnConfig::tiny(d)
+    }
+    .validate()
+    .is_err());
 }
 
 fn quick(d: usize, steps: u64) -> TrainConfig {
@@ -144,20 +242,33 @@ fn checkpoint_round_trip_and_sidecar() {
         trainer.step(&source).expect("step");
     }
     let ck_dir = trainer.save_checkpoint(dir.path()).expect("save");
-    assert_eq!(ck_dir.file_name().and_then(|n| n.to_str()), Some("ckpt-0000000003"));
+    assert_eq!(
+        ck_dir.file_name().and_then(|n| n.to_str()),
+        Some("ckpt-0000000003")
+    );
     let raw = MapPfn::load_with(dir.path(), WeightSet::Raw, Device::Cpu).expect("load raw");
-    assert!(tensors_equal(&named_variables(raw.net().var_store()), &named_variables(net.var_store())));
+    assert!(tensors_equal(
+        &named_variables(raw.net().var_store()),
+        &named_variables(net.var_store())
+    ));
     let ema = MapPfn::load(dir.path()).expect("load ema");
     let ema_vars = named_variables(ema.net().var_store());
     for (name, w) in trainer.ema_weights() {
-        let loaded = &ema_vars.iter().find(|(n, _)| *n == name).expect("present").1;
+        let loaded = &ema_vars
+            .iter()
+            .find(|(n, _)| *n == name)
+            .expect("present")
+            .1;
         assert!(loaded.equal(&w), "EMA weight {name}");
     }
     let meta = ema.checkpoint_meta().expect("meta");
     assert_eq!(meta.method, "mappfn");
     assert_eq!(meta.counters.micro_batches, 3);
     assert_eq!(meta.counters.updates, 1);
-    assert_eq!(meta.counters.accumulated, 1, "a half-accumulated gradient is part of the state");
+    assert_eq!(
+        meta.counters.accumulated, 1,
+        "a half-accumulated gradient is part of the state"
+    );
     assert_eq!(meta.rng.next_task_index, 12);
     assert_eq!(meta.train_config, cfg);
     assert_eq!(meta.preprocessing, Preprocessing::identity(d));
@@ -165,8 +276,14 @@ fn checkpoint_round_trip_and_sidecar() {
     assert_eq!(config, MapPfnConfig::tiny(d));
     // Same seed, same prediction; different seed, different cells.
     let ema2 = MapPfn::load(&ck_dir).expect("load by checkpoint dir");
-    let sampler = SamplerConfig { solver: OdeSolver::Euler { steps: 5 }, guidance: 2.0 };
-    let (ema, ema2) = (ema.with_sampler(sampler).expect("s"), ema2.with_sampler(sampler).expect("s"));
+    let sampler = SamplerConfig {
+        solver: OdeSolver::Euler { steps: 5 },
+        guidance: 2.0,
+    };
+    let (ema, ema2) = (
+        ema.with_sampler(sampler).expect("s"),
+        ema2.with_sampler(sampler).expect("s"),
+    );
     let t = source.task(99).expect("task");
     let p1 = ema.sample(&t, 10, 1).expect("p1").cells;
     assert_eq!(p1, ema2.sample(&t, 10, 1).expect("p2").cells);
@@ -178,15 +295,33 @@ fn missing_and_corrupted_checkpoints_give_clear_errors() {
     let d = 4;
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = MapPfn::load(&dir.path().join("nope")).expect_err("missing");
-    assert!(matches!(missing, ModelError::CheckpointMissing { .. }), "{missing}");
+    assert!(
+        matches!(missing, ModelError::CheckpointMissing { .. }),
+        "{missing}"
+    );
     let empty = MapPfn::load(dir.path()).expect_err("empty");
-    assert!(matches!(empty, ModelError::CheckpointMissing { .. }), "{empty}");
+    assert!(
+        matches!(empty, ModelError::CheckpointMissing { .. }),
+        "{empty}"
+    );
 
     let source = GaussianShiftSource::new(d, 4, 1, 0).expect("source");
     let run = dir.path().join("run");
-    pretrain(&MapPfnConfig::tiny(d), &quick(d, 2), &source, &run, Budget::Steps(2), |_| {}).expect("train");
+    pretrain(
+        &MapPfnConfig::tiny(d),
+        &quick(d, 2),
+        &source,
+        &run,
+        Budget::Steps(2),
+        |_| {},
+    )
+    .expect("train");
     let ck = checkpoint::resolve(&run).expect("resolve");
-    assert!(checkpoint::read_meta(&run).expect("meta").1.task_source.starts_with("gaussian-shift(d=4"));
+    assert!(checkpoint::read_meta(&run)
+        .expect("meta")
+        .1
+        .task_source
+        .starts_with("gaussian-shift(d=4"));
     let tensors = ck.join(checkpoint::TENSORS_FILE);
     let original = fs::read(&tensors).expect("read");
 
@@ -195,7 +330,10 @@ fn missing_and_corrupted_checkpoints_give_clear_errors() {
     flipped[mid] ^= 0x40;
     fs::write(&tensors, &flipped).expect("write");
     let err = MapPfn::load(&run).expect_err("corrupted");
-    assert!(matches!(err, ModelError::CheckpointCorrupt { .. }) && err.to_string().contains("checksum"), "{err}");
+    assert!(
+        matches!(err, ModelError::CheckpointCorrupt { .. }) && err.to_string().contains("checksum"),
+        "{err}"
+    );
 
     fs::write(&tensors, &original[..original.len() / 3]).expect("truncate");
     let err = MapPfn::load(&run).expect_err("truncated");
@@ -213,12 +351,28 @@ fn missing_and_corrupted_checkpoints_give_clear_errors() {
     fs::write(run.join(checkpoint::LATEST_FILE), "ckpt-9999999999\n").expect("latest");
     let err = MapPfn::load(&run).expect_err("dangling LATEST");
     assert!(matches!(err, ModelError::CheckpointMissing { .. }), "{err}");
-    fs::write(run.join(checkpoint::LATEST_FILE), format!("{}\n", ck.file_name().and_then(|n| n.to_str()).expect("name")))
-        .expect("latest");
+    fs::write(
+        run.join(checkpoint::LATEST_FILE),
+        format!(
+            "{}\n",
+            ck.file_name().and_then(|n| n.to_str()).expect("name")
+        ),
+    )
+    .expect("latest");
 
     // Resuming into a run directory with another configuration is refused.
-    let err = pretrain(&MapPfnConfig { depth: 1, ..MapPfnConfig::tiny(d) }, &quick(d, 2), &source, &run, Budget::Steps(2), |_| {})
-        .expect_err("mismatch");
+    let err = pretrain(
+        &MapPfnConfig {
+            depth: 1,
+            ..MapPfnConfig::tiny(d)
+        },
+        &quick(d, 2),
+        &source,
+        &run,
+        Budget::Steps(2),
+        |_| {},
+    )
+    .expect_err("mismatch");
     assert!(matches!(err, ModelError::RunMismatch { .. }), "{err}");
 }
 
@@ -243,40 +397,65 @@ fn resumed_training_reproduces_the_uninterrupted_loss_sequence_bit_for_bit() {
     let root = tempfile::tempdir().expect("tempdir");
 
     let full_dir = root.path().join("full");
-    let full = pretrain(&model, &cfg, &source, &full_dir, Budget::Steps(n), |_| {}).expect("full run");
+    let full =
+        pretrain(&model, &cfg, &source, &full_dir, Budget::Steps(n), |_| {}).expect("full run");
     assert_eq!(full.losses.len(), n as usize);
     assert!(full.finished);
 
     // Resume from the mid-run checkpoint of the uninterrupted run, in a fresh directory.
     let resumed_dir = root.path().join("resumed");
     let mid = full_dir.join(checkpoint::checkpoint_dir_name(n / 2));
-    copy_dir(&mid, &resumed_dir.join(checkpoint::checkpoint_dir_name(n / 2)));
-    fs::write(resumed_dir.join(checkpoint::LATEST_FILE), format!("{}\n", checkpoint::checkpoint_dir_name(n / 2))).expect("LATEST");
+    copy_dir(
+        &mid,
+        &resumed_dir.join(checkpoint::checkpoint_dir_name(n / 2)),
+    );
+    fs::write(
+        resumed_dir.join(checkpoint::LATEST_FILE),
+        format!("{}\n", checkpoint::checkpoint_dir_name(n / 2)),
+    )
+    .expect("LATEST");
     let mut steps = Vec::new();
-    let resumed = pretrain(&model, &cfg, &source, &resumed_dir, Budget::Steps(n), |p| steps.push(p.step)).expect("resume");
+    let resumed = pretrain(&model, &cfg, &source, &resumed_dir, Budget::Steps(n), |p| {
+        steps.push(p.step)
+    })
+    .expect("resume");
     assert_eq!(steps, ((n / 2 + 1)..=n).collect::<Vec<_>>());
     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&resumed.losses), bits(&full.losses[(n / 2) as usize..]), "second-half losses must be bit-identical");
+    assert_eq!(
+        bits(&resumed.losses),
+        bits(&full.losses[(n / 2) as usize..]),
+        "second-half losses must be bit-identical"
+    );
 
     // The final states agree too (weights, EMA, AdamW moments).
     let a = checkpoint::read_checkpoint(&full_dir).expect("a");
     let b = checkpoint::read_checkpoint(&resumed_dir).expect("b");
     assert_eq!(a.meta.counters, b.meta.counters);
     for (name, t) in &a.tensors {
-        assert!(t.equal(&b.tensors[name]), "tensor {name} differs after resumption");
+        assert!(
+            t.equal(&b.tensors[name]),
+            "tensor {name} differs after resumption"
+        );
     }
 
     // An invocation stopped by its budget and continued later also matches.
     let split_dir = root.path().join("split");
-    let first = pretrain(&model, &cfg, &source, &split_dir, Budget::Steps(5), |_| {}).expect("first part");
-    let second = pretrain(&model, &cfg, &source, &split_dir, Budget::Steps(n), |_| {}).expect("second part");
+    let first =
+        pretrain(&model, &cfg, &source, &split_dir, Budget::Steps(5), |_| {}).expect("first part");
+    let second =
+        pretrain(&model, &cfg, &source, &split_dir, Budget::Steps(n), |_| {}).expect("second part");
     let joined: Vec<f64> = first.losses.iter().chain(&second.losses).copied().collect();
     assert_eq!(bits(&joined), bits(&full.losses));
 }
 
 /// Mean over held-out tasks of |predicted mean − true target mean|² / |control mean − true target mean|²
 /// (0 = perfect, 1 = no better than predicting the control population).
-fn relative_mean_error(model: &MapPfn, source: &GaussianShiftSource, tasks: std::ops::Range<u64>, n_cells: usize) -> f64 {
+fn relative_mean_error(
+    model: &MapPfn,
+    source: &GaussianShiftSource,
+    tasks: std::ops::Range<u64>,
+    n_cells: usize,
+) -> f64 {
     let mut total = 0.0;
     let count = tasks.end - tasks.start;
     for i in tasks {
@@ -284,7 +463,9 @@ fn relative_mean_error(model: &MapPfn, source: &GaussianShiftSource, tasks: std:
         let pred = model.predict(&task, n_cells, i).expect("predict");
         let mean = pred.mean_profile();
         let err: f32 = (&mean - &truth.target_mean).mapv(|v| v * v).sum();
-        let base: f32 = (&truth.control_mean - &truth.target_mean).mapv(|v| v * v).sum();
+        let base: f32 = (&truth.control_mean - &truth.target_mean)
+            .mapv(|v| v * v)
+            .sum();
         total += f64::from(err / base);
     }
     total / count as f64
@@ -299,15 +480,40 @@ fn a_tiny_model_learns_mean_shifts_in_context() {
     let mut cfg = TrainConfig::quick(Preprocessing::identity(d), steps);
     cfg.batch_size = 8;
     let dir = tempfile::tempdir().expect("tempdir");
-    let summary = pretrain(&model_cfg, &cfg, &source, dir.path(), Budget::Steps(steps), |_| {}).expect("train");
+    let summary = pretrain(
+        &model_cfg,
+        &cfg,
+        &source,
+        dir.path(),
+        Budget::Steps(steps),
+        |_| {},
+    )
+    .expect("train");
     let avg = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (early, late) = (avg(&summary.losses[..20]), avg(&summary.losses[summary.losses.len() - 20..]));
-    assert!(early / late > 2.5, "loss must fall by a clear factor: first 20 {early:.3}, last 20 {late:.3}");
+    let (early, late) = (
+        avg(&summary.losses[..20]),
+        avg(&summary.losses[summary.losses.len() - 20..]),
+    );
+    assert!(
+        early / late > 2.5,
+        "loss must fall by a clear factor: first 20 {early:.3}, last 20 {late:.3}"
+    );
 
-    let sampler = SamplerConfig { solver: OdeSolver::Dopri5Fixed { dt: 0.05 }, guidance: 1.0 };
-    let trained = MapPfn::load(dir.path()).expect("load").with_sampler(sampler).expect("sampler");
+    let sampler = SamplerConfig {
+        solver: OdeSolver::Dopri5Fixed { dt: 0.05 },
+        guidance: 1.0,
+    };
+    let trained = MapPfn::load(dir.path())
+        .expect("load")
+        .with_sampler(sampler)
+        .expect("sampler");
     let untrained = MapPfn::from_net(
-        MapPfnNet::new(model_cfg, cellshift_models::rng::stream_seed(cfg.seed, "mappfn-init", 0), Device::Cpu).expect("net"),
+        MapPfnNet::new(
+            model_cfg,
+            cellshift_models::rng::stream_seed(cfg.seed, "mappfn-init", 0),
+            Device::Cpu,
+        )
+        .expect("net"),
         Preprocessing::identity(d),
     )
     .with_sampler(sampler)
@@ -315,8 +521,14 @@ fn a_tiny_model_learns_mean_shifts_in_context() {
     let held_out = 1_000_000..1_000_012;
     let e_trained = relative_mean_error(&trained, &source, held_out.clone(), 64);
     let e_untrained = relative_mean_error(&untrained, &source, held_out, 64);
-    assert!(e_trained < 0.5, "trained model's mean error relative to the control baseline: {e_trained:.3}");
-    assert!(e_untrained > 1.0, "an untrained model must fail this check ({e_untrained:.3})");
+    assert!(
+        e_trained < 0.5,
+        "trained model's mean error relative to the control baseline: {e_trained:.3}"
+    );
+    assert!(
+        e_untrained > 1.0,
+        "an untrained model must fail this check ({e_untrained:.3})"
+    );
 
     // Fine-tuning continues from the checkpoint with fresh optimiser state and keeps the EMA going.
     let ft_dir = tempfile::tempdir().expect("tempdir");
@@ -324,7 +536,15 @@ fn a_tiny_model_learns_mean_shifts_in_context() {
     ft.batch_size = 4;
     ft.accumulation = 1;
     ft.total_steps = 4;
-    let ft_summary = finetune(dir.path(), &ft, &source, ft_dir.path(), Budget::Steps(4), |_| {}).expect("finetune");
+    let ft_summary = finetune(
+        dir.path(),
+        &ft,
+        &source,
+        ft_dir.path(),
+        Budget::Steps(4),
+        |_| {},
+    )
+    .expect("finetune");
     assert_eq!(ft_summary.step, 4);
     let meta = checkpoint::read_meta(ft_dir.path()).expect("meta").1;
     assert_eq!(meta.counters.updates, 4);

@@ -5,6 +5,7 @@
 //! * full prior: `SergioPrior::sample_dataset` (GRN generation, 51 conditions, noise, data set), 1 thread
 //!   and the rayon pool;
 //! * the linear-SCM prior (one SCM, 21 × 500 samples).
+//!
 //! The GRN is also written to `$BENCH_GRN_JSON` (default `$TMPDIR/cellshift_bench_grn.json`) so that
 //! `ref_sergio_timing.py` can time sergio-rs on the same network.
 

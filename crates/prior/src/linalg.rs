@@ -52,17 +52,18 @@ impl Lu {
             work[i] = b[self.perm[i]];
         }
         for i in 0..n {
-            let mut s = work[i];
-            for j in 0..i {
-                s -= self.lu[i * n + j] * work[j];
-            }
+            let row = &self.lu[i * n..i * n + i];
+            let s = work[i] - row.iter().zip(&work[..i]).map(|(a, b)| a * b).sum::<f64>();
             work[i] = s;
         }
         for i in (0..n).rev() {
-            let mut s = work[i];
-            for j in i + 1..n {
-                s -= self.lu[i * n + j] * work[j];
-            }
+            let row = &self.lu[i * n + i + 1..(i + 1) * n];
+            let s = work[i]
+                - row
+                    .iter()
+                    .zip(&work[i + 1..n])
+                    .map(|(a, b)| a * b)
+                    .sum::<f64>();
             work[i] = s / self.lu[i * n + i];
         }
         b.copy_from_slice(&work[..n]);

@@ -320,12 +320,14 @@ impl GrnSpec {
         let knockout_mode = match raw.knockout_mode.as_deref() {
             None | Some("remove") => KnockoutMode::RemoveGene,
             Some("clamp") => KnockoutMode::ClampToZero,
-            Some(other) => return Err(spec_error(
-                path,
-                format!(
+            Some(other) => {
+                return Err(spec_error(
+                    path,
+                    format!(
                     "knockout_mode `{other}` is not known; use \"remove\" (reference) or \"clamp\""
                 ),
-            )),
+                ))
+            }
         };
         let parts = SpecParts {
             name,

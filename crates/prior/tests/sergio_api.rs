@@ -365,27 +365,37 @@ fn sergio_prior_dataset_is_deterministic_and_well_formed() {
 }
 
 #[test]
-fn unpaired_prior_redraws_the_noise_scale_per_condition() {
-    let mut cfg = small_prior();
-    cfg.paired = false;
-    cfg.technical_noise = false;
-    let s = SergioPrior::sample_grn(&cfg, 1, "g").unwrap();
-    let scales = std::sync::Mutex::new(Vec::new());
-    let noise_of = |_ko: Option<usize>, seed: u64| {
-        let z = cellshift_prior::rng::derive_seed(seed, 3);
-        scales.lock().unwrap().push(seed);
-        z as f64 * 0.0 + 1.0
-    };
-    let conds = simulate_conditions(&s.spec, &[0, 1, 2], s.sim_seed, false, &noise_of).unwrap();
-    assert_eq!(conds.len(), 4);
-    let seeds = scales.into_inner().unwrap();
-    assert_eq!(
-        seeds,
-        vec![s.sim_seed, s.sim_seed + 1, s.sim_seed + 2, s.sim_seed + 3],
-        "seed + j + 1 per KO"
-    );
+fn unpaired_knockouts_use_seed_plus_j_plus_one_and_paired_share_the_seed() {
+    for paired in [false, true] {
+        let mut cfg = small_prior();
+        cfg.paired = paired;
+        cfg.technical_noise = false;
+        let s = SergioPrior::sample_grn(&cfg, 1, "g").unwrap();
+        let seeds = std::sync::Mutex::new(Vec::new());
+        let noise_of = |_ko: Option<usize>, seed: u64| {
+            seeds.lock().unwrap().push(seed);
+            1.0
+        };
+        // Genes 0..3 may be outside the network; in paired mode those copy the control without simulating.
+        let kos: Vec<usize> = (0..12)
+            .filter(|&g| s.spec.in_network()[g])
+            .take(3)
+            .collect();
+        let conds = simulate_conditions(&s.spec, &kos, s.sim_seed, false, &noise_of).unwrap();
+        assert_eq!(conds.len(), 4);
+        let mut expected = vec![s.sim_seed];
+        expected.extend(kos.iter().map(|&j| {
+            if paired {
+                s.sim_seed
+            } else {
+                s.sim_seed + j as u64 + 1
+            }
+        }));
+        assert_eq!(seeds.into_inner().unwrap(), expected, "paired = {paired}");
+    }
+    let s = SergioPrior::sample_grn(&small_prior(), 1, "g").unwrap();
     let report = simulate_knockouts_detailed(&s.spec, &KnockoutSelection::All, 0, false).unwrap();
-    assert!(report.discarded.is_empty());
+    assert_eq!(report.data.treatments.len() + report.discarded.len(), 13);
 }
 
 #[test]

@@ -26,7 +26,7 @@ fn golden_dir() -> Option<PathBuf> {
     }
 }
 
-fn load(dir: &PathBuf, name: &str) -> (GrnSpec, Value) {
+fn load(dir: &std::path::Path, name: &str) -> (GrnSpec, Value) {
     let spec = GrnSpec::from_json(dir.join(format!("{name}.json"))).expect("golden GRN parses");
     let text =
         std::fs::read_to_string(dir.join(format!("{name}_summary.json"))).expect("summary exists");
@@ -197,6 +197,9 @@ impl Ensemble {
     }
 }
 
+/// One expression stage of a replicate: name, control matrix, knock-out matrix (None = discarded).
+type Stage = (&'static str, Option<Array2<f64>>, Option<Array2<f64>>);
+
 /// Replicates we run per GRN (the oracle ran 30); more replicates tighten our side of the band.
 const OUR_REPLICATES: u64 = 120;
 
@@ -218,7 +221,7 @@ fn stochastic_statistics_fall_inside_the_oracle_tolerance_bands() {
             let (ctrl, kod) = (&conds[0], &conds[1]);
             // As the oracle: a stage enters a statistic only in replicates where it exists (technical noise
             // discards conditions with an all-zero cell); LFCs and lognorm need both conditions.
-            let mut stages: Vec<(&str, Option<Array2<f64>>, Option<Array2<f64>>)> = vec![
+            let mut stages: Vec<Stage> = vec![
                 ("clean", Some(ctrl.clean.clone()), Some(kod.clean.clone())),
                 ("counts", ctrl.counts.clone(), kod.counts.clone()),
             ];

@@ -78,7 +78,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "give either one .npz case, or --pred P.h5ad --real R.h5ad, or --baseline NAME --data D.h5ad"
         ),
     };
-    let options = EvalOptions { gene_names, ..EvalOptions::default() };
+    let options = EvalOptions {
+        gene_names,
+        ..EvalOptions::default()
+    };
     let spinner = crate::progress::spinner("computing metrics");
     let report = evaluate(&case, &groups, &options)?;
     spinner.finish_and_clear();
@@ -100,7 +103,11 @@ fn write_outputs(report: &EvalReport, args: &Args) -> anyhow::Result<()> {
 
 /// Builds a case from predicted and real `.h5ad` files: the control cells of the real file are the
 /// observational set; every non-control label of the real file must have predicted cells.
-fn case_from_h5ad(pred_path: &Path, real_path: &Path, args: &Args) -> anyhow::Result<(EvalCase, Vec<String>)> {
+fn case_from_h5ad(
+    pred_path: &Path,
+    real_path: &Path,
+    args: &Args,
+) -> anyhow::Result<(EvalCase, Vec<String>)> {
     let pred = args.columns.read(pred_path)?;
     let real = args.columns.read(real_path)?;
     check_same_genes(&pred, &real).context("--pred and --real")?;
@@ -132,7 +139,10 @@ fn case_from_h5ad(pred_path: &Path, real_path: &Path, args: &Args) -> anyhow::Re
         names.push(label);
     }
     if names.is_empty() {
-        anyhow::bail!("{} has no perturbed cells in context {context}; nothing to evaluate", real_path.display());
+        anyhow::bail!(
+            "{} has no perturbed cells in context {context}; nothing to evaluate",
+            real_path.display()
+        );
     }
     let case = EvalCase::new(real_control, trues, preds, Some(names), Some(targets))?;
     Ok((case, real.genes.clone()))
@@ -150,7 +160,11 @@ fn pick_context(data: &PerturbationData, wanted: Option<&str>) -> anyhow::Result
     }
 }
 
-fn control_cells(data: &PerturbationData, context: &str, path: &Path) -> anyhow::Result<ndarray::Array2<f64>> {
+fn control_cells(
+    data: &PerturbationData,
+    context: &str,
+    path: &Path,
+) -> anyhow::Result<ndarray::Array2<f64>> {
     let c = data.context_index(context)?;
     let control = data
         .treatments
@@ -168,7 +182,10 @@ fn control_cells(data: &PerturbationData, context: &str, path: &Path) -> anyhow:
 }
 
 fn run_baseline(args: &Args, name: &str, groups: MetricGroups) -> anyhow::Result<()> {
-    let path = args.data.as_ref().ok_or_else(|| anyhow::anyhow!("--baseline needs --data FILE.h5ad"))?;
+    let path = args
+        .data
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("--baseline needs --data FILE.h5ad"))?;
     let data = args.columns.read(path)?;
     let mut baseline = baseline_by_name(name)
         .map_err(|e| anyhow::anyhow!("{e} (valid names: {})", BASELINE_NAMES.join(", ")))?;
@@ -177,13 +194,27 @@ fn run_baseline(args: &Args, name: &str, groups: MetricGroups) -> anyhow::Result
         n_cells: args.cells,
         seeds: (0..args.seeds).collect(),
         groups,
-        split: SplitConfig { seed: args.split_seed, ..SplitConfig::default() },
+        split: SplitConfig {
+            seed: args.split_seed,
+            ..SplitConfig::default()
+        },
     };
     let spinner = crate::progress::spinner(&format!("scoring {name}"));
     let result = score_predictor(&data, baseline.as_mut(), &config)?;
     spinner.finish_and_clear();
-    let metrics = ["w2", "mmd", "mean_rmse", "pds", "mag_ratio", "deg_auprc", "pearson_delta"];
-    print!("{}", markdown_table(&[(result.method.clone(), result.summary.clone())], &metrics));
+    let metrics = [
+        "w2",
+        "mmd",
+        "mean_rmse",
+        "pds",
+        "mag_ratio",
+        "deg_auprc",
+        "pearson_delta",
+    ];
+    print!(
+        "{}",
+        markdown_table(&[(result.method.clone(), result.summary.clone())], &metrics)
+    );
     if let Some(path) = &args.json {
         let json = serde_json::json!({
             "method": result.method,

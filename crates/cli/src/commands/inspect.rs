@@ -29,18 +29,39 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn summary(args: &Args, data: &PerturbationData) -> String {
     let mut out = String::new();
     let control = data.treatments.iter().position(|t| t.is_control());
-    let n_control = control.map(|c| data.cell_treatment.iter().filter(|&&t| t == c).count()).unwrap_or(0);
+    let n_control = control
+        .map(|c| data.cell_treatment.iter().filter(|&&t| t == c).count())
+        .unwrap_or(0);
     out += &format!("file              {}\n", args.file.display());
-    out += &format!("cells × genes     {} × {}\n", data.n_cells(), data.n_genes());
-    out += &format!("expression        {}{}\n", data.scale.describe(), layer_note(&args.data.layer));
+    out += &format!(
+        "cells × genes     {} × {}\n",
+        data.n_cells(),
+        data.n_genes()
+    );
+    out += &format!(
+        "expression        {}{}\n",
+        data.scale.describe(),
+        layer_note(&args.data.layer)
+    );
     out += &format!("label column      {}\n", args.data.perturbation_column);
-    out += &format!("control label     {} ({} cells)\n", data.control_label, n_control);
-    out += &format!("contexts          {} ({})\n", data.contexts.len(), data.contexts.join(", "));
+    out += &format!(
+        "control label     {} ({} cells)\n",
+        data.control_label, n_control
+    );
+    out += &format!(
+        "contexts          {} ({})\n",
+        data.contexts.len(),
+        data.contexts.join(", ")
+    );
     let measured = data
         .treatments
         .iter()
         .filter(|t| !t.is_control())
-        .filter(|t| t.target_genes().iter().all(|g| data.gene_index(g).is_some()))
+        .filter(|t| {
+            t.target_genes()
+                .iter()
+                .all(|g| data.gene_index(g).is_some())
+        })
         .count();
     let n_treat = data.treatments.iter().filter(|t| !t.is_control()).count();
     out += &format!("treatments        {n_treat} ({measured} target measured genes and can be one-hot encoded)\n");
@@ -54,15 +75,27 @@ fn summary(args: &Args, data: &PerturbationData) -> String {
     let mut per_treatment: BTreeMap<String, Vec<(String, usize)>> = BTreeMap::new();
     for condition in data.conditions() {
         let label = data.treatments[condition.treatment].label(&data.control_label);
-        per_treatment.entry(label).or_default().push((data.contexts[condition.context].clone(), condition.cells.len()));
+        per_treatment.entry(label).or_default().push((
+            data.contexts[condition.context].clone(),
+            condition.cells.len(),
+        ));
     }
-    let mut rows: Vec<(String, usize, Vec<(String, usize)>)> =
-        per_treatment.into_iter().map(|(t, v)| (t, v.iter().map(|x| x.1).sum(), v)).collect();
+    let mut rows: Vec<(String, usize, Vec<(String, usize)>)> = per_treatment
+        .into_iter()
+        .map(|(t, v)| (t, v.iter().map(|x| x.1).sum(), v))
+        .collect();
     rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let shown = if args.all { rows.len() } else { rows.len().min(40) };
+    let shown = if args.all {
+        rows.len()
+    } else {
+        rows.len().min(40)
+    };
     out += &format!("  {:<24} {:>8}  {}\n", "treatment", "cells", "per context");
     for (label, total, per_context) in &rows[..shown] {
-        let contexts: Vec<String> = per_context.iter().map(|(c, n)| format!("{c}:{n}")).collect();
+        let contexts: Vec<String> = per_context
+            .iter()
+            .map(|(c, n)| format!("{c}:{n}"))
+            .collect();
         out += &format!("  {:<24} {:>8}  {}\n", label, total, contexts.join(" "));
     }
     if shown < rows.len() {
@@ -72,5 +105,8 @@ fn summary(args: &Args, data: &PerturbationData) -> String {
 }
 
 fn layer_note(layer: &Option<String>) -> String {
-    layer.as_ref().map(|l| format!(" [layer {l}]")).unwrap_or_default()
+    layer
+        .as_ref()
+        .map(|l| format!(" [layer {l}]"))
+        .unwrap_or_default()
 }

@@ -63,7 +63,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         hvg: args.hvg.map(HvgOptions::seurat_v3),
         panel: args.panel.map(|n_genes| PanelConfig {
             n_genes,
-            split: SplitConfig { seed: args.seed, ..SplitConfig::default() },
+            split: SplitConfig {
+                seed: args.seed,
+                ..SplitConfig::default()
+            },
             drop_unencodable: !args.keep_unencodable,
         }),
         pseudobulk: args.pseudobulk.is_some(),
@@ -71,12 +74,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     spinner.set_message("preprocessing");
     let result = preprocess(&data, &options)?;
     spinner.set_message("writing output");
-    let write = WriteOptions { gzip: args.gzip, sparse_x: false };
+    let write = WriteOptions {
+        gzip: args.gzip,
+        sparse_x: false,
+    };
     h5ad::write_perturbation_data(&args.out, &result.data, &args.data.columns(), &write)
         .with_context(|| format!("writing {}", args.out.display()))?;
     if let (Some(path), Some(table)) = (&args.pseudobulk, &result.pseudobulk) {
-        h5ad::write_h5ad(path, &pseudobulk_anndata(table, &args.data.perturbation_column)?, &write)
-            .with_context(|| format!("writing {}", path.display()))?;
+        h5ad::write_h5ad(
+            path,
+            &pseudobulk_anndata(table, &args.data.perturbation_column)?,
+            &write,
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
     }
     spinner.finish_and_clear();
     for step in &result.report.steps {
@@ -89,7 +99,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         result.data.n_genes()
     );
     if let Some(path) = &args.pseudobulk {
-        println!("wrote {} (pseudo-bulk means, obs column n_cells)", path.display());
+        println!(
+            "wrote {} (pseudo-bulk means, obs column n_cells)",
+            path.display()
+        );
     }
     Ok(())
 }
@@ -117,11 +130,19 @@ fn parse_log(text: &str) -> anyhow::Result<Option<LogBase>> {
 
 /// Pseudo-bulk table as AnnData: one row per condition, `obs` with context, label and cell count.
 fn pseudobulk_anndata(table: &PseudoBulk, label_column: &str) -> anyhow::Result<AnnData> {
-    let index: Vec<String> = table.contexts.iter().zip(&table.treatments).map(|(c, t)| format!("{c}|{t}")).collect();
+    let index: Vec<String> = table
+        .contexts
+        .iter()
+        .zip(&table.treatments)
+        .map(|(c, t)| format!("{c}|{t}"))
+        .collect();
     let mut obs = DataFrame::from_index(index);
     obs.set_column("context", Column::Str(table.contexts.clone()))?;
     obs.set_column(label_column, Column::Str(table.treatments.clone()))?;
-    obs.set_column("n_cells", Column::I64(table.n_cells.iter().map(|&n| n as i64).collect()))?;
+    obs.set_column(
+        "n_cells",
+        Column::I64(table.n_cells.iter().map(|&n| n as i64).collect()),
+    )?;
     Ok(AnnData {
         x: Some(Matrix::Dense(table.means.mapv(|v| v as f32))),
         obs,

@@ -7,8 +7,8 @@ use anyhow::Context;
 use cellshift_data::h5ad::{self, PerturbationColumns, WriteOptions};
 use cellshift_data::PerturbationData;
 use cellshift_prior::{
-    simulate_knockouts, GrnDefaults, GrnSpec, KnockoutSelection, LinearScmConfig, LinearScmPrior, SergioPrior,
-    SergioPriorConfig,
+    simulate_knockouts, GrnDefaults, GrnSpec, KnockoutSelection, LinearScmConfig, LinearScmPrior,
+    SergioPrior, SergioPriorConfig,
 };
 
 /// Which generator to use.
@@ -68,9 +68,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(path) => simulate_user_grn(path, &args)?,
         None => simulate_random(&args)?,
     };
-    let columns = PerturbationColumns { context: Some("context".into()), ..PerturbationColumns::default() };
-    h5ad::write_perturbation_data(&args.out, &data, &columns, &WriteOptions { gzip: args.gzip, sparse_x: false })
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    let columns = PerturbationColumns {
+        context: Some("context".into()),
+        ..PerturbationColumns::default()
+    };
+    h5ad::write_perturbation_data(
+        &args.out,
+        &data,
+        &columns,
+        &WriteOptions {
+            gzip: args.gzip,
+            sparse_x: false,
+        },
+    )
+    .with_context(|| format!("writing {}", args.out.display()))?;
     println!(
         "wrote {}: {} cells × {} genes, {} contexts, {} treatments ({})",
         args.out.display(),
@@ -84,9 +95,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn simulate_user_grn(path: &Path, args: &Args) -> anyhow::Result<PerturbationData> {
-    let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let is_csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     let mut spec = if is_csv {
-        let defaults = GrnDefaults { seed: args.seed, ..GrnDefaults::default() };
+        let defaults = GrnDefaults {
+            seed: args.seed,
+            ..GrnDefaults::default()
+        };
         GrnSpec::from_edge_csv(path, &defaults)?
     } else {
         GrnSpec::from_json(path)?
@@ -96,7 +112,12 @@ fn simulate_user_grn(path: &Path, args: &Args) -> anyhow::Result<PerturbationDat
     }
     let selection = match args.knockouts.trim() {
         "all" => KnockoutSelection::All,
-        list => KnockoutSelection::Genes(list.split(',').map(|g| g.trim().to_string()).filter(|g| !g.is_empty()).collect()),
+        list => KnockoutSelection::Genes(
+            list.split(',')
+                .map(|g| g.trim().to_string())
+                .filter(|g| !g.is_empty())
+                .collect(),
+        ),
     };
     let spinner = crate::progress::spinner("simulating");
     let seed = spec.seed;
@@ -146,7 +167,9 @@ fn simulate_random(args: &Args) -> anyhow::Result<PerturbationData> {
 
 /// Stacks data sets with the same genes (one per context) into one.
 pub fn concat_contexts(parts: Vec<PerturbationData>) -> anyhow::Result<PerturbationData> {
-    let first = parts.first().ok_or_else(|| anyhow::anyhow!("nothing simulated"))?;
+    let first = parts
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("nothing simulated"))?;
     if parts.len() == 1 {
         return Ok(parts.into_iter().next().expect("one part"));
     }
@@ -156,10 +179,16 @@ pub fn concat_contexts(parts: Vec<PerturbationData>) -> anyhow::Result<Perturbat
     let mut views = Vec::new();
     for part in &parts {
         if part.genes != genes {
-            anyhow::bail!("simulated contexts have different genes; use the same --genes for every context");
+            anyhow::bail!(
+                "simulated contexts have different genes; use the same --genes for every context"
+            );
         }
         let a = part.annotations();
-        annotations.cell_names.extend(a.cell_names.iter().map(|c| format!("{}:{c}", part.contexts[0])));
+        annotations.cell_names.extend(
+            a.cell_names
+                .iter()
+                .map(|c| format!("{}:{c}", part.contexts[0])),
+        );
         annotations.contexts.extend(a.contexts);
         annotations.treatment_labels.extend(a.treatment_labels);
         annotations.treatment_values.extend(a.treatment_values);

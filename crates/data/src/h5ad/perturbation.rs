@@ -104,7 +104,7 @@ fn annotations(
         .column(&cols.perturbation)
         .ok_or_else(|| missing_column(all_columns, &cols.perturbation, "--perturbation-column"))?;
     let labels = labels_without_missing(pert, &cols.perturbation)?;
-    if !labels.iter().any(|l| *l == cols.control) {
+    if !labels.contains(&cols.control) {
         let available: BTreeSet<&String> = labels.iter().collect();
         return Err(DataError::UnknownLabel {
             what: format!(

@@ -140,7 +140,7 @@ impl Pick {
                 if *len == 0 {
                     Vec::new()
                 } else {
-                    vec![0..*len]
+                    std::iter::once(0..*len).collect()
                 }
             }
             Pick::Some { sorted, .. } => {
@@ -248,7 +248,8 @@ mod tests {
         assert_eq!(blocks[1].span, far..far + 1);
         // One huge run is split into pieces of at most the block limit.
         let n = 3 * MAX_BLOCK_ELEMENTS / 100;
-        let blocks = plan_blocks(&[0..n], |i| i * 100);
+        let whole: Vec<Range<usize>> = std::iter::once(0..n).collect();
+        let blocks = plan_blocks(&whole, |i| i * 100);
         assert!(blocks.len() >= 3);
         assert!(blocks
             .iter()

@@ -19,8 +19,8 @@ pub use checks::{
 pub use hvg::{highly_variable_genes, highly_variable_genes_matrix, HvgOptions, HvgResult};
 pub use loess::{loess_fit, LoessSurface};
 pub use normalize::{
-    cell_totals, log1p, log1p_matrix, normalize_total, normalize_total_matrix, LogBase,
-    NormalizeReport, NormalizeTarget,
+    cell_totals, log1p, log1p_inplace, log1p_matrix, normalize_total, normalize_total_inplace,
+    normalize_total_matrix, LogBase, NormalizeReport, NormalizeTarget,
 };
 pub use panel::{apply_panel, mappfn_panel, measured_targets, select_panel, GenePanel};
 pub use pipeline::{preprocess, PanelConfig, PreprocessOptions, PreprocessReport, Preprocessed};

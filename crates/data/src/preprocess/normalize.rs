@@ -9,6 +9,7 @@
 //! `log1p`: `ln(1+x)` in f32; for base b the f32 result is divided by `ln b` in f64 and rounded back,
 //! as numpy does for `np.divide(X, np.log(base), out=X)`.
 
+use ndarray::parallel::prelude::*;
 use ndarray::{Array2, ArrayView2, Axis};
 
 use super::checks::check_counts;
@@ -66,21 +67,44 @@ pub(crate) fn median_sorted(sorted: &[f64]) -> f64 {
     }
 }
 
-/// Per-cell totals (f64 sums rounded to f32).
+/// Per-cell totals (f64 sums rounded to f32); rows in parallel.
 pub fn cell_totals(x: ArrayView2<'_, f32>) -> Vec<f32> {
     x.axis_iter(Axis(0))
+        .into_par_iter()
         .map(|row| row.iter().map(|&v| v as f64).sum::<f64>() as f32)
         .collect()
 }
 
-/// Scales every cell (row) of a counts matrix to the same total; returns the new matrix and a report.
-/// Errors on NaN/Inf or negative values, and when every cell has a zero total.
-pub fn normalize_total_matrix(
-    x: ArrayView2<'_, f32>,
+/// Per-row (total, all values finite and ≥ 0) in one parallel pass.
+fn totals_and_validity(x: ArrayView2<'_, f32>) -> (Vec<f32>, bool) {
+    let per_row: Vec<(f32, bool)> = x
+        .axis_iter(Axis(0))
+        .into_par_iter()
+        .map(|row| {
+            let mut sum = 0.0f64;
+            let mut ok = true;
+            for &v in row.iter() {
+                ok &= (0.0..f32::INFINITY).contains(&v);
+                sum += v as f64;
+            }
+            (sum as f32, ok)
+        })
+        .collect();
+    let ok = per_row.iter().all(|r| r.1);
+    (per_row.into_iter().map(|r| r.0).collect(), ok)
+}
+
+/// Scales every cell (row) of a counts matrix, in place, to the same total; see the module docs.
+/// Errors on NaN/Inf or negative values (the matrix is then unchanged) and when every cell has a zero
+/// total.
+pub fn normalize_total_inplace(
+    x: &mut Array2<f32>,
     target: NormalizeTarget,
-) -> Result<(Array2<f32>, NormalizeReport), DataError> {
-    check_counts(x, "normalize_total input")?;
-    let totals = cell_totals(x);
+) -> Result<NormalizeReport, DataError> {
+    let (totals, valid) = totals_and_validity(x.view());
+    if !valid {
+        check_counts(x.view(), "normalize_total input")?;
+    }
     let mut nonzero: Vec<f64> = totals
         .iter()
         .filter(|&&t| t > 0.0)
@@ -108,27 +132,41 @@ pub fn normalize_total_matrix(
             median_sorted(&nonzero) as f32
         }
     };
-    let mut out = x.to_owned();
-    for (mut row, &total) in out.axis_iter_mut(Axis(0)).zip(&totals) {
-        let factor = total / target_sum;
-        if factor != 0.0 {
-            row.mapv_inplace(|v| v / factor);
-        }
-    }
-    Ok((
-        out,
-        NormalizeReport {
-            target_sum,
-            totals,
-            zero_total_cells,
-        },
-    ))
+    x.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .zip(totals.par_iter())
+        .for_each(|(mut row, &total)| {
+            let factor = total / target_sum;
+            if factor != 0.0 {
+                row.mapv_inplace(|v| v / factor);
+            }
+        });
+    Ok(NormalizeReport {
+        target_sum,
+        totals,
+        zero_total_cells,
+    })
 }
 
-/// `ln(1+x)` (or `log_b(1+x)`) of every value; errors on NaN/Inf and on values ≤ −1.
-pub fn log1p_matrix(x: ArrayView2<'_, f32>, base: LogBase) -> Result<Array2<f32>, DataError> {
-    for ((row, col), &v) in x.indexed_iter() {
-        if !v.is_finite() {
+/// [`normalize_total_inplace`] on a copy of `x`.
+pub fn normalize_total_matrix(
+    x: ArrayView2<'_, f32>,
+    target: NormalizeTarget,
+) -> Result<(Array2<f32>, NormalizeReport), DataError> {
+    let mut out = x.to_owned();
+    let report = normalize_total_inplace(&mut out, target)?;
+    Ok((out, report))
+}
+
+/// `ln(1+x)` (or `log_b(1+x)`) of every value, in place; errors on NaN/Inf and on values ≤ −1 (the
+/// matrix is then unchanged).
+pub fn log1p_inplace(x: &mut Array2<f32>, base: LogBase) -> Result<(), DataError> {
+    let valid = x.axis_iter(Axis(0)).into_par_iter().all(|row| {
+        row.iter()
+            .fold(true, |ok, &v| ok & (v > -1.0) & (v < f32::INFINITY))
+    });
+    if !valid {
+        if let Some(((row, col), &v)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
             return Err(DataError::NonFinite {
                 what: "log1p input".into(),
                 row,
@@ -136,7 +174,7 @@ pub fn log1p_matrix(x: ArrayView2<'_, f32>, base: LogBase) -> Result<Array2<f32>
                 value: v as f64,
             });
         }
-        if v <= -1.0 {
+        if let Some(((row, col), &v)) = x.indexed_iter().find(|(_, v)| **v <= -1.0) {
             return Err(DataError::Invalid(format!(
                 "log1p input has the value {v} at row {row}, column {col}; log1p needs values above -1 \
                  (normalised counts are non-negative); give normalised counts"
@@ -144,36 +182,50 @@ pub fn log1p_matrix(x: ArrayView2<'_, f32>, base: LogBase) -> Result<Array2<f32>
         }
     }
     let divisor = base.divisor();
-    Ok(x.mapv(|v| {
-        if v == 0.0 {
-            return v; // log1p(±0) = ±0; sparse data are mostly zeros
-        }
-        let l = v.ln_1p();
-        match divisor {
-            None => l,
-            Some(d) => (l as f64 / d) as f32,
-        }
-    }))
+    x.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .for_each(|mut row| {
+            row.mapv_inplace(|v| {
+                if v == 0.0 {
+                    return v; // log1p(±0) = ±0; sparse data are mostly zeros
+                }
+                let l = v.ln_1p();
+                match divisor {
+                    None => l,
+                    Some(d) => (l as f64 / d) as f32,
+                }
+            })
+        });
+    Ok(())
 }
 
-fn with_matrix(data: &PerturbationData, x: Array2<f32>) -> PerturbationData {
+/// [`log1p_inplace`] on a copy of `x`.
+pub fn log1p_matrix(x: ArrayView2<'_, f32>, base: LogBase) -> Result<Array2<f32>, DataError> {
+    let mut out = x.to_owned();
+    log1p_inplace(&mut out, base)?;
+    Ok(out)
+}
+
+/// A copy of `data` whose matrix is transformed in place by `step` (one copy of the matrix, not two).
+fn transformed<R>(
+    data: &PerturbationData,
+    step: impl FnOnce(&mut Array2<f32>) -> Result<R, DataError>,
+) -> Result<(PerturbationData, R), DataError> {
     let mut out = data.clone();
-    out.scale = ExpressionScale::detect(x.iter());
-    out.x = x;
-    out
+    let r = step(&mut out.x)?;
+    out.scale = ExpressionScale::detect(out.x.iter());
+    Ok((out, r))
 }
 
-/// [`normalize_total_matrix`] on a data set; the input is not modified.
+/// [`normalize_total_inplace`] on a copy of a data set; the input is not modified.
 pub fn normalize_total(
     data: &PerturbationData,
     target: NormalizeTarget,
 ) -> Result<(PerturbationData, NormalizeReport), DataError> {
-    let (x, report) = normalize_total_matrix(data.view(), target)?;
-    Ok((with_matrix(data, x), report))
+    transformed(data, |x| normalize_total_inplace(x, target))
 }
 
-/// [`log1p_matrix`] on a data set; the input is not modified.
+/// [`log1p_inplace`] on a copy of a data set; the input is not modified.
 pub fn log1p(data: &PerturbationData, base: LogBase) -> Result<PerturbationData, DataError> {
-    let x = log1p_matrix(data.view(), base)?;
-    Ok(with_matrix(data, x))
+    transformed(data, |x| log1p_inplace(x, base)).map(|(d, ())| d)
 }

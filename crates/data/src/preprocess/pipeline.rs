@@ -8,7 +8,9 @@ use std::collections::HashMap;
 
 use super::checks::{detect_scale, ScaleReport};
 use super::hvg::{highly_variable_genes, HvgOptions, HvgResult};
-use super::normalize::{log1p, normalize_total, LogBase, NormalizeReport, NormalizeTarget};
+use super::normalize::{
+    log1p_inplace, normalize_total_inplace, LogBase, NormalizeReport, NormalizeTarget,
+};
 use super::panel::{apply_panel, measured_targets, select_panel, GenePanel};
 use super::pseudobulk::{pseudobulk, PseudoBulk};
 use crate::error::DataError;
@@ -161,19 +163,22 @@ pub fn preprocess(
         None => None,
     };
 
+    // `current` is our own copy: transform its matrix in place
     let mut normalize_report = None;
     if let Some(target) = options.normalize {
-        let (d, r) = normalize_total(&current, target)?;
+        let r = normalize_total_inplace(&mut current.x, target)?;
         steps.push(format!(
             "normalize_total: every cell scaled to {} ({} cells with zero total left at zero)",
             r.target_sum, r.zero_total_cells
         ));
-        current = d;
         normalize_report = Some(r);
     }
     if let Some(base) = options.log1p {
-        current = log1p(&current, base)?;
+        log1p_inplace(&mut current.x, base)?;
         steps.push(format!("log1p ({base:?})"));
+    }
+    if options.normalize.is_some() || options.log1p.is_some() {
+        current.scale = ExpressionScale::detect(current.x.iter());
     }
 
     let hvg_genes: Option<Vec<String>> = hvg.as_ref().map(|r| {

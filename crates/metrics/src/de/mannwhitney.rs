@@ -39,7 +39,11 @@ pub fn mannwhitney_p(r1: f64, ties: f64, n1: f64, n2: f64) -> f64 {
 
 /// Runs the pdex test for every gene of `group` against `reference`.
 pub fn pdex_de(group: ArrayView2<f64>, reference: ArrayView2<f64>) -> PdexResult {
-    let (n1, n2, d) = (group.nrows() as f64, reference.nrows() as f64, group.ncols());
+    let (n1, n2, d) = (
+        group.nrows() as f64,
+        reference.nrows() as f64,
+        group.ncols(),
+    );
     let mut buf = Vec::with_capacity(group.nrows() + reference.nrows());
     let pvals: Vec<f64> = (0..d)
         .map(|j| {
@@ -47,7 +51,10 @@ pub fn pdex_de(group: ArrayView2<f64>, reference: ArrayView2<f64>) -> PdexResult
             mannwhitney_p(r1, ties, n1, n2)
         })
         .collect();
-    let fdr = benjamini_hochberg(&pvals, BhFlavor::Scipy).into_iter().map(|q| (q as f32) as f64).collect();
+    let fdr = benjamini_hochberg(&pvals, BhFlavor::Scipy)
+        .into_iter()
+        .map(|q| (q as f32) as f64)
+        .collect();
     let (mg, mr) = (col_means(group), col_means(reference));
     let lfc = mg
         .iter()
@@ -67,7 +74,10 @@ mod tests {
 
     #[test]
     fn all_tied_gives_p_one_and_known_value() {
-        assert_eq!(mannwhitney_p(3.0 * 2.5, 4.0 * 4.0 * 4.0 - 4.0, 2.0, 2.0), 1.0);
+        assert_eq!(
+            mannwhitney_p(3.0 * 2.5, 4.0 * 4.0 * 4.0 - 4.0, 2.0, 2.0),
+            1.0
+        );
         // group {3,4} vs {1,2}: U = 4, mu = 2, s = sqrt(4/12·5), z = (4−2−0.5)/s
         let z = 1.5 / (4.0f64 / 12.0 * 5.0).sqrt();
         assert!((mannwhitney_p(7.0, 0.0, 2.0, 2.0) - 2.0 * normal_sf(z)).abs() < 1e-15);

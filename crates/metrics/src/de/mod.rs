@@ -10,7 +10,12 @@ use ndarray::ArrayView2;
 
 /// Rank sum of the group's cells in the pooled (group ∪ reference) column `j`, with average ranks for
 /// ties, plus the tie term Σ(t³ − t) over tie groups.
-pub(crate) fn rank_sum_with_ties(group: ArrayView2<f64>, reference: ArrayView2<f64>, j: usize, buf: &mut Vec<(f64, bool)>) -> (f64, f64) {
+pub(crate) fn rank_sum_with_ties(
+    group: ArrayView2<f64>,
+    reference: ArrayView2<f64>,
+    j: usize,
+    buf: &mut Vec<(f64, bool)>,
+) -> (f64, f64) {
     buf.clear();
     buf.extend(group.column(j).iter().map(|&v| (v, true)));
     buf.extend(reference.column(j).iter().map(|&v| (v, false)));

@@ -51,7 +51,11 @@ pub fn welch_scores(group: ArrayView2<f64>, reference: ArrayView2<f64>) -> Vec<f
 }
 
 /// Indices of the `k` genes with the largest |t| (descending; ties by gene index), min(k, d) of them.
-pub fn top_de_genes_ttest(group: ArrayView2<f64>, reference: ArrayView2<f64>, k: usize) -> Vec<usize> {
+pub fn top_de_genes_ttest(
+    group: ArrayView2<f64>,
+    reference: ArrayView2<f64>,
+    k: usize,
+) -> Vec<usize> {
     let t = welch_scores(group, reference);
     let mut idx: Vec<usize> = (0..t.len()).collect();
     idx.sort_by(|&a, &b| t[b].abs().total_cmp(&t[a].abs()).then(a.cmp(&b)));

@@ -29,7 +29,11 @@ pub fn scanpy_lfc(mean_group: f64, mean_ref: f64) -> f64 {
 
 /// Runs the test for every gene of `group` (cells × genes) against `reference` (cells × genes).
 pub fn wilcoxon_scanpy(group: ArrayView2<f64>, reference: ArrayView2<f64>) -> WilcoxonResult {
-    let (n1, n2, d) = (group.nrows() as f64, reference.nrows() as f64, group.ncols());
+    let (n1, n2, d) = (
+        group.nrows() as f64,
+        reference.nrows() as f64,
+        group.ncols(),
+    );
     let std = (n1 * n2 * (n1 + n2 + 1.0) / 12.0).sqrt();
     let mut buf = Vec::with_capacity(group.nrows() + reference.nrows());
     let mut z = Vec::with_capacity(d);
@@ -41,8 +45,17 @@ pub fn wilcoxon_scanpy(group: ArrayView2<f64>, reference: ArrayView2<f64>) -> Wi
     let pvals: Vec<f64> = z.iter().map(|&s| 2.0 * normal_sf(s.abs())).collect();
     let pvals_adj = benjamini_hochberg(&pvals, BhFlavor::Statsmodels);
     let (mg, mr) = (col_means(group), col_means(reference));
-    let lfc = mg.iter().zip(mr.iter()).map(|(&a, &b)| scanpy_lfc(a, b)).collect();
-    WilcoxonResult { z, pvals, pvals_adj, lfc }
+    let lfc = mg
+        .iter()
+        .zip(mr.iter())
+        .map(|(&a, &b)| scanpy_lfc(a, b))
+        .collect();
+    WilcoxonResult {
+        z,
+        pvals,
+        pvals_adj,
+        lfc,
+    }
 }
 
 /// Independent O(n₁n₂) cross-check of the z-scores: U counted pairwise (ties ½) gives R₁ = U + n₁(n₁+1)/2.

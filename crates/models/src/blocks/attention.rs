@@ -23,7 +23,13 @@ impl JointAttention {
     /// Creates `q_norm` and `k_norm` under `pb`. With `pad_to_multiple = Some(m)` the joint key/value
     /// sequence is padded with zero rows up to a multiple of `m` without a mask, reproducing the
     /// reference's "null sinks" (spec §2.6).
-    pub fn new(pb: &ParamBuilder, heads: usize, head_dim: usize, eps: f64, pad_to_multiple: Option<usize>) -> JointAttention {
+    pub fn new(
+        pb: &ParamBuilder,
+        heads: usize,
+        head_dim: usize,
+        eps: f64,
+        pad_to_multiple: Option<usize>,
+    ) -> JointAttention {
         JointAttention {
             q_norm: RmsNorm::new(pb, "q_norm", head_dim, eps),
             k_norm: RmsNorm::new(pb, "k_norm", head_dim, eps),
@@ -43,22 +49,42 @@ impl JointAttention {
         let width = self.heads * self.head_dim;
         let parts = joint.split(width, -1);
         let shape = [batch, total, self.heads, self.head_dim];
-        let q = self.q_norm.forward(&parts[0].reshape(shape)).transpose(1, 2);
-        let mut k = self.k_norm.forward(&parts[1].reshape(shape)).transpose(1, 2);
+        let q = self
+            .q_norm
+            .forward(&parts[0].reshape(shape))
+            .transpose(1, 2);
+        let mut k = self
+            .k_norm
+            .forward(&parts[1].reshape(shape))
+            .transpose(1, 2);
         let mut v = parts[2].reshape(shape).transpose(1, 2);
         if let Some(m) = self.pad_to_multiple.filter(|&m| m > 1) {
             let m = m as i64;
             let pad = (m - total % m) % m;
             if pad > 0 {
-                let zeros = Tensor::zeros([batch, self.heads, pad, self.head_dim], (Kind::Float, joint.device()))
-                    .to_kind(k.kind());
+                let zeros = Tensor::zeros(
+                    [batch, self.heads, pad, self.head_dim],
+                    (Kind::Float, joint.device()),
+                )
+                .to_kind(k.kind());
                 k = Tensor::cat(&[&k, &zeros], 2);
                 v = Tensor::cat(&[&v, &zeros], 2);
             }
         }
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let out = Tensor::scaled_dot_product_attention(&q, &k, &v, None::<&Tensor>, 0.0, false, scale, false);
-        out.transpose(1, 2).reshape([batch, total, width]).split_with_sizes(lengths.as_slice(), 1)
+        let out = Tensor::scaled_dot_product_attention(
+            &q,
+            &k,
+            &v,
+            None::<&Tensor>,
+            0.0,
+            false,
+            scale,
+            false,
+        );
+        out.transpose(1, 2)
+            .reshape([batch, total, width])
+            .split_with_sizes(lengths.as_slice(), 1)
     }
 }
 

@@ -24,7 +24,9 @@ pub enum Init {
 impl Init {
     /// The default of linear layers (equinox/PyTorch style): `U(±1/√fan_in)`.
     pub fn fan_in_uniform(fan_in: usize) -> Init {
-        Init::Uniform { bound: 1.0 / (fan_in.max(1) as f64).sqrt() }
+        Init::Uniform {
+            bound: 1.0 / (fan_in.max(1) as f64).sqrt(),
+        }
     }
 
     fn values(&self, name: &str, seed: u64, numel: usize) -> Vec<f32> {
@@ -40,7 +42,10 @@ impl Init {
             }
             Init::Normal { std } => {
                 let mut r = rng::stream(seed, name, 0);
-                rng::normals(&mut r, numel).into_iter().map(|v| v * (*std as f32)).collect()
+                rng::normals(&mut r, numel)
+                    .into_iter()
+                    .map(|v| v * (*std as f32))
+                    .collect()
             }
             Init::Values(v) => v.clone(),
         }
@@ -62,7 +67,10 @@ impl<'a> ParamBuilder<'a> {
 
     /// The builder of a sub-module called `name`.
     pub fn sub(&self, name: &str) -> ParamBuilder<'a> {
-        ParamBuilder { path: self.path.sub(name), seed: self.seed }
+        ParamBuilder {
+            path: self.path.sub(name),
+            seed: self.seed,
+        }
     }
 
     /// The device parameters are created on.
@@ -84,9 +92,16 @@ impl<'a> ParamBuilder<'a> {
         let full = self.path.path(name);
         let numel: usize = shape.iter().product();
         let values = init.values(&full, self.seed, numel);
-        assert_eq!(values.len(), numel, "initial values of {full} do not match its shape {shape:?}");
+        assert_eq!(
+            values.len(),
+            numel,
+            "initial values of {full} do not match its shape {shape:?}"
+        );
         let dims: Vec<i64> = shape.iter().map(|&s| s as i64).collect();
-        let tensor = Tensor::from_slice(&values).reshape(dims.as_slice()).to_kind(Kind::Float).to_device(self.device());
+        let tensor = Tensor::from_slice(&values)
+            .reshape(dims.as_slice())
+            .to_kind(Kind::Float)
+            .to_device(self.device());
         self.path.add(name, tensor, trainable)
     }
 }

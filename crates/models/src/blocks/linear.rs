@@ -24,7 +24,14 @@ pub struct Linear {
 
 impl Linear {
     /// Creates `name.weight` (and `name.bias` when `bias`) under `pb`.
-    pub fn new(pb: &ParamBuilder, name: &str, fan_in: usize, fan_out: usize, bias: bool, init: LinearInit) -> Linear {
+    pub fn new(
+        pb: &ParamBuilder,
+        name: &str,
+        fan_in: usize,
+        fan_out: usize,
+        bias: bool,
+        init: LinearInit,
+    ) -> Linear {
         let pb = pb.sub(name);
         let make = || match init {
             LinearInit::FanInUniform => Init::fan_in_uniform(fan_in),

@@ -49,23 +49,46 @@ pub struct MmditBlock {
 
 impl MmditBlock {
     /// Creates a block with one set of layers per name in `streams` (e.g. `["noise", "cond", "treat"]`).
-    pub fn new(pb: &ParamBuilder, streams: &[&str], shape: MmditShape, pad_to_multiple: Option<usize>) -> MmditBlock {
+    pub fn new(
+        pb: &ParamBuilder,
+        streams: &[&str],
+        shape: MmditShape,
+        pad_to_multiple: Option<usize>,
+    ) -> MmditBlock {
         let w = shape.width;
         let layers = streams
             .iter()
             .map(|name| {
                 let pb = pb.sub(name);
                 StreamLayers {
-                    attn_norm: FilmLayerNorm::new(&pb, "attn_norm", "attn_film", w, shape.cond_width, 1e-5),
+                    attn_norm: FilmLayerNorm::new(
+                        &pb,
+                        "attn_norm",
+                        "attn_film",
+                        w,
+                        shape.cond_width,
+                        1e-5,
+                    ),
                     qkv: Linear::new(&pb, "qkv", w, 3 * w, false, LinearInit::FanInUniform),
                     out: Linear::new(&pb, "out", w, w, true, LinearInit::FanInUniform),
-                    mlp_norm: FilmLayerNorm::new(&pb, "mlp_norm", "mlp_film", w, shape.cond_width, 1e-5),
+                    mlp_norm: FilmLayerNorm::new(
+                        &pb,
+                        "mlp_norm",
+                        "mlp_film",
+                        w,
+                        shape.cond_width,
+                        1e-5,
+                    ),
                     mlp: Mlp::new(&pb, "mlp", w, shape.mlp_ratio * w, w),
                 }
             })
             .collect();
-        let attention = JointAttention::new(pb, shape.heads, w / shape.heads, 1e-8, pad_to_multiple);
-        MmditBlock { streams: layers, attention }
+        let attention =
+            JointAttention::new(pb, shape.heads, w / shape.heads, 1e-8, pad_to_multiple);
+        MmditBlock {
+            streams: layers,
+            attention,
+        }
     }
 
     /// Updates the streams `xs[s]: [B, L_s, width]` given the conditioning vectors `e: [B, cond_width]`.
@@ -74,7 +97,11 @@ impl MmditBlock {
             .streams
             .iter()
             .zip(xs)
-            .map(|(layers, x)| layers.qkv.forward(&layers.attn_norm.forward(x, &layers.attn_norm.modulation(e))))
+            .map(|(layers, x)| {
+                layers
+                    .qkv
+                    .forward(&layers.attn_norm.forward(x, &layers.attn_norm.modulation(e)))
+            })
             .collect();
         let attended = self.attention.forward(&qkv);
         self.streams

@@ -40,12 +40,21 @@ mod tests {
         let t = Tensor::from_slice(&[0.0f32, 0.25, 1.0]);
         let (ea, eb, ec) = (ta.forward(&t), tb.forward(&t), tc.forward(&t));
         assert_eq!(ea.size(), vec![3, 16]);
-        assert!(ea.equal(&eb), "same seed and time must give bit-identical embeddings");
-        assert!(!close(&ea, &ec, 1e-6), "a different seed must give different weights");
+        assert!(
+            ea.equal(&eb),
+            "same seed and time must give bit-identical embeddings"
+        );
+        assert!(
+            !close(&ea, &ec, 1e-6),
+            "a different seed must give different weights"
+        );
         // Frequencies ω_i = exp(−i·ln(10⁴)/(h−1)) with h = 8: ω_0 = 1, ω_7 = 1e-4.
         assert!((ta.frequencies.double_value(&[0]) - 1.0).abs() < 1e-7);
         assert!((ta.frequencies.double_value(&[7]) - 1e-4).abs() < 1e-9);
-        assert!(ta.frequencies.requires_grad(), "the reference trains the frequencies");
+        assert!(
+            ta.frequencies.requires_grad(),
+            "the reference trains the frequencies"
+        );
         let f = ta.features(&Tensor::from_slice(&[0.5f32]));
         assert!((f.double_value(&[0, 0]) - 0.5f64.sin()).abs() < 1e-6);
         assert!((f.double_value(&[0, 8]) - 0.5f64.cos()).abs() < 1e-6);
@@ -60,13 +69,21 @@ mod tests {
         let e = Tensor::from_slice(&[0.3f32, -0.2, 0.9]).view([1, 3]);
         let plain = x.layer_norm([4], None::<&Tensor>, None::<&Tensor>, 1e-5, false);
         let m = film.modulation(&e);
-        assert!(close(&film.forward(&x, &m), &plain, 1e-6), "zero-initialised FiLM must be the identity modulation");
+        assert!(
+            close(&film.forward(&x, &m), &plain, 1e-6),
+            "zero-initialised FiLM must be the identity modulation"
+        );
         tch::no_grad(|| {
             let mut bias = film.film.bias.as_ref().expect("bias").shallow_clone();
-            let _ = bias.copy_(&Tensor::from_slice(&[1.0f32, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5]));
+            let _ = bias.copy_(&Tensor::from_slice(&[
+                1.0f32, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5,
+            ]));
         });
         let m = film.modulation(&e);
-        assert!(close(&film.forward(&x, &m), &(&plain * 2.0 + 0.5), 1e-6), "LN(x)·(1 + γ) + β with γ = 1, β = 0.5");
+        assert!(
+            close(&film.forward(&x, &m), &(&plain * 2.0 + 0.5), 1e-6),
+            "LN(x)·(1 + γ) + β with γ = 1, β = 0.5"
+        );
     }
 
     #[test]
@@ -74,8 +91,14 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let norm = RmsNorm::new(&ParamBuilder::new(vs.root(), 0), "rms", 2, 1e-8);
         tch::no_grad(|| {
-            let _ = norm.weight.shallow_clone().copy_(&Tensor::from_slice(&[2.0f32, 0.5]));
-            let _ = norm.bias.shallow_clone().copy_(&Tensor::from_slice(&[0.1f32, -0.1]));
+            let _ = norm
+                .weight
+                .shallow_clone()
+                .copy_(&Tensor::from_slice(&[2.0f32, 0.5]));
+            let _ = norm
+                .bias
+                .shallow_clone()
+                .copy_(&Tensor::from_slice(&[0.1f32, -0.1]));
         });
         let y = norm.forward(&Tensor::from_slice(&[3.0f32, 4.0]));
         let rms = (12.5f64).sqrt();
@@ -90,8 +113,14 @@ mod tests {
         let w = w3 / 3;
         let hd = w / heads;
         let p = joint.split(w, -1);
-        let q = att.q_norm.forward(&p[0].reshape([b, l, heads, hd])).transpose(1, 2);
-        let mut k = att.k_norm.forward(&p[1].reshape([b, l, heads, hd])).transpose(1, 2);
+        let q = att
+            .q_norm
+            .forward(&p[0].reshape([b, l, heads, hd]))
+            .transpose(1, 2);
+        let mut k = att
+            .k_norm
+            .forward(&p[1].reshape([b, l, heads, hd]))
+            .transpose(1, 2);
         let mut v = p[2].reshape([b, l, heads, hd]).transpose(1, 2);
         if sinks > 0 {
             let z = Tensor::zeros([b, heads, sinks, hd], (Kind::Float, Device::Cpu));
@@ -99,7 +128,11 @@ mod tests {
             v = Tensor::cat(&[&v, &z], 2);
         }
         let logits = q.matmul(&k.transpose(2, 3)) / (hd as f64).sqrt();
-        logits.softmax(-1, Kind::Float).matmul(&v).transpose(1, 2).reshape([b, l, w])
+        logits
+            .softmax(-1, Kind::Float)
+            .matmul(&v)
+            .transpose(1, 2)
+            .reshape([b, l, w])
     }
 
     #[test]

@@ -31,7 +31,13 @@ impl LayerNorm {
 
     /// Normalises the last dimension of `x`.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        x.layer_norm([self.dim], Some(&self.weight), Some(&self.bias), self.eps, true)
+        x.layer_norm(
+            [self.dim],
+            Some(&self.weight),
+            Some(&self.bias),
+            self.eps,
+            true,
+        )
     }
 }
 
@@ -56,7 +62,14 @@ pub struct FilmLayerNorm {
 
 impl FilmLayerNorm {
     /// Creates `{name}` (the LayerNorm) and `{film_name}` (the projection `cond_dim → 2·dim`).
-    pub fn new(pb: &ParamBuilder, name: &str, film_name: &str, dim: usize, cond_dim: usize, eps: f64) -> FilmLayerNorm {
+    pub fn new(
+        pb: &ParamBuilder,
+        name: &str,
+        film_name: &str,
+        dim: usize,
+        cond_dim: usize,
+        eps: f64,
+    ) -> FilmLayerNorm {
         FilmLayerNorm {
             norm: LayerNorm::new(pb, name, dim, eps),
             film: Linear::new(pb, film_name, cond_dim, 2 * dim, true, LinearInit::Zero),
@@ -67,7 +80,10 @@ impl FilmLayerNorm {
     pub fn modulation(&self, e: &Tensor) -> Modulation {
         let gb = self.film.forward(e).unsqueeze(1);
         let parts = gb.chunk(2, -1);
-        Modulation { scale: parts[0].shallow_clone(), shift: parts[1].shallow_clone() }
+        Modulation {
+            scale: parts[0].shallow_clone(),
+            shift: parts[1].shallow_clone(),
+        }
     }
 
     /// Applies LayerNorm and the modulation to `x: [B, L, dim]`.

@@ -18,17 +18,28 @@ pub struct TimeEmbedding {
 impl TimeEmbedding {
     /// Creates `name.frequencies` (trainable when `trainable_frequencies`, as in the reference code) and
     /// `name.mlp`. `width` must be even and at least 4.
-    pub fn new(pb: &ParamBuilder, name: &str, width: usize, hidden: usize, trainable_frequencies: bool) -> TimeEmbedding {
+    pub fn new(
+        pb: &ParamBuilder,
+        name: &str,
+        width: usize,
+        hidden: usize,
+        trainable_frequencies: bool,
+    ) -> TimeEmbedding {
         let pb = pb.sub(name);
         let half = width / 2;
         let step = (10000f64).ln() / (half.max(2) - 1) as f64;
-        let values: Vec<f32> = (0..half).map(|i| (-(i as f64) * step).exp() as f32).collect();
+        let values: Vec<f32> = (0..half)
+            .map(|i| (-(i as f64) * step).exp() as f32)
+            .collect();
         let frequencies = if trainable_frequencies {
             pb.param("frequencies", &[half], Init::Values(values))
         } else {
             pb.frozen("frequencies", &[half], Init::Values(values))
         };
-        TimeEmbedding { frequencies, mlp: Mlp::new(&pb, "mlp", width, hidden, width) }
+        TimeEmbedding {
+            frequencies,
+            mlp: Mlp::new(&pb, "mlp", width, hidden, width),
+        }
     }
 
     /// The sinusoidal features `[sin(tω), cos(tω)]`, `[B, width]`.

@@ -20,7 +20,12 @@ pub fn combine(v_cond: &Tensor, v_uncond: &Tensor, omega: f64) -> Tensor {
 /// Guided velocity at states `x: [B, …]` (one row per conditioning example) and time `t`: one forward over
 /// the doubled batch, rows `0..B` conditional and rows `B..2B` unconditional. With `ω = 1` only the
 /// conditional branch is run (the guided field equals it).
-pub fn guided_velocity(field: &dyn ConditionalVelocity, x: &Tensor, t: f64, omega: f64) -> Result<Tensor> {
+pub fn guided_velocity(
+    field: &dyn ConditionalVelocity,
+    x: &Tensor,
+    t: f64,
+    omega: f64,
+) -> Result<Tensor> {
     let b = x.size()[0];
     let device = x.device();
     if omega == 1.0 {
@@ -38,7 +43,13 @@ pub fn guided_velocity(field: &dyn ConditionalVelocity, x: &Tensor, t: f64, omeg
 
 /// The mask `[false; B] ++ [true; B]` selecting the unconditional half of a doubled batch.
 pub fn branch_mask(b: i64, device: Device) -> Tensor {
-    Tensor::cat(&[Tensor::zeros([b], (Kind::Bool, device)), Tensor::ones([b], (Kind::Bool, device))], 0)
+    Tensor::cat(
+        &[
+            Tensor::zeros([b], (Kind::Bool, device)),
+            Tensor::ones([b], (Kind::Bool, device)),
+        ],
+        0,
+    )
 }
 
 #[cfg(test)]
@@ -65,11 +76,23 @@ mod tests {
         // ω·(x + 1) − (ω − 1)·(−x) at ω = 2: 3x + 2.
         let expected = &x * 3.0 + 2.0;
         assert!(v.allclose(&expected, 1e-6, 1e-6, false));
-        assert_eq!(*toy.0.borrow(), vec![6], "conditional and unconditional passes must share one forward of 2B rows");
+        assert_eq!(
+            *toy.0.borrow(),
+            vec![6],
+            "conditional and unconditional passes must share one forward of 2B rows"
+        );
         let v1 = guided_velocity(&toy, &x, 0.3, 1.0).expect("unguided");
         assert!(v1.allclose(&(&x + 1.0), 1e-6, 1e-6, false));
-        assert_eq!(toy.0.borrow().last(), Some(&3), "ω = 1 runs only the conditional branch");
-        let c = combine(&Tensor::from_slice(&[1.0f32]), &Tensor::from_slice(&[4.0f32]), 2.5);
+        assert_eq!(
+            toy.0.borrow().last(),
+            Some(&3),
+            "ω = 1 runs only the conditional branch"
+        );
+        let c = combine(
+            &Tensor::from_slice(&[1.0f32]),
+            &Tensor::from_slice(&[4.0f32]),
+            2.5,
+        );
         assert!((c.double_value(&[0]) - (2.5 - 1.5 * 4.0)).abs() < 1e-6);
     }
 }

@@ -21,7 +21,12 @@ pub enum OdeSolver {
     Dopri5Fixed { dt: f64 },
     /// Adaptive Dormand–Prince 5(4): error-per-step control with `rtol`/`atol` (RMS norm), PI controller,
     /// first step `dt0`, at most `max_steps` attempted steps.
-    Dopri5Adaptive { rtol: f64, atol: f64, dt0: f64, max_steps: usize },
+    Dopri5Adaptive {
+        rtol: f64,
+        atol: f64,
+        dt0: f64,
+        max_steps: usize,
+    },
 }
 
 impl Default for OdeSolver {
@@ -36,15 +41,24 @@ impl OdeSolver {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(ModelError::Config(m));
         match *self {
-            OdeSolver::Euler { steps } | OdeSolver::Rk4 { steps } if steps == 0 => bad("ODE solver needs steps ≥ 1".into()),
-            OdeSolver::Dopri5Fixed { dt } if !(dt > 0.0 && dt.is_finite()) => {
-                bad(format!("Dopri5 step dt = {dt} must be a positive number, e.g. 0.01"))
+            OdeSolver::Euler { steps } | OdeSolver::Rk4 { steps } if steps == 0 => {
+                bad("ODE solver needs steps ≥ 1".into())
             }
-            OdeSolver::Dopri5Adaptive { rtol, atol, dt0, max_steps } => {
+            OdeSolver::Dopri5Fixed { dt } if !(dt > 0.0 && dt.is_finite()) => bad(format!(
+                "Dopri5 step dt = {dt} must be a positive number, e.g. 0.01"
+            )),
+            OdeSolver::Dopri5Adaptive {
+                rtol,
+                atol,
+                dt0,
+                max_steps,
+            } => {
                 if !(rtol > 0.0 && atol > 0.0 && rtol.is_finite() && atol.is_finite()) {
                     bad(format!("adaptive Dopri5 needs positive rtol and atol (got {rtol}, {atol}), e.g. 1e-3 and 1e-4"))
                 } else if !(dt0 > 0.0 && dt0.is_finite()) {
-                    bad(format!("adaptive Dopri5 first step dt0 = {dt0} must be positive, e.g. 0.05"))
+                    bad(format!(
+                        "adaptive Dopri5 first step dt0 = {dt0} must be positive, e.g. 0.05"
+                    ))
                 } else if max_steps == 0 {
                     bad("adaptive Dopri5 needs max_steps ≥ 1".into())
                 } else {
@@ -74,13 +88,39 @@ const C: [f64; 7] = [0.0, 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0, 1.0, 1.0]
 const A2: [f64; 1] = [1.0 / 5.0];
 const A3: [f64; 2] = [3.0 / 40.0, 9.0 / 40.0];
 const A4: [f64; 3] = [44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0];
-const A5: [f64; 4] = [19372.0 / 6561.0, -25360.0 / 2187.0, 64448.0 / 6561.0, -212.0 / 729.0];
-const A6: [f64; 5] = [9017.0 / 3168.0, -355.0 / 33.0, 46732.0 / 5247.0, 49.0 / 176.0, -5103.0 / 18656.0];
+const A5: [f64; 4] = [
+    19372.0 / 6561.0,
+    -25360.0 / 2187.0,
+    64448.0 / 6561.0,
+    -212.0 / 729.0,
+];
+const A6: [f64; 5] = [
+    9017.0 / 3168.0,
+    -355.0 / 33.0,
+    46732.0 / 5247.0,
+    49.0 / 176.0,
+    -5103.0 / 18656.0,
+];
 /// 5th-order weights (= the 7th stage's coefficients: FSAL).
-const B5: [f64; 7] = [35.0 / 384.0, 0.0, 500.0 / 1113.0, 125.0 / 192.0, -2187.0 / 6784.0, 11.0 / 84.0, 0.0];
+const B5: [f64; 7] = [
+    35.0 / 384.0,
+    0.0,
+    500.0 / 1113.0,
+    125.0 / 192.0,
+    -2187.0 / 6784.0,
+    11.0 / 84.0,
+    0.0,
+];
 /// Embedded 4th-order weights (Shampine's version, as in diffrax).
-const B4: [f64; 7] =
-    [1951.0 / 21600.0, 0.0, 22642.0 / 50085.0, 451.0 / 720.0, -12231.0 / 42400.0, 649.0 / 6300.0, 1.0 / 60.0];
+const B4: [f64; 7] = [
+    1951.0 / 21600.0,
+    0.0,
+    22642.0 / 50085.0,
+    451.0 / 720.0,
+    -12231.0 / 42400.0,
+    649.0 / 6300.0,
+    1.0 / 60.0,
+];
 
 /// `x + h·Σ a_i k_i` (terms with a zero coefficient skipped).
 fn combine(x: &Tensor, h: f64, a: &[f64], k: &[Tensor]) -> Tensor {
@@ -116,7 +156,10 @@ fn dopri5_step<F: FnMut(f64, &Tensor) -> Result<Tensor>>(
     k1: Tensor,
 ) -> Result<(Tensor, Vec<Tensor>)> {
     let mut k = vec![k1];
-    for (i, a) in [&A2[..], &A3[..], &A4[..], &A5[..], &A6[..]].into_iter().enumerate() {
+    for (i, a) in [&A2[..], &A3[..], &A4[..], &A5[..], &A6[..]]
+        .into_iter()
+        .enumerate()
+    {
         let xi = combine(x, h, a, &k);
         k.push(f.eval(t + C[i + 1] * h, &xi)?);
     }
@@ -132,9 +175,14 @@ where
 {
     solver.validate()?;
     if !(t1 > t0) {
-        return Err(ModelError::Input(format!("ODE interval must have t1 > t0 (got {t0} → {t1})")));
+        return Err(ModelError::Input(format!(
+            "ODE interval must have t1 > t0 (got {t0} → {t1})"
+        )));
     }
-    let mut f = Counted { field: &mut field, evaluations: 0 };
+    let mut f = Counted {
+        field: &mut field,
+        evaluations: 0,
+    };
     let span = t1 - t0;
     match *solver {
         OdeSolver::Euler { steps } => {
@@ -144,7 +192,12 @@ where
                 let t = t0 + i as f64 * h;
                 x = &x + f.eval(t, &x)? * h;
             }
-            Ok(Solution { x, evaluations: f.evaluations, steps, rejected: 0 })
+            Ok(Solution {
+                x,
+                evaluations: f.evaluations,
+                steps,
+                rejected: 0,
+            })
         }
         OdeSolver::Rk4 { steps } => {
             let h = span / steps as f64;
@@ -157,7 +210,12 @@ where
                 let k4 = f.eval(t + h, &(&x + &k3 * h))?;
                 x = &x + (k1 + k2 * 2.0 + k3 * 2.0 + k4) * (h / 6.0);
             }
-            Ok(Solution { x, evaluations: f.evaluations, steps, rejected: 0 })
+            Ok(Solution {
+                x,
+                evaluations: f.evaluations,
+                steps,
+                rejected: 0,
+            })
         }
         OdeSolver::Dopri5Fixed { dt } => {
             // Number of steps: ⌈span/dt⌉, tolerant to round-off (1/0.01 = 100 steps, not 101).
@@ -166,15 +224,29 @@ where
             let mut t = t0;
             let mut k1 = f.eval(t, &x)?;
             for i in 0..steps {
-                let t_next = if i + 1 == steps { t1 } else { t0 + (i + 1) as f64 * dt };
+                let t_next = if i + 1 == steps {
+                    t1
+                } else {
+                    t0 + (i + 1) as f64 * dt
+                };
                 let (x_new, mut k) = dopri5_step(&mut f, t, &x, t_next - t, k1)?;
                 x = x_new;
                 t = t_next;
                 k1 = k.pop().expect("seven stages");
             }
-            Ok(Solution { x, evaluations: f.evaluations, steps, rejected: 0 })
+            Ok(Solution {
+                x,
+                evaluations: f.evaluations,
+                steps,
+                rejected: 0,
+            })
         }
-        OdeSolver::Dopri5Adaptive { rtol, atol, dt0, max_steps } => adaptive(&mut f, x0, t0, t1, rtol, atol, dt0, max_steps),
+        OdeSolver::Dopri5Adaptive {
+            rtol,
+            atol,
+            dt0,
+            max_steps,
+        } => adaptive(&mut f, x0, t0, t1, rtol, atol, dt0, max_steps),
     }
 }
 
@@ -214,15 +286,23 @@ fn adaptive<F: FnMut(f64, &Tensor) -> Result<Tensor>>(
         let (x_new, k) = dopri5_step(f, t, &x, h, k1.shallow_clone())?;
         let err_est = combine(&x.zeros_like(), h, &err_weights, &k);
         let scale = x.abs().maximum(&x_new.abs()) * rtol + atol;
-        let err = (err_est / scale).square().mean(None).sqrt().double_value(&[]);
+        let err = (err_est / scale)
+            .square()
+            .mean(None)
+            .sqrt()
+            .double_value(&[]);
         if !err.is_finite() {
             return Err(ModelError::Input(format!(
                 "adaptive Dopri5: non-finite error estimate at t = {t}; the vector field returned NaN/Inf"
             )));
         }
         if err <= 1.0 {
-            let mut factor =
-                if err == 0.0 { FAC_MAX } else { SAFETY * err.powf(-EXPO) * err_old.powf(BETA) }.clamp(FAC_MIN, FAC_MAX);
+            let mut factor = if err == 0.0 {
+                FAC_MAX
+            } else {
+                SAFETY * err.powf(-EXPO) * err_old.powf(BETA)
+            }
+            .clamp(FAC_MIN, FAC_MAX);
             if last_rejected {
                 factor = factor.min(1.0);
             }
@@ -244,7 +324,12 @@ fn adaptive<F: FnMut(f64, &Tensor) -> Result<Tensor>>(
             "adaptive Dopri5 reached max_steps = {max_steps} at t = {t:.4} before t1 = {t1}; raise max_steps or loosen rtol/atol"
         )));
     }
-    Ok(Solution { x, evaluations: f.evaluations, steps, rejected })
+    Ok(Solution {
+        x,
+        evaluations: f.evaluations,
+        steps,
+        rejected,
+    })
 }
 
 #[cfg(test)]
@@ -259,13 +344,21 @@ mod tests {
     }
 
     fn y0() -> Tensor {
-        Tensor::from_slice(&[1.0f64, 0.0]).reshape([1, 2]).to_kind(Kind::Double).to_device(Device::Cpu)
+        Tensor::from_slice(&[1.0f64, 0.0])
+            .reshape([1, 2])
+            .to_kind(Kind::Double)
+            .to_device(Device::Cpu)
     }
 
     fn error_of(solver: OdeSolver) -> (f64, usize) {
         let sol = solve(&solver, field, &y0(), 0.0, 1.0).expect("solve");
-        let exact = Tensor::from_slice(&[(-0.5f64).exp() * 2f64.cos(), -(-0.5f64).exp() * 2f64.sin()]).reshape([1, 2]);
-        ((sol.x - exact).abs().max().double_value(&[]), sol.evaluations)
+        let exact =
+            Tensor::from_slice(&[(-0.5f64).exp() * 2f64.cos(), -(-0.5f64).exp() * 2f64.sin()])
+                .reshape([1, 2]);
+        (
+            (sol.x - exact).abs().max().double_value(&[]),
+            sol.evaluations,
+        )
     }
 
     #[test]
@@ -274,7 +367,10 @@ mod tests {
         let (e2, n2) = error_of(OdeSolver::Euler { steps: 200 });
         assert_eq!((n1, n2), (100, 200));
         let ratio = e1 / e2;
-        assert!((1.8..2.2).contains(&ratio), "Euler error ratio {ratio} (errors {e1}, {e2})");
+        assert!(
+            (1.8..2.2).contains(&ratio),
+            "Euler error ratio {ratio} (errors {e1}, {e2})"
+        );
     }
 
     #[test]
@@ -283,7 +379,10 @@ mod tests {
         let (e2, _) = error_of(OdeSolver::Rk4 { steps: 20 });
         assert_eq!(n1, 40);
         let ratio = e1 / e2;
-        assert!((13.0..19.0).contains(&ratio), "RK4 error ratio {ratio} (errors {e1}, {e2})");
+        assert!(
+            (13.0..19.0).contains(&ratio),
+            "RK4 error ratio {ratio} (errors {e1}, {e2})"
+        );
     }
 
     #[test]
@@ -292,7 +391,10 @@ mod tests {
         let (e2, n2) = error_of(OdeSolver::Dopri5Fixed { dt: 0.05 });
         assert_eq!((n1, n2), (61, 121));
         let ratio = e1 / e2;
-        assert!((25.0..40.0).contains(&ratio), "Dopri5 error ratio {ratio} (errors {e1}, {e2})");
+        assert!(
+            (25.0..40.0).contains(&ratio),
+            "Dopri5 error ratio {ratio} (errors {e1}, {e2})"
+        );
         // The reference sampler: dt = 0.01 ⇒ 100 steps, 601 evaluations.
         let sol = solve(&OdeSolver::default(), field, &y0(), 0.0, 1.0).expect("solve");
         assert_eq!((sol.steps, sol.evaluations), (100, 601));
@@ -301,13 +403,38 @@ mod tests {
     #[test]
     fn adaptive_dopri5_meets_tolerance_with_fewer_evaluations() {
         let (fixed_err, fixed_evals) = error_of(OdeSolver::default());
-        let (loose, loose_evals) = error_of(OdeSolver::Dopri5Adaptive { rtol: 1e-4, atol: 1e-7, dt0: 0.05, max_steps: 1000 });
-        let (tight, tight_evals) = error_of(OdeSolver::Dopri5Adaptive { rtol: 1e-8, atol: 1e-11, dt0: 0.05, max_steps: 1000 });
-        assert!(loose < 1e-4, "adaptive error {loose} above the requested tolerance scale");
-        assert!(tight < 1e-8, "adaptive error {tight} above the requested tolerance scale");
-        assert!(tight < loose, "tighter tolerance must reduce the error ({tight} vs {loose})");
-        assert!(loose_evals < tight_evals, "tighter tolerance must cost more evaluations");
-        assert!(tight_evals < fixed_evals, "adaptive ({tight_evals}) must need fewer than fixed-step ({fixed_evals}) evaluations");
+        let (loose, loose_evals) = error_of(OdeSolver::Dopri5Adaptive {
+            rtol: 1e-4,
+            atol: 1e-7,
+            dt0: 0.05,
+            max_steps: 1000,
+        });
+        let (tight, tight_evals) = error_of(OdeSolver::Dopri5Adaptive {
+            rtol: 1e-8,
+            atol: 1e-11,
+            dt0: 0.05,
+            max_steps: 1000,
+        });
+        assert!(
+            loose < 1e-4,
+            "adaptive error {loose} above the requested tolerance scale"
+        );
+        assert!(
+            tight < 1e-8,
+            "adaptive error {tight} above the requested tolerance scale"
+        );
+        assert!(
+            tight < loose,
+            "tighter tolerance must reduce the error ({tight} vs {loose})"
+        );
+        assert!(
+            loose_evals < tight_evals,
+            "tighter tolerance must cost more evaluations"
+        );
+        assert!(
+            tight_evals < fixed_evals,
+            "adaptive ({tight_evals}) must need fewer than fixed-step ({fixed_evals}) evaluations"
+        );
         assert!(fixed_err < 1e-9);
     }
 
@@ -316,8 +443,19 @@ mod tests {
         assert!(solve(&OdeSolver::Euler { steps: 0 }, field, &y0(), 0.0, 1.0).is_err());
         assert!(solve(&OdeSolver::Dopri5Fixed { dt: -0.1 }, field, &y0(), 0.0, 1.0).is_err());
         assert!(solve(&OdeSolver::default(), field, &y0(), 1.0, 0.0).is_err());
-        let err = solve(&OdeSolver::Dopri5Adaptive { rtol: 1e-12, atol: 1e-14, dt0: 0.5, max_steps: 3 }, field, &y0(), 0.0, 1.0)
-            .expect_err("must run out of steps");
+        let err = solve(
+            &OdeSolver::Dopri5Adaptive {
+                rtol: 1e-12,
+                atol: 1e-14,
+                dt0: 0.5,
+                max_steps: 3,
+            },
+            field,
+            &y0(),
+            0.0,
+            1.0,
+        )
+        .expect_err("must run out of steps");
         assert!(err.to_string().contains("max_steps"));
     }
 }

@@ -84,7 +84,10 @@ impl MapPfnConfig {
 
     /// The paper text's variant of [`MapPfnConfig::paper`] with an MLP expansion of 2.
     pub fn paper_text(n_genes: usize) -> MapPfnConfig {
-        MapPfnConfig { mlp_ratio: 2, ..MapPfnConfig::paper(n_genes) }
+        MapPfnConfig {
+            mlp_ratio: 2,
+            ..MapPfnConfig::paper(n_genes)
+        }
     }
 
     /// A named preset: `tiny`, `small`, `paper` or `paper-text`.
@@ -94,7 +97,9 @@ impl MapPfnConfig {
             "small" => Ok(MapPfnConfig::small(n_genes)),
             "paper" => Ok(MapPfnConfig::paper(n_genes)),
             "paper-text" | "paper_text" => Ok(MapPfnConfig::paper_text(n_genes)),
-            other => Err(ModelError::Config(format!("unknown MapPFN size `{other}`; use tiny, small, paper or paper-text"))),
+            other => Err(ModelError::Config(format!(
+                "unknown MapPFN size `{other}`; use tiny, small, paper or paper-text"
+            ))),
         }
     }
 
@@ -113,13 +118,19 @@ impl MapPfnConfig {
             return bad(format!("width {} must be even and at least 4", self.width));
         }
         if self.heads == 0 || self.width % self.heads != 0 {
-            return bad(format!("width {} must be a multiple of heads {}", self.width, self.heads));
+            return bad(format!(
+                "width {} must be a multiple of heads {}",
+                self.width, self.heads
+            ));
         }
         if self.depth == 0 || self.mlp_ratio == 0 || self.time_mlp_ratio == 0 {
             return bad("depth, mlp_ratio and time_mlp_ratio must be at least 1".into());
         }
         if self.max_slots == 0 {
-            return bad("max_slots must be at least 1 (it allows K = max_slots − 1 context experiments)".into());
+            return bad(
+                "max_slots must be at least 1 (it allows K = max_slots − 1 context experiments)"
+                    .into(),
+            );
         }
         if self.attention_pad_to_multiple == Some(0) {
             return bad("attention_pad_to_multiple must be at least 1 (or null)".into());
@@ -139,7 +150,10 @@ pub struct SamplerConfig {
 
 impl Default for SamplerConfig {
     fn default() -> Self {
-        SamplerConfig { solver: OdeSolver::default(), guidance: 2.0 }
+        SamplerConfig {
+            solver: OdeSolver::default(),
+            guidance: 2.0,
+        }
     }
 }
 
@@ -147,7 +161,10 @@ impl SamplerConfig {
     /// Checks the configuration, naming the problem.
     pub fn validate(&self) -> Result<()> {
         if !self.guidance.is_finite() || self.guidance < 0.0 {
-            return Err(ModelError::Config(format!("guidance weight {} must be a finite number ≥ 0 (default 2)", self.guidance)));
+            return Err(ModelError::Config(format!(
+                "guidance weight {} must be a finite number ≥ 0 (default 2)",
+                self.guidance
+            )));
         }
         self.solver.validate()
     }

@@ -10,7 +10,9 @@ use rand_pcg::Pcg64;
 use tch::{nn, Device, Kind, Tensor};
 
 use super::config::MapPfnConfig;
-use crate::blocks::{Init, Linear, LinearInit, MmditBlock, MmditShape, ParamBuilder, TimeEmbedding};
+use crate::blocks::{
+    Init, Linear, LinearInit, MmditBlock, MmditShape, ParamBuilder, TimeEmbedding,
+};
 use crate::error::{ModelError, Result};
 use crate::flow::{interpolate, sample_logit_normal_time, target_velocity, ConditionalVelocity};
 use crate::rng;
@@ -85,19 +87,29 @@ pub struct MapPfnNet {
 
 impl std::fmt::Debug for MapPfnNet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MapPfnNet").field("config", &self.config).field("parameters", &self.parameter_count()).finish()
+        f.debug_struct("MapPfnNet")
+            .field("config", &self.config)
+            .field("parameters", &self.parameter_count())
+            .finish()
     }
 }
 
 /// Copies 2-D arrays of equal shape into one `[B, rows, cols]` float tensor.
-fn stack_views<'a>(views: impl IntoIterator<Item = ArrayView2<'a, f32>>, rows: usize, cols: usize, device: Device) -> Tensor {
+fn stack_views<'a>(
+    views: impl IntoIterator<Item = ArrayView2<'a, f32>>,
+    rows: usize,
+    cols: usize,
+    device: Device,
+) -> Tensor {
     let mut data = Vec::new();
     let mut b = 0i64;
     for v in views {
         data.extend(v.iter().copied());
         b += 1;
     }
-    Tensor::from_slice(&data).reshape([b, rows as i64, cols as i64]).to_device(device)
+    Tensor::from_slice(&data)
+        .reshape([b, rows as i64, cols as i64])
+        .to_device(device)
 }
 
 impl MapPfnNet {
@@ -107,7 +119,9 @@ impl MapPfnNet {
         let vs = nn::VarStore::new(device);
         let root = ParamBuilder::new(vs.root(), seed);
         let (d, w) = (config.n_genes, config.width);
-        let emb = || Init::Normal { std: 1.0 / (w as f64).sqrt() };
+        let emb = || Init::Normal {
+            std: 1.0 / (w as f64).sqrt(),
+        };
         let wrapper = root.sub("wrapper");
         let null = wrapper.param("null", &[w], emb());
         let u_c = Linear::new(&wrapper, "u_c", d, w, true, LinearInit::FanInUniform);
@@ -118,7 +132,11 @@ impl MapPfnNet {
         let e_ctx = wrapper.param("e_ctx", &[config.max_slots, w], emb());
         let e_query = wrapper.param("e_query", &[w], emb());
         let mm = root.sub("mmdit");
-        let registers = mm.param("registers", &[config.register_tokens, d], Init::Normal { std: 1.0 });
+        let registers = mm.param(
+            "registers",
+            &[config.register_tokens, d],
+            Init::Normal { std: 1.0 },
+        );
         let noise_in = Linear::new(&mm, "noise_in", d, w, true, LinearInit::FanInUniform);
         let noise_out = Linear::new(&mm, "noise_out", w, d, true, LinearInit::FanInUniform);
         let cond_in = Linear::new(&mm, "cond_in", w, w, true, LinearInit::FanInUniform);
@@ -126,11 +144,29 @@ impl MapPfnNet {
         let m_noise = mm.param("m_noise", &[w], emb());
         let m_cond = mm.param("m_cond", &[w], emb());
         let m_treat = mm.param("m_treat", &[w], emb());
-        let time = TimeEmbedding::new(&mm, "time", w, config.time_mlp_ratio * w, config.trainable_time_frequencies);
-        let shape = MmditShape { width: w, heads: config.heads, mlp_ratio: config.mlp_ratio, cond_width: w };
+        let time = TimeEmbedding::new(
+            &mm,
+            "time",
+            w,
+            config.time_mlp_ratio * w,
+            config.trainable_time_frequencies,
+        );
+        let shape = MmditShape {
+            width: w,
+            heads: config.heads,
+            mlp_ratio: config.mlp_ratio,
+            cond_width: w,
+        };
         let blocks_pb = mm.sub("blocks");
         let blocks = (0..config.depth)
-            .map(|i| MmditBlock::new(&blocks_pb.sub(&i.to_string()), &STREAMS, shape, config.attention_pad_to_multiple))
+            .map(|i| {
+                MmditBlock::new(
+                    &blocks_pb.sub(&i.to_string()),
+                    &STREAMS,
+                    shape,
+                    config.attention_pad_to_multiple,
+                )
+            })
             .collect();
         Ok(MapPfnNet {
             vs,
@@ -184,7 +220,10 @@ impl MapPfnNet {
         let label = |what: &str| format!("task of context `{}`: {what}", task.context);
         let err = |m: String| Err(ModelError::Input(label(&m)));
         if task.observational.ncols() != d {
-            return err(format!("observational cells have {} genes, the model expects {d}", task.observational.ncols()));
+            return err(format!(
+                "observational cells have {} genes, the model expects {d}",
+                task.observational.ncols()
+            ));
         }
         if task.observational.nrows() == 0 {
             return err("the observational set is empty; give at least one control cell".into());
@@ -210,9 +249,17 @@ impl MapPfnNet {
         }
         if need_target {
             match &task.target {
-                None => return err("training needs the target cells of the query, but the task has none".into()),
+                None => {
+                    return err(
+                        "training needs the target cells of the query, but the task has none"
+                            .into(),
+                    )
+                }
                 Some(t) if t.ncols() != d || t.nrows() == 0 => {
-                    return err(format!("target cells have shape {:?}, expected n × {d} with n ≥ 1", t.shape()))
+                    return err(format!(
+                        "target cells have shape {:?}, expected n × {d} with n ≥ 1",
+                        t.shape()
+                    ))
                 }
                 _ => {}
             }
@@ -224,11 +271,17 @@ impl MapPfnNet {
         ];
         for (what, mut values) in arrays {
             if let Some(v) = values.find(|v| !v.is_finite()) {
-                return err(format!("{what} contain a non-finite value ({v}); remove or impute NaN/Inf first"));
+                return err(format!(
+                    "{what} contain a non-finite value ({v}); remove or impute NaN/Inf first"
+                ));
             }
         }
         if need_target {
-            if let Some(v) = task.target.as_ref().and_then(|t| t.iter().find(|v| !v.is_finite())) {
+            if let Some(v) = task
+                .target
+                .as_ref()
+                .and_then(|t| t.iter().find(|v| !v.is_finite()))
+            {
                 return err(format!("target cells contain a non-finite value ({v})"));
             }
         }
@@ -238,32 +291,60 @@ impl MapPfnNet {
     /// The layout of a task generating `n_query` cells.
     pub fn layout_of(task: &Task, n_query: usize) -> TaskLayout {
         let k = task.k();
-        let n_ctx = if k > 0 { task.context_cells.shape()[1] } else { 0 };
-        TaskLayout { n_obs: task.observational.nrows(), n_context: vec![n_ctx; k], n_query }
+        let n_ctx = if k > 0 {
+            task.context_cells.shape()[1]
+        } else {
+            0
+        };
+        TaskLayout {
+            n_obs: task.observational.nrows(),
+            n_context: vec![n_ctx; k],
+            n_query,
+        }
     }
 
     /// Embeds the conditioning inputs of tasks that share `layout` (spec §2.2).
     pub fn encode_tasks(&self, tasks: &[&Task], layout: &TaskLayout) -> Result<EncodedCondition> {
         let d = self.config.n_genes;
         let dev = self.device();
-        let obs = stack_views(tasks.iter().map(|t| t.observational.view()), layout.n_obs, d, dev);
+        let obs = stack_views(
+            tasks.iter().map(|t| t.observational.view()),
+            layout.n_obs,
+            d,
+            dev,
+        );
         let n_ctx: usize = layout.n_context.iter().sum();
         let ctx = if layout.k() > 0 {
             let mut data = Vec::with_capacity(tasks.len() * n_ctx * d);
             for t in tasks {
                 data.extend(t.context_cells.iter().copied());
             }
-            Some(Tensor::from_slice(&data).reshape([tasks.len() as i64, n_ctx as i64, d as i64]).to_device(dev))
+            Some(
+                Tensor::from_slice(&data)
+                    .reshape([tasks.len() as i64, n_ctx as i64, d as i64])
+                    .to_device(dev),
+            )
         } else {
             None
         };
-        let trt = stack_views(tasks.iter().map(|t| t.treatments.view()), layout.k() + 1, d, dev);
+        let trt = stack_views(
+            tasks.iter().map(|t| t.treatments.view()),
+            layout.k() + 1,
+            d,
+            dev,
+        );
         self.encode(&obs, ctx.as_ref(), &trt, layout)
     }
 
     /// Embeds observational cells `[B, n_obs, d]`, concatenated context cells `[B, Σ n_k, d]` (none when
     /// K = 0) and treatments `[B, K+1, d]`.
-    pub fn encode(&self, obs: &Tensor, ctx: Option<&Tensor>, treatments: &Tensor, layout: &TaskLayout) -> Result<EncodedCondition> {
+    pub fn encode(
+        &self,
+        obs: &Tensor,
+        ctx: Option<&Tensor>,
+        treatments: &Tensor,
+        layout: &TaskLayout,
+    ) -> Result<EncodedCondition> {
         let k = layout.k();
         if k + 1 > self.config.max_slots {
             return Err(ModelError::Input(format!(
@@ -289,18 +370,32 @@ impl MapPfnNet {
         // Treatment tokens: U_t τ + e_trt + E_ctx[k], plus e_query for the query (last).
         let slots = self.e_ctx.narrow(0, 0, k as i64 + 1);
         let query_flag = Tensor::cat(
-            &[Tensor::zeros([k as i64, 1], (Kind::Float, self.device())), Tensor::ones([1, 1], (Kind::Float, self.device()))],
+            &[
+                Tensor::zeros([k as i64, 1], (Kind::Float, self.device())),
+                Tensor::ones([1, 1], (Kind::Float, self.device())),
+            ],
             0,
         );
-        let trt_offsets = (slots + &self.e_trt + query_flag * self.e_query.view([1, w])).unsqueeze(0);
+        let trt_offsets =
+            (slots + &self.e_trt + query_flag * self.e_query.view([1, w])).unsqueeze(0);
         let treat = self.u_t.forward(treatments) + trt_offsets;
-        Ok(EncodedCondition { cond, treat, layout: layout.clone() })
+        Ok(EncodedCondition {
+            cond,
+            treat,
+            layout: layout.clone(),
+        })
     }
 
     /// Velocity `[R, n_query, d]` at noisy cells `x: [R, n_query, d]` and times `t: [R]`; row `r` uses the
     /// condition of task `r mod B` and is unconditional (null-embedded condition and treatment tokens)
     /// where `uncond[r]` is true.
-    pub fn velocity_with(&self, cond: &EncodedCondition, x: &Tensor, t: &Tensor, uncond: &Tensor) -> Result<Tensor> {
+    pub fn velocity_with(
+        &self,
+        cond: &EncodedCondition,
+        x: &Tensor,
+        t: &Tensor,
+        uncond: &Tensor,
+    ) -> Result<Tensor> {
         let size = x.size();
         let (rows, b) = (size[0], cond.cond.size()[0]);
         if size.len() != 3 || size[2] != self.config.n_genes as i64 || rows % b != 0 {
@@ -311,7 +406,10 @@ impl MapPfnNet {
         }
         let reps = rows / b;
         let (c, tr) = if reps > 1 {
-            (cond.cond.repeat([reps, 1, 1]), cond.treat.repeat([reps, 1, 1]))
+            (
+                cond.cond.repeat([reps, 1, 1]),
+                cond.treat.repeat([reps, 1, 1]),
+            )
         } else {
             (cond.cond.shallow_clone(), cond.treat.shallow_clone())
         };
@@ -321,7 +419,10 @@ impl MapPfnNet {
         let c = null.where_self(&mask, &c);
         let tr = null.where_self(&mask, &tr);
         let r = self.config.register_tokens as i64;
-        let regs = self.registers.unsqueeze(0).expand([rows, r, self.config.n_genes as i64], false);
+        let regs = self
+            .registers
+            .unsqueeze(0)
+            .expand([rows, r, self.config.n_genes as i64], false);
         let noise_tokens = Tensor::cat(&[regs.to_kind(x.kind()), x.shallow_clone()], 1);
         let mut xs = vec![
             self.noise_in.forward(&noise_tokens) + &self.m_noise,
@@ -337,25 +438,42 @@ impl MapPfnNet {
 
     /// The flow-matching loss (sum of squared errors and element count) of tasks sharing a layout, with
     /// per-task times `t`, noise `x0` (flattened `n_query·d` each) and dropout flags.
-    fn group_loss(&self, tasks: &[&Task], layout: &TaskLayout, t: &[f32], x0: &[Vec<f32>], drop: &[bool]) -> Result<(Tensor, usize)> {
+    fn group_loss(
+        &self,
+        tasks: &[&Task],
+        layout: &TaskLayout,
+        t: &[f32],
+        x0: &[Vec<f32>],
+        drop: &[bool],
+    ) -> Result<(Tensor, usize)> {
         let d = self.config.n_genes;
         let dev = self.device();
         let b = tasks.len() as i64;
         let cond = self.encode_tasks(tasks, layout)?;
         let x1 = stack_views(
-            tasks.iter().map(|task| task.target.as_ref().map(|a| a.view()).expect("checked by check_task")),
+            tasks.iter().map(|task| {
+                task.target
+                    .as_ref()
+                    .map(|a| a.view())
+                    .expect("checked by check_task")
+            }),
             layout.n_query,
             d,
             dev,
         );
         let x0: Vec<f32> = x0.iter().flatten().copied().collect();
-        let x0 = Tensor::from_slice(&x0).reshape([b, layout.n_query as i64, d as i64]).to_device(dev);
+        let x0 = Tensor::from_slice(&x0)
+            .reshape([b, layout.n_query as i64, d as i64])
+            .to_device(dev);
         let tt = Tensor::from_slice(t).to_device(dev);
         let xt = interpolate(&x0, &x1, &tt.view([b, 1, 1]));
         let u = target_velocity(&x0, &x1);
         let uncond = Tensor::from_slice(drop).to_device(dev);
         let v = self.velocity_with(&cond, &xt, &tt, &uncond)?;
-        Ok(((v - u).square().sum(Kind::Float), tasks.len() * layout.n_query * d))
+        Ok((
+            (v - u).square().sum(Kind::Float),
+            tasks.len() * layout.n_query * d,
+        ))
     }
 }
 
@@ -392,7 +510,9 @@ impl Trainable for MapPfnNet {
     fn loss(&self, tasks: &[Task], draws: &mut Pcg64, config: &TrainConfig) -> Result<Tensor> {
         use rand::Rng;
         if tasks.is_empty() {
-            return Err(ModelError::Input("a micro-batch needs at least one task".into()));
+            return Err(ModelError::Input(
+                "a micro-batch needs at least one task".into(),
+            ));
         }
         let d = self.config.n_genes;
         let mut layouts: Vec<TaskLayout> = Vec::new();
@@ -402,10 +522,13 @@ impl Trainable for MapPfnNet {
             self.check_task(task, true)?;
             let n_query = task.target.as_ref().map_or(0, |a| a.nrows());
             let layout = MapPfnNet::layout_of(task, n_query);
-            let g = layouts.iter().position(|l| *l == layout).unwrap_or_else(|| {
-                layouts.push(layout);
-                layouts.len() - 1
-            });
+            let g = layouts
+                .iter()
+                .position(|l| *l == layout)
+                .unwrap_or_else(|| {
+                    layouts.push(layout);
+                    layouts.len() - 1
+                });
             group_of.push(g);
             t.push(sample_logit_normal_time(draws));
             drop.push(draws.gen::<f64>() < config.condition_dropout);
@@ -436,9 +559,14 @@ impl Trainable for MapPfnNet {
 pub fn forward_flops(config: &MapPfnConfig, layout: &TaskLayout) -> f64 {
     let (d, w) = (config.n_genes as f64, config.width as f64);
     let r = config.register_tokens as f64;
-    let (n_noise, n_cond, n_trt) = (r + layout.n_query as f64, layout.cond_tokens() as f64, (layout.k() + 1) as f64);
+    let (n_noise, n_cond, n_trt) = (
+        r + layout.n_query as f64,
+        layout.cond_tokens() as f64,
+        (layout.k() + 1) as f64,
+    );
     let tokens = n_noise + n_cond + n_trt;
-    let embed = 2.0 * d * w * (n_cond + n_trt) + 2.0 * d * w * n_noise + 2.0 * w * w * (n_cond + n_trt);
+    let embed =
+        2.0 * d * w * (n_cond + n_trt) + 2.0 * d * w * n_noise + 2.0 * w * w * (n_cond + n_trt);
     let time = 2.0 * 2.0 * w * (config.time_mlp_ratio as f64 * w);
     let dense = 2.0 * w * w * (4.0 + 2.0 * config.mlp_ratio as f64) * tokens;
     let film = 3.0 * 2.0 * 2.0 * w * 2.0 * w;

@@ -49,7 +49,13 @@ pub struct MapPfn {
 impl MapPfn {
     /// Wraps a network (e.g. an untrained one) with the default sampler.
     pub fn from_net(net: MapPfnNet, preprocessing: Preprocessing) -> MapPfn {
-        MapPfn { net, sampler: SamplerConfig::default(), preprocessing, meta: None, checkpoint: None }
+        MapPfn {
+            net,
+            sampler: SamplerConfig::default(),
+            preprocessing,
+            meta: None,
+            checkpoint: None,
+        }
     }
 
     /// Loads the EMA weights of the checkpoint at `path` (a checkpoint directory or a run directory with a
@@ -67,9 +73,13 @@ impl MapPfn {
                 reason: format!("it was written by method `{}`, not MapPFN", ck.meta.method),
             });
         }
-        let config: MapPfnConfig = serde_json::from_value(ck.meta.model_config.clone()).map_err(|e| {
-            ModelError::CheckpointCorrupt { path: ck.dir.clone(), reason: format!("model_config is not a MapPFN configuration: {e}") }
-        })?;
+        let config: MapPfnConfig =
+            serde_json::from_value(ck.meta.model_config.clone()).map_err(|e| {
+                ModelError::CheckpointCorrupt {
+                    path: ck.dir.clone(),
+                    reason: format!("model_config is not a MapPFN configuration: {e}"),
+                }
+            })?;
         let net = MapPfnNet::new(config, 0, device)?;
         load_weights(net.var_store(), &ck, weights == WeightSet::Ema)?;
         Ok(MapPfn {
@@ -124,17 +134,35 @@ impl MapPfn {
         let layout = MapPfnNet::layout_of(task, n_cells);
         tch::no_grad(|| {
             let cond = self.net.encode_tasks(&[task], &layout)?;
-            let field = ConditionedNet { net: &self.net, cond: &cond };
+            let field = ConditionedNet {
+                net: &self.net,
+                cond: &cond,
+            };
             let mut stream = rng::stream(seed, "mappfn-sample", 0);
             let x0 = Tensor::from_slice(&rng::normals(&mut stream, n_cells * d))
                 .reshape([1, n_cells as i64, d as i64])
                 .to_device(self.net.device());
             let omega = self.sampler.guidance;
-            let sol = solve(&self.sampler.solver, |t, x| guided_velocity(&field, x, t, omega), &x0, 0.0, 1.0)?;
-            let flat: Vec<f32> = Vec::<f32>::try_from(sol.x.to_kind(Kind::Float).to_device(Device::Cpu).reshape([-1]))?;
+            let sol = solve(
+                &self.sampler.solver,
+                |t, x| guided_velocity(&field, x, t, omega),
+                &x0,
+                0.0,
+                1.0,
+            )?;
+            let flat: Vec<f32> = Vec::<f32>::try_from(
+                sol.x
+                    .to_kind(Kind::Float)
+                    .to_device(Device::Cpu)
+                    .reshape([-1]),
+            )?;
             let cells = Array2::from_shape_vec((n_cells, d), flat)
                 .map_err(|e| ModelError::Input(format!("internal shape error: {e}")))?;
-            Ok(Sample { cells, evaluations: sol.evaluations, steps: sol.steps })
+            Ok(Sample {
+                cells,
+                evaluations: sol.evaluations,
+                steps: sol.steps,
+            })
         })
     }
 }
@@ -146,7 +174,11 @@ impl Predictor for MapPfn {
 
     /// In-context prediction needs no fitting: adaptation to a data set is by the task's context (or by
     /// [`crate::mappfn::finetune`] beforehand).
-    fn fit(&mut self, _data: &PerturbationData, _train_conditions: &[usize]) -> Result<(), PredictError> {
+    fn fit(
+        &mut self,
+        _data: &PerturbationData,
+        _train_conditions: &[usize],
+    ) -> Result<(), PredictError> {
         Ok(())
     }
 

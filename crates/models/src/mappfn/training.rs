@@ -33,7 +33,15 @@ pub fn pretrain(
     budget: Budget,
     on_progress: impl FnMut(&Progress),
 ) -> Result<RunSummary> {
-    pretrain_on(Device::Cpu, model, train, source, out_dir, budget, on_progress)
+    pretrain_on(
+        Device::Cpu,
+        model,
+        train,
+        source,
+        out_dir,
+        budget,
+        on_progress,
+    )
 }
 
 /// [`pretrain`] on a chosen device (e.g. `Device::Cuda(0)`).
@@ -49,8 +57,20 @@ pub fn pretrain_on(
     model.validate()?;
     train.validate()?;
     check_genes(model, train)?;
-    let net = MapPfnNet::new(model.clone(), rng::stream_seed(train.seed, "mappfn-init", 0), device)?;
-    train_in_dir(&net, train, source, out_dir, budget, Start::Fresh, &mut on_progress)
+    let net = MapPfnNet::new(
+        model.clone(),
+        rng::stream_seed(train.seed, "mappfn-init", 0),
+        device,
+    )?;
+    train_in_dir(
+        &net,
+        train,
+        source,
+        out_dir,
+        budget,
+        Start::Fresh,
+        &mut on_progress,
+    )
 }
 
 /// Fine-tunes the checkpoint at `checkpoint_dir` (raw weights and EMA; fresh AdamW and counters) on `source`
@@ -63,7 +83,15 @@ pub fn finetune(
     budget: Budget,
     on_progress: impl FnMut(&Progress),
 ) -> Result<RunSummary> {
-    finetune_on(Device::Cpu, checkpoint_dir, train, source, out_dir, budget, on_progress)
+    finetune_on(
+        Device::Cpu,
+        checkpoint_dir,
+        train,
+        source,
+        out_dir,
+        budget,
+        on_progress,
+    )
 }
 
 /// [`finetune`] on a chosen device.
@@ -84,13 +112,24 @@ pub fn finetune_on(
             reason: format!("it was written by method `{}`, not MapPFN", ck.meta.method),
         });
     }
-    let model: MapPfnConfig = serde_json::from_value(ck.meta.model_config.clone()).map_err(|e| ModelError::CheckpointCorrupt {
-        path: ck.dir.clone(),
-        reason: format!("model_config is not a MapPFN configuration: {e}"),
-    })?;
+    let model: MapPfnConfig =
+        serde_json::from_value(ck.meta.model_config.clone()).map_err(|e| {
+            ModelError::CheckpointCorrupt {
+                path: ck.dir.clone(),
+                reason: format!("model_config is not a MapPFN configuration: {e}"),
+            }
+        })?;
     check_genes(&model, train)?;
     // Genes are anonymous inputs of a prior-fitted network, so fine-tuning on other gene names is allowed;
     // the fine-tuned checkpoint records the new preprocessing.
     let net = MapPfnNet::new(model, 0, device)?;
-    train_in_dir(&net, train, source, out_dir, budget, Start::FinetuneFrom(&ck), &mut on_progress)
+    train_in_dir(
+        &net,
+        train,
+        source,
+        out_dir,
+        budget,
+        Start::FinetuneFrom(&ck),
+        &mut on_progress,
+    )
 }

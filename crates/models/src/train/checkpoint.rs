@@ -121,7 +121,10 @@ impl LoadedCheckpoint {
         if t.size() != shape {
             return Err(ModelError::CheckpointCorrupt {
                 path: self.dir.clone(),
-                reason: format!("tensor `{key}` has shape {:?} but the model expects {shape:?}", t.size()),
+                reason: format!(
+                    "tensor `{key}` has shape {:?} but the model expects {shape:?}",
+                    t.size()
+                ),
             });
         }
         Ok(t)
@@ -150,13 +153,18 @@ fn hash_file(path: &Path) -> Result<(u64, u64)> {
 }
 
 fn sync_file(path: &Path) -> Result<()> {
-    fs::File::open(path).and_then(|f| f.sync_all()).map_err(|e| ModelError::io(path, e))
+    fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| ModelError::io(path, e))
 }
 
 /// Writes `contents` to `path` atomically (temporary file in the same directory, then rename).
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "file".into());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "file".into());
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     {
         let mut f = fs::File::create(&tmp).map_err(|e| ModelError::io(&tmp, e))?;
@@ -173,7 +181,12 @@ pub fn checkpoint_dir_name(step: u64) -> String {
 
 /// Writes a checkpoint of `tensors` with sidecar `meta` (its `tensors` field is filled in here) into the run
 /// directory `run_dir`, points `LATEST` at it and deletes older checkpoints beyond `keep`.
-pub fn write_checkpoint(run_dir: &Path, mut meta: CheckpointMeta, tensors: &[(String, Tensor)], keep: usize) -> Result<PathBuf> {
+pub fn write_checkpoint(
+    run_dir: &Path,
+    mut meta: CheckpointMeta,
+    tensors: &[(String, Tensor)],
+    keep: usize,
+) -> Result<PathBuf> {
     fs::create_dir_all(run_dir).map_err(|e| ModelError::io(run_dir, e))?;
     let name = checkpoint_dir_name(meta.counters.micro_batches);
     let tmp = run_dir.join(format!(".{name}.tmp-{}", std::process::id()));
@@ -182,13 +195,27 @@ pub fn write_checkpoint(run_dir: &Path, mut meta: CheckpointMeta, tensors: &[(St
     }
     fs::create_dir_all(&tmp).map_err(|e| ModelError::io(&tmp, e))?;
     let tensor_path = tmp.join(TENSORS_FILE);
-    let contiguous: Vec<(String, Tensor)> =
-        tensors.iter().map(|(n, t)| (n.clone(), t.detach().to_device(tch::Device::Cpu).contiguous())).collect();
+    let contiguous: Vec<(String, Tensor)> = tensors
+        .iter()
+        .map(|(n, t)| {
+            (
+                n.clone(),
+                t.detach().to_device(tch::Device::Cpu).contiguous(),
+            )
+        })
+        .collect();
     Tensor::write_safetensors(&contiguous, &tensor_path)?;
     sync_file(&tensor_path)?;
     let (bytes, hash) = hash_file(&tensor_path)?;
-    meta.tensors = TensorFileInfo { file: TENSORS_FILE.into(), bytes, fnv1a64: format!("{hash:016x}") };
-    let json = serde_json::to_vec_pretty(&meta).map_err(|e| ModelError::Json { path: tmp.join(META_FILE), source: e })?;
+    meta.tensors = TensorFileInfo {
+        file: TENSORS_FILE.into(),
+        bytes,
+        fnv1a64: format!("{hash:016x}"),
+    };
+    let json = serde_json::to_vec_pretty(&meta).map_err(|e| ModelError::Json {
+        path: tmp.join(META_FILE),
+        source: e,
+    })?;
     write_atomic(&tmp.join(META_FILE), &json)?;
     let final_dir = run_dir.join(&name);
     if final_dir.exists() {
@@ -205,7 +232,11 @@ fn prune(run_dir: &Path, keep: usize) -> Result<()> {
     let mut dirs: Vec<PathBuf> = fs::read_dir(run_dir)
         .map_err(|e| ModelError::io(run_dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir() && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("ckpt-")))
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("ckpt-"))
+        })
         .collect();
     dirs.sort();
     let excess = dirs.len().saturating_sub(keep.max(1));
@@ -219,7 +250,10 @@ fn prune(run_dir: &Path, keep: usize) -> Result<()> {
 /// directory named by its `LATEST` file.
 pub fn resolve(path: &Path) -> Result<PathBuf> {
     if !path.exists() {
-        return Err(ModelError::CheckpointMissing { path: path.into(), reason: "the path does not exist".into() });
+        return Err(ModelError::CheckpointMissing {
+            path: path.into(),
+            reason: "the path does not exist".into(),
+        });
     }
     if path.join(META_FILE).is_file() {
         return Ok(path.to_path_buf());
@@ -236,7 +270,10 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
             reason: format!("LATEST names `{}`, which has no {META_FILE}", name.trim()),
         });
     }
-    Err(ModelError::CheckpointMissing { path: path.into(), reason: format!("neither {META_FILE} nor {LATEST_FILE} found") })
+    Err(ModelError::CheckpointMissing {
+        path: path.into(),
+        reason: format!("neither {META_FILE} nor {LATEST_FILE} found"),
+    })
 }
 
 /// Whether `run_dir` already holds a checkpoint.
@@ -249,10 +286,11 @@ pub fn read_meta(path: &Path) -> Result<(PathBuf, CheckpointMeta)> {
     let dir = resolve(path)?;
     let meta_path = dir.join(META_FILE);
     let text = fs::read(&meta_path).map_err(|e| ModelError::io(&meta_path, e))?;
-    let meta: CheckpointMeta = serde_json::from_slice(&text).map_err(|e| ModelError::CheckpointCorrupt {
-        path: meta_path.clone(),
-        reason: format!("{META_FILE} is not valid: {e}"),
-    })?;
+    let meta: CheckpointMeta =
+        serde_json::from_slice(&text).map_err(|e| ModelError::CheckpointCorrupt {
+            path: meta_path.clone(),
+            reason: format!("{META_FILE} is not valid: {e}"),
+        })?;
     if meta.format != FORMAT {
         return Err(ModelError::CheckpointCorrupt {
             path: meta_path,
@@ -292,7 +330,10 @@ pub fn read_checkpoint(path: &Path) -> Result<LoadedCheckpoint> {
         });
     }
     let tensors = Tensor::read_safetensors(&tensor_path)
-        .map_err(|e| ModelError::CheckpointCorrupt { path: tensor_path.clone(), reason: format!("cannot parse tensors: {e}") })?
+        .map_err(|e| ModelError::CheckpointCorrupt {
+            path: tensor_path.clone(),
+            reason: format!("cannot parse tensors: {e}"),
+        })?
         .into_iter()
         .collect();
     Ok(LoadedCheckpoint { dir, meta, tensors })

@@ -62,7 +62,11 @@ impl TrainConfig {
 
     /// The paper's intended schedule for `total_steps` micro-batches (1% warmup, 20% sqrt decay over the updates).
     pub fn paper(preprocessing: Preprocessing, total_steps: u64) -> TrainConfig {
-        TrainConfig { total_steps, schedule: LrSchedule::paper(), ..TrainConfig::reference_pretraining(preprocessing) }
+        TrainConfig {
+            total_steps,
+            schedule: LrSchedule::paper(),
+            ..TrainConfig::reference_pretraining(preprocessing)
+        }
     }
 
     /// Fine-tuning as recommended by the spec (§3.6): 3,000 micro-batches, fresh AdamW, linear warmup over the
@@ -99,7 +103,11 @@ impl TrainConfig {
             },
             adamw: AdamWConfig::default(),
             clip_norm: Some(1.0),
-            ema: EmaConfig { decay: 0.99, init: EmaInit::Copy, debias: false },
+            ema: EmaConfig {
+                decay: 0.99,
+                init: EmaInit::Copy,
+                debias: false,
+            },
             condition_dropout: 0.2,
             checkpoint_every: total_steps.max(1),
             keep_checkpoints: 2,
@@ -126,19 +134,30 @@ impl TrainConfig {
             return bad("keep_checkpoints must be at least 1".into());
         }
         if !(0.0..1.0).contains(&self.condition_dropout) {
-            return bad(format!("condition_dropout {} must lie in [0, 1)", self.condition_dropout));
+            return bad(format!(
+                "condition_dropout {} must lie in [0, 1)",
+                self.condition_dropout
+            ));
         }
         if let Some(c) = self.clip_norm {
             if !(c > 0.0 && c.is_finite()) {
-                return bad(format!("clip_norm {c} must be a positive number (or null to disable clipping)"));
+                return bad(format!(
+                    "clip_norm {c} must be a positive number (or null to disable clipping)"
+                ));
             }
         }
         if !(0.0..1.0).contains(&self.ema.decay) {
             return bad(format!("EMA decay {} must lie in [0, 1)", self.ema.decay));
         }
         let a = self.adamw;
-        if !(0.0..1.0).contains(&a.beta1) || !(0.0..1.0).contains(&a.beta2) || !(a.eps > 0.0) || !(a.weight_decay >= 0.0) {
-            return bad(format!("AdamW needs β1, β2 in [0, 1), ε > 0 and weight decay ≥ 0 (got {a:?})"));
+        if !(0.0..1.0).contains(&a.beta1)
+            || !(0.0..1.0).contains(&a.beta2)
+            || !(a.eps > 0.0)
+            || !(a.weight_decay >= 0.0)
+        {
+            return bad(format!(
+                "AdamW needs β1, β2 in [0, 1), ε > 0 and weight decay ≥ 0 (got {a:?})"
+            ));
         }
         self.schedule.validate().map_err(ModelError::Config)?;
         self.preprocessing.validate()
@@ -185,7 +204,13 @@ impl Preprocessing {
 
     /// Untransformed values on `n_genes` anonymous genes (synthetic Gaussian tasks, linear SCMs).
     pub fn identity(n_genes: usize) -> Preprocessing {
-        Preprocessing { normalize_total: None, log1p: false, per_condition_scaling: None, n_genes, gene_names: vec![] }
+        Preprocessing {
+            normalize_total: None,
+            log1p: false,
+            per_condition_scaling: None,
+            n_genes,
+            gene_names: vec![],
+        }
     }
 
     /// Checks that the gene names, when given, match the gene count.

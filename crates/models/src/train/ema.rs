@@ -29,7 +29,11 @@ pub struct EmaConfig {
 impl EmaConfig {
     /// The reference semantics: decay 0.999, zero-initialised, not debiased.
     pub fn reference() -> EmaConfig {
-        EmaConfig { decay: 0.999, init: EmaInit::Zeros, debias: false }
+        EmaConfig {
+            decay: 0.999,
+            init: EmaInit::Zeros,
+            debias: false,
+        }
     }
 }
 
@@ -56,7 +60,11 @@ impl Ema {
                 })
                 .collect()
         });
-        Ema { config, shadow, count: 0 }
+        Ema {
+            config,
+            shadow,
+            count: 0,
+        }
     }
 
     /// One EMA update toward `params`.
@@ -73,7 +81,15 @@ impl Ema {
     /// The weights to use for inference (debiased when configured).
     pub fn readout(&self) -> Vec<Tensor> {
         let correct = self.config.debias && self.config.init == EmaInit::Zeros && self.count > 0;
-        let factor = if correct { 1.0 / (1.0 - self.config.decay.powi(self.count.min(i32::MAX as u64) as i32)) } else { 1.0 };
+        let factor = if correct {
+            1.0 / (1.0
+                - self
+                    .config
+                    .decay
+                    .powi(self.count.min(i32::MAX as u64) as i32))
+        } else {
+            1.0
+        };
         tch::no_grad(|| self.shadow.iter().map(|s| s * factor).collect())
     }
 }
@@ -87,9 +103,27 @@ mod tests {
         let theta = Tensor::from_slice(&[2.0f32, -4.0]);
         let params = [theta.shallow_clone()];
         let mut reference = Ema::new(EmaConfig::reference(), &params);
-        let mut debiased = Ema::new(EmaConfig { debias: true, ..EmaConfig::reference() }, &params);
-        let mut copy = Ema::new(EmaConfig { init: EmaInit::Copy, ..EmaConfig::reference() }, &params);
-        assert_eq!(reference.readout()[0].abs().sum(tch::Kind::Float).double_value(&[]), 0.0);
+        let mut debiased = Ema::new(
+            EmaConfig {
+                debias: true,
+                ..EmaConfig::reference()
+            },
+            &params,
+        );
+        let mut copy = Ema::new(
+            EmaConfig {
+                init: EmaInit::Copy,
+                ..EmaConfig::reference()
+            },
+            &params,
+        );
+        assert_eq!(
+            reference.readout()[0]
+                .abs()
+                .sum(tch::Kind::Float)
+                .double_value(&[]),
+            0.0
+        );
         for _ in 0..10 {
             reference.update(&params);
             debiased.update(&params);
@@ -97,7 +131,10 @@ mod tests {
         }
         let bias = 1.0 - 0.999f64.powi(10);
         let r = reference.readout()[0].shallow_clone();
-        assert!((r.double_value(&[0]) - 2.0 * bias).abs() < 1e-6, "reference EMA after 10 steps = (1 − 0.999¹⁰)·θ");
+        assert!(
+            (r.double_value(&[0]) - 2.0 * bias).abs() < 1e-6,
+            "reference EMA after 10 steps = (1 − 0.999¹⁰)·θ"
+        );
         assert!((debiased.readout()[0].double_value(&[1]) + 4.0).abs() < 1e-4);
         assert!((copy.readout()[0].double_value(&[0]) - 2.0).abs() < 1e-6);
         assert_eq!(reference.count, 10);
@@ -106,7 +143,14 @@ mod tests {
     #[test]
     fn ema_tracks_a_moving_parameter() {
         let mut p = Tensor::from_slice(&[0.0f32]);
-        let mut ema = Ema::new(EmaConfig { decay: 0.5, init: EmaInit::Copy, debias: false }, &[p.shallow_clone()]);
+        let mut ema = Ema::new(
+            EmaConfig {
+                decay: 0.5,
+                init: EmaInit::Copy,
+                debias: false,
+            },
+            &[p.shallow_clone()],
+        );
         let _ = p.fill_(1.0);
         ema.update(&[p.shallow_clone()]);
         assert!((ema.readout()[0].double_value(&[0]) - 0.5).abs() < 1e-7);

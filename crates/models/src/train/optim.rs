@@ -21,7 +21,12 @@ pub struct AdamWConfig {
 impl Default for AdamWConfig {
     /// The reference values: β = (0.9, 0.995), ε = 1e-8, λ = 1e-5.
     fn default() -> Self {
-        AdamWConfig { beta1: 0.9, beta2: 0.995, eps: 1e-8, weight_decay: 1e-5 }
+        AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.995,
+            eps: 1e-8,
+            weight_decay: 1e-5,
+        }
     }
 }
 
@@ -42,7 +47,12 @@ impl AdamW {
     /// Fresh state (zero moments) for `params`.
     pub fn new(config: AdamWConfig, params: &[Tensor]) -> AdamW {
         let zeros = |p: &Tensor| p.zeros_like().set_requires_grad(false);
-        AdamW { config, m: params.iter().map(zeros).collect(), v: params.iter().map(zeros).collect(), updates: 0 }
+        AdamW {
+            config,
+            m: params.iter().map(zeros).collect(),
+            v: params.iter().map(zeros).collect(),
+            updates: 0,
+        }
     }
 
     /// Applies one update with gradients `grads` (same order as the parameters) and learning rate `lr`.
@@ -52,9 +62,15 @@ impl AdamW {
         let bc1 = 1.0 - c.beta1.powi(count);
         let bc2 = 1.0 - c.beta2.powi(count);
         tch::no_grad(|| {
-            for ((p, g), (m, v)) in params.iter().zip(grads).zip(self.m.iter_mut().zip(self.v.iter_mut())) {
+            for ((p, g), (m, v)) in params
+                .iter()
+                .zip(grads)
+                .zip(self.m.iter_mut().zip(self.v.iter_mut()))
+            {
                 let _ = m.g_mul_scalar_(c.beta1).g_add_(&(g * (1.0 - c.beta1)));
-                let _ = v.g_mul_scalar_(c.beta2).g_add_(&(g.square() * (1.0 - c.beta2)));
+                let _ = v
+                    .g_mul_scalar_(c.beta2)
+                    .g_add_(&(g.square() * (1.0 - c.beta2)));
                 let denom = (&*v / bc2).sqrt() + c.eps;
                 let update = &*m / bc1 / denom + p * c.weight_decay;
                 let mut p = p.shallow_clone();
@@ -71,7 +87,12 @@ mod tests {
 
     #[test]
     fn adamw_matches_the_formula() {
-        let cfg = AdamWConfig { beta1: 0.9, beta2: 0.995, eps: 1e-8, weight_decay: 0.1 };
+        let cfg = AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.995,
+            eps: 1e-8,
+            weight_decay: 0.1,
+        };
         let p = Tensor::from_slice(&[1.0f64, -2.0]).set_requires_grad(true);
         let mut opt = AdamW::new(cfg, &[p.shallow_clone()]);
         let grads = [[0.5f64, -1.0], [0.25, 3.0]];
@@ -89,7 +110,10 @@ mod tests {
             }
         }
         for (i, expected) in theta.iter().enumerate() {
-            assert!((p.double_value(&[i as i64]) - expected).abs() < 1e-12, "parameter {i}");
+            assert!(
+                (p.double_value(&[i as i64]) - expected).abs() < 1e-12,
+                "parameter {i}"
+            );
         }
         assert_eq!(opt.updates, 2);
     }

@@ -37,12 +37,21 @@ pub struct LrSchedule {
 impl LrSchedule {
     /// The reference run's schedule: peak 1e-4, 1% warmup, 20% decay, sized in micro-batches (quirk).
     pub fn reference() -> LrSchedule {
-        LrSchedule { peak: 1e-4, end: 0.0, warmup_fraction: 0.01, decay_fraction: 0.2, sizing: ScheduleSizing::MicroBatches }
+        LrSchedule {
+            peak: 1e-4,
+            end: 0.0,
+            warmup_fraction: 0.01,
+            decay_fraction: 0.2,
+            sizing: ScheduleSizing::MicroBatches,
+        }
     }
 
     /// The paper's intended schedule: peak 1e-4, 1% warmup, 20% sqrt decay over the optimiser updates.
     pub fn paper() -> LrSchedule {
-        LrSchedule { sizing: ScheduleSizing::Updates, ..LrSchedule::reference() }
+        LrSchedule {
+            sizing: ScheduleSizing::Updates,
+            ..LrSchedule::reference()
+        }
     }
 
     /// The horizon `T` for a run of `total_micro_batches` micro-batches with `accumulation` micro-batches per update.
@@ -75,10 +84,16 @@ impl LrSchedule {
     /// Checks the parameters, naming the problem.
     pub fn validate(&self) -> Result<(), String> {
         if !(self.peak >= 0.0 && self.peak.is_finite() && self.end >= 0.0 && self.end.is_finite()) {
-            return Err(format!("learning rates must be finite and non-negative (peak {}, end {})", self.peak, self.end));
+            return Err(format!(
+                "learning rates must be finite and non-negative (peak {}, end {})",
+                self.peak, self.end
+            ));
         }
         let ok = |f: f64| (0.0..=1.0).contains(&f);
-        if !ok(self.warmup_fraction) || !ok(self.decay_fraction) || self.warmup_fraction + self.decay_fraction > 1.0 {
+        if !ok(self.warmup_fraction)
+            || !ok(self.decay_fraction)
+            || self.warmup_fraction + self.decay_fraction > 1.0
+        {
             return Err(format!(
                 "warmup_fraction {} and decay_fraction {} must lie in [0, 1] and sum to at most 1",
                 self.warmup_fraction, self.decay_fraction
@@ -124,17 +139,32 @@ mod tests {
         assert!(close(s.lr(3999, t), 1e-4 * 3999.0 / 4000.0));
         assert!(close(s.lr(4000, t), 1e-4));
         let last_update = total / 8 - 1;
-        assert!(close(s.lr(last_update, t), 1e-4), "the decay phase is never reached");
+        assert!(
+            close(s.lr(last_update, t), 1e-4),
+            "the decay phase is never reached"
+        );
     }
 
     #[test]
     fn constant_after_warmup_without_decay() {
-        let s = LrSchedule { peak: 5e-5, end: 5e-5, warmup_fraction: 0.05, decay_fraction: 0.0, sizing: ScheduleSizing::Updates };
+        let s = LrSchedule {
+            peak: 5e-5,
+            end: 5e-5,
+            warmup_fraction: 0.05,
+            decay_fraction: 0.0,
+            sizing: ScheduleSizing::Updates,
+        };
         let t = s.horizon(3000, 8);
         assert_eq!(t, 375);
         assert!(close(s.lr(9, t), 5e-5 * 9.0 / 18.0));
         assert!(close(s.lr(18, t), 5e-5));
         assert!(close(s.lr(374, t), 5e-5));
-        assert!(LrSchedule { warmup_fraction: 0.9, decay_fraction: 0.2, ..s }.validate().is_err());
+        assert!(LrSchedule {
+            warmup_fraction: 0.9,
+            decay_fraction: 0.2,
+            ..s
+        }
+        .validate()
+        .is_err());
     }
 }

@@ -14,7 +14,9 @@ use cellshift_data::Task;
 use rand_pcg::Pcg64;
 use tch::{nn, Tensor};
 
-use super::checkpoint::{self, CheckpointMeta, Counters, LoadedCheckpoint, RngPosition, TensorFileInfo};
+use super::checkpoint::{
+    self, CheckpointMeta, Counters, LoadedCheckpoint, RngPosition, TensorFileInfo,
+};
 use super::config::{Budget, Progress, TrainConfig};
 use super::ema::Ema;
 use super::optim::AdamW;
@@ -39,7 +41,11 @@ pub trait Trainable {
 
 /// The trainable variables of a var store, sorted by name.
 pub fn named_trainables(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
-    let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+    let mut v: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }
@@ -61,8 +67,18 @@ pub fn parameter_count(vs: &nn::VarStore) -> usize {
 /// come from the raw weights.
 pub fn load_weights(vs: &nn::VarStore, ck: &LoadedCheckpoint, ema: bool) -> Result<()> {
     let cfg = ck.meta.train_config.ema;
-    let debias = ema && cfg.debias && cfg.init == super::ema::EmaInit::Zeros && ck.meta.counters.ema_updates > 0;
-    let factor = if debias { 1.0 / (1.0 - cfg.decay.powi(ck.meta.counters.ema_updates.min(i32::MAX as u64) as i32)) } else { 1.0 };
+    let debias = ema
+        && cfg.debias
+        && cfg.init == super::ema::EmaInit::Zeros
+        && ck.meta.counters.ema_updates > 0;
+    let factor = if debias {
+        1.0 / (1.0
+            - cfg
+                .decay
+                .powi(ck.meta.counters.ema_updates.min(i32::MAX as u64) as i32))
+    } else {
+        1.0
+    };
     tch::no_grad(|| {
         for (name, mut var) in named_variables(vs) {
             let from_ema = ema && var.requires_grad();
@@ -132,9 +148,12 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
     /// A fresh trainer for `model` (AdamW moments zero, EMA initialised per `config.ema`).
     pub fn new(model: &'m M, config: TrainConfig) -> Result<Self> {
         config.validate()?;
-        let (names, params): (Vec<String>, Vec<Tensor>) = named_trainables(model.var_store()).into_iter().unzip();
+        let (names, params): (Vec<String>, Vec<Tensor>) =
+            named_trainables(model.var_store()).into_iter().unzip();
         if params.is_empty() {
-            return Err(ModelError::Config("the model has no trainable parameters".into()));
+            return Err(ModelError::Config(
+                "the model has no trainable parameters".into(),
+            ));
         }
         let optimizer = AdamW::new(config.adamw, &params);
         let ema = Ema::new(config.ema, &params);
@@ -166,7 +185,10 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
 
     /// The learning rate of the next optimiser update.
     pub fn next_lr(&self) -> f64 {
-        let horizon = self.config.schedule.horizon(self.config.total_steps, self.config.accumulation as u64);
+        let horizon = self
+            .config
+            .schedule
+            .horizon(self.config.total_steps, self.config.accumulation as u64);
         self.config.schedule.lr(self.counters.updates, horizon)
     }
 
@@ -179,7 +201,9 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
     pub fn step(&mut self, source: &dyn TaskSource) -> Result<StepReport> {
         let m = self.counters.micro_batches;
         let b = self.config.batch_size as u64;
-        let tasks: Vec<Task> = (0..b).map(|j| source.task(m * b + j)).collect::<Result<_>>()?;
+        let tasks: Vec<Task> = (0..b)
+            .map(|j| source.task(m * b + j))
+            .collect::<Result<_>>()?;
         let mut stream = rng::stream(self.config.seed, MICRO_BATCH_STREAM, m);
         for p in &mut self.params {
             p.zero_grad();
@@ -187,14 +211,33 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
         let loss = self.model.loss(&tasks, &mut stream, &self.config)?;
         let loss_value = loss.double_value(&[]);
         if !loss_value.is_finite() {
-            return Err(ModelError::NonFiniteLoss { step: m, loss: loss_value });
+            return Err(ModelError::NonFiniteLoss {
+                step: m,
+                loss: loss_value,
+            });
         }
         loss.backward();
-        let grads: Vec<Tensor> =
-            self.params.iter().map(|p| { let g = p.grad(); if g.defined() { g } else { p.zeros_like() } }).collect();
+        let grads: Vec<Tensor> = self
+            .params
+            .iter()
+            .map(|p| {
+                let g = p.grad();
+                if g.defined() {
+                    g
+                } else {
+                    p.zeros_like()
+                }
+            })
+            .collect();
         let grad_norm = tch::no_grad(|| {
-            let sq: Vec<Tensor> = grads.iter().map(|g| g.square().sum(tch::Kind::Float)).collect();
-            Tensor::stack(&sq, 0).sum(tch::Kind::Float).sqrt().double_value(&[])
+            let sq: Vec<Tensor> = grads
+                .iter()
+                .map(|g| g.square().sum(tch::Kind::Float))
+                .collect();
+            Tensor::stack(&sq, 0)
+                .sum(tch::Kind::Float)
+                .sqrt()
+                .double_value(&[])
         });
         let scale = match self.config.clip_norm {
             Some(c) if grad_norm > c => c / grad_norm,
@@ -236,13 +279,19 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
         self.counters.ema_updates = self.ema.count;
         self.counters.micro_batches += 1;
         self.last_loss = Some(loss_value);
-        Ok(StepReport { loss: loss_value, grad_norm, lr })
+        Ok(StepReport {
+            loss: loss_value,
+            grad_norm,
+            lr,
+        })
     }
 
     /// The tensors of a checkpoint (weights, EMA, AdamW moments, accumulated gradient).
     fn checkpoint_tensors(&self) -> Vec<(String, Tensor)> {
-        let mut out: Vec<(String, Tensor)> =
-            named_variables(self.model.var_store()).into_iter().map(|(n, t)| (format!("model/{n}"), t)).collect();
+        let mut out: Vec<(String, Tensor)> = named_variables(self.model.var_store())
+            .into_iter()
+            .map(|(n, t)| (format!("model/{n}"), t))
+            .collect();
         for (i, n) in self.names.iter().enumerate() {
             out.push((format!("ema/{n}"), self.ema.shadow[i].shallow_clone()));
             out.push((format!("adam_m/{n}"), self.optimizer.m[i].shallow_clone()));
@@ -277,7 +326,12 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
             finetuned_from: self.finetuned_from.clone(),
             tensors: TensorFileInfo { file: String::new(), bytes: 0, fnv1a64: String::new() },
         };
-        checkpoint::write_checkpoint(run_dir, meta, &self.checkpoint_tensors(), self.config.keep_checkpoints)
+        checkpoint::write_checkpoint(
+            run_dir,
+            meta,
+            &self.checkpoint_tensors(),
+            self.config.keep_checkpoints,
+        )
     }
 
     /// Restores the complete state (weights, EMA, optimiser, accumulated gradient, counters) of a checkpoint
@@ -319,7 +373,10 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
             Ok(())
         })?;
         self.ema.count = ck.meta.counters.ema_updates;
-        self.counters = Counters { ema_updates: self.ema.count, ..Counters::default() };
+        self.counters = Counters {
+            ema_updates: self.ema.count,
+            ..Counters::default()
+        };
         self.finetuned_from = Some(ck.dir.display().to_string());
         Ok(())
     }
@@ -339,7 +396,9 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
             Budget::Steps(n) => (n.min(total), None),
             Budget::Minutes(m) => {
                 if !(m >= 0.0 && m.is_finite()) {
-                    return Err(ModelError::Config(format!("time budget {m} minutes must be a non-negative number")));
+                    return Err(ModelError::Config(format!(
+                        "time budget {m} minutes must be a non-negative number"
+                    )));
                 }
                 (total, Some(Duration::from_secs_f64(m * 60.0)))
             }
@@ -376,7 +435,9 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
                 elapsed,
             });
         }
-        if self.counters.micro_batches != saved_at || (checkpoint.is_none() && !checkpoint::has_checkpoint(run_dir)) {
+        if self.counters.micro_batches != saved_at
+            || (checkpoint.is_none() && !checkpoint::has_checkpoint(run_dir))
+        {
             checkpoint = Some(self.save_checkpoint(run_dir)?);
         }
         Ok(RunSummary {
@@ -404,9 +465,16 @@ pub fn train_in_dir<M: Trainable + ?Sized>(
     let mut trainer = Trainer::new(model, config.clone())?;
     if checkpoint::has_checkpoint(run_dir) {
         let ck = checkpoint::read_checkpoint(run_dir)?;
-        let mismatch = |detail: String| ModelError::RunMismatch { path: run_dir.to_path_buf(), detail };
+        let mismatch = |detail: String| ModelError::RunMismatch {
+            path: run_dir.to_path_buf(),
+            detail,
+        };
         if ck.meta.method != model.method() {
-            return Err(mismatch(format!("method `{}` vs `{}`", ck.meta.method, model.method())));
+            return Err(mismatch(format!(
+                "method `{}` vs `{}`",
+                ck.meta.method,
+                model.method()
+            )));
         }
         if ck.meta.model_config != model.config_json() {
             return Err(mismatch("model configuration differs".into()));

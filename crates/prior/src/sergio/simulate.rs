@@ -48,8 +48,8 @@ pub fn simulate_network(net: &Network, settings: &SimSettings, seed: u64) -> Arr
             .collect();
         schedule.sort_unstable();
         let mut rng = rng_from_seed(derive_seed(seed, STREAM_SDE + c as u64));
-        for i in 0..n {
-            x[i] = net.steady_state[i * nct + c];
+        for (i, xi) in x.iter_mut().enumerate() {
+            *xi = net.steady_state[i * nct + c];
         }
         let mut cursor = 0;
         let last_needed = schedule
