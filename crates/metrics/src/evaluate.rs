@@ -300,6 +300,9 @@ fn w2_for(case: &EvalCase, opts: &SinkhornOptions, with_obs: bool) -> W2Set {
     }
 }
 
+/// Discrimination scores with ties resolved in sorted-name order, and the tie-free variant.
+type ScoresWithTieFree = (Vec<f64>, Vec<f64>);
+
 /// Per-perturbation results of the non-Sinkhorn metrics.
 #[derive(Default)]
 struct PertWork {
@@ -457,7 +460,7 @@ pub fn evaluate(
     } else {
         None
     };
-    let disc: Vec<(DiscriminationMetric, (Vec<f64>, Vec<f64>))> = if groups.celleval {
+    let disc: Vec<(DiscriminationMetric, ScoresWithTieFree)> = if groups.celleval {
         let re = &mt - &c.view().insert_axis(ndarray::Axis(0));
         let pe = &mp - &c.view().insert_axis(ndarray::Axis(0));
         [

@@ -279,7 +279,7 @@ pub fn exp_f32(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4; // 0x3f318000, exact in few bits
     const LN2_LO: f32 = -2.121_944_4e-4;
-    let x = x.max(-87.0).min(88.0);
+    let x = x.clamp(-87.0, 88.0);
     let t = x * LOG2E + MAGIC;
     let n_bits = t.to_bits() as i32 - MAGIC.to_bits() as i32;
     let n = t - MAGIC;
@@ -301,9 +301,9 @@ pub fn exp_f32(x: f32) -> f32 {
 pub fn exp_f64(x: f64) -> f64 {
     const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5·2^52
     const LOG2E: f64 = std::f64::consts::LOG2_E;
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
-    let x = x.max(-708.0).min(709.0);
+    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    let x = x.clamp(-708.0, 709.0);
     let t = x * LOG2E + MAGIC;
     let n_bits = t.to_bits() as i64 - MAGIC.to_bits() as i64;
     let n = t - MAGIC;
@@ -344,7 +344,7 @@ pub fn exp_f32_fma(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
-    let x = x.max(-87.0).min(88.0);
+    let x = x.clamp(-87.0, 88.0);
     let t = x.mul_add(LOG2E, MAGIC);
     let n_bits = t.to_bits() as i32 - MAGIC.to_bits() as i32;
     let n = t - MAGIC;
@@ -366,9 +366,9 @@ pub fn exp_f32_fma(x: f32) -> f32 {
 pub fn exp_f64_fma(x: f64) -> f64 {
     const MAGIC: f64 = 6_755_399_441_055_744.0;
     const LOG2E: f64 = std::f64::consts::LOG2_E;
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
-    let x = x.max(-708.0).min(709.0);
+    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    let x = x.clamp(-708.0, 709.0);
     let t = x.mul_add(LOG2E, MAGIC);
     let n_bits = t.to_bits() as i64 - MAGIC.to_bits() as i64;
     let n = t - MAGIC;
@@ -657,8 +657,8 @@ mod avx2 {
         let t = _mm256_fmadd_pd(x, _mm256_set1_pd(std::f64::consts::LOG2_E), magic);
         let n_bits = _mm256_sub_epi64(_mm256_castpd_si256(t), _mm256_castpd_si256(magic));
         let n = _mm256_sub_pd(t, magic);
-        let r = _mm256_fnmadd_pd(n, _mm256_set1_pd(6.931_471_803_691_238_164_90e-1), x);
-        let r = _mm256_fnmadd_pd(n, _mm256_set1_pd(1.908_214_929_270_587_700_02e-10), r);
+        let r = _mm256_fnmadd_pd(n, _mm256_set1_pd(6.931_471_803_691_238e-1), x);
+        let r = _mm256_fnmadd_pd(n, _mm256_set1_pd(1.908_214_929_270_587_7e-10), r);
         let mut p = _mm256_set1_pd(1.0 / 6227020800.0);
         for c in [
             1.0 / 479001600.0,

@@ -82,7 +82,7 @@ impl SinkhornOptions {
     }
 
     fn validate(&self) -> Result<(), MetricsError> {
-        if !(self.epsilon > 0.0) || !self.epsilon.is_finite() {
+        if !self.epsilon.is_finite() || self.epsilon <= 0.0 {
             return Err(MetricsError::InvalidParameter {
                 name: "epsilon".into(),
                 value: self.epsilon.to_string(),
@@ -277,7 +277,7 @@ impl<T: SinkFloat> TruncatedLse<T> {
                     }
                 }
                 // pad to whole SIMD vectors with entries that contribute exp(−∞ → −87) ≈ 0
-                while (self.idx.len() - start) % 8 != 0 {
+                while (self.idx.len() - start) & 7 != 0 {
                     self.idx.push(0);
                     self.val.push(T::from_f64(f64::INFINITY));
                 }

@@ -51,7 +51,7 @@ pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
         saa += dx * dx;
         sbb += dy * dy;
     }
-    if !(saa > 0.0) || !(sbb > 0.0) {
+    if saa.is_nan() || sbb.is_nan() || saa <= 0.0 || sbb <= 0.0 {
         return f64::NAN;
     }
     let r = sab / (saa.sqrt() * sbb.sqrt());

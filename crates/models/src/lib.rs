@@ -5,6 +5,8 @@
 //! solvers, [`train`] the optimiser, schedule, EMA, checkpoints and training loop, and each method lives in
 //! its own module with a configuration struct, a network and its forward ([`mappfn`]).
 
+#![warn(missing_docs)]
+
 pub mod blocks;
 pub mod error;
 pub mod flow;

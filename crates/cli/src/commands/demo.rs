@@ -19,7 +19,7 @@ use cellshift_data::h5ad::{self, PerturbationColumns, ReadOptions, WriteOptions}
 use cellshift_data::preprocess::{preprocess, LogBase, NormalizeTarget, PreprocessOptions};
 use cellshift_data::sampler::{CellReplacement, SamplerConfig, TaskSampler};
 use cellshift_data::split::{Split, SplitRole};
-use cellshift_data::{PerturbationData, Predictor};
+use cellshift_data::PerturbationData;
 use cellshift_metrics::MetricGroups;
 use cellshift_prior::{SergioPrior, SergioPriorConfig};
 use ndarray::Axis;
@@ -68,9 +68,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "1. drawing a new regulatory network ({} genes, seed {}) and simulating it with SERGIO",
         args.genes, args.seed
     );
+    // Twice the cells of a set are simulated per condition, so every resampling seed draws new cells
+    // (with exactly n cells per condition, as in the MapPFN prior, all seeds would see the same sets).
     let config = SergioPriorConfig {
         n_genes: args.genes,
-        n_cells: args.cells,
+        n_cells: 2 * args.cells,
         ..SergioPriorConfig::default()
     };
     let simulated = SergioPrior::sample_named(&config, args.seed, "demo_grn")?;
@@ -279,12 +281,14 @@ fn report_markdown(
         "A new regulatory network of {} genes (seed {}) simulated with cellshift's SERGIO simulator: control \
          and {} knock-outs, {} cells each, technical noise, normalised to the median total and log1p. Half \
          of the knock-outs are measured context experiments (K = {} per prediction); the other half are \
-         predicted and scored against the simulated cells. Mean ± std over {} resampling seeds.\n\n",
+         predicted and scored against the simulated cells, {} cells per set. Mean ± std over {} resampling \
+         seeds.\n\n",
         args.genes,
         args.seed,
         data.treatments.len() - 1,
-        args.cells,
+        2 * args.cells,
         args.k,
+        args.cells,
         args.seeds
     );
     md += "## Scores\n\n";

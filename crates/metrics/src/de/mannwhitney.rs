@@ -74,10 +74,8 @@ mod tests {
 
     #[test]
     fn all_tied_gives_p_one_and_known_value() {
-        assert_eq!(
-            mannwhitney_p(3.0 * 2.5, 4.0 * 4.0 * 4.0 - 4.0, 2.0, 2.0),
-            1.0
-        );
+        // 2 vs 2 cells all tied: ranks 2.5 each, R1 = 5, tie term 4³ − 4 → zero variance → p = 1
+        assert_eq!(mannwhitney_p(5.0, 4.0 * 4.0 * 4.0 - 4.0, 2.0, 2.0), 1.0);
         // group {3,4} vs {1,2}: U = 4, mu = 2, s = sqrt(4/12·5), z = (4−2−0.5)/s
         let z = 1.5 / (4.0f64 / 12.0 * 5.0).sqrt();
         assert!((mannwhitney_p(7.0, 0.0, 2.0, 2.0) - 2.0 * normal_sf(z)).abs() < 1e-15);
