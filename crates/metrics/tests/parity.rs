@@ -1,6 +1,6 @@
 //! Parity with the Python oracle (`shared/oracle/oracle_metrics.py`): every key of every golden JSON in
-//! `shared/golden/metrics/` (and of the small cases committed in `tests/cases/`) is recomputed from
-//! the matching `.npz` and compared at the tolerances of `shared/golden/NOTES.md` §A5.
+//! `shared/golden/metrics/` is recomputed from the matching `.npz` and compared at the tolerances of
+//! `shared/golden/NOTES.md` §A5.
 //! Skipped keys (documented): `timing` (wall-clock), `cell_eval.*.clustering_agreement` (Leiden
 //! clustering, not implemented).
 

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 /// Errors raised while building, training, checkpointing or running a model.
+#[allow(missing_docs)] // the fields are described in the variant docs and messages
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     /// A model or training configuration is inconsistent.

@@ -39,6 +39,8 @@ fn paper_configuration_has_the_published_parameter_count() {
         25_968_194,
         "spec §2.9 inventory at d = 50"
     );
+    let scm = MapPfnNet::new(MapPfnConfig::paper(20), 0, Device::Cpu).expect("paper model, d = 20");
+    assert_eq!(scm.parameter_count(), 25_937_204, "spec §2.9 inventory at d = 20");
     let text =
         MapPfnNet::new(MapPfnConfig::paper_text(50), 0, Device::Cpu).expect("paper-text model");
     // The paper text's MLP ×2 removes 3 streams × 8 blocks × (2·256·512 + 512 − 2·256·1024 − 1024 + 256 − 256).
@@ -498,8 +500,15 @@ fn a_tiny_model_learns_mean_shifts_in_context() {
     cfg.schedule.peak = 3e-3;
     cfg.schedule.end = 3e-4;
     let dir = tempfile::tempdir().expect("tempdir");
-    let summary = pretrain(&model_cfg, &cfg, &source, dir.path(), Budget::Steps(steps), |_| {})
-        .expect("train");
+    let summary = pretrain(
+        &model_cfg,
+        &cfg,
+        &source,
+        dir.path(),
+        Budget::Steps(steps),
+        |_| {},
+    )
+    .expect("train");
     let avg = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let (early, late) = (
         avg(&summary.losses[..20]),

@@ -7,6 +7,7 @@ use tch::{nn, Device, Kind, Tensor};
 use crate::rng;
 
 /// How a parameter is initialised.
+#[allow(missing_docs)] // the fields are described in the variant docs
 #[derive(Clone, Debug)]
 pub enum Init {
     /// All zeros.

@@ -75,7 +75,7 @@ mod tests {
         );
         tch::no_grad(|| {
             let mut bias = film.film.bias.as_ref().expect("bias").shallow_clone();
-            let _ = bias.copy_(&Tensor::from_slice(&[
+            bias.copy_(&Tensor::from_slice(&[
                 1.0f32, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5,
             ]));
         });
@@ -91,12 +91,10 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let norm = RmsNorm::new(&ParamBuilder::new(vs.root(), 0), "rms", 2, 1e-8);
         tch::no_grad(|| {
-            let _ = norm
-                .weight
+            norm.weight
                 .shallow_clone()
                 .copy_(&Tensor::from_slice(&[2.0f32, 0.5]));
-            let _ = norm
-                .bias
+            norm.bias
                 .shallow_clone()
                 .copy_(&Tensor::from_slice(&[0.1f32, -0.1]));
         });

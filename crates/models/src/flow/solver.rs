@@ -9,6 +9,7 @@ use tch::Tensor;
 use crate::error::{ModelError, Result};
 
 /// Choice of ODE solver (integration always runs from `t0` to `t1`).
+#[allow(missing_docs)] // the fields are described in the variant docs
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum OdeSolver {
@@ -127,7 +128,11 @@ fn combine(x: &Tensor, h: f64, a: &[f64], k: &[Tensor]) -> Tensor {
     let mut out = x.shallow_clone();
     for (ai, ki) in a.iter().zip(k) {
         if *ai != 0.0 {
-            out = out + ki * (h * ai);
+            // Not `+=`: tch's AddAssign is in-place and `out` starts as a shallow clone of `x`.
+            #[allow(clippy::assign_op_pattern)]
+            {
+                out = out + ki * (h * ai);
+            }
         }
     }
     out
@@ -174,7 +179,7 @@ where
     F: FnMut(f64, &Tensor) -> Result<Tensor>,
 {
     solver.validate()?;
-    if !(t1 > t0) {
+    if t0.is_nan() || t1.is_nan() || t1 <= t0 {
         return Err(ModelError::Input(format!(
             "ODE interval must have t1 > t0 (got {t0} → {t1})"
         )));

@@ -31,7 +31,7 @@ pub struct MapPfnConfig {
 }
 
 impl MapPfnConfig {
-    /// For tests: width 32, 2 blocks, 2 heads, MLP ×2, 4 registers (about 60k parameters at d = 8).
+    /// For tests: width 32, 2 blocks, 2 heads, MLP ×2, 4 registers (84,216 parameters at d = 8).
     pub fn tiny(n_genes: usize) -> MapPfnConfig {
         MapPfnConfig {
             n_genes,
@@ -47,7 +47,7 @@ impl MapPfnConfig {
         }
     }
 
-    /// CPU pre-training size: width 128, 4 blocks, 4 heads, MLP ×4, 8 registers (≈3.3 M parameters at d = 20).
+    /// CPU pre-training size: width 128, 4 blocks, 4 heads, MLP ×4, 8 registers (3,345,652 parameters at d = 20).
     /// One micro-batch of 8 tasks with K = 8 and n = 64 cells per set is a fraction of a second on 2 cores
     /// (see BENCHMARKS), so a few thousand micro-batches fit in about an hour.
     pub fn small(n_genes: usize) -> MapPfnConfig {

@@ -152,8 +152,10 @@ impl TrainConfig {
         let a = self.adamw;
         if !(0.0..1.0).contains(&a.beta1)
             || !(0.0..1.0).contains(&a.beta2)
-            || !(a.eps > 0.0)
-            || !(a.weight_decay >= 0.0)
+            || a.eps.is_nan()
+            || a.eps <= 0.0
+            || a.weight_decay.is_nan()
+            || a.weight_decay < 0.0
         {
             return bad(format!(
                 "AdamW needs β1, β2 in [0, 1), ε > 0 and weight decay ≥ 0 (got {a:?})"
