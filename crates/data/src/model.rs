@@ -451,9 +451,11 @@ pub fn encode_treatment(
 ) -> Result<Array1<f32>, DataError> {
     let mut v = Array1::<f32>::zeros(genes.len());
     match treatment {
-        Treatment::Compound { name, .. } => return Err(DataError::Invalid(format!(
+        Treatment::Compound { name, .. } => {
+            return Err(DataError::Invalid(format!(
             "compound `{name}` has no one-hot gene encoding; MapPFN handles gene knock-outs only"
-        ))),
+        )))
+        }
         _ => {
             for gene in treatment.target_genes() {
                 let j = genes.iter().position(|g| g == gene).ok_or_else(|| DataError::GeneNotMeasured {

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use cellshift_data::h5ad::{self, PerturbationColumns, WriteOptions};
-use cellshift_data::PerturbationData;
+use cellshift_data::{ExpressionScale, PerturbationData};
 use cellshift_prior::{
-    simulate_knockouts, GrnDefaults, GrnSpec, KnockoutSelection, LinearScmConfig, LinearScmPrior,
-    SergioPrior, SergioPriorConfig,
+    simulate_knockouts_detailed, GrnDefaults, GrnSpec, KnockoutSelection, LinearScmConfig,
+    LinearScmPrior, SergioPrior, SergioPriorConfig,
 };
 
 /// Which generator to use.
@@ -82,14 +82,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
     )
     .with_context(|| format!("writing {}", args.out.display()))?;
+    let kind = match data.scale {
+        ExpressionScale::RawCounts => "raw counts",
+        _ if matches!(args.prior, PriorKind::Linear) && args.grn.is_none() => {
+            "standardised SCM values"
+        }
+        _ => "clean expression (no technical noise)",
+    };
     println!(
-        "wrote {}: {} cells × {} genes, {} contexts, {} treatments ({})",
+        "wrote {}: {} cells × {} genes, {} contexts, {} treatments incl. control ({kind})",
         args.out.display(),
         data.n_cells(),
         data.n_genes(),
         data.contexts.len(),
         data.treatments.len(),
-        data.scale.describe()
     );
     Ok(())
 }
@@ -121,9 +127,16 @@ fn simulate_user_grn(path: &Path, args: &Args) -> anyhow::Result<PerturbationDat
     };
     let spinner = crate::progress::spinner("simulating");
     let seed = spec.seed;
-    let data = simulate_knockouts(&spec, selection, seed)?;
+    let report = simulate_knockouts_detailed(&spec, &selection, seed, true)?;
     spinner.finish_and_clear();
-    Ok(data)
+    if !report.discarded.is_empty() {
+        eprintln!(
+            "warning: knock-outs discarded because a simulated cell had zero expression in every gene before \
+             technical noise (the reference generator drops such conditions): {}",
+            report.discarded.join(", ")
+        );
+    }
+    Ok(report.data)
 }
 
 fn simulate_random(args: &Args) -> anyhow::Result<PerturbationData> {

@@ -48,8 +48,9 @@ impl MapPfnConfig {
     }
 
     /// CPU pre-training size: width 128, 4 blocks, 4 heads, MLP ×4, 8 registers (3,345,652 parameters at d = 20).
-    /// One micro-batch of 8 tasks with K = 8 and n = 64 cells per set is a fraction of a second on 2 cores
-    /// (see BENCHMARKS), so a few thousand micro-batches fit in about an hour.
+    /// Measured on the 2-core build machine (1 intra-op thread, other jobs running): one micro-batch of 8 tasks
+    /// with K = 8 and n = 64 cells per set takes ≈1.2 s (forward, backward, AdamW, EMA), so about 3,000
+    /// micro-batches (24k tasks) fit in an hour; see `benches/step.rs`.
     pub fn small(n_genes: usize) -> MapPfnConfig {
         MapPfnConfig {
             n_genes,

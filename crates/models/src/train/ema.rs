@@ -37,28 +37,23 @@ impl EmaConfig {
     }
 }
 
-/// EMA state over an ordered list of parameters.
+/// EMA state of a flat parameter buffer.
 #[derive(Debug)]
 pub struct Ema {
     /// Settings.
     pub config: EmaConfig,
-    /// Averaged parameters.
-    pub shadow: Vec<Tensor>,
+    /// Averaged parameters (flat).
+    pub shadow: Tensor,
     /// Updates made.
     pub count: u64,
 }
 
 impl Ema {
-    /// Fresh EMA of `params`.
-    pub fn new(config: EmaConfig, params: &[Tensor]) -> Ema {
-        let shadow = tch::no_grad(|| {
-            params
-                .iter()
-                .map(|p| match config.init {
-                    EmaInit::Zeros => p.zeros_like(),
-                    EmaInit::Copy => p.detach().copy(),
-                })
-                .collect()
+    /// Fresh EMA of the flat parameters `flat`.
+    pub fn new(config: EmaConfig, flat: &Tensor) -> Ema {
+        let shadow = tch::no_grad(|| match config.init {
+            EmaInit::Zeros => flat.zeros_like(),
+            EmaInit::Copy => flat.detach().copy(),
         });
         Ema {
             config,
@@ -67,30 +62,28 @@ impl Ema {
         }
     }
 
-    /// One EMA update toward `params`.
-    pub fn update(&mut self, params: &[Tensor]) {
+    /// One EMA update toward `flat`: `θ_ema ← θ_ema + (1 − d)·(θ − θ_ema)` (= `d·θ_ema + (1 − d)·θ`).
+    pub fn update(&mut self, flat: &Tensor) {
         let d = self.config.decay;
         tch::no_grad(|| {
-            for (s, p) in self.shadow.iter_mut().zip(params) {
-                let _ = s.g_mul_scalar_(d).g_add_(&(p * (1.0 - d)));
-            }
+            let _ = self.shadow.lerp_(flat, 1.0 - d);
         });
         self.count += 1;
     }
 
-    /// The weights to use for inference (debiased when configured).
-    pub fn readout(&self) -> Vec<Tensor> {
-        let correct = self.config.debias && self.config.init == EmaInit::Zeros && self.count > 0;
-        let factor = if correct {
-            1.0 / (1.0
-                - self
-                    .config
-                    .decay
-                    .powi(self.count.min(i32::MAX as u64) as i32))
+    /// Factor applied at read-out: `1/(1 − d^count)` when debiasing a zero-initialised EMA, else 1.
+    pub fn readout_factor(config: &EmaConfig, count: u64) -> f64 {
+        if config.debias && config.init == EmaInit::Zeros && count > 0 {
+            1.0 / (1.0 - config.decay.powf(count as f64))
         } else {
             1.0
-        };
-        tch::no_grad(|| self.shadow.iter().map(|s| s * factor).collect())
+        }
+    }
+
+    /// The weights to use for inference (debiased when configured), flat.
+    pub fn readout(&self) -> Tensor {
+        let factor = Ema::readout_factor(&self.config, self.count);
+        tch::no_grad(|| &self.shadow * factor)
     }
 }
 
@@ -101,42 +94,42 @@ mod tests {
     #[test]
     fn zero_initialised_ema_is_biased_and_debiasing_recovers_the_parameters() {
         let theta = Tensor::from_slice(&[2.0f32, -4.0]);
-        let params = [theta.shallow_clone()];
-        let mut reference = Ema::new(EmaConfig::reference(), &params);
+        let mut reference = Ema::new(EmaConfig::reference(), &theta);
         let mut debiased = Ema::new(
             EmaConfig {
                 debias: true,
                 ..EmaConfig::reference()
             },
-            &params,
+            &theta,
         );
         let mut copy = Ema::new(
             EmaConfig {
                 init: EmaInit::Copy,
                 ..EmaConfig::reference()
             },
-            &params,
+            &theta,
         );
         assert_eq!(
-            reference.readout()[0]
+            reference
+                .readout()
                 .abs()
                 .sum(tch::Kind::Float)
                 .double_value(&[]),
             0.0
         );
         for _ in 0..10 {
-            reference.update(&params);
-            debiased.update(&params);
-            copy.update(&params);
+            reference.update(&theta);
+            debiased.update(&theta);
+            copy.update(&theta);
         }
         let bias = 1.0 - 0.999f64.powi(10);
-        let r = reference.readout()[0].shallow_clone();
+        let r = reference.readout().shallow_clone();
         assert!(
             (r.double_value(&[0]) - 2.0 * bias).abs() < 1e-6,
             "reference EMA after 10 steps = (1 − 0.999¹⁰)·θ"
         );
-        assert!((debiased.readout()[0].double_value(&[1]) + 4.0).abs() < 1e-4);
-        assert!((copy.readout()[0].double_value(&[0]) - 2.0).abs() < 1e-6);
+        assert!((debiased.readout().double_value(&[1]) + 4.0).abs() < 1e-4);
+        assert!((copy.readout().double_value(&[0]) - 2.0).abs() < 1e-6);
         assert_eq!(reference.count, 10);
     }
 
@@ -149,12 +142,12 @@ mod tests {
                 init: EmaInit::Copy,
                 debias: false,
             },
-            &[p.shallow_clone()],
+            &p,
         );
         let _ = p.fill_(1.0);
-        ema.update(&[p.shallow_clone()]);
-        assert!((ema.readout()[0].double_value(&[0]) - 0.5).abs() < 1e-7);
-        ema.update(&[p.shallow_clone()]);
-        assert!((ema.readout()[0].double_value(&[0]) - 0.75).abs() < 1e-7);
+        ema.update(&p);
+        assert!((ema.readout().double_value(&[0]) - 0.5).abs() < 1e-7);
+        ema.update(&p);
+        assert!((ema.readout().double_value(&[0]) - 0.75).abs() < 1e-7);
     }
 }

@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod ema;
+pub mod flat;
 pub mod optim;
 pub mod schedule;
 pub mod source;

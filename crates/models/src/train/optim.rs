@@ -1,6 +1,7 @@
 //! AdamW with decoupled weight decay applied to every parameter (spec §3.2):
-//! `θ ← θ − lr·(m̂/(√v̂ + ε) + λ·θ)` with bias-corrected moments. Its state (moments and update count)
-//! is plain tensors so it can be checkpointed and restored exactly.
+//! `θ ← θ − lr·(m̂/(√v̂ + ε) + λ·θ)` with bias-corrected moments. It works on a flat parameter buffer
+//! (see [`super::flat`]); its state (moments and update count) is plain tensors so it can be checkpointed
+//! and restored exactly.
 
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
@@ -30,52 +31,50 @@ impl Default for AdamWConfig {
     }
 }
 
-/// AdamW state over an ordered list of parameters.
+/// AdamW state for one flat parameter buffer.
 #[derive(Debug)]
 pub struct AdamW {
     /// Hyper-parameters.
     pub config: AdamWConfig,
-    /// First moments, one per parameter.
-    pub m: Vec<Tensor>,
-    /// Second moments, one per parameter.
-    pub v: Vec<Tensor>,
+    /// First moments (flat).
+    pub m: Tensor,
+    /// Second moments (flat).
+    pub v: Tensor,
     /// Updates applied so far.
     pub updates: u64,
 }
 
 impl AdamW {
-    /// Fresh state (zero moments) for `params`.
-    pub fn new(config: AdamWConfig, params: &[Tensor]) -> AdamW {
-        let zeros = |p: &Tensor| p.zeros_like().set_requires_grad(false);
+    /// Fresh state (zero moments) for a flat parameter buffer like `flat`.
+    pub fn new(config: AdamWConfig, flat: &Tensor) -> AdamW {
+        let zeros = || tch::no_grad(|| flat.zeros_like());
         AdamW {
             config,
-            m: params.iter().map(zeros).collect(),
-            v: params.iter().map(zeros).collect(),
+            m: zeros(),
+            v: zeros(),
             updates: 0,
         }
     }
 
-    /// Applies one update with gradients `grads` (same order as the parameters) and learning rate `lr`.
-    pub fn step(&mut self, params: &[Tensor], grads: &[Tensor], lr: f64) {
+    /// Applies one update to the flat parameters `param` (in place) with gradient `grad` and learning
+    /// rate `lr`: `θ ← θ·(1 − lr·λ) − (lr/(1 − β1ᶜ))·m / (√v/√(1 − β2ᶜ) + ε)`, which equals the formula above.
+    pub fn step(&mut self, param: &Tensor, grad: &Tensor, lr: f64) {
         let c = self.config;
-        let count = (self.updates + 1) as i32;
+        let count = (self.updates + 1).min(i32::MAX as u64) as i32;
         let bc1 = 1.0 - c.beta1.powi(count);
         let bc2 = 1.0 - c.beta2.powi(count);
         tch::no_grad(|| {
-            for ((p, g), (m, v)) in params
-                .iter()
-                .zip(grads)
-                .zip(self.m.iter_mut().zip(self.v.iter_mut()))
-            {
-                let _ = m.g_mul_scalar_(c.beta1).g_add_(&(g * (1.0 - c.beta1)));
-                let _ = v
-                    .g_mul_scalar_(c.beta2)
-                    .g_add_(&(g.square() * (1.0 - c.beta2)));
-                let denom = (&*v / bc2).sqrt() + c.eps;
-                let update = &*m / bc1 / denom + p * c.weight_decay;
-                let mut p = p.shallow_clone();
-                let _ = p.g_add_(&(update * -lr));
+            let _ = self.m.lerp_(grad, 1.0 - c.beta1);
+            let _ = self.v.lerp_(&grad.square(), 1.0 - c.beta2);
+            let mut denom = self.v.sqrt();
+            let _ = denom.g_div_scalar_(bc2.sqrt()).g_add_scalar_(c.eps);
+            let mut step = &self.m / denom;
+            let _ = step.g_mul_scalar_(-lr / bc1);
+            let mut p = param.shallow_clone();
+            if c.weight_decay != 0.0 {
+                let _ = p.g_mul_scalar_(1.0 - lr * c.weight_decay);
             }
+            let _ = p.g_add_(&step);
         });
         self.updates += 1;
     }
@@ -93,13 +92,13 @@ mod tests {
             eps: 1e-8,
             weight_decay: 0.1,
         };
-        let p = Tensor::from_slice(&[1.0f64, -2.0]).set_requires_grad(true);
-        let mut opt = AdamW::new(cfg, &[p.shallow_clone()]);
+        let p = Tensor::from_slice(&[1.0f64, -2.0]);
+        let mut opt = AdamW::new(cfg, &p);
         let grads = [[0.5f64, -1.0], [0.25, 3.0]];
         let lrs = [0.1, 0.05];
         let (mut theta, mut m, mut v) = ([1.0f64, -2.0], [0.0f64; 2], [0.0f64; 2]);
         for (step, (g, lr)) in grads.iter().zip(lrs).enumerate() {
-            opt.step(&[p.shallow_clone()], &[Tensor::from_slice(g)], lr);
+            opt.step(&p, &Tensor::from_slice(g), lr);
             let c = (step + 1) as i32;
             for i in 0..2 {
                 m[i] = 0.9 * m[i] + 0.1 * g[i];

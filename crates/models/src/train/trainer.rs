@@ -19,6 +19,7 @@ use super::checkpoint::{
 };
 use super::config::{Budget, Progress, TrainConfig};
 use super::ema::Ema;
+use super::flat::FlatParams;
 use super::optim::AdamW;
 use super::source::TaskSource;
 use crate::error::{ModelError, Result};
@@ -66,16 +67,8 @@ pub fn parameter_count(vs: &nn::VarStore) -> usize {
 /// `ema` (debiased if the run's EMA setting says so), else the raw weights; non-trainable variables always
 /// come from the raw weights.
 pub fn load_weights(vs: &nn::VarStore, ck: &LoadedCheckpoint, ema: bool) -> Result<()> {
-    let cfg = ck.meta.train_config.ema;
-    let debias = ema
-        && cfg.debias
-        && cfg.init == super::ema::EmaInit::Zeros
-        && ck.meta.counters.ema_updates > 0;
-    let factor = if debias {
-        1.0 / (1.0
-            - cfg
-                .decay
-                .powi(ck.meta.counters.ema_updates.min(i32::MAX as u64) as i32))
+    let factor = if ema {
+        Ema::readout_factor(&ck.meta.train_config.ema, ck.meta.counters.ema_updates)
     } else {
         1.0
     };
@@ -133,11 +126,10 @@ pub enum Start<'a> {
 pub struct Trainer<'m, M: Trainable + ?Sized> {
     model: &'m M,
     config: TrainConfig,
-    names: Vec<String>,
-    params: Vec<Tensor>,
+    params: FlatParams,
     optimizer: AdamW,
     ema: Ema,
-    accum: Vec<Tensor>,
+    accum: Tensor,
     counters: Counters,
     task_source: String,
     last_loss: Option<f64>,
@@ -148,20 +140,19 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
     /// A fresh trainer for `model` (AdamW moments zero, EMA initialised per `config.ema`).
     pub fn new(model: &'m M, config: TrainConfig) -> Result<Self> {
         config.validate()?;
-        let (names, params): (Vec<String>, Vec<Tensor>) =
-            named_trainables(model.var_store()).into_iter().unzip();
-        if params.is_empty() {
+        let named = named_trainables(model.var_store());
+        if named.is_empty() {
             return Err(ModelError::Config(
                 "the model has no trainable parameters".into(),
             ));
         }
-        let optimizer = AdamW::new(config.adamw, &params);
-        let ema = Ema::new(config.ema, &params);
-        let accum = tch::no_grad(|| params.iter().map(Tensor::zeros_like).collect());
+        let params = FlatParams::new(named);
+        let optimizer = AdamW::new(config.adamw, &params.flat);
+        let ema = Ema::new(config.ema, &params.flat);
+        let accum = tch::no_grad(|| params.flat.zeros_like());
         Ok(Trainer {
             model,
             config,
-            names,
             params,
             optimizer,
             ema,
@@ -194,7 +185,7 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
 
     /// The EMA read-out, by parameter name.
     pub fn ema_weights(&self) -> Vec<(String, Tensor)> {
-        self.names.iter().cloned().zip(self.ema.readout()).collect()
+        self.params.layout.named_views(&self.ema.readout())
     }
 
     /// Runs one micro-batch: loss, backward, clip, accumulate, maybe update, EMA.
@@ -205,9 +196,7 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
             .map(|j| source.task(m * b + j))
             .collect::<Result<_>>()?;
         let mut stream = rng::stream(self.config.seed, MICRO_BATCH_STREAM, m);
-        for p in &mut self.params {
-            p.zero_grad();
-        }
+        self.params.zero_grad();
         let loss = self.model.loss(&tasks, &mut stream, &self.config)?;
         let loss_value = loss.double_value(&[]);
         if !loss_value.is_finite() {
@@ -217,28 +206,9 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
             });
         }
         loss.backward();
-        let grads: Vec<Tensor> = self
-            .params
-            .iter()
-            .map(|p| {
-                let g = p.grad();
-                if g.defined() {
-                    g
-                } else {
-                    p.zeros_like()
-                }
-            })
-            .collect();
-        let grad_norm = tch::no_grad(|| {
-            let sq: Vec<Tensor> = grads
-                .iter()
-                .map(|g| g.square().sum(tch::Kind::Float))
-                .collect();
-            Tensor::stack(&sq, 0)
-                .sum(tch::Kind::Float)
-                .sqrt()
-                .double_value(&[])
-        });
+        let grad = self.params.flat_grad();
+        let grad_norm =
+            tch::no_grad(|| grad.square().sum(tch::Kind::Float).sqrt().double_value(&[]));
         let scale = match self.config.clip_norm {
             Some(c) if grad_norm > c => c / grad_norm,
             _ => 1.0,
@@ -246,36 +216,32 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
         let mut lr = None;
         let schedule = self.config.schedule;
         let horizon = schedule.horizon(self.config.total_steps, self.config.accumulation as u64);
-        tch::no_grad(|| {
-            let accumulation = self.config.accumulation as u64;
-            let update_grads: Option<Vec<Tensor>> = if accumulation == 1 {
-                Some(grads.iter().map(|g| g * scale).collect())
+        let accumulation = self.config.accumulation as u64;
+        let update: Option<Tensor> = tch::no_grad(|| {
+            if accumulation == 1 {
+                Some(&grad * scale)
             } else {
-                let k = (self.counters.accumulated + 1) as f64;
-                for (a, g) in self.accum.iter_mut().zip(&grads) {
-                    let delta = (g * scale - &*a) / k;
-                    let _ = a.g_add_(&delta);
-                }
+                // Running mean of the clipped gradients: acc ← acc + (g·scale − acc)/(k + 1).
+                let k = self.counters.accumulated as f64;
+                let _ = self.accum.lerp_(&(&grad * scale), 1.0 / (k + 1.0));
                 self.counters.accumulated += 1;
                 if self.counters.accumulated == accumulation {
                     self.counters.accumulated = 0;
-                    let mean: Vec<Tensor> = self.accum.iter().map(Tensor::copy).collect();
-                    for a in &mut self.accum {
-                        let _ = a.zero_();
-                    }
+                    let mean = self.accum.copy();
+                    let _ = self.accum.zero_();
                     Some(mean)
                 } else {
                     None
                 }
-            };
-            if let Some(g) = update_grads {
-                let rate = schedule.lr(self.counters.updates, horizon);
-                self.optimizer.step(&self.params, &g, rate);
-                self.counters.updates += 1;
-                lr = Some(rate);
             }
         });
-        self.ema.update(&self.params);
+        if let Some(g) = update {
+            let rate = schedule.lr(self.counters.updates, horizon);
+            self.optimizer.step(&self.params.flat, &g, rate);
+            self.counters.updates += 1;
+            lr = Some(rate);
+        }
+        self.ema.update(&self.params.flat);
         self.counters.ema_updates = self.ema.count;
         self.counters.micro_batches += 1;
         self.last_loss = Some(loss_value);
@@ -292,12 +258,20 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
             .into_iter()
             .map(|(n, t)| (format!("model/{n}"), t))
             .collect();
-        for (i, n) in self.names.iter().enumerate() {
-            out.push((format!("ema/{n}"), self.ema.shadow[i].shallow_clone()));
-            out.push((format!("adam_m/{n}"), self.optimizer.m[i].shallow_clone()));
-            out.push((format!("adam_v/{n}"), self.optimizer.v[i].shallow_clone()));
-            if self.counters.accumulated > 0 {
-                out.push((format!("grad_accum/{n}"), self.accum[i].shallow_clone()));
+        let layout = &self.params.layout;
+        let groups: [(&str, &Tensor); 3] = [
+            ("ema", &self.ema.shadow),
+            ("adam_m", &self.optimizer.m),
+            ("adam_v", &self.optimizer.v),
+        ];
+        for (prefix, flat) in groups {
+            for (n, t) in layout.named_views(flat) {
+                out.push((format!("{prefix}/{n}"), t));
+            }
+        }
+        if self.counters.accumulated > 0 {
+            for (n, t) in layout.named_views(&self.accum) {
+                out.push((format!("grad_accum/{n}"), t));
             }
         }
         out
@@ -321,7 +295,7 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
             },
             task_source: self.task_source.clone(),
             preprocessing: self.config.preprocessing.clone(),
-            parameter_count: self.params.iter().map(Tensor::numel).sum(),
+            parameter_count: self.params.layout.numel as usize,
             last_loss: self.last_loss,
             finetuned_from: self.finetuned_from.clone(),
             tensors: TensorFileInfo { file: String::new(), bytes: 0, fnv1a64: String::new() },
@@ -339,17 +313,27 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
     pub fn restore(&mut self, ck: &LoadedCheckpoint) -> Result<()> {
         load_weights(self.model.var_store(), ck, false)?;
         let c = ck.meta.counters;
+        let layout = self.params.layout.clone();
         tch::no_grad(|| -> Result<()> {
-            for (i, n) in self.names.iter().enumerate() {
-                let shape = self.params[i].size();
-                self.ema.shadow[i].f_copy_(ck.tensor("ema", n, &shape)?)?;
-                self.optimizer.m[i].f_copy_(ck.tensor("adam_m", n, &shape)?)?;
-                self.optimizer.v[i].f_copy_(ck.tensor("adam_v", n, &shape)?)?;
+            for (i, n) in layout.names.iter().enumerate() {
+                let shape = &layout.shapes[i];
+                layout
+                    .view(&self.ema.shadow, i)
+                    .f_copy_(ck.tensor("ema", n, shape)?)?;
+                layout
+                    .view(&self.optimizer.m, i)
+                    .f_copy_(ck.tensor("adam_m", n, shape)?)?;
+                layout
+                    .view(&self.optimizer.v, i)
+                    .f_copy_(ck.tensor("adam_v", n, shape)?)?;
                 if c.accumulated > 0 {
-                    self.accum[i].f_copy_(ck.tensor("grad_accum", n, &shape)?)?;
-                } else {
-                    let _ = self.accum[i].zero_();
+                    layout
+                        .view(&self.accum, i)
+                        .f_copy_(ck.tensor("grad_accum", n, shape)?)?;
                 }
+            }
+            if c.accumulated == 0 {
+                let _ = self.accum.zero_();
             }
             Ok(())
         })?;
@@ -365,10 +349,14 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
     /// AdamW state and counters.
     pub fn start_from(&mut self, ck: &LoadedCheckpoint) -> Result<()> {
         load_weights(self.model.var_store(), ck, false)?;
+        let layout = self.params.layout.clone();
         tch::no_grad(|| -> Result<()> {
-            for (i, n) in self.names.iter().enumerate() {
-                let shape = self.params[i].size();
-                self.ema.shadow[i].f_copy_(ck.tensor("ema", n, &shape)?)?;
+            for (i, n) in layout.names.iter().enumerate() {
+                layout.view(&self.ema.shadow, i).f_copy_(ck.tensor(
+                    "ema",
+                    n,
+                    &layout.shapes[i],
+                )?)?;
             }
             Ok(())
         })?;
