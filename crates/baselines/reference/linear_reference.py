@@ -1,5 +1,5 @@
 """Independent numpy computation of the linear baseline's expected outputs for the Rust test
-`linear::tests::matches_the_numpy_reference` (run: /opt/oracle-venv/bin/python linear_reference.py).
+`linear::tests::matches_the_numpy_reference` (run: python3 linear_reference.py).
 
 Formulation (Ahlmann-Eltze et al. 2025, `run_linear_pretrained_model.R`; peers.md §5), fitted per context:
   X      genes × conditions pseudo-bulk of the context's control + training conditions

@@ -1,5 +1,5 @@
 """scanpy timings of the steps in benches/preprocess.rs on the Papalexi THP-1 subset (median of N runs after
-one warm-up). Run from the repository root: /opt/oracle-venv/bin/python crates/data/benches/preprocess_python.py
+one warm-up). Run from the repository root: python3 crates/data/benches/preprocess_python.py
 """
 
 import sys

@@ -1,7 +1,7 @@
 """Python reference timing for benches/read_h5ad.rs: `anndata.read_h5ad` on the Papalexi THP-1 subset,
 median of N runs after one warm-up read; also read + densify X (what `read_perturbation_data` returns).
 
-Run: /opt/oracle-venv/bin/python crates/data/benches/read_h5ad_python.py [runs]   (default 9)
+Run: python3 crates/data/benches/read_h5ad_python.py [runs]   (default 9)
 """
 
 import importlib.metadata as md

@@ -1,5 +1,5 @@
 //! Round trips: Rust → Rust always, and Rust → Python anndata when a Python with anndata is available
-//! (`CELLSHIFT_PYTHON`, `/opt/oracle-venv/bin/python` or `python3`). Also the atomic-write guarantees.
+//! (`CELLSHIFT_PYTHON`, the oracle venv `../shared/oracle/venv`, or `python3`). Also the atomic-write guarantees.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -229,7 +229,10 @@ fn describe(a: &AnnData) -> Value {
 /// A Python interpreter that can `import anndata`, if any.
 fn python_with_anndata() -> Option<String> {
     let mut candidates: Vec<String> = std::env::var("CELLSHIFT_PYTHON").into_iter().collect();
-    candidates.push("/opt/oracle-venv/bin/python".into());
+    // The reference stack's venv, where `../shared/oracle/README.md` tells to create it.
+    let oracle_venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/oracle/venv/bin/python");
+    candidates.push(oracle_venv.to_string_lossy().into_owned());
     candidates.push("python3".into());
     candidates.into_iter().find(|py| {
         Command::new(py)

@@ -3,7 +3,7 @@
 network format: control + knock-out of every gene, 200 cells each, technical noise with MapPFN's
 discard rule. Run with the oracle venv:
 
-    /opt/oracle-venv/bin/python crates/prior/benches/ref_sergio_timing.py target/bench_grn.json [--reps 3]
+    python3 crates/prior/benches/ref_sergio_timing.py target/bench_grn.json [--reps 3]
 
 The GRN is the one `cargo bench -p cellshift-prior --bench sergio` writes (same network as our timing).
 sergio-rs only offers random MR profiles, so the rates come from MrProfile.from_random (the timing does

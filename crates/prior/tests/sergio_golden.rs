@@ -1,4 +1,4 @@
-//! Parity with the reference simulators on the golden GRNs (/work/shared/golden/sergio, NOTES §B):
+//! Parity with the reference simulators on the golden GRNs (`../shared/golden/sergio`, NOTES §B):
 //! bit-exact master-regulator rate stream, analytic steady states and knock-out LFCs, and the ensemble
 //! statistics of clean, counts and log-normalised expression inside the oracle's tolerance bands.
 

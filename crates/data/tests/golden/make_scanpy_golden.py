@@ -2,7 +2,7 @@
 
 Run from the repository root with the oracle venv:
 
-    /opt/oracle-venv/bin/python crates/data/tests/golden/make_scanpy_golden.py
+    python3 crates/data/tests/golden/make_scanpy_golden.py
 
 Reads ../shared/data/papalexi2021/thp1_subset.h5ad (never copied into the repository) and writes the small
 JSON file crates/data/tests/golden/scanpy_papalexi.json next to this script. Library versions are recorded in
