@@ -2,19 +2,9 @@
 //! exit status, no panic, and no output file left behind.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn cellshift(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cellshift"))
-        .args(args)
-        .output()
-        .expect("run cellshift");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::cellshift;
 
 /// Asserts a clean failure: exit 1, exactly one `error:` line on stderr containing every `needle`,
 /// and no panic message.

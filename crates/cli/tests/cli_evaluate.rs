@@ -2,19 +2,9 @@
 //! equal to the real file scores as perfect, and a baseline is scored on a simulated screen.
 
 use std::path::Path;
-use std::process::Command;
+mod common;
 
-fn cellshift(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cellshift"))
-        .args(args)
-        .output()
-        .expect("run cellshift");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::cellshift;
 
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()

@@ -2,19 +2,9 @@
 //! as `.h5ad` files that `cellshift inspect` reads back with the right conditions.
 
 use std::path::Path;
-use std::process::Command;
+mod common;
 
-fn cellshift(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cellshift"))
-        .args(args)
-        .output()
-        .expect("run cellshift");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::cellshift;
 
 #[test]
 fn csv_network_with_listed_knockouts_round_trips_through_inspect() {
