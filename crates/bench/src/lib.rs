@@ -1,8 +1,11 @@
 //! cellshift benchmark suites: score methods and baselines on tasks with the standard protocol,
 //! aggregate over seeds, and write tables, plots and reports.
 
+pub mod inference;
 pub mod plots;
+pub mod prepare;
 pub mod score;
+pub mod sources;
 pub mod summary;
 
 pub use score::{prediction_cells, score_predictor, ScoreConfig, ScoreResult};

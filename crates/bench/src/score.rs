@@ -114,11 +114,18 @@ fn score_context(
     config: &ScoreConfig,
 ) -> anyhow::Result<EvalReport> {
     let mut obs: Option<Array2<f64>> = None;
+    let mut shared_observational: Option<Array2<f32>> = None;
     let (mut trues, mut preds, mut names, mut targets) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (i, &q) in queries.iter().enumerate() {
         let task_seed = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
-        let task = sampler.task_for(q, config.k, task_seed)?;
+        let mut task = sampler.task_for(q, config.k, task_seed)?;
+        // One observational set per context and seed: every query of the context is predicted from, and
+        // scored against, the same control cells (so the identity prediction has magnitude ratio 0).
+        match &shared_observational {
+            None => shared_observational = Some(task.observational.clone()),
+            Some(o) => task.observational = o.clone(),
+        }
         // Predictors never see the scored target cells: the task they get carries an independent
         // resample of the query condition (read only by the oracle, whose score is then the noise floor).
         let mut input = task.clone();

@@ -28,6 +28,14 @@ enum Command {
     Preprocess(commands::preprocess::Args),
     /// Simulate a synthetic screen (linear SCM or SERGIO GRN with knock-outs) into an .h5ad.
     Simulate(commands::simulate::Args),
+    /// Pre-train MapPFN on tasks streamed from a synthetic prior (linear SCM or SERGIO); resumes automatically.
+    Pretrain(commands::pretrain::Args),
+    /// Fine-tune a MapPFN checkpoint on the train conditions of a screen.
+    Finetune(commands::finetune::Args),
+    /// Predict perturbations in one context of a screen with a MapPFN checkpoint; writes an .h5ad.
+    Predict(commands::predict::Args),
+    /// Score a MapPFN checkpoint or a baseline on a data file (metric JSON, mean ± std over seeds).
+    Bench(commands::bench::Args),
     /// Score predictions against real cells (two .h5ad files, or one .npz case) or score a baseline.
     Evaluate(commands::evaluate::Args),
     /// Run the main job end to end on synthetic data the project makes itself and write a small report.
@@ -42,6 +50,10 @@ fn main() -> ExitCode {
         Command::Preprocess(args) => commands::preprocess::run(args),
         Command::Simulate(args) => commands::simulate::run(args),
         Command::Evaluate(args) => commands::evaluate::run(args),
+        Command::Pretrain(args) => commands::pretrain::run(args),
+        Command::Finetune(args) => commands::finetune::run(args),
+        Command::Predict(args) => commands::predict::run(args),
+        Command::Bench(args) => commands::bench::run(args),
         Command::Demo(args) => commands::demo::run(args),
     };
     match result {

@@ -1,10 +1,16 @@
 //! One module per subcommand, plus the arguments they share.
 
+pub mod bench;
 pub mod demo;
 pub mod evaluate;
+pub mod finetune;
 pub mod inspect;
+pub mod model;
+pub mod predict;
 pub mod preprocess;
+pub mod pretrain;
 pub mod simulate;
+pub mod training;
 
 use std::path::Path;
 

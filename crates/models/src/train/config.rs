@@ -86,6 +86,36 @@ impl TrainConfig {
         }
     }
 
+    /// Pre-training sized for a few CPU hours: micro-batches of 8 tasks without accumulation, peak learning
+    /// rate 4e-4 with 3% warmup and a 20% square-root cooldown over the updates, reference EMA decay 0.999
+    /// (copy-initialised, since the run is short), guidance dropout 0.2, a checkpoint every 250 micro-batches.
+    pub fn cpu_pretraining(preprocessing: Preprocessing, total_steps: u64) -> TrainConfig {
+        TrainConfig {
+            seed: 0,
+            batch_size: 8,
+            accumulation: 1,
+            total_steps,
+            schedule: LrSchedule {
+                peak: 4e-4,
+                end: 1e-5,
+                warmup_fraction: 0.03,
+                decay_fraction: 0.2,
+                sizing: ScheduleSizing::Updates,
+            },
+            adamw: AdamWConfig::default(),
+            clip_norm: Some(1.0),
+            ema: EmaConfig {
+                decay: 0.999,
+                init: EmaInit::Copy,
+                debias: false,
+            },
+            condition_dropout: 0.2,
+            checkpoint_every: 250,
+            keep_checkpoints: 2,
+            preprocessing,
+        }
+    }
+
     /// A configuration for tests and demos: small batches, no accumulation, a copy-initialised EMA,
     /// learning rate 1e-3 with 5% warmup, for `total_steps` micro-batches.
     pub fn quick(preprocessing: Preprocessing, total_steps: u64) -> TrainConfig {

@@ -1,0 +1,268 @@
+//! Training-task sources for the model crate's trainer: an endless stream of tasks drawn from the
+//! synthetic priors (linear SCM, SERGIO) and tasks drawn from a data file's train conditions (fine-tuning).
+//! Every source is deterministic in the task index, so an interrupted run resumes with identical tasks.
+
+use cellshift_data::sampler::{SamplerConfig, TaskSampler};
+use cellshift_data::split::{Split, SplitConfig, SplitRole};
+use cellshift_data::{PerturbationData, Task};
+use cellshift_models::train::TaskSource;
+use cellshift_models::ModelError;
+use cellshift_prior::{
+    normalize_dataset, LinearScmConfig, LinearScmPrior, NormalizationTarget, SergioPrior,
+    SergioPriorConfig,
+};
+use ndarray::{Array2, Array3, Axis};
+use rand::seq::index::sample;
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64;
+
+/// Salts that separate the training and held-out data-set seed spaces.
+const TRAIN_SALT: u64 = 0x7472_6169_6e00_0001;
+const HELDOUT_SALT: u64 = 0x6865_6c64_6f75_7402;
+
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The seed of the `index`-th training data set (network) of a prior run with master seed `seed`.
+pub fn training_dataset_seed(seed: u64, index: u64) -> u64 {
+    mix(mix(seed ^ TRAIN_SALT) ^ index) >> 1
+}
+
+/// The seed of the `index`-th held-out data set of master seed `seed`; never equal in practice to a
+/// training seed (different salt), so held-out networks are new to a model pre-trained on the same prior.
+pub fn heldout_dataset_seed(seed: u64, index: u64) -> u64 {
+    mix(mix(seed ^ HELDOUT_SALT) ^ index) >> 1
+}
+
+/// Builds one task from a data set of a single context: `n_cells` control cells, `k` context
+/// experiments chosen among the perturbations other than the query, and the query's cells as target.
+/// Cells are drawn without replacement when a condition has enough of them, else with replacement.
+pub fn task_from_single_context(
+    data: &PerturbationData,
+    k: usize,
+    n_cells: usize,
+    rng: &mut Pcg64,
+) -> Result<Task, ModelError> {
+    let conds = data.conditions();
+    let control = conds
+        .iter()
+        .position(|c| data.treatments[c.treatment].is_control())
+        .ok_or_else(|| ModelError::Config("a prior data set has no control condition".into()))?;
+    let perturbed: Vec<usize> = (0..conds.len()).filter(|&i| i != control).collect();
+    if perturbed.len() < k + 1 {
+        return Err(ModelError::Config(format!(
+            "a prior data set has {} perturbations, fewer than K + 1 = {}; lower K or simulate more",
+            perturbed.len(),
+            k + 1
+        )));
+    }
+    let picked = sample(rng, perturbed.len(), k + 1).into_vec();
+    let query = perturbed[picked[k]];
+    let d = data.n_genes();
+    let draw = |cond: usize, rng: &mut Pcg64| -> Array2<f32> {
+        let cells = &conds[cond].cells;
+        let rows: Vec<usize> = if cells.len() >= n_cells {
+            sample(rng, cells.len(), n_cells)
+                .into_iter()
+                .map(|i| cells[i])
+                .collect()
+        } else {
+            (0..n_cells)
+                .map(|_| cells[rng.gen_range(0..cells.len())])
+                .collect()
+        };
+        data.x.select(Axis(0), &rows)
+    };
+    let mut context_cells = Array3::<f32>::zeros((k, n_cells, d));
+    let mut treatments = Array2::<f32>::zeros((k + 1, d));
+    let mut labels = Vec::with_capacity(k + 1);
+    for (slot, &p) in picked.iter().enumerate() {
+        let cond = perturbed[p];
+        let encoding = data
+            .treatment_vector(&conds[cond])
+            .map_err(|e| ModelError::Config(e.to_string()))?;
+        treatments.row_mut(slot).assign(&encoding);
+        labels.push(data.treatments[conds[cond].treatment].label(&data.control_label));
+        if slot < k {
+            context_cells
+                .index_axis_mut(Axis(0), slot)
+                .assign(&draw(cond, rng));
+        }
+    }
+    let observational = draw(control, rng);
+    let target = draw(query, rng);
+    Ok(Task {
+        context: data.contexts[conds[query].context].clone(),
+        observational,
+        context_cells,
+        treatments,
+        treatment_labels: labels,
+        target: Some(target),
+    })
+}
+
+/// Tasks from the linear-SCM prior (spec §5): every task draws a new SCM (a new context), simulates its
+/// observational set and one intervention per node at the prior's sample size, and samples a query, K
+/// context experiments and `n_cells` cells per set from them.
+#[derive(Clone, Debug)]
+pub struct LinearScmTasks {
+    /// The prior (d, edge probability, weights, samples per condition, pairing).
+    pub prior: LinearScmConfig,
+    /// Context experiments per task.
+    pub k: usize,
+    /// Cells per set given to the model (subsampled from the prior's `n_samples`).
+    pub n_cells: usize,
+    /// Master seed.
+    pub seed: u64,
+    /// Number of distinct training SCMs cycled through (`None`: a new SCM for every task).
+    pub n_networks: Option<u64>,
+}
+
+impl LinearScmTasks {
+    /// The SCM behind task `index`.
+    fn network_of(&self, index: u64) -> u64 {
+        match self.n_networks {
+            Some(n) if n > 0 => index % n,
+            _ => index,
+        }
+    }
+}
+
+impl TaskSource for LinearScmTasks {
+    fn task(&self, index: u64) -> Result<Task, ModelError> {
+        let network = self.network_of(index);
+        let dataset_seed = training_dataset_seed(self.seed, network);
+        let data = LinearScmPrior::sample_dataset(&self.prior, dataset_seed)
+            .map_err(|e| ModelError::Config(e.to_string()))?;
+        let mut rng = Pcg64::seed_from_u64(mix(dataset_seed ^ mix(index)));
+        task_from_single_context(&data, self.k, self.n_cells, &mut rng)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "linear-SCM prior: d={} n_samples={} paired={} K={} n_cells={} seed={} networks={}",
+            self.prior.n_nodes,
+            self.prior.n_samples,
+            self.prior.paired,
+            self.k,
+            self.n_cells,
+            self.seed,
+            self.n_networks
+                .map_or("unbounded".to_string(), |n| n.to_string())
+        )
+    }
+}
+
+/// Tasks from the SERGIO biological prior (spec §6): every task (or every `tasks_per_network` consecutive
+/// tasks) simulates a new GRN with its control and knock-outs, normalised as the prior's normalisation
+/// says, and samples a task from it.
+#[derive(Clone, Debug)]
+pub struct SergioTasks {
+    /// The prior (genes, cells, pairing, technical noise, normalisation).
+    pub prior: SergioPriorConfig,
+    /// Context experiments per task.
+    pub k: usize,
+    /// Cells per set given to the model.
+    pub n_cells: usize,
+    /// Master seed.
+    pub seed: u64,
+    /// Consecutive tasks drawn from one simulated network (simulation is the expensive part).
+    pub tasks_per_network: u64,
+    /// Normalisation of the simulated counts (spec §6.8: total-count normalisation + log1p).
+    pub normalization: NormalizationTarget,
+}
+
+impl TaskSource for SergioTasks {
+    fn task(&self, index: u64) -> Result<Task, ModelError> {
+        let network = index / self.tasks_per_network.max(1);
+        let dataset_seed = training_dataset_seed(self.seed, network);
+        let data = SergioPrior::sample_named(
+            &self.prior,
+            dataset_seed,
+            &format!("grn_{dataset_seed}"),
+        )
+        .and_then(|raw| normalize_dataset(&raw, self.normalization))
+        .map_err(|e| ModelError::Config(e.to_string()))?;
+        let mut rng = Pcg64::seed_from_u64(mix(dataset_seed ^ mix(index)));
+        task_from_single_context(&data, self.k, self.n_cells, &mut rng)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "SERGIO prior: d={} paired={} normalisation={:?} K={} n_cells={} seed={} tasks_per_network={}",
+            self.prior.n_genes,
+            self.prior.paired,
+            self.normalization,
+            self.k, self.n_cells, self.seed, self.tasks_per_network
+        )
+    }
+}
+
+/// Fine-tuning tasks from a data set: queries are its train conditions (standard split), context
+/// experiments come from the train half of the same context, as in the reference's train loader.
+pub struct DataTasks<'a> {
+    sampler: TaskSampler<'a>,
+    seed: u64,
+}
+
+impl<'a> DataTasks<'a> {
+    /// Tasks with `k` context experiments and `n_cells` cells per set from the train conditions of `split`.
+    pub fn new(
+        data: &'a PerturbationData,
+        split: &SplitConfig,
+        k: usize,
+        n_cells: usize,
+        seed: u64,
+    ) -> Result<DataTasks<'a>, ModelError> {
+        let err = |e: cellshift_data::DataError| ModelError::Config(e.to_string());
+        let split = Split::new(data, split).map_err(err)?;
+        let sampler = TaskSampler::new(
+            data,
+            split,
+            SamplerConfig {
+                k,
+                n_cells,
+                seed,
+                query_role: SplitRole::Train,
+                require_k_available: false,
+                ..SamplerConfig::default()
+            },
+        )
+        .map_err(err)?;
+        if sampler.is_empty() {
+            return Err(ModelError::Config(
+                "the data set has no train perturbations to fine-tune on; it needs perturbations besides the control"
+                    .into(),
+            ));
+        }
+        Ok(DataTasks { sampler, seed })
+    }
+
+    /// Train query conditions per epoch.
+    pub fn epoch_len(&self) -> usize {
+        self.sampler.len()
+    }
+}
+
+impl TaskSource for DataTasks<'_> {
+    fn task(&self, index: u64) -> Result<Task, ModelError> {
+        let per_epoch = self.sampler.len() as u64;
+        self.sampler
+            .task(index / per_epoch, (index % per_epoch) as usize)
+            .map_err(|e| ModelError::Config(e.to_string()))
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "data set: {} train queries per epoch, K={}, n_cells={}, seed={}",
+            self.sampler.len(),
+            self.sampler.config().k,
+            self.sampler.config().n_cells,
+            self.seed
+        )
+    }
+}

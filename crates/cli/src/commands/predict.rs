@@ -1,0 +1,120 @@
+//! `cellshift predict`: predict the cells of unmeasured (or held-back) perturbations in one context of a
+//! screen with a MapPFN checkpoint, from the context's control cells and K measured perturbations; writes
+//! the predicted cells as an `.h5ad` (one block of `--cells` cells per query).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use cellshift_bench::inference::{inference_task, resolve_context};
+use cellshift_bench::prepare::prepare_for_model;
+use cellshift_data::h5ad::{self, WriteOptions};
+use cellshift_data::model::CellAnnotations;
+use cellshift_data::PerturbationData;
+use ndarray::{concatenate, Axis};
+
+use super::model::{load_mappfn, SamplerArgs};
+use super::training::set_threads;
+use super::DataArgs;
+
+/// Arguments of `cellshift predict`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Checkpoint (or run) directory written by `pretrain`/`finetune`.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The screen (`.h5ad`; raw counts are normalised as the checkpoint records).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Context (cell line, …) to predict in; optional when the file has one context.
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Perturbations to predict (repeat the option or separate with commas); a knock-out's label is its target gene.
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub query: Vec<String>,
+    /// Intervention value of the queries (1 for knock-outs).
+    #[arg(long, default_value_t = 1.0)]
+    pub value: f32,
+    /// Measured perturbations of the context shown to the model as context experiments.
+    #[arg(long, default_value_t = 8)]
+    pub k: usize,
+    /// Cells per set (control and context sets are subsampled to this; this many cells are predicted per query).
+    #[arg(long, default_value_t = 200)]
+    pub cells: usize,
+    /// Seed of the cell subsets, context choice and sampling noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output `.h5ad` of predicted cells.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// CPU threads for libtorch (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub sampler: SamplerArgs,
+    #[command(flatten)]
+    pub columns: DataArgs,
+}
+
+/// Runs `cellshift predict`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    set_threads(args.threads);
+    let model = load_mappfn(&args.model, &args.sampler)?;
+    if args.k > model.net().config().max_context() {
+        anyhow::bail!(
+            "K = {} exceeds the model's {} context slots; use --k {} or less",
+            args.k,
+            model.net().config().max_context(),
+            model.net().config().max_context()
+        );
+    }
+    let raw = args.columns.read(&args.data)?;
+    let (data, report) = prepare_for_model(&raw, model.preprocessing())
+        .with_context(|| format!("preparing {} for the model", args.data.display()))?;
+    for note in &report.notes {
+        eprintln!("note: {note}");
+    }
+    let context = resolve_context(&data, args.context.as_deref())?;
+    let mut blocks = Vec::new();
+    let mut labels = Vec::new();
+    for (i, query) in args.query.iter().enumerate() {
+        let seed = args.seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
+        let task = inference_task(&data, context, query, args.value, args.k, args.cells, seed)?;
+        let sample = model
+            .sample(&task, args.cells, seed)
+            .with_context(|| format!("predicting `{query}`"))?;
+        eprintln!(
+            "predicted {} cells of `{query}` in `{}` ({} velocity evaluations)",
+            args.cells, data.contexts[context], sample.evaluations
+        );
+        blocks.push(sample.cells);
+        labels.extend(std::iter::repeat_n(query.clone(), args.cells));
+    }
+    let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
+    let x = concatenate(Axis(0), &views)?;
+    let n = x.nrows();
+    let predicted = PerturbationData::new(
+        data.genes.clone(),
+        x,
+        CellAnnotations {
+            cell_names: (0..n).map(|i| format!("pred_{i}")).collect(),
+            contexts: vec![data.contexts[context].clone(); n],
+            treatment_values: vec![args.value; n],
+            treatment_labels: labels,
+        },
+        &data.control_label,
+    )?;
+    h5ad::write_perturbation_data(
+        &args.out,
+        &predicted,
+        &args.columns.columns(),
+        &WriteOptions::default(),
+    )
+    .with_context(|| format!("writing {}", args.out.display()))?;
+    println!(
+        "wrote {} predicted cells ({} queries) to {}",
+        n,
+        args.query.len(),
+        args.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! `cellshift pretrain`: pre-train MapPFN on tasks streamed from a synthetic prior (linear SCM or SERGIO),
+//! with a live progress bar, a step or wall-time budget, and automatic resumption from the output directory.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use cellshift_bench::sources::{LinearScmTasks, SergioTasks};
+use cellshift_models::mappfn::training::pretrain;
+use cellshift_models::{MapPfnConfig, Preprocessing, TaskSource, TrainConfig};
+use cellshift_prior::{LinearScmConfig, NormalizationTarget, SergioPriorConfig};
+
+use super::simulate::PriorKind;
+use super::training::{report_progress, set_threads, TrainingArgs};
+
+/// Arguments of `cellshift pretrain`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Prior the tasks are drawn from.
+    #[arg(long, value_enum, default_value = "linear")]
+    pub prior: PriorKind,
+    /// Model size: tiny, small, paper or paper-text.
+    #[arg(long, default_value = "small")]
+    pub config: String,
+    /// Run directory (checkpoints; an existing run of the same configuration is resumed).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Genes d (default: 20 for linear, 50 for SERGIO).
+    #[arg(long)]
+    pub genes: Option<usize>,
+    /// Context experiments K per task.
+    #[arg(long, default_value_t = 8)]
+    pub k: usize,
+    /// Cells per set given to the model during training.
+    #[arg(long, default_value_t = 64)]
+    pub cells: usize,
+    /// Paired ("counterfactual") prior (SERGIO default: paired; linear default: unpaired as in the reference).
+    #[arg(long)]
+    pub paired: bool,
+    /// Unpaired prior (SERGIO).
+    #[arg(long)]
+    pub unpaired: bool,
+    /// Linear SCM: cycle through this many training SCMs (default: a new SCM for every task).
+    #[arg(long)]
+    pub networks: Option<u64>,
+    /// SERGIO: consecutive tasks drawn from one simulated network.
+    #[arg(long, default_value_t = 8)]
+    pub tasks_per_network: u64,
+    #[command(flatten)]
+    pub training: TrainingArgs,
+}
+
+/// Runs `cellshift pretrain`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.paired && args.unpaired {
+        bail!("--paired and --unpaired contradict each other; give one");
+    }
+    set_threads(args.training.threads);
+    let genes = args.genes.unwrap_or(match args.prior {
+        PriorKind::Linear => 20,
+        PriorKind::Sergio => 50,
+    });
+    let model = MapPfnConfig::preset(&args.config, genes)?;
+    if args.k > model.max_context() {
+        bail!(
+            "K = {} exceeds the {} context slots of the model; use --k {} or less",
+            args.k,
+            model.max_context(),
+            model.max_context()
+        );
+    }
+    if args.cells == 0 {
+        bail!("--cells must be at least 1");
+    }
+    let source: Box<dyn TaskSource> = match args.prior {
+        PriorKind::Linear => {
+            let prior = LinearScmConfig {
+                n_nodes: genes,
+                paired: args.paired,
+                ..LinearScmConfig::default()
+            };
+            prior.validate()?;
+            if genes < args.k + 1 {
+                bail!(
+                    "a linear SCM with {genes} nodes has {genes} interventions, fewer than K + 1 = {}; lower --k",
+                    args.k + 1
+                );
+            }
+            Box::new(LinearScmTasks {
+                prior,
+                k: args.k,
+                n_cells: args.cells,
+                seed: args.training.seed,
+                n_networks: args.networks,
+            })
+        }
+        PriorKind::Sergio => {
+            let prior = SergioPriorConfig {
+                n_genes: genes,
+                paired: !args.unpaired,
+                ..SergioPriorConfig::default()
+            };
+            Box::new(SergioTasks {
+                prior,
+                k: args.k,
+                n_cells: args.cells,
+                seed: args.training.seed,
+                tasks_per_network: args.tasks_per_network,
+                normalization: NormalizationTarget::DatasetMedian,
+            })
+        }
+    };
+    let preprocessing = match args.prior {
+        PriorKind::Linear => Preprocessing {
+            per_condition_scaling: Some(
+                "linear SCM: each condition divided by its per-gene std (no centring), clipped to ±10"
+                    .into(),
+            ),
+            ..Preprocessing::identity(genes)
+        },
+        PriorKind::Sergio => Preprocessing {
+            gene_names: vec![],
+            ..Preprocessing::median_log1p(vec![String::new(); genes])
+        },
+    };
+    let train: TrainConfig = args.training.train_config(preprocessing)?;
+    let budget = args.training.budget(train.total_steps)?;
+    eprintln!(
+        "pre-training MapPFN `{}` (d = {genes}, K = {}, {} cells per set) on {}; {} micro-batches of {} tasks; run directory {}",
+        args.config,
+        args.k,
+        args.cells,
+        source.describe(),
+        train.total_steps,
+        train.batch_size,
+        args.out.display()
+    );
+    let mut progress = report_progress(train.total_steps);
+    let summary = pretrain(&model, &train, source.as_ref(), &args.out, budget, |p| {
+        progress(p)
+    })
+    .with_context(|| format!("pre-training into {}", args.out.display()))?;
+    eprintln!(
+        "stopped at micro-batch {} of {} ({} updates, {:.1} min this invocation){}; checkpoint {}",
+        summary.step,
+        train.total_steps,
+        summary.updates,
+        summary.elapsed.as_secs_f64() / 60.0,
+        if summary.finished {
+            ", run finished"
+        } else {
+            "; run the same command again to continue"
+        },
+        summary
+            .checkpoint
+            .as_ref()
+            .map_or("(none)".to_string(), |p| p.display().to_string())
+    );
+    Ok(())
+}
