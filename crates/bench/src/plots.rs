@@ -192,3 +192,86 @@ mod tests {
         }
     }
 }
+
+/// One line of a [`curves_png`] panel: a name and (x, mean, std) points.
+pub type Curve<'a> = (&'a str, Vec<(f64, f64, f64)>);
+
+/// Side-by-side panels (one per metric) of mean ± std against x (e.g. the number of context experiments
+/// K), several named lines per panel (e.g. a model and reference baselines).
+pub fn curves_png(
+    path: &Path,
+    panels: &[(&str, Vec<Curve<'_>>)],
+    x_label: &str,
+    title: &str,
+) -> Result<(), DataError> {
+    if panels.is_empty() {
+        return Err(DataError::Invalid("nothing to plot: no metric panels".into()));
+    }
+    let width = 330 * panels.len() as u32;
+    let palette = [BLUE, RED, BLACK, GREEN, MAGENTA, CYAN];
+    write_atomically(path, |tmp| {
+        let root = BitMapBackend::new(tmp, (width, 360)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        let root = root
+            .titled(title, ("sans-serif", 20))
+            .map_err(plot_error)?;
+        let areas = root.split_evenly((1, panels.len()));
+        for (area, (metric, curves)) in areas.iter().zip(panels) {
+            let points = curves.iter().flat_map(|(_, p)| p.iter());
+            let (mut x0, mut x1, mut y0, mut y1) = (
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+            );
+            for &(x, m, s) in points.filter(|(x, m, _)| x.is_finite() && m.is_finite()) {
+                let s = if s.is_finite() { s } else { 0.0 };
+                x0 = x0.min(x);
+                x1 = x1.max(x);
+                y0 = y0.min(m - s);
+                y1 = y1.max(m + s);
+            }
+            if !(x0.is_finite() && y0.is_finite()) {
+                continue;
+            }
+            let (xp, yp) = (((x1 - x0) * 0.05).max(0.5), ((y1 - y0) * 0.08).max(1e-6));
+            let mut chart = ChartBuilder::on(area)
+                .caption(*metric, ("sans-serif", 16))
+                .margin(10)
+                .x_label_area_size(35)
+                .y_label_area_size(55)
+                .build_cartesian_2d((x0 - xp)..(x1 + xp), (y0 - yp)..(y1 + yp))
+                .map_err(plot_error)?;
+            chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .draw()
+                .map_err(plot_error)?;
+            for (i, (name, pts)) in curves.iter().enumerate() {
+                let color = palette[i % palette.len()];
+                let line: Vec<(f64, f64)> = pts.iter().map(|&(x, m, _)| (x, m)).collect();
+                chart
+                    .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
+                    .map_err(plot_error)?
+                    .label(*name)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                    });
+                chart
+                    .draw_series(pts.iter().map(|&(x, m, s)| {
+                        PathElement::new(vec![(x, m - s), (x, m + s)], color.stroke_width(1))
+                    }))
+                    .map_err(plot_error)?;
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK.mix(0.3))
+                .label_font(("sans-serif", 12))
+                .draw()
+                .map_err(plot_error)?;
+        }
+        root.present().map_err(plot_error)?;
+        Ok(())
+    })
+}

@@ -36,6 +36,8 @@ enum Command {
     Predict(commands::predict::Args),
     /// Score a MapPFN checkpoint or a baseline on a data file (metric JSON, mean ± std over seeds).
     Bench(commands::bench::Args),
+    /// Write an inference-only (EMA, half-precision) copy of a checkpoint, the form shipped in the repository.
+    Export(commands::export::Args),
     /// Score predictions against real cells (two .h5ad files, or one .npz case) or score a baseline.
     Evaluate(commands::evaluate::Args),
     /// Run the main job end to end on synthetic data the project makes itself and write a small report.
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Finetune(args) => commands::finetune::run(args),
         Command::Predict(args) => commands::predict::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Export(args) => commands::export::run(args),
         Command::Demo(args) => commands::demo::run(args),
     };
     match result {

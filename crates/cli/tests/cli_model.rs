@@ -90,6 +90,24 @@ fn bench_scores_model_and_baseline_into_json() {
         "10", "--seeds", "2", "--metrics", "mappfn",
     ]);
     assert!(out.contains("| oracle |"), "{out}");
+    // The context-size curve: one row per K, a JSON entry per K and a PNG.
+    let (curve_json, png) = (tmp.path().join("k.json"), tmp.path().join("k.png"));
+    let (out, _) = ok(&[
+        "bench", "--model", &run, "--data", &data, "--split", "holdout", "--k-curve", "0,2",
+        "--cells", "8", "--seeds", "1", "--metrics", "mappfn", "--solver", "euler",
+        "--solver-steps", "2", "--threads", "1", "--json", curve_json.to_str().unwrap(), "--plot",
+        png.to_str().unwrap(),
+    ]);
+    assert!(out.contains("| mappfn K=0 |") && out.contains("| mappfn K=2 |"), "{out}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&curve_json).unwrap()).unwrap();
+    let ks: Vec<u64> = v["k_curve"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["k"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ks, vec![0, 2]);
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
 }
 
 #[test]
@@ -102,8 +120,12 @@ fn finetune_continues_from_the_pretrained_weights() {
         "--steps", "2", "--batch-size", "2", "--accumulation", "1", "--threads", "1",
     ]);
     assert!(err.contains("stopped at micro-batch 2 of 2, run finished"), "{err}");
+    // The half-precision inference export predicts too.
+    let exported = tmp.path().join("export").display().to_string();
+    let (out, _) = ok(&["export", "--model", &tuned, "--out", &exported]);
+    assert!(out.contains("Half"), "{out}");
     ok(&[
-        "predict", "--model", &tuned, "--data", &data, "--context", "linear_0", "--query", "X01",
+        "predict", "--model", &exported, "--data", &data, "--context", "linear_0", "--query", "X01",
         "--k", "2", "--cells", "5", "--solver", "euler", "--solver-steps", "2", "--threads", "1",
         "--out", tmp.path().join("p.h5ad").to_str().unwrap(),
     ]);

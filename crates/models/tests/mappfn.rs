@@ -309,6 +309,61 @@ fn checkpoint_round_trip_and_sidecar() {
 }
 
 #[test]
+fn inference_export_keeps_the_ema_predictions_and_can_be_fine_tuned() {
+    single_thread();
+    let d = 6;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = GaussianShiftSource::new(d, 8, 2, 3).expect("source");
+    let net = MapPfnNet::new(MapPfnConfig::tiny(d), 9, Device::Cpu).expect("tiny");
+    let mut trainer = Trainer::new(&net, quick(d, 10)).expect("trainer");
+    for _ in 0..4 {
+        trainer.step(&source).expect("step");
+    }
+    trainer.save_checkpoint(&dir.path().join("run")).expect("save");
+    let sampler = SamplerConfig {
+        solver: OdeSolver::Euler { steps: 4 },
+        guidance: 2.0,
+    };
+    let full = MapPfn::load(&dir.path().join("run"))
+        .expect("load")
+        .with_sampler(sampler)
+        .expect("s");
+    let t = source.task(5).expect("task");
+    let reference = full.sample(&t, 12, 3).expect("sample").cells;
+    // A float32 export predicts exactly what the EMA weights predict.
+    checkpoint::export_inference(&dir.path().join("run"), &dir.path().join("f32"), Kind::Float)
+        .expect("export f32");
+    let exported = MapPfn::load(&dir.path().join("f32"))
+        .expect("load export")
+        .with_sampler(sampler)
+        .expect("s");
+    assert_eq!(exported.sample(&t, 12, 3).expect("sample").cells, reference);
+    // A half-precision export is about half the size and predicts within half-precision rounding.
+    let half = checkpoint::export_inference(&dir.path().join("run"), &dir.path().join("f16"), Kind::Half)
+        .expect("export f16");
+    let full_bytes = checkpoint::read_meta(&dir.path().join("run")).expect("meta").1.tensors.bytes;
+    let half_bytes = checkpoint::read_meta(&half).expect("meta").1.tensors.bytes;
+    assert!(
+        (half_bytes as f64) < 0.2 * full_bytes as f64,
+        "export {half_bytes} B vs full checkpoint {full_bytes} B (weights, EMA, two AdamW moments)"
+    );
+    let halved = MapPfn::load(&half).expect("load f16").with_sampler(sampler).expect("s");
+    let cells = halved.sample(&t, 12, 3).expect("sample").cells;
+    let max_diff = (&cells - &reference).mapv(f32::abs).fold(0.0f32, |a, &b| a.max(b));
+    assert!(max_diff > 0.0 && max_diff < 0.05, "f16 export changed predictions by {max_diff}");
+    // Fine-tuning starts from an export (its weights seed both the raw weights and the EMA).
+    finetune(
+        &half,
+        &quick(d, 2),
+        &source,
+        &dir.path().join("tuned"),
+        Budget::Steps(2),
+        |_| {},
+    )
+    .expect("fine-tune from export");
+}
+
+#[test]
 fn missing_and_corrupted_checkpoints_give_clear_errors() {
     single_thread();
     let d = 4;

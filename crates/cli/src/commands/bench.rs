@@ -2,13 +2,15 @@
 //! (condition-level split, K context experiments from the train half of the query's context, several
 //! resampling seeds), print the main metrics and write the full metric JSON (mean ± std over seeds).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
 use cellshift_baselines::{baseline_by_name, BASELINE_NAMES};
 use cellshift_bench::prepare::prepare_for_model;
 use cellshift_bench::score::all_holdout_split;
+use cellshift_bench::plots::{curves_png, Curve};
+use cellshift_bench::summary::find;
 use cellshift_bench::{markdown_table, score_predictor, ScoreConfig, ScoreResult};
 use cellshift_data::atomic::write_bytes_atomically;
 use cellshift_data::{PerturbationData, Predictor, SplitConfig};
@@ -62,6 +64,12 @@ pub struct Args {
     /// Metric groups: mappfn, celleval, de, perturbench, systema, distribution, or all.
     #[arg(long, default_value = "all")]
     pub metrics: String,
+    /// Score at each of these K instead (e.g. `0,1,2,4,8`): the context-size curve.
+    #[arg(long, value_delimiter = ',')]
+    pub k_curve: Vec<usize>,
+    /// With --k-curve: write a PNG of the main metrics against K.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
     /// CPU threads for libtorch (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -101,31 +109,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
     };
     let started = Instant::now();
-    let result = match (&args.model, &args.baseline) {
-        (Some(dir), None) => {
-            let mut model = load_mappfn(dir, &args.sampler)?;
-            let max_k = model.net().config().max_context();
-            if args.k > max_k {
-                anyhow::bail!(
-                    "K = {} exceeds the model's {max_k} context slots; use --k {max_k} or less",
-                    args.k
-                );
+    let (data, mut predictor): (PerturbationData, Box<dyn Predictor>) =
+        match (&args.model, &args.baseline) {
+            (Some(dir), None) => {
+                let model = load_mappfn(dir, &args.sampler)?;
+                let max_k = model.net().config().max_context();
+                let largest = args.k_curve.iter().copied().chain([args.k]).max().unwrap_or(0);
+                if largest > max_k {
+                    anyhow::bail!(
+                        "K = {largest} exceeds the model's {max_k} context slots; use K ≤ {max_k}"
+                    );
+                }
+                let (data, report) = prepare_for_model(&raw, model.preprocessing())
+                    .with_context(|| format!("preparing {} for the model", args.data.display()))?;
+                for note in &report.notes {
+                    eprintln!("note: {note}");
+                }
+                (data, Box::new(model))
             }
-            let (data, report) = prepare_for_model(&raw, model.preprocessing())
-                .with_context(|| format!("preparing {} for the model", args.data.display()))?;
-            for note in &report.notes {
-                eprintln!("note: {note}");
+            (None, Some(name)) => {
+                let baseline = baseline_by_name(name).map_err(|e| {
+                    anyhow::anyhow!("{e} (valid names: {})", BASELINE_NAMES.join(", "))
+                })?;
+                (raw, baseline)
             }
-            score(&data, &mut model, &config)?
-        }
-        (None, Some(name)) => {
-            let mut baseline = baseline_by_name(name).map_err(|e| {
-                anyhow::anyhow!("{e} (valid names: {})", BASELINE_NAMES.join(", "))
-            })?;
-            score(&raw, baseline.as_mut(), &config)?
-        }
-        _ => anyhow::bail!("give --model DIR or --baseline NAME"),
-    };
+            _ => anyhow::bail!("give --model DIR or --baseline NAME"),
+        };
+    if !args.k_curve.is_empty() {
+        return k_curve(&args, &data, predictor.as_mut(), config, started);
+    }
+    let result = score(&data, predictor.as_mut(), &config)?;
     print!(
         "{}",
         markdown_table(
@@ -140,7 +153,62 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         result.reports.len() / config.seeds.len().max(1)
     );
     if let Some(path) = &args.json {
-        write_json(path, &result, &args, &config)?;
+        write_bytes_atomically(
+            path,
+            serde_json::to_string_pretty(&result_json(&result, &args, &config))?.as_bytes(),
+        )?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Metrics of the context-size curve plot.
+const CURVE_METRICS: [&str; 5] = ["w2", "mmd", "mean_rmse", "pds", "mag_ratio"];
+
+fn k_curve(
+    args: &Args,
+    data: &PerturbationData,
+    predictor: &mut dyn Predictor,
+    mut config: ScoreConfig,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    let mut json_rows = Vec::new();
+    for &k in &args.k_curve {
+        config.k = k;
+        let result = score(data, predictor, &config)?;
+        eprintln!("K = {k} scored ({:.0} s so far)", started.elapsed().as_secs_f64());
+        json_rows.push(serde_json::json!({"k": k, "result": result_json(&result, args, &config)}));
+        rows.push((format!("{} K={k}", result.method), result.summary));
+    }
+    print!("{}", markdown_table(&rows, &TABLE_METRICS));
+    if let Some(path) = &args.json {
+        let json = serde_json::json!({ "k_curve": json_rows });
+        write_bytes_atomically(path, serde_json::to_string_pretty(&json)?.as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.plot {
+        let name = predictor.name().to_string();
+        let panels: Vec<(&str, Vec<Curve<'_>>)> = CURVE_METRICS
+            .iter()
+            .map(|&metric| {
+                let points = args
+                    .k_curve
+                    .iter()
+                    .zip(&rows)
+                    .filter_map(|(&k, (_, summary))| {
+                        find(summary, metric).map(|m| (k as f64, m.mean, m.std))
+                    })
+                    .collect();
+                (metric, vec![(name.as_str(), points)])
+            })
+            .collect();
+        curves_png(
+            path,
+            &panels,
+            "context experiments K",
+            &format!("{name}: metrics against the number of context experiments"),
+        )?;
         println!("wrote {}", path.display());
     }
     Ok(())
@@ -157,13 +225,8 @@ fn score(
     result
 }
 
-fn write_json(
-    path: &Path,
-    result: &ScoreResult,
-    args: &Args,
-    config: &ScoreConfig,
-) -> anyhow::Result<()> {
-    let json = serde_json::json!({
+fn result_json(result: &ScoreResult, args: &Args, config: &ScoreConfig) -> serde_json::Value {
+    serde_json::json!({
         "method": result.method,
         "model": args.model.as_ref().map(|p| p.display().to_string()),
         "data": args.data.display().to_string(),
@@ -181,7 +244,5 @@ fn write_json(
             "context": context,
             "report": serde_json::from_str::<serde_json::Value>(&report.to_json()).unwrap_or_default(),
         })).collect::<Vec<_>>(),
-    });
-    write_bytes_atomically(path, serde_json::to_string_pretty(&json)?.as_bytes())?;
-    Ok(())
+    })
 }

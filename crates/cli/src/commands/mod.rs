@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod demo;
 pub mod evaluate;
+pub mod export;
 pub mod finetune;
 pub mod inspect;
 pub mod model;

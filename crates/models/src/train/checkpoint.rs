@@ -130,6 +130,11 @@ impl LoadedCheckpoint {
         Ok(t)
     }
 
+    /// Whether this is an inference export ([`export_inference`]): model weights only, no EMA or optimiser.
+    pub fn is_inference_export(&self) -> bool {
+        !self.tensors.keys().any(|k| k.starts_with("ema/"))
+    }
+
     /// Whether a tensor `prefix/name` is present.
     pub fn has(&self, prefix: &str, name: &str) -> bool {
         self.tensors.contains_key(&format!("{prefix}/{name}"))
@@ -337,4 +342,40 @@ pub fn read_checkpoint(path: &Path) -> Result<LoadedCheckpoint> {
         .into_iter()
         .collect();
     Ok(LoadedCheckpoint { dir, meta, tensors })
+}
+
+/// Writes an inference-only copy of the checkpoint at `src` into the run directory `out_dir`: the EMA
+/// weights (read out as inference uses them) stored as `model/` tensors in `precision` (e.g. half
+/// precision for a checkpoint shipped in a repository), without optimiser state. Loading converts back to
+/// float32. Returns the new checkpoint directory.
+pub fn export_inference(src: &Path, out_dir: &Path, precision: tch::Kind) -> Result<PathBuf> {
+    let ck = read_checkpoint(src)?;
+    let factor = crate::train::Ema::readout_factor(
+        &ck.meta.train_config.ema,
+        ck.meta.counters.ema_updates,
+    );
+    let has_ema = !ck.is_inference_export();
+    let mut names: Vec<&String> = ck
+        .tensors
+        .keys()
+        .filter(|k| k.starts_with("model/"))
+        .collect();
+    names.sort();
+    let mut tensors = Vec::with_capacity(names.len());
+    for key in names {
+        let name = &key["model/".len()..];
+        let ema_key = format!("ema/{name}");
+        let weight = match ck.tensors.get(&ema_key) {
+            Some(e) if has_ema => e * factor,
+            _ => ck.tensors[key].shallow_clone(),
+        };
+        tensors.push((key.clone(), weight.to_kind(precision)));
+    }
+    let mut meta = ck.meta.clone();
+    meta.task_source = format!(
+        "{} [inference export ({precision:?}) of {}]",
+        meta.task_source,
+        ck.dir.display()
+    );
+    write_checkpoint(out_dir, meta, &tensors, 1)
 }

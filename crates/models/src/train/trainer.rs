@@ -72,6 +72,8 @@ pub fn load_weights(vs: &nn::VarStore, ck: &LoadedCheckpoint, ema: bool) -> Resu
     } else {
         1.0
     };
+    // An inference export holds only `model/` tensors (the EMA readout baked in).
+    let ema = ema && !ck.is_inference_export();
     tch::no_grad(|| {
         for (name, mut var) in named_variables(vs) {
             let from_ema = ema && var.requires_grad();
@@ -350,17 +352,25 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
     pub fn start_from(&mut self, ck: &LoadedCheckpoint) -> Result<()> {
         load_weights(self.model.var_store(), ck, false)?;
         let layout = self.params.layout.clone();
+        // An inference export carries the EMA readout as its weights: the EMA restarts from them.
+        let export = ck.is_inference_export();
+        let prefix = if export { "model" } else { "ema" };
         tch::no_grad(|| -> Result<()> {
             for (i, n) in layout.names.iter().enumerate() {
                 layout.view(&self.ema.shadow, i).f_copy_(ck.tensor(
-                    "ema",
+                    prefix,
                     n,
                     &layout.shapes[i],
                 )?)?;
             }
             Ok(())
         })?;
-        self.ema.count = ck.meta.counters.ema_updates;
+        self.ema.count = if export {
+            // Treat the restored shadow as fully warmed up (no debiasing of a copied EMA).
+            ck.meta.counters.ema_updates.max(1)
+        } else {
+            ck.meta.counters.ema_updates
+        };
         self.counters = Counters {
             ema_updates: self.ema.count,
             ..Counters::default()
