@@ -113,10 +113,8 @@ fn score_context(
     seed: u64,
     config: &ScoreConfig,
 ) -> anyhow::Result<EvalReport> {
-    let mut obs: Option<Array2<f64>> = None;
     let mut shared_observational: Option<Array2<f32>> = None;
-    let (mut trues, mut preds, mut names, mut targets) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut tasks, mut inputs, mut seeds) = (Vec::new(), Vec::new(), Vec::new());
     for (i, &q) in queries.iter().enumerate() {
         let task_seed = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
         let mut task = sampler.task_for(q, config.k, task_seed)?;
@@ -132,24 +130,28 @@ fn score_context(
         input.target = sampler
             .task_for(q, 0, task_seed ^ INDEPENDENT_RESAMPLE_SALT)?
             .target;
-        let prediction = predictor
-            .predict(&input, config.n_cells, task_seed)
-            .map_err(|e| {
-                anyhow::anyhow!("{} failed on {}: {e}", predictor.name(), task.query_label())
-            })?;
+        tasks.push(task);
+        inputs.push(input);
+        seeds.push(task_seed);
+    }
+    // All queries of the context at once: methods that can batch them solve them together.
+    let predictions = predictor
+        .predict_many(&inputs, config.n_cells, &seeds)
+        .map_err(|e| anyhow::anyhow!("{} failed: {e}", predictor.name()))?;
+    let (mut trues, mut preds, mut names, mut targets) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (task, prediction) in tasks.iter().zip(&predictions) {
         let target = task
             .target
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("task without target cells"))?;
-        if obs.is_none() {
-            obs = Some(task.observational.mapv(f64::from));
-        }
         trues.push(target.mapv(f64::from));
-        preds.push(prediction_cells(&prediction, &task).mapv(f64::from));
+        preds.push(prediction_cells(prediction, task).mapv(f64::from));
         let label = task.query_label().to_string();
         targets.push(data.gene_index(&label).map(|g| g as i64).unwrap_or(-1));
         names.push(label);
     }
+    let obs = shared_observational.map(|o| o.mapv(f64::from));
     let obs = obs.ok_or_else(|| anyhow::anyhow!("no queries in context"))?;
     let case = EvalCase::new(obs, trues, preds, Some(names), Some(targets))?;
     let options = EvalOptions {

@@ -46,4 +46,28 @@ pub trait Predictor {
     /// Predicts `n_cells` cells (or a pseudo-bulk profile) of the query of `task`. `task.target` is never
     /// read except by the oracle baseline. Stochastic predictors draw from `seed`.
     fn predict(&self, task: &Task, n_cells: usize, seed: u64) -> Result<Prediction, PredictError>;
+
+    /// Predicts several queries, task `i` with `seeds[i]`; the result must equal calling
+    /// [`Predictor::predict`] on each (up to floating-point reassociation). Methods that can solve several
+    /// queries at once (one batched ODE solve) override it; the default predicts one by one.
+    fn predict_many(
+        &self,
+        tasks: &[Task],
+        n_cells: usize,
+        seeds: &[u64],
+    ) -> Result<Vec<Prediction>, PredictError> {
+        if tasks.len() != seeds.len() {
+            return Err(format!(
+                "predict_many got {} tasks but {} seeds; give one seed per task",
+                tasks.len(),
+                seeds.len()
+            )
+            .into());
+        }
+        tasks
+            .iter()
+            .zip(seeds)
+            .map(|(t, &s)| self.predict(t, n_cells, s))
+            .collect()
+    }
 }

@@ -110,6 +110,23 @@ impl Bare {
     }
 }
 
+/// The machine's float32 matrix-multiply throughput through libtorch (GFLOP/s, 2·n³ per n×n product), best
+/// of two sizes: the denominator of "share of peak".
+fn matmul_peak() -> f64 {
+    [1024i64, 2048]
+        .iter()
+        .map(|&n| {
+            let a = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
+            let b = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
+            let iters = if n == 1024 { 20 } else { 4 };
+            let secs = time(2, iters, || {
+                let _ = a.mm(&b);
+            });
+            2.0 * (n * n * n) as f64 / secs / 1e9
+        })
+        .fold(0.0, f64::max)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let value_of = |flag: &str| {
@@ -126,9 +143,11 @@ fn main() {
         !args.iter().any(|a| a == "small" || a == "paper") || args.iter().any(|a| a == name)
     };
     println!("torch threads: {}; FLOPs = 2·MACs incl. attention; train step = 3× forward, guided eval = 2× forward", tch::get_num_threads());
+    let peak = matmul_peak();
+    println!("fp32 matmul throughput of this machine (best of 1024³ and 2048³ mm): {peak:.1} GFLOP/s");
     println!(
-        "{:<44} {:>11} {:>12} {:>10} {:>9}",
-        "case", "ms/call", "ms/task", "GFLOP", "GFLOP/s"
+        "{:<44} {:>11} {:>12} {:>10} {:>9} {:>7}",
+        "case", "ms/call", "ms/task", "GFLOP", "GFLOP/s", "% peak"
     );
 
     let shapes = [
@@ -161,12 +180,13 @@ fn main() {
         let fwd = forward_flops(&s.config, &layout);
         let report = |case: &str, secs: f64, tasks: usize, flops: f64| {
             println!(
-                "{:<44} {:>11.1} {:>12.1} {:>10.2} {:>9.1}",
+                "{:<44} {:>11.1} {:>12.1} {:>10.2} {:>9.1} {:>6.0}%",
                 case,
                 secs * 1e3,
                 secs * 1e3 / tasks as f64,
                 flops / 1e9,
-                flops / secs / 1e9
+                flops / secs / 1e9,
+                100.0 * flops / secs / 1e9 / peak
             );
         };
         println!(

@@ -74,18 +74,32 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("note: {note}");
     }
     let context = resolve_context(&data, args.context.as_deref())?;
+    let seeds: Vec<u64> = (0..args.query.len() as u64)
+        .map(|i| args.seed.wrapping_mul(1_000_003).wrapping_add(i))
+        .collect();
+    let tasks = args
+        .query
+        .iter()
+        .zip(&seeds)
+        .map(|(query, &seed)| {
+            inference_task(&data, context, query, args.value, args.k, args.cells, seed)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // All queries share K and the set sizes: one batched ODE solve.
+    let refs: Vec<_> = tasks.iter().collect();
+    let samples = model
+        .sample_batch(&refs, args.cells, &seeds)
+        .context("predicting the queries")?;
+    eprintln!(
+        "predicted {} queries × {} cells in `{}` in one batched solve ({} velocity evaluations)",
+        args.query.len(),
+        args.cells,
+        data.contexts[context],
+        samples.first().map_or(0, |s| s.evaluations)
+    );
     let mut blocks = Vec::new();
     let mut labels = Vec::new();
-    for (i, query) in args.query.iter().enumerate() {
-        let seed = args.seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
-        let task = inference_task(&data, context, query, args.value, args.k, args.cells, seed)?;
-        let sample = model
-            .sample(&task, args.cells, seed)
-            .with_context(|| format!("predicting `{query}`"))?;
-        eprintln!(
-            "predicted {} cells of `{query}` in `{}` ({} velocity evaluations)",
-            args.cells, data.contexts[context], sample.evaluations
-        );
+    for (query, sample) in args.query.iter().zip(samples) {
         blocks.push(sample.cells);
         labels.extend(std::iter::repeat_n(query.clone(), args.cells));
     }

@@ -16,6 +16,9 @@ use crate::train::checkpoint::{self, CheckpointMeta};
 use crate::train::trainer::load_weights;
 use crate::train::Preprocessing;
 
+/// Queries solved together by default in [`Predictor::predict_many`].
+pub const DEFAULT_MAX_BATCH: usize = 16;
+
 /// Which weights of a checkpoint to load.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WeightSet {
@@ -41,6 +44,7 @@ pub struct Sample {
 pub struct MapPfn {
     net: MapPfnNet,
     sampler: SamplerConfig,
+    max_batch: usize,
     preprocessing: Preprocessing,
     meta: Option<CheckpointMeta>,
     checkpoint: Option<PathBuf>,
@@ -52,6 +56,7 @@ impl MapPfn {
         MapPfn {
             net,
             sampler: SamplerConfig::default(),
+            max_batch: DEFAULT_MAX_BATCH,
             preprocessing,
             meta: None,
             checkpoint: None,
@@ -85,6 +90,7 @@ impl MapPfn {
         Ok(MapPfn {
             net,
             sampler: SamplerConfig::default(),
+            max_batch: DEFAULT_MAX_BATCH,
             preprocessing: ck.meta.preprocessing.clone(),
             meta: Some(ck.meta),
             checkpoint: Some(ck.dir),
@@ -96,6 +102,12 @@ impl MapPfn {
         sampler.validate()?;
         self.sampler = sampler;
         Ok(self)
+    }
+
+    /// Solve at most `max_batch` queries together in [`Predictor::predict_many`] (1 = one by one).
+    pub fn with_max_batch(mut self, max_batch: usize) -> MapPfn {
+        self.max_batch = max_batch.max(1);
+        self
     }
 
     /// The sampler settings.
@@ -125,22 +137,50 @@ impl MapPfn {
 
     /// Samples `n_cells` cells of the task's query from noise drawn from `seed`.
     pub fn sample(&self, task: &Task, n_cells: usize, seed: u64) -> Result<Sample> {
+        let mut samples = self.sample_batch(&[task], n_cells, &[seed])?;
+        Ok(samples.remove(0))
+    }
+
+    /// Samples several queries in one batched ODE solve (task `i` from noise drawn from `seeds[i]`, the same
+    /// noise [`MapPfn::sample`] would draw). The tasks must share K and their set sizes. With a fixed-step
+    /// solver every query equals its own solve; with the adaptive solver the step sizes are shared, chosen
+    /// for the hardest query (each query stays within the tolerances).
+    pub fn sample_batch(&self, tasks: &[&Task], n_cells: usize, seeds: &[u64]) -> Result<Vec<Sample>> {
         self.sampler.validate()?;
-        self.net.check_task(task, false)?;
+        if tasks.is_empty() || tasks.len() != seeds.len() {
+            return Err(ModelError::Input(format!(
+                "sample_batch needs one seed per task and at least one task (got {} tasks, {} seeds)",
+                tasks.len(),
+                seeds.len()
+            )));
+        }
         if n_cells == 0 {
             return Err(ModelError::Input("n_cells must be at least 1".into()));
         }
+        let layout = MapPfnNet::layout_of(tasks[0], n_cells);
+        for task in tasks {
+            self.net.check_task(task, false)?;
+            if MapPfnNet::layout_of(task, n_cells) != layout {
+                return Err(ModelError::Input(
+                    "queries solved together must share K and the sizes of their cell sets; solve them separately".into(),
+                ));
+            }
+        }
         let d = self.net.config().n_genes;
-        let layout = MapPfnNet::layout_of(task, n_cells);
+        let b = tasks.len();
         tch::no_grad(|| {
-            let cond = self.net.encode_tasks(&[task], &layout)?;
+            let cond = self.net.encode_tasks(tasks, &layout)?;
             let field = ConditionedNet {
                 net: &self.net,
                 cond: &cond,
             };
-            let mut stream = rng::stream(seed, "mappfn-sample", 0);
-            let x0 = Tensor::from_slice(&rng::normals(&mut stream, n_cells * d))
-                .reshape([1, n_cells as i64, d as i64])
+            let mut noise = Vec::with_capacity(b * n_cells * d);
+            for &seed in seeds {
+                let mut stream = rng::stream(seed, "mappfn-sample", 0);
+                noise.extend(rng::normals(&mut stream, n_cells * d));
+            }
+            let x0 = Tensor::from_slice(&noise)
+                .reshape([b as i64, n_cells as i64, d as i64])
                 .to_device(self.net.device());
             let omega = self.sampler.guidance;
             let sol = solve(
@@ -156,13 +196,17 @@ impl MapPfn {
                     .to_device(Device::Cpu)
                     .reshape([-1]),
             )?;
-            let cells = Array2::from_shape_vec((n_cells, d), flat)
-                .map_err(|e| ModelError::Input(format!("internal shape error: {e}")))?;
-            Ok(Sample {
-                cells,
-                evaluations: sol.evaluations,
-                steps: sol.steps,
-            })
+            flat.chunks(n_cells * d)
+                .map(|chunk| {
+                    let cells = Array2::from_shape_vec((n_cells, d), chunk.to_vec())
+                        .map_err(|e| ModelError::Input(format!("internal shape error: {e}")))?;
+                    Ok(Sample {
+                        cells,
+                        evaluations: sol.evaluations,
+                        steps: sol.steps,
+                    })
+                })
+                .collect()
         })
     }
 }
@@ -184,5 +228,40 @@ impl Predictor for MapPfn {
 
     fn predict(&self, task: &Task, n_cells: usize, seed: u64) -> Result<Prediction, PredictError> {
         Ok(Prediction::Cells(self.sample(task, n_cells, seed)?.cells))
+    }
+
+    /// Queries with the same layout are solved together in batches of at most `max_batch` queries.
+    fn predict_many(
+        &self,
+        tasks: &[Task],
+        n_cells: usize,
+        seeds: &[u64],
+    ) -> Result<Vec<Prediction>, PredictError> {
+        if tasks.len() != seeds.len() {
+            return Err(ModelError::Input(format!(
+                "predict_many got {} tasks but {} seeds",
+                tasks.len(),
+                seeds.len()
+            ))
+            .into());
+        }
+        let mut out: Vec<Option<Prediction>> = vec![None; tasks.len()];
+        let mut groups: Vec<(crate::mappfn::TaskLayout, Vec<usize>)> = Vec::new();
+        for (i, t) in tasks.iter().enumerate() {
+            let layout = MapPfnNet::layout_of(t, n_cells);
+            match groups.iter_mut().find(|(l, g)| *l == layout && g.len() < self.max_batch) {
+                Some((_, g)) => g.push(i),
+                None => groups.push((layout, vec![i])),
+            }
+        }
+        for (_, group) in groups {
+            let refs: Vec<&Task> = group.iter().map(|&i| &tasks[i]).collect();
+            let group_seeds: Vec<u64> = group.iter().map(|&i| seeds[i]).collect();
+            let samples = self.sample_batch(&refs, n_cells, &group_seeds)?;
+            for (i, s) in group.into_iter().zip(samples) {
+                out[i] = Some(Prediction::Cells(s.cells));
+            }
+        }
+        Ok(out.into_iter().flatten().collect())
     }
 }
