@@ -178,3 +178,30 @@ fn bad_input_to_model_commands_is_named() {
     check(&["--context", "linear_0", "--query", "X01", "--k", "2"], &["unusable"]);
     assert!(!Path::new(&out).exists(), "no output may be written on failure");
 }
+
+#[test]
+fn bench_speed_compares_solvers_on_the_same_noise() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (run, data) = setup(tmp.path());
+    let json = tmp.path().join("speed.json");
+    let (out, _) = ok(&[
+        "bench", "speed", "--model", &run, "--data", &data, "--k", "2", "--cells", "8", "--queries",
+        "2", "--fast-reference", "--threads", "1", "--json", json.to_str().unwrap(),
+    ]);
+    assert!(out.contains("sampling noise"), "{out}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let solvers = v["solvers"].as_array().unwrap();
+    let evals = |name: &str| {
+        solvers
+            .iter()
+            .find(|s| s["solver"].as_str().unwrap().starts_with(name))
+            .map(|s| s["evaluations"].as_u64().unwrap())
+            .unwrap()
+    };
+    // Fixed-step solvers use exactly their evaluation budgets; RK4 costs 4 per step.
+    assert_eq!(evals("Euler { steps: 10 }"), 10);
+    assert_eq!(evals("Rk4 { steps: 3 }"), 12);
+    // The reference compared with itself is exactly zero; every other solver is close to it.
+    assert_eq!(solvers[0]["w2_to_reference"].as_f64().unwrap(), 0.0);
+    assert!(solvers.iter().all(|s| s["w2_to_reference"].as_f64().unwrap().abs() < 1.0));
+}

@@ -30,9 +30,19 @@ pub enum SplitChoice {
     Holdout,
 }
 
+/// Benchmarks other than scoring.
+#[derive(clap::Subcommand)]
+pub enum BenchCommand {
+    /// Sampling speed and accuracy of the ODE solvers against the reference sampler on held-out tasks.
+    Speed(super::speed::Args),
+}
+
 /// Arguments of `cellshift bench`.
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
     /// Score this checkpoint (or run) directory.
     #[arg(long, conflicts_with = "baseline")]
     pub model: Option<PathBuf>,
@@ -41,8 +51,8 @@ pub struct Args {
     #[arg(long)]
     pub baseline: Option<String>,
     /// Data set (`.h5ad`). With --model it is brought to the checkpoint's genes and normalisation.
-    #[arg(long)]
-    pub data: PathBuf,
+    #[arg(long, required = true)]
+    pub data: Option<PathBuf>,
     /// Write the metric JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -92,9 +102,16 @@ pub const TABLE_METRICS: [&str; 7] = [
 
 /// Runs `cellshift bench`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(BenchCommand::Speed(speed)) = args.command {
+        return super::speed::run(speed);
+    }
     set_threads(args.threads);
     let groups = MetricGroups::parse(&args.metrics)?;
-    let raw = args.columns.read(&args.data)?;
+    let data_path = args
+        .data
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("give --data FILE.h5ad"))?;
+    let raw = args.columns.read(&data_path)?;
     let config = ScoreConfig {
         k: args.k,
         n_cells: args.cells,
@@ -121,7 +138,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     );
                 }
                 let (data, report) = prepare_for_model(&raw, model.preprocessing())
-                    .with_context(|| format!("preparing {} for the model", args.data.display()))?;
+                    .with_context(|| format!("preparing {} for the model", data_path.display()))?;
                 for note in &report.notes {
                     eprintln!("note: {note}");
                 }
@@ -229,7 +246,7 @@ fn result_json(result: &ScoreResult, args: &Args, config: &ScoreConfig) -> serde
     serde_json::json!({
         "method": result.method,
         "model": args.model.as_ref().map(|p| p.display().to_string()),
-        "data": args.data.display().to_string(),
+        "data": args.data.as_ref().map(|p| p.display().to_string()),
         "protocol": {
             "k": config.k,
             "cells": config.n_cells,

@@ -11,6 +11,7 @@ pub mod predict;
 pub mod preprocess;
 pub mod pretrain;
 pub mod simulate;
+pub mod speed;
 pub mod training;
 
 use std::path::Path;
