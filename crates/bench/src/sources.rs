@@ -266,3 +266,61 @@ impl TaskSource for DataTasks<'_> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scm_tasks() -> LinearScmTasks {
+        LinearScmTasks {
+            prior: LinearScmConfig {
+                n_nodes: 6,
+                n_samples: 30,
+                ..LinearScmConfig::default()
+            },
+            k: 3,
+            n_cells: 10,
+            seed: 5,
+            n_networks: None,
+        }
+    }
+
+    #[test]
+    fn linear_scm_tasks_are_a_pure_function_of_the_index() {
+        let source = scm_tasks();
+        let (a, b) = (source.task(7).unwrap(), source.task(7).unwrap());
+        assert_eq!(a.treatments, b.treatments);
+        assert_eq!(a.target, b.target);
+        assert_eq!(a.context_cells, b.context_cells);
+        let c = source.task(8).unwrap();
+        assert_ne!(a.context, c.context, "every task draws a new SCM");
+        assert_eq!(a.context_cells.dim(), (3, 10, 6));
+        assert_eq!(a.treatments.dim(), (4, 6));
+        // The query is a hard intervention: its gene is constant at the intervention value c ∈ [0.5, 1.5],
+        // which is also the query's encoding; no context experiment repeats the query.
+        let q = a.query_treatment();
+        let gene = q.iter().position(|&v| v != 0.0).unwrap();
+        assert!((0.5..=1.5).contains(&q[gene]));
+        let target = a.target.as_ref().unwrap();
+        assert!(target.column(gene).iter().all(|&v| (v - q[gene]).abs() < 1e-6));
+        for row in 0..3 {
+            assert_eq!(a.treatments[[row, gene]], 0.0);
+        }
+        // A bounded pool of SCMs cycles.
+        let bounded = LinearScmTasks {
+            n_networks: Some(4),
+            ..scm_tasks()
+        };
+        assert_eq!(bounded.task(1).unwrap().context, bounded.task(5).unwrap().context);
+    }
+
+    #[test]
+    fn too_few_interventions_for_k_is_an_error() {
+        let source = LinearScmTasks {
+            k: 6,
+            ..scm_tasks()
+        };
+        let err = source.task(0).unwrap_err().to_string();
+        assert!(err.contains("fewer than K + 1 = 7"), "{err}");
+    }
+}
