@@ -31,7 +31,11 @@ fn list(names: &[String]) -> String {
     format!(
         "{}{}",
         shown.join(", "),
-        if names.len() > shown.len() { ", …" } else { "" }
+        if names.len() > shown.len() {
+            ", …"
+        } else {
+            ""
+        }
     )
 }
 

@@ -205,16 +205,16 @@ pub fn curves_png(
     title: &str,
 ) -> Result<(), DataError> {
     if panels.is_empty() {
-        return Err(DataError::Invalid("nothing to plot: no metric panels".into()));
+        return Err(DataError::Invalid(
+            "nothing to plot: no metric panels".into(),
+        ));
     }
     let width = 330 * panels.len() as u32;
     let palette = [BLUE, RED, BLACK, GREEN, MAGENTA, CYAN];
     write_atomically(path, |tmp| {
         let root = BitMapBackend::new(tmp, (width, 360)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_error)?;
-        let root = root
-            .titled(title, ("sans-serif", 20))
-            .map_err(plot_error)?;
+        let root = root.titled(title, ("sans-serif", 20)).map_err(plot_error)?;
         let areas = root.split_evenly((1, panels.len()));
         for (area, (metric, curves)) in areas.iter().zip(panels) {
             let points = curves.iter().flat_map(|(_, p)| p.iter());

@@ -128,11 +128,16 @@ mod tests {
     #[test]
     fn missing_genes_and_wrong_width_are_named() {
         let expected = Preprocessing::median_log1p(vec!["a".into(), "zz".into()]);
-        let err = prepare_for_model(&counts(), &expected).unwrap_err().to_string();
+        let err = prepare_for_model(&counts(), &expected)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("zz") && err.contains("lack 1"), "{err}");
         let err = prepare_for_model(&counts(), &Preprocessing::identity(5))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("3 genes") && err.contains("trained on 5"), "{err}");
+        assert!(
+            err.contains("3 genes") && err.contains("trained on 5"),
+            "{err}"
+        );
     }
 }

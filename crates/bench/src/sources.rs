@@ -180,13 +180,10 @@ impl TaskSource for SergioTasks {
     fn task(&self, index: u64) -> Result<Task, ModelError> {
         let network = index / self.tasks_per_network.max(1);
         let dataset_seed = training_dataset_seed(self.seed, network);
-        let data = SergioPrior::sample_named(
-            &self.prior,
-            dataset_seed,
-            &format!("grn_{dataset_seed}"),
-        )
-        .and_then(|raw| normalize_dataset(&raw, self.normalization))
-        .map_err(|e| ModelError::Config(e.to_string()))?;
+        let data =
+            SergioPrior::sample_named(&self.prior, dataset_seed, &format!("grn_{dataset_seed}"))
+                .and_then(|raw| normalize_dataset(&raw, self.normalization))
+                .map_err(|e| ModelError::Config(e.to_string()))?;
         let mut rng = Pcg64::seed_from_u64(mix(dataset_seed ^ mix(index)));
         task_from_single_context(&data, self.k, self.n_cells, &mut rng)
     }
@@ -302,7 +299,10 @@ mod tests {
         let gene = q.iter().position(|&v| v != 0.0).unwrap();
         assert!((0.5..=1.5).contains(&q[gene]));
         let target = a.target.as_ref().unwrap();
-        assert!(target.column(gene).iter().all(|&v| (v - q[gene]).abs() < 1e-6));
+        assert!(target
+            .column(gene)
+            .iter()
+            .all(|&v| (v - q[gene]).abs() < 1e-6));
         for row in 0..3 {
             assert_eq!(a.treatments[[row, gene]], 0.0);
         }
@@ -311,7 +311,10 @@ mod tests {
             n_networks: Some(4),
             ..scm_tasks()
         };
-        assert_eq!(bounded.task(1).unwrap().context, bounded.task(5).unwrap().context);
+        assert_eq!(
+            bounded.task(1).unwrap().context,
+            bounded.task(5).unwrap().context
+        );
     }
 
     #[test]

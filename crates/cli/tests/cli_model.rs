@@ -18,7 +18,10 @@ fn fails(args: &[&str], needles: &[&str]) {
     let (code, out, err) = cellshift(args);
     assert_ne!(code, 0, "cellshift {args:?} should fail:\n{out}\n{err}");
     for needle in needles {
-        assert!(err.contains(needle), "error of {args:?} lacks `{needle}`:\n{err}");
+        assert!(
+            err.contains(needle),
+            "error of {args:?} lacks `{needle}`:\n{err}"
+        );
     }
     assert!(!err.contains("panicked"), "{err}");
 }
@@ -28,12 +31,40 @@ fn setup(dir: &Path) -> (String, String) {
     let run = dir.join("run").display().to_string();
     let data = dir.join("scm.h5ad").display().to_string();
     ok(&[
-        "simulate", "--prior", "linear", "--genes", "6", "--cells", "40", "--contexts", "2", "--seed",
-        "77", "--out", &data,
+        "simulate",
+        "--prior",
+        "linear",
+        "--genes",
+        "6",
+        "--cells",
+        "40",
+        "--contexts",
+        "2",
+        "--seed",
+        "77",
+        "--out",
+        &data,
     ]);
     ok(&[
-        "pretrain", "--prior", "linear", "--config", "tiny", "--genes", "6", "--k", "2", "--cells", "8",
-        "--steps", "5", "--stop-at", "3", "--threads", "1", "--out", &run,
+        "pretrain",
+        "--prior",
+        "linear",
+        "--config",
+        "tiny",
+        "--genes",
+        "6",
+        "--k",
+        "2",
+        "--cells",
+        "8",
+        "--steps",
+        "5",
+        "--stop-at",
+        "3",
+        "--threads",
+        "1",
+        "--out",
+        &run,
     ]);
     (run, data)
 }
@@ -44,15 +75,50 @@ fn pretrain_resumes_and_predict_writes_the_requested_cells() {
     let (run, data) = setup(tmp.path());
     // Repeating the command without --stop-at continues from micro-batch 3 to the end of the run.
     let (_, err) = ok(&[
-        "pretrain", "--prior", "linear", "--config", "tiny", "--genes", "6", "--k", "2", "--cells", "8",
-        "--steps", "5", "--threads", "1", "--out", &run,
+        "pretrain",
+        "--prior",
+        "linear",
+        "--config",
+        "tiny",
+        "--genes",
+        "6",
+        "--k",
+        "2",
+        "--cells",
+        "8",
+        "--steps",
+        "5",
+        "--threads",
+        "1",
+        "--out",
+        &run,
     ]);
     assert!(err.contains("stopped at micro-batch 5 of 5"), "{err}");
     let out = tmp.path().join("pred.h5ad");
     ok(&[
-        "predict", "--model", &run, "--data", &data, "--context", "linear_1", "--query", "X02,X04",
-        "--value", "1.1", "--k", "3", "--cells", "7", "--solver", "euler", "--solver-steps", "3",
-        "--threads", "1", "--out", out.to_str().unwrap(),
+        "predict",
+        "--model",
+        &run,
+        "--data",
+        &data,
+        "--context",
+        "linear_1",
+        "--query",
+        "X02,X04",
+        "--value",
+        "1.1",
+        "--k",
+        "3",
+        "--cells",
+        "7",
+        "--solver",
+        "euler",
+        "--solver-steps",
+        "3",
+        "--threads",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
     ]);
     let pred = read_h5ad(&out, &ReadOptions::default()).unwrap();
     let x = pred.x.as_ref().unwrap().to_dense();
@@ -70,9 +136,29 @@ fn bench_scores_model_and_baseline_into_json() {
     let (run, data) = setup(tmp.path());
     let json = tmp.path().join("m.json");
     let (out, _) = ok(&[
-        "bench", "--model", &run, "--data", &data, "--split", "holdout", "--k", "2", "--cells", "10",
-        "--seeds", "2", "--metrics", "mappfn", "--solver", "euler", "--solver-steps", "2", "--threads",
-        "1", "--json", json.to_str().unwrap(),
+        "bench",
+        "--model",
+        &run,
+        "--data",
+        &data,
+        "--split",
+        "holdout",
+        "--k",
+        "2",
+        "--cells",
+        "10",
+        "--seeds",
+        "2",
+        "--metrics",
+        "mappfn",
+        "--solver",
+        "euler",
+        "--solver-steps",
+        "2",
+        "--threads",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
     ]);
     assert!(out.contains("| mappfn |"), "{out}");
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
@@ -86,20 +172,58 @@ fn bench_scores_model_and_baseline_into_json() {
     // Two seeds × two hold-out contexts.
     assert_eq!(v["reports"].as_array().unwrap().len(), 4);
     let (out, _) = ok(&[
-        "bench", "--baseline", "oracle", "--data", &data, "--split", "holdout", "--k", "0", "--cells",
-        "10", "--seeds", "2", "--metrics", "mappfn",
+        "bench",
+        "--baseline",
+        "oracle",
+        "--data",
+        &data,
+        "--split",
+        "holdout",
+        "--k",
+        "0",
+        "--cells",
+        "10",
+        "--seeds",
+        "2",
+        "--metrics",
+        "mappfn",
     ]);
     assert!(out.contains("| oracle |"), "{out}");
     // The context-size curve: one row per K, a JSON entry per K and a PNG.
     let (curve_json, png) = (tmp.path().join("k.json"), tmp.path().join("k.png"));
     let (out, _) = ok(&[
-        "bench", "--model", &run, "--data", &data, "--split", "holdout", "--k-curve", "0,2",
-        "--cells", "8", "--seeds", "1", "--metrics", "mappfn", "--solver", "euler",
-        "--solver-steps", "2", "--threads", "1", "--json", curve_json.to_str().unwrap(), "--plot",
+        "bench",
+        "--model",
+        &run,
+        "--data",
+        &data,
+        "--split",
+        "holdout",
+        "--k-curve",
+        "0,2",
+        "--cells",
+        "8",
+        "--seeds",
+        "1",
+        "--metrics",
+        "mappfn",
+        "--solver",
+        "euler",
+        "--solver-steps",
+        "2",
+        "--threads",
+        "1",
+        "--json",
+        curve_json.to_str().unwrap(),
+        "--plot",
         png.to_str().unwrap(),
     ]);
-    assert!(out.contains("| mappfn K=0 |") && out.contains("| mappfn K=2 |"), "{out}");
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&curve_json).unwrap()).unwrap();
+    assert!(
+        out.contains("| mappfn K=0 |") && out.contains("| mappfn K=2 |"),
+        "{out}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&curve_json).unwrap()).unwrap();
     let ks: Vec<u64> = v["k_curve"]
         .as_array()
         .unwrap()
@@ -116,18 +240,56 @@ fn finetune_continues_from_the_pretrained_weights() {
     let (run, data) = setup(tmp.path());
     let tuned = tmp.path().join("tuned").display().to_string();
     let (_, err) = ok(&[
-        "finetune", "--model", &run, "--data", &data, "--out", &tuned, "--k", "2", "--cells", "8",
-        "--steps", "2", "--batch-size", "2", "--accumulation", "1", "--threads", "1",
+        "finetune",
+        "--model",
+        &run,
+        "--data",
+        &data,
+        "--out",
+        &tuned,
+        "--k",
+        "2",
+        "--cells",
+        "8",
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--accumulation",
+        "1",
+        "--threads",
+        "1",
     ]);
-    assert!(err.contains("stopped at micro-batch 2 of 2, run finished"), "{err}");
+    assert!(
+        err.contains("stopped at micro-batch 2 of 2, run finished"),
+        "{err}"
+    );
     // The half-precision inference export predicts too.
     let exported = tmp.path().join("export").display().to_string();
     let (out, _) = ok(&["export", "--model", &tuned, "--out", &exported]);
     assert!(out.contains("Half"), "{out}");
     ok(&[
-        "predict", "--model", &exported, "--data", &data, "--context", "linear_0", "--query", "X01",
-        "--k", "2", "--cells", "5", "--solver", "euler", "--solver-steps", "2", "--threads", "1",
-        "--out", tmp.path().join("p.h5ad").to_str().unwrap(),
+        "predict",
+        "--model",
+        &exported,
+        "--data",
+        &data,
+        "--context",
+        "linear_0",
+        "--query",
+        "X01",
+        "--k",
+        "2",
+        "--cells",
+        "5",
+        "--solver",
+        "euler",
+        "--solver-steps",
+        "2",
+        "--threads",
+        "1",
+        "--out",
+        tmp.path().join("p.h5ad").to_str().unwrap(),
     ]);
 }
 
@@ -138,8 +300,21 @@ fn bad_input_to_model_commands_is_named() {
     let out = tmp.path().join("p.h5ad").display().to_string();
     let predict = |extra: &[&str]| -> Vec<String> {
         let mut a: Vec<String> = [
-            "predict", "--model", &run, "--data", &data, "--cells", "5", "--solver", "euler",
-            "--solver-steps", "2", "--threads", "1", "--out", &out,
+            "predict",
+            "--model",
+            &run,
+            "--data",
+            &data,
+            "--cells",
+            "5",
+            "--solver",
+            "euler",
+            "--solver-steps",
+            "2",
+            "--threads",
+            "1",
+            "--out",
+            &out,
         ]
         .iter()
         .map(|s| s.to_string())
@@ -154,20 +329,34 @@ fn bad_input_to_model_commands_is_named() {
         fails(&refs, needles);
     };
     // A query whose target is not a gene of the data cannot be encoded.
-    check(&["--context", "linear_0", "--query", "NOPE", "--k", "2"], &["NOPE", "not measured"]);
+    check(
+        &["--context", "linear_0", "--query", "NOPE", "--k", "2"],
+        &["NOPE", "not measured"],
+    );
     // More context experiments than the context has besides the query.
-    check(&["--context", "linear_0", "--query", "X01", "--k", "6"], &["K = 6", "only 5", "--k 5"]);
+    check(
+        &["--context", "linear_0", "--query", "X01", "--k", "6"],
+        &["K = 6", "only 5", "--k 5"],
+    );
     // An unknown context, and a missing --context with several contexts.
-    check(&["--context", "nowhere", "--query", "X01"], &["nowhere", "linear_0"]);
+    check(
+        &["--context", "nowhere", "--query", "X01"],
+        &["nowhere", "linear_0"],
+    );
     check(&["--query", "X01"], &["--context", "2 contexts"]);
     // Genes of the data ≠ genes of the checkpoint.
     let wide = tmp.path().join("wide.h5ad").display().to_string();
-    ok(&["simulate", "--prior", "linear", "--genes", "7", "--cells", "20", "--out", &wide]);
+    ok(&[
+        "simulate", "--prior", "linear", "--genes", "7", "--cells", "20", "--out", &wide,
+    ]);
     let (code, _, err) = cellshift(&[
         "predict", "--model", &run, "--data", &wide, "--query", "X01", "--k", "2", "--out", &out,
     ]);
     assert_ne!(code, 0);
-    assert!(err.contains("7 genes") && err.contains("trained on 6"), "{err}");
+    assert!(
+        err.contains("7 genes") && err.contains("trained on 6"),
+        "{err}"
+    );
     // A corrupted checkpoint: truncate the weights file.
     let latest = std::fs::read_to_string(Path::new(&run).join("LATEST")).unwrap();
     let weights = Path::new(&run)
@@ -175,8 +364,14 @@ fn bad_input_to_model_commands_is_named() {
         .join("checkpoint.safetensors");
     let bytes = std::fs::read(&weights).unwrap();
     std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
-    check(&["--context", "linear_0", "--query", "X01", "--k", "2"], &["unusable"]);
-    assert!(!Path::new(&out).exists(), "no output may be written on failure");
+    check(
+        &["--context", "linear_0", "--query", "X01", "--k", "2"],
+        &["unusable"],
+    );
+    assert!(
+        !Path::new(&out).exists(),
+        "no output may be written on failure"
+    );
 }
 
 #[test]
@@ -185,8 +380,23 @@ fn bench_speed_compares_solvers_on_the_same_noise() {
     let (run, data) = setup(tmp.path());
     let json = tmp.path().join("speed.json");
     let (out, _) = ok(&[
-        "bench", "speed", "--model", &run, "--data", &data, "--k", "2", "--cells", "8", "--queries",
-        "2", "--fast-reference", "--threads", "1", "--json", json.to_str().unwrap(),
+        "bench",
+        "speed",
+        "--model",
+        &run,
+        "--data",
+        &data,
+        "--k",
+        "2",
+        "--cells",
+        "8",
+        "--queries",
+        "2",
+        "--fast-reference",
+        "--threads",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
     ]);
     assert!(out.contains("sampling noise"), "{out}");
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
@@ -203,5 +413,7 @@ fn bench_speed_compares_solvers_on_the_same_noise() {
     assert_eq!(evals("Rk4 { steps: 3 }"), 12);
     // The reference compared with itself is exactly zero; every other solver is close to it.
     assert_eq!(solvers[0]["w2_to_reference"].as_f64().unwrap(), 0.0);
-    assert!(solvers.iter().all(|s| s["w2_to_reference"].as_f64().unwrap().abs() < 1.0));
+    assert!(solvers
+        .iter()
+        .all(|s| s["w2_to_reference"].as_f64().unwrap().abs() < 1.0));
 }

@@ -144,7 +144,9 @@ fn main() {
     };
     println!("torch threads: {}; FLOPs = 2·MACs incl. attention; train step = 3× forward, guided eval = 2× forward", tch::get_num_threads());
     let peak = matmul_peak();
-    println!("fp32 matmul throughput of this machine (best of 1024³ and 2048³ mm): {peak:.1} GFLOP/s");
+    println!(
+        "fp32 matmul throughput of this machine (best of 1024³ and 2048³ mm): {peak:.1} GFLOP/s"
+    );
     println!(
         "{:<44} {:>11} {:>12} {:>10} {:>9} {:>7}",
         "case", "ms/call", "ms/task", "GFLOP", "GFLOP/s", "% peak"
@@ -214,20 +216,27 @@ fn main() {
             3.0 * fwd * s.batch as f64,
         );
 
-        // MapPFN guided velocity evaluation (one task, cond + uncond batched).
+        // MapPFN guided velocity evaluation (one task): cond + uncond as one batched forward, and with
+        // the compact exact unconditional pass.
         let task = source.task(0).expect("task");
-        let secs = tch::no_grad(|| {
-            let cond = net.encode_tasks(&[&task], &layout).expect("encode");
-            let field = ConditionedNet {
-                net: &net,
-                cond: &cond,
-            };
-            let x = Tensor::randn([1, s.n as i64, d as i64], (Kind::Float, Device::Cpu));
-            time(2, iters * 2, || {
-                let _ = guided_velocity(&field, &x, 0.5, 2.0).expect("velocity");
-            })
-        });
-        report("mappfn guided velocity eval (1 task)", secs, 1, 2.0 * fwd);
+        for (case, compact) in [
+            ("mappfn guided eval, batched cond+uncond", false),
+            ("mappfn guided eval, compact uncond", true),
+        ] {
+            let secs = tch::no_grad(|| {
+                let cond = net.encode_tasks(&[&task], &layout).expect("encode");
+                let field = ConditionedNet {
+                    net: &net,
+                    cond: &cond,
+                    compact_unconditional: compact,
+                };
+                let x = Tensor::randn([1, s.n as i64, d as i64], (Kind::Float, Device::Cpu));
+                time(2, iters * 2, || {
+                    let _ = guided_velocity(&field, &x, 0.5, 2.0).expect("velocity");
+                })
+            });
+            report(case, secs, 1, 2.0 * fwd);
+        }
 
         // Bare transformer on the same token count.
         let tokens = layout.joint_tokens(s.config.register_tokens) as i64;

@@ -183,6 +183,60 @@ fn tasks_in_a_batch_do_not_interact_and_the_null_condition_ignores_the_context()
 }
 
 #[test]
+fn compact_unconditional_pass_equals_the_masked_full_pass() {
+    single_thread();
+    let d = 4;
+    let net = MapPfnNet::new(MapPfnConfig::tiny(d), 3, Device::Cpu).expect("tiny");
+    for (k, n_obs, n_ctx) in [(0usize, 7usize, 0usize), (2, 5, 9), (3, 12, 4)] {
+        let a = task(d, k, n_obs, n_ctx, 6, 1);
+        let layout = MapPfnNet::layout_of(&a, 6);
+        let cond = net.encode_tasks(&[&a], &layout).expect("encode");
+        let x = Tensor::from_slice(&(0..48).map(|i| (i as f32 * 0.71).cos()).collect::<Vec<_>>())
+            .view([2, 6, 4]);
+        let t = Tensor::from_slice(&[0.2f32, 0.9]);
+        let full = net
+            .velocity_with(&cond, &x, &t, &Tensor::from_slice(&[true, true]))
+            .expect("full");
+        let compact = net
+            .unconditional_velocity_compact(&layout, &x, &t)
+            .expect("compact");
+        let diff = (&full - &compact).abs().max().double_value(&[]);
+        assert!(
+            diff < 1e-5,
+            "K = {k}: compact and full unconditional passes differ by {diff}"
+        );
+    }
+    // The multiplicity matters: without the ln(count) bias the result would differ.
+    let a = task(d, 2, 5, 9, 6, 1);
+    let big = task(d, 2, 30, 9, 6, 1);
+    let x = Tensor::from_slice(&(0..24).map(|i| (i as f32 * 0.71).cos()).collect::<Vec<_>>())
+        .view([1, 6, 4]);
+    let t = Tensor::from_slice(&[0.5f32]);
+    let small_layout = MapPfnNet::layout_of(&a, 6);
+    let big_layout = MapPfnNet::layout_of(&big, 6);
+    let v_small = net
+        .unconditional_velocity_compact(&small_layout, &x, &t)
+        .expect("v");
+    let v_big = net
+        .unconditional_velocity_compact(&big_layout, &x, &t)
+        .expect("v");
+    assert!((v_small - v_big).abs().max().double_value(&[]) > 1e-5);
+    // With attention padding the compact pass is refused.
+    let padded = MapPfnNet::new(
+        MapPfnConfig {
+            attention_pad_to_multiple: Some(64),
+            ..MapPfnConfig::tiny(d)
+        },
+        3,
+        Device::Cpu,
+    )
+    .expect("padded");
+    assert!(padded
+        .unconditional_velocity_compact(&small_layout, &x, &t)
+        .is_err());
+}
+
+#[test]
 fn initialisation_is_a_function_of_the_seed() {
     single_thread();
     let vars = |seed| {
@@ -319,7 +373,9 @@ fn inference_export_keeps_the_ema_predictions_and_can_be_fine_tuned() {
     for _ in 0..4 {
         trainer.step(&source).expect("step");
     }
-    trainer.save_checkpoint(&dir.path().join("run")).expect("save");
+    trainer
+        .save_checkpoint(&dir.path().join("run"))
+        .expect("save");
     let sampler = SamplerConfig {
         solver: OdeSolver::Euler { steps: 4 },
         guidance: 2.0,
@@ -331,26 +387,43 @@ fn inference_export_keeps_the_ema_predictions_and_can_be_fine_tuned() {
     let t = source.task(5).expect("task");
     let reference = full.sample(&t, 12, 3).expect("sample").cells;
     // A float32 export predicts exactly what the EMA weights predict.
-    checkpoint::export_inference(&dir.path().join("run"), &dir.path().join("f32"), Kind::Float)
-        .expect("export f32");
+    checkpoint::export_inference(
+        &dir.path().join("run"),
+        &dir.path().join("f32"),
+        Kind::Float,
+    )
+    .expect("export f32");
     let exported = MapPfn::load(&dir.path().join("f32"))
         .expect("load export")
         .with_sampler(sampler)
         .expect("s");
     assert_eq!(exported.sample(&t, 12, 3).expect("sample").cells, reference);
     // A half-precision export is about half the size and predicts within half-precision rounding.
-    let half = checkpoint::export_inference(&dir.path().join("run"), &dir.path().join("f16"), Kind::Half)
-        .expect("export f16");
-    let full_bytes = checkpoint::read_meta(&dir.path().join("run")).expect("meta").1.tensors.bytes;
+    let half =
+        checkpoint::export_inference(&dir.path().join("run"), &dir.path().join("f16"), Kind::Half)
+            .expect("export f16");
+    let full_bytes = checkpoint::read_meta(&dir.path().join("run"))
+        .expect("meta")
+        .1
+        .tensors
+        .bytes;
     let half_bytes = checkpoint::read_meta(&half).expect("meta").1.tensors.bytes;
     assert!(
         (half_bytes as f64) < 0.2 * full_bytes as f64,
         "export {half_bytes} B vs full checkpoint {full_bytes} B (weights, EMA, two AdamW moments)"
     );
-    let halved = MapPfn::load(&half).expect("load f16").with_sampler(sampler).expect("s");
+    let halved = MapPfn::load(&half)
+        .expect("load f16")
+        .with_sampler(sampler)
+        .expect("s");
     let cells = halved.sample(&t, 12, 3).expect("sample").cells;
-    let max_diff = (&cells - &reference).mapv(f32::abs).fold(0.0f32, |a, &b| a.max(b));
-    assert!(max_diff > 0.0 && max_diff < 0.05, "f16 export changed predictions by {max_diff}");
+    let max_diff = (&cells - &reference)
+        .mapv(f32::abs)
+        .fold(0.0f32, |a, &b| a.max(b));
+    assert!(
+        max_diff > 0.0 && max_diff < 0.05,
+        "f16 export changed predictions by {max_diff}"
+    );
     // Fine-tuning starts from an export (its weights seed both the raw weights and the EMA).
     finetune(
         &half,
@@ -383,17 +456,28 @@ fn batched_queries_equal_one_by_one_solves_with_a_fixed_step_solver() {
         let cellshift_data::Prediction::Cells(cells) = prediction else {
             panic!("cells expected")
         };
-        let diff = (cells - &single).mapv(f32::abs).fold(0.0f32, |a, &b| a.max(b));
+        let diff = (cells - &single)
+            .mapv(f32::abs)
+            .fold(0.0f32, |a, &b| a.max(b));
         assert!(diff < 1e-4, "batched and single solves differ by {diff}");
     }
     // Different seeds give different cells inside one batch.
     assert_ne!(batched[0].mean_profile(), batched[1].mean_profile());
     // Tasks with different K cannot share a solve but are still predicted (grouped by layout).
-    let other = GaussianShiftSource::new(d, 8, 1, 3).expect("source").task(0).expect("task");
+    let other = GaussianShiftSource::new(d, 8, 1, 3)
+        .expect("source")
+        .task(0)
+        .expect("task");
     let mixed = vec![tasks[0].clone(), other];
-    assert_eq!(model.predict_many(&mixed, 5, &[1, 2]).expect("mixed").len(), 2);
+    assert_eq!(
+        model.predict_many(&mixed, 5, &[1, 2]).expect("mixed").len(),
+        2
+    );
     let refs: Vec<&Task> = mixed.iter().collect();
-    let err = model.sample_batch(&refs, 5, &[1, 2]).unwrap_err().to_string();
+    let err = model
+        .sample_batch(&refs, 5, &[1, 2])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("share K"), "{err}");
 }
 

@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use cellshift_baselines::{baseline_by_name, BASELINE_NAMES};
+use cellshift_bench::plots::{curves_png, Curve};
 use cellshift_bench::prepare::prepare_for_model;
 use cellshift_bench::score::all_holdout_split;
-use cellshift_bench::plots::{curves_png, Curve};
 use cellshift_bench::summary::find;
 use cellshift_bench::{markdown_table, score_predictor, ScoreConfig, ScoreResult};
 use cellshift_data::atomic::write_bytes_atomically;
@@ -131,7 +131,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             (Some(dir), None) => {
                 let model = load_mappfn(dir, &args.sampler)?;
                 let max_k = model.net().config().max_context();
-                let largest = args.k_curve.iter().copied().chain([args.k]).max().unwrap_or(0);
+                let largest = args
+                    .k_curve
+                    .iter()
+                    .copied()
+                    .chain([args.k])
+                    .max()
+                    .unwrap_or(0);
                 if largest > max_k {
                     anyhow::bail!(
                         "K = {largest} exceeds the model's {max_k} context slots; use K ≤ {max_k}"
@@ -194,7 +200,10 @@ fn k_curve(
     for &k in &args.k_curve {
         config.k = k;
         let result = score(data, predictor, &config)?;
-        eprintln!("K = {k} scored ({:.0} s so far)", started.elapsed().as_secs_f64());
+        eprintln!(
+            "K = {k} scored ({:.0} s so far)",
+            started.elapsed().as_secs_f64()
+        );
         json_rows.push(serde_json::json!({"k": k, "result": result_json(&result, args, &config)}));
         rows.push((format!("{} K={k}", result.method), result.summary));
     }

@@ -70,6 +70,7 @@ impl SamplerArgs {
 /// Loads the EMA weights of the MapPFN checkpoint at `dir` (a checkpoint or a run directory) with the
 /// sampler the options describe.
 pub fn load_mappfn(dir: &Path, sampler: &SamplerArgs) -> anyhow::Result<MapPfn> {
-    let model = MapPfn::load(dir).with_context(|| format!("loading the model {}", dir.display()))?;
+    let model =
+        MapPfn::load(dir).with_context(|| format!("loading the model {}", dir.display()))?;
     Ok(model.with_sampler(sampler.config())?)
 }

@@ -118,17 +118,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let seeds: Vec<u64> = (0..tasks.len() as u64).collect();
     let other_seeds: Vec<u64> = seeds.iter().map(|s| s + 1_000).collect();
     let n = tasks.len();
-    let run_solver = |solver: OdeSolver, seeds: &[u64]| -> anyhow::Result<(Vec<Array2<f32>>, usize, f64)> {
-        let model = MapPfn::load(&args.model)?.with_sampler(SamplerConfig {
-            solver,
-            guidance: 2.0,
-        })?;
-        let started = Instant::now();
-        let samples = model.sample_batch(&refs, args.cells, seeds)?;
-        let secs = started.elapsed().as_secs_f64() / n as f64;
-        let evals = samples.first().map_or(0, |s| s.evaluations);
-        Ok((samples.into_iter().map(|s| s.cells).collect(), evals, secs))
-    };
+    let run_solver =
+        |solver: OdeSolver, seeds: &[u64]| -> anyhow::Result<(Vec<Array2<f32>>, usize, f64)> {
+            let model = MapPfn::load(&args.model)?.with_sampler(SamplerConfig {
+                solver,
+                guidance: 2.0,
+            })?;
+            let started = Instant::now();
+            let samples = model.sample_batch(&refs, args.cells, seeds)?;
+            let secs = started.elapsed().as_secs_f64() / n as f64;
+            let evals = samples.first().map_or(0, |s| s.evaluations);
+            Ok((samples.into_iter().map(|s| s.cells).collect(), evals, secs))
+        };
     let adaptive = |tol: f64| OdeSolver::Dopri5Adaptive {
         rtol: tol,
         atol: tol,
@@ -169,7 +170,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .ok_or_else(|| anyhow::anyhow!("task without target"))?;
         let preds = samples.iter().map(|x| x.mapv(f64::from)).collect();
         let case = EvalCase::new(obs, trues, preds, None, None)?;
-        let report = evaluate(&case, &MetricGroups::parse("mappfn")?, &EvalOptions::default())?;
+        let report = evaluate(
+            &case,
+            &MetricGroups::parse("mappfn")?,
+            &EvalOptions::default(),
+        )?;
         Ok(METRICS
             .iter()
             .map(|&m| {

@@ -75,9 +75,7 @@ impl TrainingArgs {
                 TrainConfig::cpu_pretraining(preprocessing, steps.unwrap_or(default_steps))
             }
             SchedulePreset::Reference => TrainConfig::reference_pretraining(preprocessing),
-            SchedulePreset::Paper => {
-                TrainConfig::paper(preprocessing, steps.unwrap_or(400_000))
-            }
+            SchedulePreset::Paper => TrainConfig::paper(preprocessing, steps.unwrap_or(400_000)),
             SchedulePreset::Finetune => TrainConfig::finetune(preprocessing),
         };
         if let Some(steps) = steps {

@@ -42,6 +42,13 @@ impl JointAttention {
     /// Attends jointly over streams given as `[q | k | v]` projections, each `[B, L_s, 3·H·hd]`; returns
     /// the attention output of each stream, `[B, L_s, H·hd]`.
     pub fn forward(&self, qkv: &[Tensor]) -> Vec<Tensor> {
+        self.forward_with_key_bias(qkv, None)
+    }
+
+    /// [`JointAttention::forward`] with an additive bias on the attention logits of each key (`[L]` over
+    /// the joint tokens, before padding). A key standing for `m` identical tokens gets bias `ln m`, which
+    /// makes attention over it exactly equal to attention over the `m` copies.
+    pub fn forward_with_key_bias(&self, qkv: &[Tensor], key_bias: Option<&Tensor>) -> Vec<Tensor> {
         let lengths: Vec<i64> = qkv.iter().map(|t| t.size()[1]).collect();
         let total: i64 = lengths.iter().sum();
         let joint = Tensor::cat(qkv, 1);
@@ -72,11 +79,26 @@ impl JointAttention {
             }
         }
         let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let mask = key_bias.map(|bias| {
+            let padded = k.size()[2] - bias.size()[0];
+            let bias = if padded > 0 {
+                Tensor::cat(
+                    &[
+                        bias,
+                        &bias.zeros_like().narrow(0, 0, 1).expand([padded], false),
+                    ],
+                    0,
+                )
+            } else {
+                bias.shallow_clone()
+            };
+            bias.to_kind(q.kind()).view([1, 1, 1, -1])
+        });
         let out = Tensor::scaled_dot_product_attention(
             &q,
             &k,
             &v,
-            None::<&Tensor>,
+            mask.as_ref(),
             0.0,
             false,
             scale,

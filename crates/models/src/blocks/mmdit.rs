@@ -93,6 +93,17 @@ impl MmditBlock {
 
     /// Updates the streams `xs[s]: [B, L_s, width]` given the conditioning vectors `e: [B, cond_width]`.
     pub fn forward(&self, xs: &[Tensor], e: &Tensor) -> Vec<Tensor> {
+        self.forward_with_key_bias(xs, e, None)
+    }
+
+    /// [`MmditBlock::forward`] with an additive attention bias per key token (see
+    /// [`JointAttention::forward_with_key_bias`]).
+    pub fn forward_with_key_bias(
+        &self,
+        xs: &[Tensor],
+        e: &Tensor,
+        key_bias: Option<&Tensor>,
+    ) -> Vec<Tensor> {
         let qkv: Vec<Tensor> = self
             .streams
             .iter()
@@ -103,7 +114,7 @@ impl MmditBlock {
                     .forward(&layers.attn_norm.forward(x, &layers.attn_norm.modulation(e)))
             })
             .collect();
-        let attended = self.attention.forward(&qkv);
+        let attended = self.attention.forward_with_key_bias(&qkv, key_bias);
         self.streams
             .iter()
             .zip(xs)

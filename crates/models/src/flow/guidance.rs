@@ -10,6 +10,12 @@ pub trait ConditionalVelocity {
     /// Velocity at states `x: [R, …]` and times `t: [R]` for a field conditioned on `B` examples, with `R` a
     /// multiple of `B`: row `r` uses the condition of example `r mod B`, dropped where `uncond[r]` is true.
     fn velocity(&self, x: &Tensor, t: &Tensor, uncond: &Tensor) -> Result<Tensor>;
+
+    /// The unconditional velocity alone, when the field has a cheaper exact way to compute it than a
+    /// masked row of [`ConditionalVelocity::velocity`] (`None`: it has not).
+    fn unconditional_velocity(&self, _x: &Tensor, _t: &Tensor) -> Option<Result<Tensor>> {
+        None
+    }
 }
 
 /// Combines the two branches: `ω·v_cond − (ω − 1)·v_uncond`.
@@ -32,6 +38,12 @@ pub fn guided_velocity(
         let tt = Tensor::full([b], t, (Kind::Float, device));
         let uncond = Tensor::zeros([b], (Kind::Bool, device));
         return field.velocity(x, &tt, &uncond);
+    }
+    let tb = Tensor::full([b], t, (Kind::Float, device));
+    if let Some(v_uncond) = field.unconditional_velocity(x, &tb) {
+        let uncond = Tensor::zeros([b], (Kind::Bool, device));
+        let v_cond = field.velocity(x, &tb, &uncond)?;
+        return Ok(combine(&v_cond, &v_uncond?, omega));
     }
     let x2 = Tensor::cat(&[x, x], 0);
     let tt = Tensor::full([2 * b], t, (Kind::Float, device));

@@ -436,6 +436,57 @@ impl MapPfnNet {
         Ok(self.noise_out.forward(&xs[0].narrow(1, r, size[1])))
     }
 
+    /// The unconditional velocity `[R, n_query, d]` computed exactly but cheaply: with the condition dropped,
+    /// every condition token and every treatment token is the same null token, and identical tokens stay
+    /// identical through the blocks (per-token layers, permutation-equivariant attention). So each stream is
+    /// run as a single token whose attention logit carries `ln(multiplicity)`, which reproduces attention
+    /// over all copies. Not available with attention padding (the pad count depends on the length).
+    pub fn unconditional_velocity_compact(
+        &self,
+        layout: &TaskLayout,
+        x: &Tensor,
+        t: &Tensor,
+    ) -> Result<Tensor> {
+        if self.config.attention_pad_to_multiple.is_some() {
+            return Err(ModelError::Input(
+                "the compact unconditional pass is exact only without attention padding".into(),
+            ));
+        }
+        let size = x.size();
+        if size.len() != 3 || size[2] != self.config.n_genes as i64 {
+            return Err(ModelError::Input(format!(
+                "noisy cells have shape {size:?}; expected [R, n, {}]",
+                self.config.n_genes
+            )));
+        }
+        let rows = size[0];
+        let w = self.config.width as i64;
+        let null = self.null.view([1, 1, w]).expand([rows, 1, w], false);
+        let r = self.config.register_tokens as i64;
+        let regs = self
+            .registers
+            .unsqueeze(0)
+            .expand([rows, r, self.config.n_genes as i64], false);
+        let noise_tokens = Tensor::cat(&[regs.to_kind(x.kind()), x.shallow_clone()], 1);
+        let mut xs = vec![
+            self.noise_in.forward(&noise_tokens) + &self.m_noise,
+            self.cond_in.forward(&null) + &self.m_cond,
+            self.trt_in.forward(&null) + &self.m_treat,
+        ];
+        let n_cond = (layout.n_obs + layout.n_context.iter().sum::<usize>()) as f64;
+        let n_treat = (layout.k() + 1) as f64;
+        let noise_len = (r + size[1]) as usize;
+        let mut bias = vec![0f32; noise_len];
+        bias.push(n_cond.ln() as f32);
+        bias.push(n_treat.ln() as f32);
+        let bias = Tensor::from_slice(&bias).to_device(x.device());
+        let e = self.time.forward(t);
+        for block in &self.blocks {
+            xs = block.forward_with_key_bias(&xs, &e, Some(&bias));
+        }
+        Ok(self.noise_out.forward(&xs[0].narrow(1, r, size[1])))
+    }
+
     /// The flow-matching loss (sum of squared errors and element count) of tasks sharing a layout, with
     /// per-task times `t`, noise `x0` (flattened `n_query·d` each) and dropout flags.
     fn group_loss(
@@ -483,11 +534,24 @@ pub struct ConditionedNet<'a> {
     pub net: &'a MapPfnNet,
     /// The encoded conditioning inputs.
     pub cond: &'a EncodedCondition,
+    /// Run guidance's unconditional branch as the compact exact pass instead of a masked batch row.
+    pub compact_unconditional: bool,
 }
 
 impl ConditionalVelocity for ConditionedNet<'_> {
     fn velocity(&self, x: &Tensor, t: &Tensor, uncond: &Tensor) -> Result<Tensor> {
         self.net.velocity_with(self.cond, x, t, uncond)
+    }
+
+    /// The compact exact unconditional pass (see [`MapPfnNet::unconditional_velocity_compact`]) unless
+    /// the network pads attention.
+    fn unconditional_velocity(&self, x: &Tensor, t: &Tensor) -> Option<Result<Tensor>> {
+        (self.compact_unconditional && self.net.config().attention_pad_to_multiple.is_none()).then(
+            || {
+                self.net
+                    .unconditional_velocity_compact(&self.cond.layout, x, t)
+            },
+        )
     }
 }
 

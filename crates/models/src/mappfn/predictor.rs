@@ -145,7 +145,12 @@ impl MapPfn {
     /// noise [`MapPfn::sample`] would draw). The tasks must share K and their set sizes. With a fixed-step
     /// solver every query equals its own solve; with the adaptive solver the step sizes are shared, chosen
     /// for the hardest query (each query stays within the tolerances).
-    pub fn sample_batch(&self, tasks: &[&Task], n_cells: usize, seeds: &[u64]) -> Result<Vec<Sample>> {
+    pub fn sample_batch(
+        &self,
+        tasks: &[&Task],
+        n_cells: usize,
+        seeds: &[u64],
+    ) -> Result<Vec<Sample>> {
         self.sampler.validate()?;
         if tasks.is_empty() || tasks.len() != seeds.len() {
             return Err(ModelError::Input(format!(
@@ -173,6 +178,7 @@ impl MapPfn {
             let field = ConditionedNet {
                 net: &self.net,
                 cond: &cond,
+                compact_unconditional: true,
             };
             let mut noise = Vec::with_capacity(b * n_cells * d);
             for &seed in seeds {
@@ -249,7 +255,10 @@ impl Predictor for MapPfn {
         let mut groups: Vec<(crate::mappfn::TaskLayout, Vec<usize>)> = Vec::new();
         for (i, t) in tasks.iter().enumerate() {
             let layout = MapPfnNet::layout_of(t, n_cells);
-            match groups.iter_mut().find(|(l, g)| *l == layout && g.len() < self.max_batch) {
+            match groups
+                .iter_mut()
+                .find(|(l, g)| *l == layout && g.len() < self.max_batch)
+            {
                 Some((_, g)) => g.push(i),
                 None => groups.push((layout, vec![i])),
             }

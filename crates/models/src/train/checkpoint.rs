@@ -350,10 +350,8 @@ pub fn read_checkpoint(path: &Path) -> Result<LoadedCheckpoint> {
 /// float32. Returns the new checkpoint directory.
 pub fn export_inference(src: &Path, out_dir: &Path, precision: tch::Kind) -> Result<PathBuf> {
     let ck = read_checkpoint(src)?;
-    let factor = crate::train::Ema::readout_factor(
-        &ck.meta.train_config.ema,
-        ck.meta.counters.ema_updates,
-    );
+    let factor =
+        crate::train::Ema::readout_factor(&ck.meta.train_config.ema, ck.meta.counters.ema_updates);
     let has_ema = !ck.is_inference_export();
     let mut names: Vec<&String> = ck
         .tensors
