@@ -237,6 +237,50 @@ fn compact_unconditional_pass_equals_the_masked_full_pass() {
 }
 
 #[test]
+fn compact_condition_dropout_gives_the_same_loss_and_gradients() {
+    single_thread();
+    let d = 5;
+    let source = GaussianShiftSource::new(d, 6, 2, 8).expect("source");
+    let tasks: Vec<Task> = (0..6).map(|i| source.task(i).expect("task")).collect();
+    let mut cfg = quick(d, 10);
+    cfg.condition_dropout = 0.5;
+    let mut results = Vec::new();
+    for compact in [false, true] {
+        let mut net = MapPfnNet::new(MapPfnConfig::tiny(d), 5, Device::Cpu).expect("tiny");
+        net.set_compact_null_training(compact);
+        let mut draws = cellshift_models::rng::stream(3, "test-draws", 0);
+        let loss = net.loss(&tasks, &mut draws, &cfg).expect("loss");
+        loss.backward();
+        let grads: Vec<Tensor> = named_variables(net.var_store())
+            .into_iter()
+            .filter(|(_, v)| v.requires_grad())
+            .map(|(_, v)| {
+                let g = v.grad();
+                if g.defined() {
+                    g.copy()
+                } else {
+                    v.zeros_like()
+                }
+            })
+            .collect();
+        results.push((loss.double_value(&[]), grads));
+    }
+    let ((l0, g0), (l1, g1)) = (&results[0], &results[1]);
+    assert!(
+        (l0 - l1).abs() < 1e-5 * l0.abs().max(1.0),
+        "losses {l0} vs {l1}"
+    );
+    for (a, b) in g0.iter().zip(g1) {
+        let scale = a.abs().max().double_value(&[]).max(1e-3);
+        let diff = (a - b).abs().max().double_value(&[]);
+        assert!(
+            diff < 1e-4 * scale,
+            "gradient differs by {diff} (scale {scale})"
+        );
+    }
+}
+
+#[test]
 fn initialisation_is_a_function_of_the_seed() {
     single_thread();
     let vars = |seed| {

@@ -83,6 +83,7 @@ pub struct MapPfnNet {
     m_treat: Tensor,
     time: TimeEmbedding,
     blocks: Vec<MmditBlock>,
+    compact_null_training: bool,
 }
 
 impl std::fmt::Debug for MapPfnNet {
@@ -189,7 +190,15 @@ impl MapPfnNet {
             m_treat,
             time,
             blocks,
+            compact_null_training: true,
         })
+    }
+
+    /// Whether training computes condition-dropped tasks with the compact exact unconditional pass
+    /// ([`MapPfnNet::unconditional_velocity_compact`]; default) instead of masked full-length rows. Both give
+    /// the same loss up to floating-point reassociation; the compact pass is cheaper.
+    pub fn set_compact_null_training(&mut self, compact: bool) {
+        self.compact_null_training = compact;
     }
 
     /// The configuration.
@@ -519,12 +528,43 @@ impl MapPfnNet {
         let tt = Tensor::from_slice(t).to_device(dev);
         let xt = interpolate(&x0, &x1, &tt.view([b, 1, 1]));
         let u = target_velocity(&x0, &x1);
-        let uncond = Tensor::from_slice(drop).to_device(dev);
-        let v = self.velocity_with(&cond, &xt, &tt, &uncond)?;
-        Ok((
-            (v - u).square().sum(Kind::Float),
-            tasks.len() * layout.n_query * d,
-        ))
+        let count = tasks.len() * layout.n_query * d;
+        let compact = self.compact_null_training
+            && self.config.attention_pad_to_multiple.is_none()
+            && drop.iter().any(|&x| x);
+        if !compact {
+            let uncond = Tensor::from_slice(drop).to_device(dev);
+            let v = self.velocity_with(&cond, &xt, &tt, &uncond)?;
+            return Ok(((v - u).square().sum(Kind::Float), count));
+        }
+        // Condition-dropped tasks through the compact exact unconditional pass, the others as usual.
+        let rows = |keep: bool| -> Tensor {
+            let idx: Vec<i64> = (0..b).filter(|&i| drop[i as usize] != keep).collect();
+            Tensor::from_slice(&idx).to_device(dev)
+        };
+        let (kept, dropped) = (rows(true), rows(false));
+        let mut sse = {
+            let xd = xt.index_select(0, &dropped);
+            let v =
+                self.unconditional_velocity_compact(layout, &xd, &tt.index_select(0, &dropped))?;
+            (v - u.index_select(0, &dropped)).square().sum(Kind::Float)
+        };
+        if kept.size()[0] > 0 {
+            let sub = EncodedCondition {
+                cond: cond.cond.index_select(0, &kept),
+                treat: cond.treat.index_select(0, &kept),
+                layout: layout.clone(),
+            };
+            let no = Tensor::zeros([kept.size()[0]], (Kind::Bool, dev));
+            let v = self.velocity_with(
+                &sub,
+                &xt.index_select(0, &kept),
+                &tt.index_select(0, &kept),
+                &no,
+            )?;
+            sse = sse + (v - u.index_select(0, &kept)).square().sum(Kind::Float);
+        }
+        Ok((sse, count))
     }
 }
 
