@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use cellshift_data::h5ad::{read_h5ad, ReadOptions};
+use cellshift_data::h5ad::{read_h5ad, ReadOptions, UnsValue};
 use common::cellshift;
 
 fn ok(args: &[&str]) -> (String, String) {
@@ -128,6 +128,17 @@ fn pretrain_resumes_and_predict_writes_the_requested_cells() {
     assert_eq!(&labels[..7], vec!["X02".to_string(); 7].as_slice());
     assert_eq!(&labels[7..], vec!["X04".to_string(); 7].as_slice());
     assert_eq!(pred.var.index[0], "X00");
+    // Provenance: which measured perturbations served as context for each query (K = 3, never the query).
+    let meta = pred.uns.get("cellshift").expect("uns[cellshift]");
+    let used = meta
+        .get("context_experiments")
+        .and_then(|e| e.get("X02"))
+        .expect("X02");
+    let UnsValue::StrArray(used) = used else {
+        panic!("string array expected, got {used:?}")
+    };
+    assert_eq!(used.len(), 3);
+    assert!(!used.contains(&"X02".to_string()));
 }
 
 #[test]

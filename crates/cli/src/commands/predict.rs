@@ -2,12 +2,13 @@
 //! screen with a MapPFN checkpoint, from the context's control cells and K measured perturbations; writes
 //! the predicted cells as an `.h5ad` (one block of `--cells` cells per query).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use cellshift_bench::inference::{inference_task, resolve_context};
 use cellshift_bench::prepare::prepare_for_model;
-use cellshift_data::h5ad::{self, WriteOptions};
+use cellshift_data::h5ad::{self, UnsValue, WriteOptions};
 use cellshift_data::model::CellAnnotations;
 use cellshift_data::PerturbationData;
 use ndarray::{concatenate, Axis};
@@ -117,13 +118,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         &data.control_label,
     )?;
-    h5ad::write_perturbation_data(
-        &args.out,
-        &predicted,
-        &args.columns.columns(),
-        &WriteOptions::default(),
-    )
-    .with_context(|| format!("writing {}", args.out.display()))?;
+    // Provenance in `uns["cellshift"]`: the model, the sampler and, per query, the context experiments.
+    let mut adata = h5ad::perturbation_data_to_anndata(&predicted, &args.columns.columns());
+    let mut meta = BTreeMap::new();
+    let text = |v: String| UnsValue::Str(v);
+    meta.insert("method".into(), text("mappfn".into()));
+    meta.insert("model".into(), text(args.model.display().to_string()));
+    meta.insert("data".into(), text(args.data.display().to_string()));
+    meta.insert("context".into(), text(data.contexts[context].clone()));
+    meta.insert("k".into(), UnsValue::I64(args.k as i64));
+    meta.insert("cells".into(), UnsValue::I64(args.cells as i64));
+    meta.insert("seed".into(), UnsValue::I64(args.seed as i64));
+    meta.insert("sampler".into(), text(format!("{:?}", model.sampler())));
+    let experiments: BTreeMap<String, UnsValue> = args
+        .query
+        .iter()
+        .zip(&tasks)
+        .map(|(q, t)| {
+            let used = t.treatment_labels[..t.k()].to_vec();
+            (q.clone(), UnsValue::StrArray(used))
+        })
+        .collect();
+    meta.insert("context_experiments".into(), UnsValue::Dict(experiments));
+    adata.uns.insert("cellshift".into(), UnsValue::Dict(meta));
+    h5ad::write_h5ad(&args.out, &adata, &WriteOptions::default())
+        .with_context(|| format!("writing {}", args.out.display()))?;
     println!(
         "wrote {} predicted cells ({} queries) to {}",
         n,
