@@ -105,6 +105,21 @@ pub fn task_from_single_context(
     })
 }
 
+/// K for one task: `k`, or uniform on `k_min..=k`.
+fn draw_k(k_min: Option<usize>, k: usize, rng: &mut Pcg64) -> usize {
+    match k_min {
+        Some(lo) if lo < k => rng.gen_range(lo..=k),
+        _ => k,
+    }
+}
+
+fn k_text(k_min: Option<usize>, k: usize) -> String {
+    match k_min {
+        Some(lo) if lo < k => format!("{lo}..={k}"),
+        _ => k.to_string(),
+    }
+}
+
 /// Tasks from the linear-SCM prior (spec §5): every task draws a new SCM (a new context), simulates its
 /// observational set and one intervention per node at the prior's sample size, and samples a query, K
 /// context experiments and `n_cells` cells per set from them.
@@ -112,8 +127,10 @@ pub fn task_from_single_context(
 pub struct LinearScmTasks {
     /// The prior (d, edge probability, weights, samples per condition, pairing).
     pub prior: LinearScmConfig,
-    /// Context experiments per task.
+    /// Context experiments per task (the largest K when `k_min` is set).
     pub k: usize,
+    /// Draw K uniformly from `k_min..=k` per task, so one model serves every K (`None`: always `k`).
+    pub k_min: Option<usize>,
     /// Cells per set given to the model (subsampled from the prior's `n_samples`).
     pub n_cells: usize,
     /// Master seed.
@@ -139,7 +156,8 @@ impl TaskSource for LinearScmTasks {
         let data = LinearScmPrior::sample_dataset(&self.prior, dataset_seed)
             .map_err(|e| ModelError::Config(e.to_string()))?;
         let mut rng = Pcg64::seed_from_u64(mix(dataset_seed ^ mix(index)));
-        task_from_single_context(&data, self.k, self.n_cells, &mut rng)
+        let k = draw_k(self.k_min, self.k, &mut rng);
+        task_from_single_context(&data, k, self.n_cells, &mut rng)
     }
 
     fn describe(&self) -> String {
@@ -148,7 +166,7 @@ impl TaskSource for LinearScmTasks {
             self.prior.n_nodes,
             self.prior.n_samples,
             self.prior.paired,
-            self.k,
+            k_text(self.k_min, self.k),
             self.n_cells,
             self.seed,
             self.n_networks
@@ -164,8 +182,10 @@ impl TaskSource for LinearScmTasks {
 pub struct SergioTasks {
     /// The prior (genes, cells, pairing, technical noise, normalisation).
     pub prior: SergioPriorConfig,
-    /// Context experiments per task.
+    /// Context experiments per task (the largest K when `k_min` is set).
     pub k: usize,
+    /// Draw K uniformly from `k_min..=k` per task (`None`: always `k`).
+    pub k_min: Option<usize>,
     /// Cells per set given to the model.
     pub n_cells: usize,
     /// Master seed.
@@ -185,7 +205,8 @@ impl TaskSource for SergioTasks {
                 .and_then(|raw| normalize_dataset(&raw, self.normalization))
                 .map_err(|e| ModelError::Config(e.to_string()))?;
         let mut rng = Pcg64::seed_from_u64(mix(dataset_seed ^ mix(index)));
-        task_from_single_context(&data, self.k, self.n_cells, &mut rng)
+        let k = draw_k(self.k_min, self.k, &mut rng);
+        task_from_single_context(&data, k, self.n_cells, &mut rng)
     }
 
     fn describe(&self) -> String {
@@ -194,7 +215,7 @@ impl TaskSource for SergioTasks {
             self.prior.n_genes,
             self.prior.paired,
             self.normalization,
-            self.k, self.n_cells, self.seed, self.tasks_per_network
+            k_text(self.k_min, self.k), self.n_cells, self.seed, self.tasks_per_network
         )
     }
 }
@@ -276,6 +297,7 @@ mod tests {
                 ..LinearScmConfig::default()
             },
             k: 3,
+            k_min: None,
             n_cells: 10,
             seed: 5,
             n_networks: None,
@@ -315,6 +337,20 @@ mod tests {
             bounded.task(1).unwrap().context,
             bounded.task(5).unwrap().context
         );
+    }
+
+    #[test]
+    fn a_k_range_draws_every_k_and_stays_deterministic() {
+        let source = LinearScmTasks {
+            k_min: Some(0),
+            ..scm_tasks()
+        };
+        let ks: Vec<usize> = (0..40).map(|i| source.task(i).unwrap().k()).collect();
+        for k in 0..=3 {
+            assert!(ks.contains(&k), "K = {k} never drawn: {ks:?}");
+        }
+        assert_eq!(source.task(11).unwrap().k(), ks[11]);
+        assert!(source.describe().contains("K=0..=3"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use cellshift_bench::sources::{LinearScmTasks, SergioTasks};
 use cellshift_models::mappfn::training::pretrain;
+use cellshift_models::train::TotalCountTarget;
 use cellshift_models::{MapPfnConfig, Preprocessing, TaskSource, TrainConfig};
 use cellshift_prior::{LinearScmConfig, NormalizationTarget, SergioPriorConfig};
 
@@ -30,6 +31,10 @@ pub struct Args {
     /// Context experiments K per task.
     #[arg(long, default_value_t = 8)]
     pub k: usize,
+    /// Draw K per task uniformly from `--k-min ..= --k`, so one model serves every K (default: always `--k`,
+    /// as the reference).
+    #[arg(long)]
+    pub k_min: Option<usize>,
     /// Cells per set given to the model during training.
     #[arg(long, default_value_t = 64)]
     pub cells: usize,
@@ -68,6 +73,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             model.max_context()
         );
     }
+    if args.k_min.is_some_and(|lo| lo > args.k) {
+        bail!("--k-min must not exceed --k");
+    }
     if args.cells == 0 {
         bail!("--cells must be at least 1");
     }
@@ -88,6 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Box::new(LinearScmTasks {
                 prior,
                 k: args.k,
+                k_min: args.k_min,
                 n_cells: args.cells,
                 seed: args.training.seed,
                 n_networks: args.networks,
@@ -102,6 +111,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Box::new(SergioTasks {
                 prior,
                 k: args.k,
+                k_min: args.k_min,
                 n_cells: args.cells,
                 seed: args.training.seed,
                 tasks_per_network: args.tasks_per_network,
@@ -118,8 +128,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ..Preprocessing::identity(genes)
         },
         PriorKind::Sergio => Preprocessing {
+            normalize_total: Some(TotalCountTarget::Median),
+            log1p: true,
+            per_condition_scaling: None,
+            n_genes: genes,
             gene_names: vec![],
-            ..Preprocessing::median_log1p(vec![String::new(); genes])
         },
     };
     let train: TrainConfig = args.training.train_config(preprocessing)?;
