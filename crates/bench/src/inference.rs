@@ -5,7 +5,9 @@ use cellshift_data::model::{encode_treatment, Treatment};
 use cellshift_data::{PerturbationData, Task};
 use ndarray::{Array2, Array3, Axis};
 use rand::seq::index::sample;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
+
+use crate::sources::draw_cells;
 use rand_pcg::Pcg64;
 
 /// The context to predict in: the one named, or the only one of the file.
@@ -94,20 +96,7 @@ pub fn inference_task(
         .map(|i| candidates[i])
         .collect();
     let d = data.n_genes();
-    let draw = |cond: usize, rng: &mut Pcg64| -> Array2<f32> {
-        let cells = &conds[cond].cells;
-        let rows: Vec<usize> = if cells.len() >= n_cells {
-            sample(rng, cells.len(), n_cells)
-                .into_iter()
-                .map(|i| cells[i])
-                .collect()
-        } else {
-            (0..n_cells)
-                .map(|_| cells[rng.gen_range(0..cells.len())])
-                .collect()
-        };
-        data.x.select(Axis(0), &rows)
-    };
+    let draw = |cond: usize, rng: &mut Pcg64| draw_cells(data, &conds[cond].cells, n_cells, rng);
     let mut context_cells = Array3::<f32>::zeros((k, n_cells, d));
     let mut treatments = Array2::<f32>::zeros((k + 1, d));
     let mut labels = Vec::with_capacity(k + 1);

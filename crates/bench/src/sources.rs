@@ -38,6 +38,27 @@ pub fn heldout_dataset_seed(seed: u64, index: u64) -> u64 {
     mix(mix(seed ^ HELDOUT_SALT) ^ index) >> 1
 }
 
+/// `n_cells` rows of `data.x` from the rows `cells` of one condition: without replacement when the condition
+/// has enough cells, else with replacement (the reference's rule).
+pub fn draw_cells(
+    data: &PerturbationData,
+    cells: &[usize],
+    n_cells: usize,
+    rng: &mut Pcg64,
+) -> Array2<f32> {
+    let rows: Vec<usize> = if cells.len() >= n_cells {
+        sample(rng, cells.len(), n_cells)
+            .into_iter()
+            .map(|i| cells[i])
+            .collect()
+    } else {
+        (0..n_cells)
+            .map(|_| cells[rng.gen_range(0..cells.len())])
+            .collect()
+    };
+    data.x.select(Axis(0), &rows)
+}
+
 /// Builds one task from a data set of a single context: `n_cells` control cells, `k` context
 /// experiments chosen among the perturbations other than the query, and the query's cells as target.
 /// Cells are drawn without replacement when a condition has enough of them, else with replacement.
@@ -63,20 +84,7 @@ pub fn task_from_single_context(
     let picked = sample(rng, perturbed.len(), k + 1).into_vec();
     let query = perturbed[picked[k]];
     let d = data.n_genes();
-    let draw = |cond: usize, rng: &mut Pcg64| -> Array2<f32> {
-        let cells = &conds[cond].cells;
-        let rows: Vec<usize> = if cells.len() >= n_cells {
-            sample(rng, cells.len(), n_cells)
-                .into_iter()
-                .map(|i| cells[i])
-                .collect()
-        } else {
-            (0..n_cells)
-                .map(|_| cells[rng.gen_range(0..cells.len())])
-                .collect()
-        };
-        data.x.select(Axis(0), &rows)
-    };
+    let draw = |cond: usize, rng: &mut Pcg64| draw_cells(data, &conds[cond].cells, n_cells, rng);
     let mut context_cells = Array3::<f32>::zeros((k, n_cells, d));
     let mut treatments = Array2::<f32>::zeros((k + 1, d));
     let mut labels = Vec::with_capacity(k + 1);

@@ -370,10 +370,14 @@ pub fn export_inference(src: &Path, out_dir: &Path, precision: tch::Kind) -> Res
         tensors.push((key.clone(), weight.to_kind(precision)));
     }
     let mut meta = ck.meta.clone();
+    // The source checkpoint by its directory name only: exports are shipped, machine paths are not.
+    let source = ck.dir.file_name().map_or_else(
+        || "checkpoint".to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     meta.task_source = format!(
-        "{} [inference export ({precision:?}) of {}]",
-        meta.task_source,
-        ck.dir.display()
+        "{} [inference export ({precision:?}) of {source}]",
+        meta.task_source
     );
     write_checkpoint(out_dir, meta, &tensors, 1)
 }
