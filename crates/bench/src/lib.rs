@@ -7,6 +7,7 @@ pub mod prepare;
 pub mod score;
 pub mod sources;
 pub mod summary;
+pub mod tta;
 
-pub use score::{prediction_cells, score_predictor, ScoreConfig, ScoreResult};
+pub use score::{prediction_cells, score_predictor, ScoreConfig, ScoreResult, ScoredQuery};
 pub use summary::{markdown_table, MetricSummary};

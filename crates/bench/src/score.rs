@@ -53,6 +53,21 @@ pub struct ScoreResult {
     pub reports: Vec<(u64, String, EvalReport)>,
     /// Mean ± std over seeds of each metric (per seed: averaged over contexts).
     pub summary: Vec<MetricSummary>,
+    /// The queries of the first seed's first context with their cells, for plots and reports.
+    pub examples: Vec<ScoredQuery>,
+}
+
+/// One scored query: the sets the metrics compared.
+#[derive(Clone, Debug)]
+pub struct ScoredQuery {
+    /// Query label (the perturbation).
+    pub label: String,
+    /// The observational (control) cells the prediction started from.
+    pub observational: Array2<f32>,
+    /// The measured cells of the query.
+    pub target: Array2<f32>,
+    /// The predicted cells.
+    pub predicted: Array2<f32>,
 }
 
 /// Fits `predictor` on the train conditions and scores it on the test conditions, per seed.
@@ -91,9 +106,14 @@ pub fn score_predictor(
             .push(q);
     }
     let mut reports = Vec::new();
+    let mut examples = Vec::new();
     for &seed in &config.seeds {
         for (&context, queries) in &by_context {
-            let report = score_context(data, &sampler, &*predictor, queries, seed, config)?;
+            let (report, scored) =
+                score_context(data, &sampler, &*predictor, queries, seed, config)?;
+            if reports.is_empty() {
+                examples = scored;
+            }
             reports.push((seed, data.contexts[context].clone(), report));
         }
     }
@@ -102,6 +122,7 @@ pub fn score_predictor(
         method: predictor.name().to_string(),
         reports,
         summary,
+        examples,
     })
 }
 
@@ -112,7 +133,7 @@ fn score_context(
     queries: &[usize],
     seed: u64,
     config: &ScoreConfig,
-) -> anyhow::Result<EvalReport> {
+) -> anyhow::Result<(EvalReport, Vec<ScoredQuery>)> {
     let mut shared_observational: Option<Array2<f32>> = None;
     let (mut tasks, mut inputs, mut seeds) = (Vec::new(), Vec::new(), Vec::new());
     for (i, &q) in queries.iter().enumerate() {
@@ -140,14 +161,22 @@ fn score_context(
         .map_err(|e| anyhow::anyhow!("{} failed: {e}", predictor.name()))?;
     let (mut trues, mut preds, mut names, mut targets) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut scored = Vec::with_capacity(tasks.len());
     for (task, prediction) in tasks.iter().zip(&predictions) {
         let target = task
             .target
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("task without target cells"))?;
+        let predicted = prediction_cells(prediction, task);
         trues.push(target.mapv(f64::from));
-        preds.push(prediction_cells(prediction, task).mapv(f64::from));
+        preds.push(predicted.mapv(f64::from));
         let label = task.query_label().to_string();
+        scored.push(ScoredQuery {
+            label: label.clone(),
+            observational: task.observational.clone(),
+            target: target.clone(),
+            predicted,
+        });
         targets.push(data.gene_index(&label).map(|g| g as i64).unwrap_or(-1));
         names.push(label);
     }
@@ -158,7 +187,7 @@ fn score_context(
         gene_names: Some(data.genes.clone()),
         ..EvalOptions::default()
     };
-    Ok(evaluate(&case, &config.groups, &options)?)
+    Ok((evaluate(&case, &config.groups, &options)?, scored))
 }
 
 /// Cells of a prediction; a pseudo-bulk prediction becomes the observational cells shifted so their mean

@@ -202,16 +202,49 @@ pub struct SergioTasks {
     pub tasks_per_network: u64,
     /// Normalisation of the simulated counts (spec §6.8: total-count normalisation + log1p).
     pub normalization: NormalizationTarget,
+    /// The most recently simulated network, reused by the following tasks of the same network.
+    pub cache: NetworkCache,
+}
+
+/// Holds the last simulated network of a [`SergioTasks`] source so that the `tasks_per_network` tasks
+/// drawn from one network simulate it once (the cache never changes which task an index yields).
+#[derive(Debug, Default)]
+pub struct NetworkCache(std::sync::Mutex<Option<(u64, std::sync::Arc<PerturbationData>)>>);
+
+impl Clone for NetworkCache {
+    fn clone(&self) -> Self {
+        NetworkCache::default()
+    }
+}
+
+impl SergioTasks {
+    /// The normalised data set of training network `network`, simulated once and then reused.
+    fn network(&self, network: u64) -> Result<std::sync::Arc<PerturbationData>, ModelError> {
+        if let Ok(guard) = self.cache.0.lock() {
+            if let Some((cached, data)) = guard.as_ref() {
+                if *cached == network {
+                    return Ok(data.clone());
+                }
+            }
+        }
+        let dataset_seed = training_dataset_seed(self.seed, network);
+        let data =
+            SergioPrior::sample_named(&self.prior, dataset_seed, &format!("grn_{dataset_seed}"))
+                .and_then(|raw| normalize_dataset(&raw, self.normalization))
+                .map_err(|e| ModelError::Config(e.to_string()))?;
+        let data = std::sync::Arc::new(data);
+        if let Ok(mut guard) = self.cache.0.lock() {
+            *guard = Some((network, data.clone()));
+        }
+        Ok(data)
+    }
 }
 
 impl TaskSource for SergioTasks {
     fn task(&self, index: u64) -> Result<Task, ModelError> {
         let network = index / self.tasks_per_network.max(1);
         let dataset_seed = training_dataset_seed(self.seed, network);
-        let data =
-            SergioPrior::sample_named(&self.prior, dataset_seed, &format!("grn_{dataset_seed}"))
-                .and_then(|raw| normalize_dataset(&raw, self.normalization))
-                .map_err(|e| ModelError::Config(e.to_string()))?;
+        let data = self.network(network)?;
         let mut rng = Pcg64::seed_from_u64(mix(dataset_seed ^ mix(index)));
         let k = draw_k(self.k_min, self.k, &mut rng);
         task_from_single_context(&data, k, self.n_cells, &mut rng)

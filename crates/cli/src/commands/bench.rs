@@ -35,6 +35,8 @@ pub enum SplitChoice {
 pub enum BenchCommand {
     /// Sampling speed and accuracy of the ODE solvers against the reference sampler on held-out tasks.
     Speed(super::speed::Args),
+    /// DEG recovery on more genes than the model has, by test-time augmentation over gene subsets.
+    Tta(super::tta::Args),
 }
 
 /// Arguments of `cellshift bench`.
@@ -102,8 +104,10 @@ pub const TABLE_METRICS: [&str; 7] = [
 
 /// Runs `cellshift bench`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if let Some(BenchCommand::Speed(speed)) = args.command {
-        return super::speed::run(speed);
+    match args.command {
+        Some(BenchCommand::Speed(speed)) => return super::speed::run(speed),
+        Some(BenchCommand::Tta(tta)) => return super::tta::run(tta),
+        None => {}
     }
     set_threads(args.threads);
     let groups = MetricGroups::parse(&args.metrics)?;

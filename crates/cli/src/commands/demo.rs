@@ -1,28 +1,37 @@
-//! `cellshift demo`: the main job end to end on a network nobody has seen. It draws a new gene regulatory
-//! network with the project's own SERGIO simulator, writes and re-reads it as `.h5ad`, normalises it,
-//! measures K knock-outs as context experiments, predicts the held-out knock-outs, scores every
-//! predictor against the simulated truth and writes a small report (markdown + PNG plots).
-//!
-//! Until a pre-trained MapPFN checkpoint ships, the predictors are the baselines.
+//! `cellshift demo`: the main job end to end. By default it draws a new gene regulatory network with the
+//! project's own SERGIO simulator (one the model never saw), writes and re-reads it as `.h5ad`, normalises
+//! it, measures K knock-outs as context experiments, predicts the held-out knock-outs with the bundled
+//! MapPFN checkpoint (pre-trained on the SERGIO prior only), scores it and the baselines against the
+//! simulated truth, and writes a small report (markdown + PNG plots). With `--data FILE --context C` it does
+//! the same on a user's screen: half of the context's perturbations are measured, the other half predicted.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
 use cellshift_baselines::baseline_by_name;
+use cellshift_bench::inference::resolve_context;
 use cellshift_bench::plots::{histograms_png, scatter_png};
-use cellshift_bench::{
-    markdown_table, prediction_cells, score_predictor, ScoreConfig, ScoreResult,
-};
+use cellshift_bench::prepare::prepare_for_model;
+use cellshift_bench::{markdown_table, score_predictor, ScoreConfig, ScoreResult};
 use cellshift_data::atomic::write_bytes_atomically;
 use cellshift_data::h5ad::{self, PerturbationColumns, ReadOptions, WriteOptions};
 use cellshift_data::preprocess::{preprocess, LogBase, NormalizeTarget, PreprocessOptions};
-use cellshift_data::sampler::{CellReplacement, SamplerConfig, TaskSampler};
-use cellshift_data::split::{Split, SplitRole};
-use cellshift_data::PerturbationData;
+use cellshift_data::{PerturbationData, Predictor};
 use cellshift_metrics::MetricGroups;
+use cellshift_models::flow::OdeSolver;
+use cellshift_models::MapPfn;
 use cellshift_prior::{SergioPrior, SergioPriorConfig};
 use ndarray::Axis;
+
+use super::training::set_threads;
+use super::DataArgs;
+
+/// The checkpoint the demo uses when `--model` is not given: the SERGIO-prior model shipped in the repository.
+pub const BUNDLED_MODEL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../checkpoints/mappfn-sergio-small"
+);
 
 /// Arguments of `cellshift demo`.
 #[derive(clap::Args)]
@@ -33,21 +42,36 @@ pub struct Args {
     /// Seed of the new network and of every resampling.
     #[arg(long, default_value_t = 2026)]
     pub seed: u64,
-    /// Genes of the simulated network.
-    #[arg(long, default_value_t = 50)]
-    pub genes: usize,
     /// Context experiments (measured knock-outs) per prediction.
     #[arg(long, default_value_t = 8)]
     pub k: usize,
-    /// Cells per set.
-    #[arg(long, default_value_t = 200)]
+    /// Cells per set (64, as in the bundled model's pre-training, keeps the demo under a minute on 2 cores).
+    #[arg(long, default_value_t = 64)]
     pub cells: usize,
     /// Resampling seeds for mean ± std.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 2)]
     pub seeds: u64,
+    /// MapPFN checkpoint (default: the bundled SERGIO-prior model, `checkpoints/mappfn-sergio-small`).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Score the baselines only.
+    #[arg(long, conflicts_with = "model")]
+    pub no_model: bool,
+    /// Your own screen (`.h5ad`) instead of a simulated network; raw counts are normalised as the model expects.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// With --data: the context (cell line, condition) to predict in; needed when the file has several.
+    #[arg(long, requires = "data")]
+    pub context: Option<String>,
+    /// CPU threads for libtorch (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub columns: DataArgs,
 }
 
-const PREDICTORS: [&str; 4] = ["control", "context_mean", "linear", "oracle"];
+/// Baselines scored next to MapPFN.
+const BASELINES: [&str; 4] = ["control", "context_mean", "linear", "oracle"];
 const TABLE_METRICS: [&str; 7] = [
     "w2",
     "mmd",
@@ -58,21 +82,153 @@ const TABLE_METRICS: [&str; 7] = [
     "pearson_delta",
 ];
 
+/// The demo's sampler: adaptive Dormand–Prince at tolerance 1e-3, validated against the reference's
+/// 601-evaluation fixed-step solver in `cellshift bench speed` (BENCHMARKS.md).
+fn demo_sampler() -> cellshift_models::SamplerConfig {
+    cellshift_models::SamplerConfig {
+        solver: OdeSolver::Dopri5Adaptive {
+            rtol: 1e-3,
+            atol: 1e-3,
+            dt0: 0.05,
+            max_steps: 10_000,
+        },
+        guidance: 2.0,
+    }
+}
+
+/// Where the data came from, for the report.
+enum Source {
+    Simulated {
+        genes: usize,
+        cells_per_condition: usize,
+    },
+    User {
+        path: PathBuf,
+        context: String,
+    },
+}
+
 /// Runs `cellshift demo`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let start = Instant::now();
+    set_threads(args.threads);
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
+    let model = load_model(&args)?;
+    let genes = model.as_ref().map_or(50, |m| m.net().config().n_genes);
 
+    let (data, source) = match &args.data {
+        None => simulated_network(&args, genes)?,
+        Some(path) => user_screen(&args, path, model.as_ref())?,
+    };
+
+    println!("3. half of the knock-outs are measured (context experiments), the other half are predicted");
+    let score_config = ScoreConfig {
+        k: args.k,
+        n_cells: args.cells,
+        seeds: (0..args.seeds.max(1))
+            .map(|s| args.seed.wrapping_add(s))
+            .collect(),
+        groups: MetricGroups::parse("mappfn,celleval")?,
+        split: cellshift_bench::score::all_holdout_split(args.seed),
+    };
+    let mut predictors: Vec<Box<dyn Predictor>> = Vec::new();
+    if let Some(model) = model {
+        predictors.push(Box::new(model));
+    }
+    for name in BASELINES {
+        predictors.push(baseline_by_name(name)?);
+    }
+    let mut results: Vec<ScoreResult> = Vec::new();
+    for predictor in predictors.iter_mut() {
+        let begun = Instant::now();
+        let result = score_predictor(&data, predictor.as_mut(), &score_config)?;
+        println!(
+            "   {:<14} scored in {:.1} s",
+            result.method,
+            begun.elapsed().as_secs_f64()
+        );
+        results.push(result);
+    }
+    let rows: Vec<(String, Vec<_>)> = results
+        .iter()
+        .map(|r| (r.method.clone(), r.summary.clone()))
+        .collect();
+    let table = markdown_table(&rows, &TABLE_METRICS);
+    println!("\n{table}");
+
+    let shown = if results.first().map(|r| r.method.as_str()) == Some("mappfn") {
+        0
+    } else {
+        let best = pick_best_non_oracle(&results);
+        results.iter().position(|r| r.method == best).unwrap_or(0)
+    };
+    let shown_name = results[shown].method.clone();
+    println!("4. writing the report (plots for `{shown_name}`)");
+    let plots = write_plots(&data, &results[shown], &args.out)?;
+    let report = report_markdown(
+        &args,
+        &source,
+        &data,
+        &table,
+        &shown_name,
+        &plots,
+        start.elapsed().as_secs_f64(),
+    );
+    let report_path = args.out.join("report.md");
+    write_bytes_atomically(&report_path, report.as_bytes())?;
     println!(
-        "1. drawing a new regulatory network ({} genes, seed {}) and simulating it with SERGIO",
-        args.genes, args.seed
+        "   wrote {} ({:.1} s in all)",
+        report_path.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The MapPFN model to demonstrate: `--model`, else the bundled checkpoint; `None` with `--no-model` or when
+/// no checkpoint is bundled (a note says so).
+fn load_model(args: &Args) -> anyhow::Result<Option<MapPfn>> {
+    if args.no_model {
+        return Ok(None);
+    }
+    let dir = match &args.model {
+        Some(dir) => dir.clone(),
+        None => {
+            let bundled = PathBuf::from(BUNDLED_MODEL);
+            if !bundled.exists() {
+                eprintln!(
+                    "note: no bundled checkpoint at {}; scoring the baselines only (give --model DIR)",
+                    bundled.display()
+                );
+                return Ok(None);
+            }
+            bundled
+        }
+    };
+    let model = MapPfn::load(&dir)
+        .with_context(|| format!("loading the model {}", dir.display()))?
+        .with_sampler(demo_sampler())?;
+    println!(
+        "0. MapPFN checkpoint {} ({} genes, up to K = {})",
+        dir.display(),
+        model.net().config().n_genes,
+        model.net().config().max_context()
+    );
+    Ok(Some(model))
+}
+
+/// Steps 1–2 on a new simulated network of `genes` genes.
+fn simulated_network(args: &Args, genes: usize) -> anyhow::Result<(PerturbationData, Source)> {
+    println!(
+        "1. drawing a new regulatory network ({genes} genes, seed {}) and simulating it with SERGIO",
+        args.seed
     );
     // Twice the cells of a set are simulated per condition, so every resampling seed draws new cells
     // (with exactly n cells per condition, as in the MapPFN prior, all seeds would see the same sets).
+    let cells_per_condition = 2 * args.cells;
     let config = SergioPriorConfig {
-        n_genes: args.genes,
-        n_cells: 2 * args.cells,
+        n_genes: genes,
+        n_cells: cells_per_condition,
         ..SergioPriorConfig::default()
     };
     let simulated = SergioPrior::sample_named(&config, args.seed, "demo_grn")?;
@@ -99,7 +255,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         raw.scale.describe(),
         raw_path.display()
     );
-
     println!("2. normalising to the median total and log1p (scanpy conventions)");
     let options = PreprocessOptions {
         min_cells_per_treatment: None,
@@ -109,47 +264,75 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         panel: None,
         pseudobulk: false,
     };
-    let data = preprocess(&raw, &options)?.data;
+    Ok((
+        preprocess(&raw, &options)?.data,
+        Source::Simulated {
+            genes,
+            cells_per_condition,
+        },
+    ))
+}
 
-    println!("3. half of the knock-outs are measured (context experiments), the other half are predicted");
-    let score_config = ScoreConfig {
-        k: args.k,
-        n_cells: args.cells,
-        seeds: (0..args.seeds).map(|s| args.seed.wrapping_add(s)).collect(),
-        groups: MetricGroups::parse("mappfn,celleval")?,
-        split: cellshift_bench::score::all_holdout_split(args.seed),
-    };
-    let mut results: Vec<ScoreResult> = Vec::new();
-    for name in PREDICTORS {
-        let mut predictor = baseline_by_name(name)?;
-        results.push(score_predictor(&data, predictor.as_mut(), &score_config)?);
-    }
-    let rows: Vec<(String, Vec<_>)> = results
+/// Steps 1–2 on the user's screen: one context, brought to the model's genes and normalisation.
+fn user_screen(
+    args: &Args,
+    path: &Path,
+    model: Option<&MapPfn>,
+) -> anyhow::Result<(PerturbationData, Source)> {
+    println!("1. reading {}", path.display());
+    let raw = args.columns.read(path)?;
+    let context = resolve_context(&raw, args.context.as_deref())?;
+    let cells: Vec<usize> = raw
+        .conditions()
         .iter()
-        .map(|r| (r.method.clone(), r.summary.clone()))
+        .filter(|c| c.context == context)
+        .flat_map(|c| c.cells.iter().copied())
         .collect();
-    let table = markdown_table(&rows, &TABLE_METRICS);
-    println!("\n{table}");
-
-    let best = pick_best_non_oracle(&results);
-    println!("4. writing the report (plots for `{best}`)");
-    let plots = write_plots(&data, &score_config, best, &args.out)?;
-    let report = report_markdown(
-        &args,
-        &data,
-        &table,
-        best,
-        &plots,
-        start.elapsed().as_secs_f64(),
-    );
-    let report_path = args.out.join("report.md");
-    write_bytes_atomically(&report_path, report.as_bytes())?;
+    let name = raw.contexts[context].clone();
+    let one_context = raw.select_cells(&cells)?;
     println!(
-        "   wrote {} ({:.1} s in all)",
-        report_path.display(),
-        start.elapsed().as_secs_f64()
+        "   context `{name}`: {} cells × {} genes, {} conditions",
+        one_context.n_cells(),
+        one_context.n_genes(),
+        one_context.conditions().len()
     );
-    Ok(())
+    let data = match model {
+        Some(model) => {
+            println!("2. bringing the screen to the model's genes and normalisation");
+            let (data, report) = prepare_for_model(&one_context, model.preprocessing())
+                .with_context(|| format!("preparing {} for the model", path.display()))?;
+            for note in &report.notes {
+                println!("   note: {note}");
+            }
+            data
+        }
+        None => {
+            println!(
+                "2. normalising to the median total and log1p when the screen holds raw counts"
+            );
+            let options = PreprocessOptions {
+                min_cells_per_treatment: None,
+                normalize: Some(NormalizeTarget::MedianOfTotals),
+                log1p: Some(LogBase::Natural),
+                hvg: None,
+                panel: None,
+                pseudobulk: false,
+            };
+            match one_context.scale {
+                cellshift_data::ExpressionScale::RawCounts => {
+                    preprocess(&one_context, &options)?.data
+                }
+                _ => one_context,
+            }
+        }
+    };
+    Ok((
+        data,
+        Source::User {
+            path: path.to_path_buf(),
+            context: name,
+        },
+    ))
 }
 
 /// The non-oracle predictor with the lowest mean RMSE.
@@ -167,57 +350,24 @@ fn pick_best_non_oracle(results: &[ScoreResult]) -> &str {
         .unwrap_or("control")
 }
 
-/// Plots for one predictor: per-gene mean shifts (predicted vs true) over all queries, and the
-/// distributions of the query's most shifted genes for the first query.
+/// Plots for one scored predictor (its first seed's queries): per-gene mean shifts, predicted vs true, over
+/// all queries, and the distributions of the first query's most shifted genes.
 fn write_plots(
     data: &PerturbationData,
-    config: &ScoreConfig,
-    name: &str,
+    result: &ScoreResult,
     out: &Path,
 ) -> anyhow::Result<Vec<String>> {
-    let split = Split::new(data, &config.split)?;
-    let mut predictor = baseline_by_name(name)?;
-    predictor
-        .fit(data, &split.train_conditions())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let sampler = TaskSampler::new(
-        data,
-        split,
-        SamplerConfig {
-            k: config.k,
-            n_cells: config.n_cells,
-            with_replacement_policy: CellReplacement::WhenTooFew,
-            seed: config.seeds[0],
-            query_role: SplitRole::Test,
-            require_k_available: false,
-        },
-    )?;
+    let name = result.method.as_str();
     let mut points = Vec::new();
     let mut files = Vec::new();
-    for (i, &q) in sampler.queries().iter().enumerate() {
-        let task = sampler.task_for(q, config.k, config.seeds[0].wrapping_add(i as u64))?;
-        let predicted = prediction_cells(
-            &predictor
-                .predict(&task, config.n_cells, i as u64)
-                .map_err(|e| anyhow::anyhow!("{e}"))?,
-            &task,
-        );
-        let target = task
-            .target
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("task without target"))?;
-        let control_mean = task
-            .observational
-            .mean_axis(Axis(0))
-            .ok_or_else(|| anyhow::anyhow!("empty control"))?;
-        let true_shift = target
-            .mean_axis(Axis(0))
-            .ok_or_else(|| anyhow::anyhow!("empty target"))?
-            - &control_mean;
-        let pred_shift = predicted
-            .mean_axis(Axis(0))
-            .ok_or_else(|| anyhow::anyhow!("empty prediction"))?
-            - &control_mean;
+    for (i, query) in result.examples.iter().enumerate() {
+        let mean = |m: &ndarray::Array2<f32>| {
+            m.mean_axis(Axis(0))
+                .ok_or_else(|| anyhow::anyhow!("an empty set of cells for `{}`", query.label))
+        };
+        let control_mean = mean(&query.observational)?;
+        let true_shift = mean(&query.target)? - &control_mean;
+        let pred_shift = mean(&query.predicted)? - &control_mean;
         points.extend(
             true_shift
                 .iter()
@@ -228,29 +378,18 @@ fn write_plots(
             let mut order: Vec<usize> = (0..true_shift.len()).collect();
             order.sort_by(|&a, &b| true_shift[b].abs().total_cmp(&true_shift[a].abs()));
             for &g in order.iter().take(3) {
-                let file = format!("gene_{}_{}.png", task.query_label(), data.genes[g]);
+                let column = |m: &ndarray::Array2<f32>| -> Vec<f64> {
+                    m.column(g).iter().map(|&v| v as f64).collect()
+                };
+                let file = format!("gene_{}_{}.png", query.label, data.genes[g]);
                 let series: [(&str, Vec<f64>); 3] = [
-                    (
-                        "control",
-                        task.observational
-                            .column(g)
-                            .iter()
-                            .map(|&v| v as f64)
-                            .collect(),
-                    ),
-                    ("true", target.column(g).iter().map(|&v| v as f64).collect()),
-                    (
-                        "predicted",
-                        predicted.column(g).iter().map(|&v| v as f64).collect(),
-                    ),
+                    ("control", column(&query.observational)),
+                    ("true", column(&query.target)),
+                    ("predicted", column(&query.predicted)),
                 ];
                 let refs: Vec<(&str, &[f64])> =
                     series.iter().map(|(l, v)| (*l, v.as_slice())).collect();
-                let title = format!(
-                    "{} knock-out: {} ({name})",
-                    task.query_label(),
-                    data.genes[g]
-                );
+                let title = format!("{} knock-out: {} ({name})", query.label, data.genes[g]);
                 histograms_png(&out.join(&file), &refs, &title, "log1p expression")?;
                 files.push(file);
             }
@@ -270,34 +409,45 @@ fn write_plots(
 
 fn report_markdown(
     args: &Args,
+    source: &Source,
     data: &PerturbationData,
     table: &str,
-    best: &str,
+    shown: &str,
     plots: &[String],
     seconds: f64,
 ) -> String {
     let mut md = String::from("# cellshift demo report\n\n");
+    let perturbations = data.treatments.iter().filter(|t| !t.is_control()).count();
+    md += &match source {
+        Source::Simulated {
+            genes,
+            cells_per_condition,
+        } => format!(
+            "A new regulatory network of {genes} genes (seed {}) simulated with cellshift's SERGIO simulator: \
+             control and {perturbations} knock-outs, {cells_per_condition} cells each, technical noise, \
+             normalised to the median total and log1p. ",
+            args.seed
+        ),
+        Source::User { path, context } => format!(
+            "The screen `{}`, context `{context}`: control and {perturbations} perturbations, {} genes. ",
+            path.display(),
+            data.n_genes()
+        ),
+    };
     md += &format!(
-        "A new regulatory network of {} genes (seed {}) simulated with cellshift's SERGIO simulator: control \
-         and {} knock-outs, {} cells each, technical noise, normalised to the median total and log1p. Half \
-         of the knock-outs are measured context experiments (K = {} per prediction); the other half are \
-         predicted and scored against the simulated cells, {} cells per set. Mean ± std over {} resampling \
+        "Half of the perturbations are measured context experiments (K = {} per prediction); the other half \
+         are predicted and scored against the measured cells, {} cells per set. Mean ± std over {} resampling \
          seeds.\n\n",
-        args.genes,
-        args.seed,
-        data.treatments.len() - 1,
-        2 * args.cells,
-        args.k,
-        args.cells,
-        args.seeds
+        args.k, args.cells, args.seeds
     );
     md += "## Scores\n\n";
     md += table;
     md += "\nw2: Sinkhorn divergence (ε = 0.1); mmd: RBF MMD²; mean_rmse: RMSE of per-gene means; pds: \
            perturbation discrimination (0 best); mag_ratio: predicted / true effect size (1 best); deg_auprc: \
-           pooled DEG AUPRC; pearson_delta: Pearson correlation of mean shifts. `oracle` resamples the true \
-           cells (the noise floor); `control` predicts no effect.\n\n";
-    md += &format!("## Plots (`{best}`, the best non-oracle predictor by mean RMSE)\n\n");
+           pooled DEG AUPRC; pearson_delta: Pearson correlation of mean shifts. `mappfn` is the pre-trained \
+           model predicting in context (no training on these data); `oracle` resamples the true cells (the \
+           noise floor); `control` predicts no effect.\n\n";
+    md += &format!("## Plots (`{shown}`)\n\n");
     for file in plots {
         md += &format!("![{file}]({file})\n\n");
     }

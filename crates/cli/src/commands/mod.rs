@@ -13,6 +13,7 @@ pub mod pretrain;
 pub mod simulate;
 pub mod speed;
 pub mod training;
+pub mod tta;
 
 use std::path::Path;
 

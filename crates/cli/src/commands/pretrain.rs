@@ -116,6 +116,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 seed: args.training.seed,
                 tasks_per_network: args.tasks_per_network,
                 normalization: NormalizationTarget::DatasetMedian,
+                cache: Default::default(),
             })
         }
     };

@@ -7,8 +7,8 @@ use anyhow::Context;
 use cellshift_data::h5ad::{self, PerturbationColumns, WriteOptions};
 use cellshift_data::{ExpressionScale, PerturbationData};
 use cellshift_prior::{
-    simulate_knockouts_detailed, GrnDefaults, GrnSpec, KnockoutSelection, LinearScmConfig,
-    LinearScmPrior, SergioPrior, SergioPriorConfig,
+    normalize_dataset, simulate_knockouts_detailed, GrnDefaults, GrnSpec, KnockoutSelection,
+    LinearScmConfig, LinearScmPrior, NormalizationTarget, SergioPrior, SergioPriorConfig,
 };
 
 /// Which generator to use.
@@ -60,6 +60,10 @@ pub struct Args {
     /// gzip level for the output arrays (0–9).
     #[arg(long)]
     pub gzip: Option<u8>,
+    /// SERGIO: normalise each network on its own, as the pre-training prior does (median total over the
+    /// network's cells, then natural log1p), instead of writing raw counts.
+    #[arg(long, conflicts_with = "clean")]
+    pub log_normalize: bool,
 }
 
 /// Runs `cellshift simulate`.
@@ -86,6 +90,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ExpressionScale::RawCounts => "raw counts",
         _ if matches!(args.prior, PriorKind::Linear) && args.grn.is_none() => {
             "standardised SCM values"
+        }
+        _ if args.log_normalize => {
+            "counts normalised per network to the median total, natural log1p"
         }
         _ => "clean expression (no technical noise)",
     };
@@ -168,7 +175,12 @@ fn simulate_random(args: &Args) -> anyhow::Result<PerturbationData> {
                     technical_noise: !args.clean,
                     ..defaults
                 };
-                SergioPrior::sample_named(&cfg, seed, &context)?
+                let raw = SergioPrior::sample_named(&cfg, seed, &context)?;
+                if args.log_normalize {
+                    normalize_dataset(&raw, NormalizationTarget::DatasetMedian)?
+                } else {
+                    raw
+                }
             }
         };
         parts.push(part);
