@@ -80,31 +80,13 @@ pub fn score_predictor(
     predictor
         .fit(data, &split.train_conditions())
         .map_err(|e| anyhow::anyhow!("fitting {}: {e}", predictor.name()))?;
-    let sampler = TaskSampler::new(
+    let (sampler, by_context) = test_queries(
         data,
         split,
-        SamplerConfig {
-            k: config.k,
-            n_cells: config.n_cells,
-            with_replacement_policy: CellReplacement::WhenTooFew,
-            seed: config.seeds.first().copied().unwrap_or(0),
-            query_role: SplitRole::Test,
-            require_k_available: false,
-        },
+        config.k,
+        config.n_cells,
+        config.seeds.first().copied().unwrap_or(0),
     )?;
-    if sampler.is_empty() {
-        anyhow::bail!(
-            "the split has no test conditions with control cells in their context; give a data set with \
-             control cells and several perturbations per context"
-        );
-    }
-    let mut by_context: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for &q in sampler.queries() {
-        by_context
-            .entry(data.conditions()[q].context)
-            .or_default()
-            .push(q);
-    }
     let mut reports = Vec::new();
     let mut examples = Vec::new();
     for &seed in &config.seeds {
@@ -124,6 +106,43 @@ pub fn score_predictor(
         summary,
         examples,
     })
+}
+
+/// The test-query sampler of a split (K context experiments from the train half, `n_cells` cells per set)
+/// and its test queries grouped by context, in context order; an error when there is nothing to test.
+pub fn test_queries<'a>(
+    data: &'a PerturbationData,
+    split: Split,
+    k: usize,
+    n_cells: usize,
+    seed: u64,
+) -> anyhow::Result<(TaskSampler<'a>, BTreeMap<usize, Vec<usize>>)> {
+    let sampler = TaskSampler::new(
+        data,
+        split,
+        SamplerConfig {
+            k,
+            n_cells,
+            with_replacement_policy: CellReplacement::WhenTooFew,
+            seed,
+            query_role: SplitRole::Test,
+            require_k_available: false,
+        },
+    )?;
+    if sampler.is_empty() {
+        anyhow::bail!(
+            "the split has no test conditions with control cells in their context; give a data set with \
+             control cells and several perturbations per context"
+        );
+    }
+    let mut by_context: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for &q in sampler.queries() {
+        by_context
+            .entry(data.conditions()[q].context)
+            .or_default()
+            .push(q);
+    }
+    Ok((sampler, by_context))
 }
 
 fn score_context(

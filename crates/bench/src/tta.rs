@@ -12,11 +12,9 @@
 //! - the comparison "without augmentation" uses the first subset alone: genes outside it get no prediction
 //!   (score 0), which is what a model of `m` genes can say about a wider panel on its own.
 
-use std::collections::BTreeMap;
-
 use anyhow::Context;
-use cellshift_data::sampler::{CellReplacement, SamplerConfig, TaskSampler};
-use cellshift_data::split::{Split, SplitConfig, SplitRole};
+use cellshift_data::sampler::TaskSampler;
+use cellshift_data::split::{Split, SplitConfig};
 use cellshift_data::{PerturbationData, Predictor, Task};
 use cellshift_metrics::ap::average_precision;
 use cellshift_metrics::deg::{deg_labels_scores, deg_scores_pooled};
@@ -25,7 +23,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 
-use crate::score::prediction_cells;
+use crate::score::{prediction_cells, test_queries};
 
 /// Salt of the subset draws, so they do not reuse the task's cell-sampling stream.
 const SUBSET_SALT: u64 = 0x7474_615f_7375_6273;
@@ -136,28 +134,13 @@ pub fn tta_benchmark(
         anyhow::bail!("--subsets must be at least 1");
     }
     let split = Split::new(data, &config.split)?;
-    let sampler = TaskSampler::new(
+    let (sampler, by_context) = test_queries(
         data,
         split,
-        SamplerConfig {
-            k: config.k,
-            n_cells: config.n_cells,
-            with_replacement_policy: CellReplacement::WhenTooFew,
-            seed: config.seeds.first().copied().unwrap_or(0),
-            query_role: SplitRole::Test,
-            require_k_available: false,
-        },
+        config.k,
+        config.n_cells,
+        config.seeds.first().copied().unwrap_or(0),
     )?;
-    if sampler.is_empty() {
-        anyhow::bail!("the split has no test conditions with control cells in their context");
-    }
-    let mut by_context: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for &q in sampler.queries() {
-        by_context
-            .entry(data.conditions()[q].context)
-            .or_default()
-            .push(q);
-    }
     let mut results = Vec::new();
     for &seed in &config.seeds {
         let (mut labels, mut tta, mut single, mut target_only) =

@@ -217,6 +217,18 @@ fn load_model(args: &Args) -> anyhow::Result<Option<MapPfn>> {
     Ok(Some(model))
 }
 
+/// Normalisation to the median total and natural log1p (scanpy conventions; the prior's normalisation).
+fn median_log1p() -> PreprocessOptions {
+    PreprocessOptions {
+        min_cells_per_treatment: None,
+        normalize: Some(NormalizeTarget::MedianOfTotals),
+        log1p: Some(LogBase::Natural),
+        hvg: None,
+        panel: None,
+        pseudobulk: false,
+    }
+}
+
 /// Steps 1–2 on a new simulated network of `genes` genes.
 fn simulated_network(args: &Args, genes: usize) -> anyhow::Result<(PerturbationData, Source)> {
     println!(
@@ -256,14 +268,7 @@ fn simulated_network(args: &Args, genes: usize) -> anyhow::Result<(PerturbationD
         raw_path.display()
     );
     println!("2. normalising to the median total and log1p (scanpy conventions)");
-    let options = PreprocessOptions {
-        min_cells_per_treatment: None,
-        normalize: Some(NormalizeTarget::MedianOfTotals),
-        log1p: Some(LogBase::Natural),
-        hvg: None,
-        panel: None,
-        pseudobulk: false,
-    };
+    let options = median_log1p();
     Ok((
         preprocess(&raw, &options)?.data,
         Source::Simulated {
@@ -310,14 +315,7 @@ fn user_screen(
             println!(
                 "2. normalising to the median total and log1p when the screen holds raw counts"
             );
-            let options = PreprocessOptions {
-                min_cells_per_treatment: None,
-                normalize: Some(NormalizeTarget::MedianOfTotals),
-                log1p: Some(LogBase::Natural),
-                hvg: None,
-                panel: None,
-                pseudobulk: false,
-            };
+            let options = median_log1p();
             match one_context.scale {
                 cellshift_data::ExpressionScale::RawCounts => {
                     preprocess(&one_context, &options)?.data
