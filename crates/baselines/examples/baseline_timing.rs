@@ -10,6 +10,7 @@
 use std::time::Instant;
 
 use cellshift_baselines::{baseline_by_name, BASELINE_NAMES};
+use cellshift_data::FitContext;
 use cellshift_data::{CellAnnotations, PerturbationData, Task};
 use ndarray::{Array2, Array3};
 use rand::{Rng, SeedableRng};
@@ -121,11 +122,14 @@ fn main() {
                     context: data.contexts[0].clone(),
                     observational: observational.clone(),
                     context_cells: Array3::zeros((0, 0, size.genes)),
-                    treatments: data
-                        .treatment_vector(cond)
-                        .expect("encoding")
-                        .insert_axis(ndarray::Axis(0)),
-                    treatment_labels: vec![data.treatments[cond.treatment].label("control")],
+                    context_index: 0,
+                    genes: std::sync::Arc::new(data.genes.clone()),
+                    experiments: vec![],
+                    query: cellshift_data::TaskTreatment::from_label(
+                        &data.treatments[cond.treatment].label("control"),
+                        "control",
+                        cond.value,
+                    ),
                     target: Some(data.cells_of(cond)),
                 }
             })
@@ -133,7 +137,9 @@ fn main() {
         for &name in BASELINE_NAMES {
             let mut baseline = baseline_by_name(name).expect("known name");
             let start = Instant::now();
-            baseline.fit(&data, &train).expect("fit");
+            baseline
+                .fit(&data, &train, &mut FitContext::default())
+                .expect("fit");
             let fit_ms = start.elapsed().as_secs_f64() * 1e3;
             let start = Instant::now();
             let mut answered = 0;

@@ -11,6 +11,7 @@
 //! A single knock-out query is its own one-gene sum (its shift by the same rules); a control query gets a
 //! zero shift; compounds are not supported.
 
+use cellshift_data::FitContext;
 use cellshift_data::{PerturbationData, PredictError, Prediction, Predictor, Task, Treatment};
 use ndarray::Array1;
 
@@ -60,6 +61,7 @@ impl Predictor for Additive {
         &mut self,
         data: &PerturbationData,
         train_conditions: &[usize],
+        _ctx: &mut FitContext<'_>,
     ) -> Result<(), PredictError> {
         self.effects = Some(TrainingEffects::from_training(
             Self::NAME,
@@ -109,7 +111,11 @@ mod tests {
         let data = fixture::data();
         let mut baseline = Additive::new();
         baseline
-            .fit(&data, &fixture::train_conditions(&data))
+            .fit(
+                &data,
+                &fixture::train_conditions(&data),
+                &mut FitContext::default(),
+            )
             .unwrap();
         (data, baseline)
     }

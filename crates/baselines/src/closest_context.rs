@@ -14,6 +14,7 @@
 //!
 //! Prediction = the task's control cells (resampled to n) + x_p^γ*. A control query gets a zero shift.
 
+use cellshift_data::FitContext;
 use cellshift_data::{PerturbationData, PredictError, Prediction, Predictor, Task, Treatment};
 use ndarray::Array1;
 
@@ -25,9 +26,17 @@ use crate::shared::resample::{mean_profile, shifted_control_cells};
 #[derive(Clone, Debug, PartialEq)]
 pub enum ContextSimilarity {
     /// By the mean squared difference of the shifts of the `shared` perturbations both contexts measured.
-    SharedPerturbations { shared: usize, mse: f64 },
+    SharedPerturbations {
+        /// Training perturbations the two contexts share.
+        shared: usize,
+        /// Mean squared difference of their shifts over those perturbations.
+        mse: f64,
+    },
     /// By the Euclidean distance of the control pseudo-bulks (no candidate shares a perturbation).
-    ControlProfile { distance: f64 },
+    ControlProfile {
+        /// Euclidean distance of the control pseudo-bulks.
+        distance: f64,
+    },
 }
 
 /// The context a [`ClosestContext`] prediction copies its effect from, and why.
@@ -165,6 +174,7 @@ impl Predictor for ClosestContext {
         &mut self,
         data: &PerturbationData,
         train_conditions: &[usize],
+        _ctx: &mut FitContext<'_>,
     ) -> Result<(), PredictError> {
         self.effects = Some(TrainingEffects::from_training(
             Self::NAME,
@@ -201,7 +211,11 @@ mod tests {
         let data = fixture::data();
         let mut baseline = ClosestContext::new();
         baseline
-            .fit(&data, &fixture::train_conditions(&data))
+            .fit(
+                &data,
+                &fixture::train_conditions(&data),
+                &mut FitContext::default(),
+            )
             .unwrap();
         (data, baseline)
     }

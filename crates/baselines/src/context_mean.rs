@@ -14,6 +14,7 @@
 //! With the training source a control query gets a zero shift; the task source does not interpret the
 //! query label (the context mean is the same for every query).
 
+use cellshift_data::FitContext;
 use cellshift_data::{PerturbationData, PredictError, Prediction, Predictor, Task, Treatment};
 use ndarray::{Array1, Axis};
 
@@ -118,6 +119,7 @@ impl Predictor for ContextMean {
         &mut self,
         data: &PerturbationData,
         train_conditions: &[usize],
+        _ctx: &mut FitContext<'_>,
     ) -> Result<(), PredictError> {
         self.effects = Some(TrainingEffects::from_training(
             Self::NAME,
@@ -151,7 +153,11 @@ mod tests {
         let data = fixture::data();
         let mut baseline = ContextMean::new(source);
         baseline
-            .fit(&data, &fixture::train_conditions(&data))
+            .fit(
+                &data,
+                &fixture::train_conditions(&data),
+                &mut FitContext::default(),
+            )
             .unwrap();
         (data, baseline)
     }
@@ -245,7 +251,9 @@ mod tests {
             .filter(|&i| data.conditions()[i].context != a)
             .collect();
         let mut baseline = ContextMean::new(ContextMeanSource::Training);
-        baseline.fit(&data, &not_a).unwrap();
+        baseline
+            .fit(&data, &not_a, &mut FitContext::default())
+            .unwrap();
         let err = baseline.predict(&task, 2, 0).unwrap_err();
         assert!(
             err.to_string().contains("no perturbation of this context"),

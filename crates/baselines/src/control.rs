@@ -1,7 +1,7 @@
 //! The identity baseline (MapPFN "Identity", Ahlmann-Eltze "no change"): the query's predicted cells are
 //! the task's observational (control) cells, resampled to `n` cells with the sampler's replacement rule.
 
-use cellshift_data::{PerturbationData, PredictError, Prediction, Predictor, Task};
+use cellshift_data::{PredictError, Prediction, Predictor, Task};
 
 use crate::shared::effects::check_task_shape;
 use crate::shared::resample::resample_cells;
@@ -23,15 +23,6 @@ impl ControlBaseline {
 impl Predictor for ControlBaseline {
     fn name(&self) -> &str {
         Self::NAME
-    }
-
-    /// Nothing to learn.
-    fn fit(
-        &mut self,
-        _data: &PerturbationData,
-        _train_conditions: &[usize],
-    ) -> Result<(), PredictError> {
-        Ok(())
     }
 
     fn predict(&self, task: &Task, n_cells: usize, seed: u64) -> Result<Prediction, PredictError> {

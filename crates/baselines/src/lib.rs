@@ -18,6 +18,8 @@
 //! per-gene shift, so all metrics apply and baselines run with the same seed share their control cells.
 //! Shifts are pseudo-bulk differences against the mean of *all* control cells of a context in the data.
 
+#![deny(missing_docs)]
+
 pub mod additive;
 pub mod closest_context;
 pub mod context_mean;

@@ -20,6 +20,7 @@
 //! context without control cells or without a training knock-out of a measured gene. A control query gets
 //! a zero change. The PCA uses a Jacobi eigensolver on the smaller of the d × d and m × m Gram matrices.
 
+use cellshift_data::FitContext;
 use cellshift_data::{PerturbationData, PredictError, Prediction, Predictor, Task, Treatment};
 use ndarray::{Array1, Array2};
 
@@ -236,6 +237,7 @@ impl Predictor for LinearModel {
         &mut self,
         data: &PerturbationData,
         train_conditions: &[usize],
+        _ctx: &mut FitContext<'_>,
     ) -> Result<(), PredictError> {
         let effects = TrainingEffects::from_training(Self::NAME, data, train_conditions)?;
         let mut models = Vec::with_capacity(effects.contexts.len());
@@ -406,7 +408,9 @@ mod tests {
         let (data, train) = data();
         for (k, lambda, change, mean) in cases {
             let mut model = LinearModel::new(k, lambda).unwrap();
-            model.fit(&data, &train).unwrap();
+            model
+                .fit(&data, &train, &mut FitContext::default())
+                .unwrap();
             let task = query(&data, "L", "G5");
             let got = model.predicted_change(&task).unwrap();
             for j in 0..6 {
@@ -426,7 +430,9 @@ mod tests {
     fn contexts_are_fitted_separately() {
         let (data, train) = data();
         let mut model = LinearModel::default();
-        model.fit(&data, &train).unwrap();
+        model
+            .fit(&data, &train, &mut FitContext::default())
+            .unwrap();
         let in_l = model.predicted_change(&query(&data, "L", "G5")).unwrap();
         let in_m = model.predicted_change(&query(&data, "M", "G5")).unwrap();
         assert!(
@@ -441,7 +447,9 @@ mod tests {
             .filter(|&i| data.conditions()[i].context == l)
             .collect();
         let mut model_l = LinearModel::default();
-        model_l.fit(&data, &only_l).unwrap();
+        model_l
+            .fit(&data, &only_l, &mut FitContext::default())
+            .unwrap();
         let again = model_l.predicted_change(&query(&data, "L", "G5")).unwrap();
         assert!((&in_l - &again).iter().all(|v| v.abs() < 1e-12));
         // …and leaves M without a model.
@@ -459,7 +467,9 @@ mod tests {
         // not measured, so it is not in Y.)
         let (data, train) = data();
         let mut model = LinearModel::new(10, 1e12).unwrap();
-        model.fit(&data, &train).unwrap();
+        model
+            .fit(&data, &train, &mut FitContext::default())
+            .unwrap();
         let c = data.context_index("L").unwrap();
         let mean_of = |label: &str| {
             let cells = data.cells_of(
@@ -487,7 +497,9 @@ mod tests {
     fn deterministic_under_a_seed() {
         let (data, train) = data();
         let mut model = LinearModel::default();
-        model.fit(&data, &train).unwrap();
+        model
+            .fit(&data, &train, &mut FitContext::default())
+            .unwrap();
         let task = query(&data, "L", "G5");
         let cells = |seed| match model.predict(&task, 6, seed).unwrap() {
             Prediction::Cells(c) => c,
@@ -504,7 +516,9 @@ mod tests {
         let err = LinearModel::default().predict(&task, 3, 0).unwrap_err();
         assert!(err.to_string().contains("before it was fitted"), "{err}");
         let mut model = LinearModel::default();
-        model.fit(&data, &train).unwrap();
+        model
+            .fit(&data, &train, &mut FitContext::default())
+            .unwrap();
         let err = model.predict(&query(&data, "L", "X9"), 3, 0).unwrap_err();
         assert!(
             err.to_string()
@@ -529,7 +543,9 @@ mod tests {
         let only_x9: Vec<usize> = (0..data.conditions().len())
             .filter(|&i| data.conditions()[i].treatment == x9)
             .collect();
-        let err = LinearModel::default().fit(&data, &only_x9).unwrap_err();
+        let err = LinearModel::default()
+            .fit(&data, &only_x9, &mut FitContext::default())
+            .unwrap_err();
         assert!(
             err.to_string()
                 .contains("no single-gene knock-out of a measured gene"),

@@ -10,6 +10,7 @@
 //! pooled perturbed shift), a control query gets a zero shift, compounds are not supported. Unlike
 //! `additive`, nothing is borrowed from other contexts: Systema's reference works within one data set.
 
+use cellshift_data::FitContext;
 use cellshift_data::{PerturbationData, PredictError, Prediction, Predictor, Task};
 use ndarray::Array1;
 
@@ -43,6 +44,7 @@ impl Predictor for MatchingMean {
         &mut self,
         data: &PerturbationData,
         train_conditions: &[usize],
+        _ctx: &mut FitContext<'_>,
     ) -> Result<(), PredictError> {
         self.effects = Some(TrainingEffects::from_training(
             Self::NAME,
@@ -98,7 +100,11 @@ mod tests {
         let data = fixture::data();
         let mut baseline = MatchingMean::new();
         baseline
-            .fit(&data, &fixture::train_conditions(&data))
+            .fit(
+                &data,
+                &fixture::train_conditions(&data),
+                &mut FitContext::default(),
+            )
             .unwrap();
         (data, baseline)
     }

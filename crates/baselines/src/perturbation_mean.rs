@@ -9,6 +9,7 @@
 //! perturbation weighted equally) — the "mean of perturbation pseudo-bulks on the delta scale" baseline.
 //! A control query gets a zero shift.
 
+use cellshift_data::FitContext;
 use cellshift_data::{PerturbationData, PredictError, Prediction, Predictor, Task, Treatment};
 
 use crate::shared::effects::{fitted, TrainingEffects};
@@ -48,6 +49,7 @@ impl Predictor for PerturbationMean {
         &mut self,
         data: &PerturbationData,
         train_conditions: &[usize],
+        _ctx: &mut FitContext<'_>,
     ) -> Result<(), PredictError> {
         self.effects = Some(TrainingEffects::from_training(
             Self::NAME,
@@ -86,7 +88,11 @@ mod tests {
         let data = fixture::data();
         let mut baseline = PerturbationMean::new();
         baseline
-            .fit(&data, &fixture::train_conditions(&data))
+            .fit(
+                &data,
+                &fixture::train_conditions(&data),
+                &mut FitContext::default(),
+            )
             .unwrap();
         (data, baseline)
     }
@@ -161,19 +167,29 @@ mod tests {
         let err = PerturbationMean::new().predict(&task, 2, 0).unwrap_err();
         assert!(err.to_string().contains("before it was fitted"), "{err}");
         let mut baseline = PerturbationMean::new();
-        let err = baseline.fit(&data, &[999]).unwrap_err();
+        let err = baseline
+            .fit(&data, &[999], &mut FitContext::default())
+            .unwrap_err();
         assert!(err.to_string().contains("out of range"), "{err}");
-        let err = baseline.fit(&data, &[]).unwrap_err();
+        let err = baseline
+            .fit(&data, &[], &mut FitContext::default())
+            .unwrap_err();
         assert!(err.to_string().contains("no training conditions"), "{err}");
         // Control conditions only: nothing to average.
         let controls: Vec<usize> = (0..data.conditions().len())
             .filter(|&i| data.treatments[data.conditions()[i].treatment].is_control())
             .collect();
-        let err = baseline.fit(&data, &controls).unwrap_err();
+        let err = baseline
+            .fit(&data, &controls, &mut FitContext::default())
+            .unwrap_err();
         assert!(err.to_string().contains("all control conditions"), "{err}");
         // A task with another gene count.
         baseline
-            .fit(&data, &fixture::train_conditions(&data))
+            .fit(
+                &data,
+                &fixture::train_conditions(&data),
+                &mut FitContext::default(),
+            )
             .unwrap();
         let wide = fixture::task("A", ndarray::Array2::zeros((2, 4)), vec![], &["G3"], None);
         let err = baseline.predict(&wide, 2, 0).unwrap_err();

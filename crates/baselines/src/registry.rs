@@ -44,6 +44,7 @@ pub fn baseline_by_name(name: &str) -> Result<Box<dyn Predictor + Send + Sync>, 
 mod tests {
     use super::*;
     use crate::shared::fixture;
+    use cellshift_data::FitContext;
 
     #[test]
     fn every_name_builds_a_baseline_that_reports_that_name() {
@@ -87,11 +88,15 @@ mod tests {
         ];
         for (name, mean) in expected {
             let mut baseline = baseline_by_name(name).unwrap();
-            baseline.fit(&data, &train).unwrap();
+            baseline
+                .fit(&data, &train, &mut FitContext::default())
+                .unwrap();
             fixture::assert_mean(&baseline.predict(&task, 2, 0).unwrap(), mean);
         }
         let mut linear = baseline_by_name("linear").unwrap();
-        linear.fit(&data, &train).unwrap();
+        linear
+            .fit(&data, &train, &mut FitContext::default())
+            .unwrap();
         let Ok(cellshift_data::Prediction::Cells(cells)) = linear.predict(&task, 2, 0) else {
             panic!("linear predicts cells for a measured single gene")
         };

@@ -1,13 +1,9 @@
 //! Builds the task of a true prediction from a user's screen: the control cells of a context, K of the
 //! perturbations measured there (never the query itself), and the query's treatment encoding.
 
-use cellshift_data::model::{encode_treatment, Treatment};
-use cellshift_data::{PerturbationData, Task};
-use ndarray::{Array2, Array3, Axis};
+use cellshift_data::{PerturbationData, Query, Task, TaskBuilder};
 use rand::seq::index::sample;
 use rand::SeedableRng;
-
-use crate::sources::draw_cells;
 use rand_pcg::Pcg64;
 
 /// The context to predict in: the one named, or the only one of the file.
@@ -42,8 +38,8 @@ fn list(names: &[String]) -> String {
 }
 
 /// A task predicting `query` in `context` from `k` measured perturbations of that context (chosen at random
-/// from those other than the query) and `n_cells` cells per set; the target is `None`. The query is encoded
-/// as `value` times the one-hot of its target gene(s) (1 for knock-outs; the intervention value for SCMs).
+/// from those other than the query) and `n_cells` cells per set; the target is `None`. The query carries
+/// its intervention `value` (1 for knock-outs; the intervention value for SCMs).
 pub fn inference_task(
     data: &PerturbationData,
     context: usize,
@@ -56,31 +52,24 @@ pub fn inference_task(
     if n_cells == 0 {
         anyhow::bail!("--cells must be at least 1");
     }
-    let treatment = Treatment::from_label(query, &data.control_label);
-    if treatment.is_control() {
-        anyhow::bail!("the control `{query}` is observed, not predicted; query a perturbation");
-    }
-    let encoding = encode_treatment(&data.genes, &treatment, value)
+    let builder = TaskBuilder::new(data, n_cells)?;
+    let treatment = builder
+        .unmeasured_query(query, value)
         .map_err(|e| anyhow::anyhow!("cannot predict query `{query}`: {e}"))?;
     let conds = data.conditions();
-    let in_context: Vec<usize> = (0..conds.len())
-        .filter(|&i| conds[i].context == context)
-        .collect();
-    let control = in_context
-        .iter()
-        .copied()
-        .find(|&i| data.treatments[conds[i].treatment].is_control())
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "context `{}` has no control cells (label `{}`); MapPFN needs the observational cells of the context",
-                data.contexts[context],
-                data.control_label
-            )
-        })?;
-    let candidates: Vec<usize> = in_context
-        .iter()
-        .copied()
-        .filter(|&i| i != control && data.treatments[conds[i].treatment] != treatment)
+    let control = builder.control_of(context).ok_or_else(|| {
+        anyhow::anyhow!(
+            "context `{}` has no control cells (label `{}`); prediction needs the observational cells of the context",
+            data.contexts[context],
+            data.control_label
+        )
+    })?;
+    let candidates: Vec<usize> = (0..conds.len())
+        .filter(|&i| {
+            conds[i].context == context
+                && i != control
+                && data.treatments[conds[i].treatment] != treatment.treatment
+        })
         .collect();
     if k > candidates.len() {
         anyhow::bail!(
@@ -95,28 +84,5 @@ pub fn inference_task(
         .into_iter()
         .map(|i| candidates[i])
         .collect();
-    let d = data.n_genes();
-    let draw = |cond: usize, rng: &mut Pcg64| draw_cells(data, &conds[cond].cells, n_cells, rng);
-    let mut context_cells = Array3::<f32>::zeros((k, n_cells, d));
-    let mut treatments = Array2::<f32>::zeros((k + 1, d));
-    let mut labels = Vec::with_capacity(k + 1);
-    for (slot, &c) in chosen.iter().enumerate() {
-        context_cells
-            .index_axis_mut(Axis(0), slot)
-            .assign(&draw(c, &mut rng));
-        treatments
-            .row_mut(slot)
-            .assign(&data.treatment_vector(&conds[c])?);
-        labels.push(data.treatments[conds[c].treatment].label(&data.control_label));
-    }
-    treatments.row_mut(k).assign(&encoding);
-    labels.push(query.to_string());
-    Ok(Task {
-        context: data.contexts[context].clone(),
-        observational: draw(control, &mut rng),
-        context_cells,
-        treatments,
-        treatment_labels: labels,
-        target: None,
-    })
+    Ok(builder.assemble(context, &chosen, &Query::Unmeasured(treatment), &mut rng)?)
 }

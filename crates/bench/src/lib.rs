@@ -1,11 +1,14 @@
 //! cellshift benchmark suites: score methods and baselines on tasks with the standard protocol,
 //! aggregate over seeds, and write tables, plots and reports.
 
+#![deny(missing_docs)]
+
 pub mod inference;
 pub mod plots;
 pub mod prepare;
 pub mod score;
-pub mod sources;
+/// The training-task sources (moved to the models crate; re-exported for existing users).
+pub use cellshift_models::sources;
 pub mod summary;
 pub mod tta;
 

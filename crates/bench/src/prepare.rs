@@ -5,7 +5,6 @@
 
 use cellshift_data::preprocess::{log1p, normalize_total, LogBase, NormalizeTarget};
 use cellshift_data::{ExpressionScale, PerturbationData};
-use cellshift_models::train::config::TotalCountTarget;
 use cellshift_models::Preprocessing;
 
 /// What [`prepare_for_model`] did, for logs and reports.
@@ -19,6 +18,14 @@ pub struct PreparationReport {
     pub log_transformed: bool,
     /// Notes for the user (e.g. data used as given).
     pub notes: Vec<String>,
+}
+
+/// The preprocessing record of a data set used as given: its named genes, no further transformation.
+pub fn data_preprocessing(data: &PerturbationData) -> Preprocessing {
+    Preprocessing {
+        gene_names: data.genes.clone(),
+        ..Preprocessing::identity(data.n_genes())
+    }
 }
 
 /// Returns `data` transformed as `expected` says (the input is not modified).
@@ -71,8 +78,8 @@ pub fn prepare_for_model(
             ExpressionScale::RawCounts => {
                 if let Some(target) = &expected.normalize_total {
                     let target = match target {
-                        TotalCountTarget::Median => NormalizeTarget::MedianOfTotals,
-                        TotalCountTarget::Fixed(v) => NormalizeTarget::Sum(*v as f32),
+                        NormalizeTarget::MedianOfTotals => NormalizeTarget::MedianOfTotals,
+                        NormalizeTarget::Sum(v) => NormalizeTarget::Sum(*v),
                     };
                     out = normalize_total(&out, target)?.0;
                     report.normalized = true;

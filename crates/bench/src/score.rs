@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use cellshift_data::sampler::{CellReplacement, SamplerConfig, TaskSampler};
 use cellshift_data::split::{Split, SplitConfig, SplitMode, SplitRole};
-use cellshift_data::{PerturbationData, Prediction, Predictor, Task};
+use cellshift_data::{FitContext, PerturbationData, Prediction, Predictor, Task};
 use cellshift_metrics::{evaluate, EvalCase, EvalOptions, EvalReport, MetricGroups};
 use ndarray::{Array2, Axis};
 
@@ -78,7 +78,7 @@ pub fn score_predictor(
 ) -> anyhow::Result<ScoreResult> {
     let split = Split::new(data, &config.split)?;
     predictor
-        .fit(data, &split.train_conditions())
+        .fit(data, &split.train_conditions(), &mut FitContext::default())
         .map_err(|e| anyhow::anyhow!("fitting {}: {e}", predictor.name()))?;
     let (sampler, by_context) = test_queries(
         data,
@@ -145,6 +145,47 @@ pub fn test_queries<'a>(
     Ok((sampler, by_context))
 }
 
+/// The tasks of one context's queries under the shared-control protocol: every query of the context is
+/// predicted from, and scored against, the same observational (control) cells — those drawn for its first
+/// query — so the identity prediction has magnitude ratio 0. Query `i` uses seed `seed·1000003 + i`.
+#[derive(Clone, Debug)]
+pub struct ContextTasks {
+    /// One task per query, in query order, with the shared observational cells and the target.
+    pub tasks: Vec<Task>,
+    /// Each task's seed (also the seed its prediction should use).
+    pub seeds: Vec<u64>,
+    /// The shared observational cells.
+    pub observational: Array2<f32>,
+}
+
+/// Builds the [`ContextTasks`] of `queries` (conditions of one context) with `k` context experiments.
+pub fn shared_control_tasks(
+    sampler: &TaskSampler<'_>,
+    queries: &[usize],
+    k: usize,
+    seed: u64,
+) -> anyhow::Result<ContextTasks> {
+    let mut observational: Option<Array2<f32>> = None;
+    let (mut tasks, mut seeds) = (Vec::with_capacity(queries.len()), Vec::new());
+    for (i, &q) in queries.iter().enumerate() {
+        let task_seed = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
+        let mut task = sampler.task_for(q, k, task_seed)?;
+        match &observational {
+            None => observational = Some(task.observational.clone()),
+            Some(o) => task.observational = o.clone(),
+        }
+        tasks.push(task);
+        seeds.push(task_seed);
+    }
+    let observational =
+        observational.ok_or_else(|| anyhow::anyhow!("no queries in the context to score"))?;
+    Ok(ContextTasks {
+        tasks,
+        seeds,
+        observational,
+    })
+}
+
 fn score_context(
     data: &PerturbationData,
     sampler: &TaskSampler<'_>,
@@ -153,26 +194,20 @@ fn score_context(
     seed: u64,
     config: &ScoreConfig,
 ) -> anyhow::Result<(EvalReport, Vec<ScoredQuery>)> {
-    let mut shared_observational: Option<Array2<f32>> = None;
-    let (mut tasks, mut inputs, mut seeds) = (Vec::new(), Vec::new(), Vec::new());
-    for (i, &q) in queries.iter().enumerate() {
-        let task_seed = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
-        let mut task = sampler.task_for(q, config.k, task_seed)?;
-        // One observational set per context and seed: every query of the context is predicted from, and
-        // scored against, the same control cells (so the identity prediction has magnitude ratio 0).
-        match &shared_observational {
-            None => shared_observational = Some(task.observational.clone()),
-            Some(o) => task.observational = o.clone(),
-        }
-        // Predictors never see the scored target cells: the task they get carries an independent
-        // resample of the query condition (read only by the oracle, whose score is then the noise floor).
+    let ContextTasks {
+        tasks,
+        seeds,
+        observational,
+    } = shared_control_tasks(sampler, queries, config.k, seed)?;
+    // Predictors never see the scored target cells: the task they get carries an independent resample of
+    // the query condition (read only by the oracle, whose score is then the noise floor).
+    let mut inputs = Vec::with_capacity(tasks.len());
+    for ((task, &q), &task_seed) in tasks.iter().zip(queries).zip(&seeds) {
         let mut input = task.clone();
         input.target = sampler
             .task_for(q, 0, task_seed ^ INDEPENDENT_RESAMPLE_SALT)?
             .target;
-        tasks.push(task);
         inputs.push(input);
-        seeds.push(task_seed);
     }
     // All queries of the context at once: methods that can batch them solve them together.
     let predictions = predictor
@@ -199,8 +234,7 @@ fn score_context(
         targets.push(data.gene_index(&label).map(|g| g as i64).unwrap_or(-1));
         names.push(label);
     }
-    let obs = shared_observational.map(|o| o.mapv(f64::from));
-    let obs = obs.ok_or_else(|| anyhow::anyhow!("no queries in context"))?;
+    let obs = observational.mapv(f64::from);
     let case = EvalCase::new(obs, trues, preds, Some(names), Some(targets))?;
     let options = EvalOptions {
         gene_names: Some(data.genes.clone()),

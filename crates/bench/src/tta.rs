@@ -23,7 +23,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 
-use crate::score::{prediction_cells, test_queries};
+use crate::score::{prediction_cells, shared_control_tasks, test_queries, ContextTasks};
 
 /// Salt of the subset draws, so they do not reuse the task's cell-sampling stream.
 const SUBSET_SALT: u64 = 0x7474_615f_7375_6273;
@@ -101,24 +101,31 @@ pub fn gene_subsets(
         .collect())
 }
 
-/// The genes a task's treatments touch (non-zero columns of the context and query treatment vectors).
+/// The measured genes a task's treatments target (its context experiments' and its query's), sorted.
 pub fn treated_genes(task: &Task) -> Vec<usize> {
-    (0..task.treatments.ncols())
-        .filter(|&g| task.treatments.column(g).iter().any(|&v| v != 0.0))
-        .collect()
+    let mut genes: Vec<usize> = task
+        .experiments
+        .iter()
+        .chain(std::iter::once(&task.query))
+        .flat_map(|t| t.treatment.target_genes())
+        .filter_map(|g| task.genes.iter().position(|x| x == g))
+        .collect();
+    genes.sort_unstable();
+    genes.dedup();
+    genes
 }
 
-/// `task` restricted to the gene columns `genes` (treatments re-indexed to the subset).
+/// `task` restricted to the gene columns `genes` (treatments keep their names, so their encodings follow
+/// the subset).
 pub fn subset_task(task: &Task, genes: &[usize]) -> Task {
     let cols = |m: &Array2<f32>| m.select(Axis(1), genes);
     let context_cells: Array3<f32> = task.context_cells.select(Axis(2), genes);
     Task {
-        context: task.context.clone(),
+        genes: std::sync::Arc::new(genes.iter().map(|&g| task.genes[g].clone()).collect()),
         observational: cols(&task.observational),
         context_cells,
-        treatments: cols(&task.treatments),
-        treatment_labels: task.treatment_labels.clone(),
         target: task.target.as_ref().map(cols),
+        ..task.clone()
     }
 }
 
@@ -186,41 +193,34 @@ fn score_context(
     config: &TtaConfig,
 ) -> anyhow::Result<Vec<QueryScores>> {
     let d = data.n_genes();
-    let mut shared_observational: Option<Array2<f32>> = None;
-    let (mut tasks, mut subsets, mut inputs, mut seeds) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (i, &q) in queries.iter().enumerate() {
-        let task_seed = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
-        let mut task = sampler.task_for(q, config.k, task_seed)?;
-        // One observational set per context and seed, as in the main benchmark.
-        match &shared_observational {
-            None => shared_observational = Some(task.observational.clone()),
-            Some(o) => task.observational = o.clone(),
-        }
+    let ContextTasks {
+        tasks,
+        seeds: task_seeds,
+        observational,
+    } = shared_control_tasks(sampler, queries, config.k, seed)?;
+    let (mut subsets, mut inputs, mut seeds) = (Vec::new(), Vec::new(), Vec::new());
+    for (task, &task_seed) in tasks.iter().zip(&task_seeds) {
         let mut rng = Pcg64::seed_from_u64(task_seed ^ SUBSET_SALT);
         let drawn = gene_subsets(
             d,
             config.subset_size,
-            &treated_genes(&task),
+            &treated_genes(task),
             config.subsets,
             &mut rng,
         )
         .with_context(|| format!("query `{}`", task.query_label()))?;
         for (s, genes) in drawn.iter().enumerate() {
-            let mut input = subset_task(&task, genes);
+            let mut input = subset_task(task, genes);
             input.target = None;
             inputs.push(input);
             seeds.push(task_seed.wrapping_mul(31).wrapping_add(s as u64));
         }
         subsets.push(drawn);
-        tasks.push(task);
     }
     let predictions = predictor
         .predict_many(&inputs, config.n_cells, &seeds)
         .map_err(|e| anyhow::anyhow!("{} failed: {e}", predictor.name()))?;
-    let obs = shared_observational
-        .ok_or_else(|| anyhow::anyhow!("no queries in context"))?
-        .mapv(f64::from);
+    let obs = observational.mapv(f64::from);
     let mut out = Vec::new();
     for (qi, task) in tasks.iter().enumerate() {
         let target = task
@@ -290,24 +290,30 @@ mod tests {
 
     #[test]
     fn a_subset_task_keeps_the_columns_and_reindexes_treatments() {
+        use cellshift_data::TaskTreatment;
         let d = 6;
-        let mut treatments = Array2::<f32>::zeros((2, d));
-        treatments[[0, 4]] = 1.0;
-        treatments[[1, 1]] = 1.0;
         let task = Task {
             context: "c".into(),
+            context_index: 0,
+            genes: std::sync::Arc::new((0..d).map(|g| format!("g{g}")).collect()),
             observational: Array2::from_shape_fn((3, d), |(i, j)| (10 * i + j) as f32),
+            experiments: vec![TaskTreatment::from_label("g4", "control", 1.0)],
             context_cells: Array3::from_shape_fn((1, 3, d), |(_, i, j)| (100 + 10 * i + j) as f32),
-            treatments,
-            treatment_labels: vec!["g4".into(), "g1".into()],
+            query: TaskTreatment::from_label("g1", "control", 1.0),
             target: None,
         };
         assert_eq!(treated_genes(&task), vec![1, 4]);
         let sub = subset_task(&task, &[1, 2, 4]);
         assert_eq!(sub.observational.row(2).to_vec(), vec![21.0, 22.0, 24.0]);
         assert_eq!(sub.context_cells[[0, 1, 2]], 114.0);
-        assert_eq!(sub.treatments.row(0).to_vec(), vec![0.0, 0.0, 1.0]);
-        assert_eq!(sub.treatments.row(1).to_vec(), vec![1.0, 0.0, 0.0]);
+        assert_eq!(
+            sub.one_hot(&sub.experiments[0]).unwrap().to_vec(),
+            vec![0.0, 0.0, 1.0]
+        );
+        assert_eq!(
+            sub.one_hot(&sub.query).unwrap().to_vec(),
+            vec![1.0, 0.0, 0.0]
+        );
     }
 
     /// A screen where every knock-out lowers its own gene and raises the whole "program" of high-baseline
@@ -360,9 +366,6 @@ mod tests {
         impl Predictor for ProgramPredictor {
             fn name(&self) -> &str {
                 "program"
-            }
-            fn fit(&mut self, _: &PerturbationData, _: &[usize]) -> Result<(), PredictError> {
-                Ok(())
             }
             fn predict(&self, task: &Task, _: usize, _: u64) -> Result<Prediction, PredictError> {
                 let mut cells = task.observational.clone();

@@ -28,13 +28,15 @@ enum Command {
     Preprocess(commands::preprocess::Args),
     /// Simulate a synthetic screen (linear SCM or SERGIO GRN with knock-outs) into an .h5ad.
     Simulate(commands::simulate::Args),
-    /// Pre-train MapPFN on tasks streamed from a synthetic prior (linear SCM or SERGIO); resumes automatically.
+    /// Pre-train a prior-fitted method (MapPFN) on tasks streamed from a synthetic prior; resumes automatically.
     Pretrain(commands::pretrain::Args),
-    /// Fine-tune a MapPFN checkpoint on the train conditions of a screen.
+    /// Train a method from scratch on the train conditions of a screen (methods not pre-trained on priors).
+    Train(commands::train::Args),
+    /// Fine-tune a checkpoint of any method on the train conditions of a screen.
     Finetune(commands::finetune::Args),
-    /// Predict perturbations in one context of a screen with a MapPFN checkpoint; writes an .h5ad.
+    /// Predict perturbations in one context of a screen with a checkpoint (default: the bundled model).
     Predict(commands::predict::Args),
-    /// Score a MapPFN checkpoint or a baseline on a data file (metric JSON, mean ± std over seeds).
+    /// Score a checkpoint (default: the bundled model) or a baseline on a data file (metric JSON, mean ± std).
     Bench(commands::bench::Args),
     /// Write an inference-only (EMA, half-precision) copy of a checkpoint, the form shipped in the repository.
     Export(commands::export::Args),
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => commands::simulate::run(args),
         Command::Evaluate(args) => commands::evaluate::run(args),
         Command::Pretrain(args) => commands::pretrain::run(args),
+        Command::Train(args) => commands::train::run(args),
         Command::Finetune(args) => commands::finetune::run(args),
         Command::Predict(args) => commands::predict::run(args),
         Command::Bench(args) => commands::bench::run(args),

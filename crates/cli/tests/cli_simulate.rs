@@ -49,11 +49,7 @@ fn csv_network_with_listed_knockouts_round_trips_through_inspect() {
 fn golden_json_network_simulates_control_and_knockout() {
     let grn = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/golden/sergio/chain2_activation.json");
-    if !grn.exists() {
-        println!(
-            "skipped: {} is absent (../shared not checked out)",
-            grn.display()
-        );
+    if cellshift_data::testing::require_path(&grn).is_none() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

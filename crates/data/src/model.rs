@@ -14,11 +14,22 @@ pub enum Treatment {
     Control,
     /// Single-gene knock-out (CRISPR KO, in-silico `do(gene := 0)`, or a hard intervention of a linear
     /// SCM). The label is the target gene's name as in `var`; the gene need not be measured.
-    Knockout { gene: String },
+    Knockout {
+        /// The target gene.
+        gene: String,
+    },
     /// Several genes knocked out together (labels joined by `+` in `obs`).
-    Combination { genes: Vec<String> },
+    Combination {
+        /// The target genes.
+        genes: Vec<String>,
+    },
     /// A small molecule at a dose.
-    Compound { name: String, dose: f64 },
+    Compound {
+        /// The compound.
+        name: String,
+        /// Its dose.
+        dose: f64,
+    },
 }
 
 /// Ordering key: control first, then knock-outs, combinations and compounds; doses compare by total order.

@@ -3,6 +3,7 @@
 
 use ndarray::{Array1, Array2};
 
+use crate::fit::{Capabilities, FitContext};
 use crate::model::PerturbationData;
 use crate::task::Task;
 
@@ -35,13 +36,23 @@ pub trait Predictor {
     /// Short name used in tables and on the command line.
     fn name(&self) -> &str;
 
-    /// Learns from the training conditions of `data` (indices into `data.conditions()`). Methods that
-    /// need no training (identity, in-context models at zero-shot) may do nothing.
+    /// What the predictor can do (output kind, supported K, likelihood); the default is cells at any K.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+
+    /// Learns from the training conditions of `data` (indices into `data.conditions()`), with the device,
+    /// budget, run directory, progress reporting and seed of `ctx`. Methods that need no training
+    /// (identity, in-context models at zero-shot) keep the default, which does nothing.
     fn fit(
         &mut self,
         data: &PerturbationData,
         train_conditions: &[usize],
-    ) -> Result<(), PredictError>;
+        ctx: &mut FitContext<'_>,
+    ) -> Result<(), PredictError> {
+        let _ = (data, train_conditions, ctx);
+        Ok(())
+    }
 
     /// Predicts `n_cells` cells (or a pseudo-bulk profile) of the query of `task`. `task.target` is never
     /// read except by the oracle baseline. Stochastic predictors draw from `seed`.

@@ -16,15 +16,15 @@
 
 use std::sync::{Arc, Mutex};
 
-use ndarray::{Array1, Array2, Array3, Axis};
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 
 use crate::error::DataError;
-use crate::model::{encode_treatment, PerturbationData, Treatment};
+use crate::model::PerturbationData;
+use crate::seed::rng_from_parts as derived_rng;
 use crate::split::{Split, SplitRole};
 use crate::task::Task;
+use crate::task_builder::{Query, TaskBuilder};
 
 /// What to do when a condition has fewer cells than a set needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -69,30 +69,13 @@ impl Default for SamplerConfig {
 #[derive(Debug)]
 pub struct TaskSampler<'a> {
     data: &'a PerturbationData,
+    builder: TaskBuilder<'a>,
     split: Split,
     config: SamplerConfig,
     queries: Vec<usize>,
     pool: Vec<Vec<usize>>,
-    control: Vec<Option<usize>>,
-    encodings: Vec<Option<Array1<f32>>>,
     /// The most recently used epoch order (an epoch's tasks are usually drawn together).
     epoch_cache: Mutex<Option<(u64, Arc<Vec<usize>>)>>,
-}
-
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// A random stream derived from a tuple of integers (order-sensitive hash).
-fn derived_rng(parts: &[u64]) -> Pcg64 {
-    let mut h = 0x6a09_e667_f3bc_c909u64;
-    for &p in parts {
-        h = splitmix64(h ^ splitmix64(p));
-    }
-    Pcg64::seed_from_u64(h)
 }
 
 const STREAM_EPOCH: u64 = 1;
@@ -112,6 +95,7 @@ impl<'a> TaskSampler<'a> {
                 "the sampler needs at least one cell per set (n_cells ≥ 1)".into(),
             ));
         }
+        let builder = TaskBuilder::new(data, config.n_cells)?;
         if config.query_role == SplitRole::Control || config.query_role == SplitRole::Excluded {
             return Err(DataError::Invalid(format!(
                 "cannot query the `{}` conditions; query train, val or test",
@@ -138,13 +122,6 @@ impl<'a> TaskSampler<'a> {
                 config.query_role.label(),
                 data.control_label
             )));
-        }
-        let mut encodings = vec![None; conds.len()];
-        let needed = queries.iter().chain(pool.iter().flatten());
-        for &i in needed {
-            if encodings[i].is_none() {
-                encodings[i] = Some(data.treatment_vector(&conds[i])?);
-            }
         }
         if config.require_k_available {
             for &q in &queries {
@@ -180,12 +157,11 @@ impl<'a> TaskSampler<'a> {
         }
         Ok(TaskSampler {
             data,
+            builder,
             split,
             config,
             queries,
             pool,
-            control,
-            encodings,
             epoch_cache: Mutex::new(None),
         })
     }
@@ -299,7 +275,7 @@ impl<'a> TaskSampler<'a> {
     }
 
     /// A task for a treatment without measured cells in `context` (a true prediction): the target is
-    /// `None` and the query's encoding is the one-hot of its target gene(s).
+    /// `None`. Errors for a treatment no method could represent (see [`TaskBuilder::unmeasured_query`]).
     pub fn inference_task(
         &self,
         context: &str,
@@ -308,52 +284,46 @@ impl<'a> TaskSampler<'a> {
         seed: u64,
     ) -> Result<Task, DataError> {
         let ci = self.data.context_index(context)?;
-        let t = Treatment::from_label(treatment, &self.data.control_label);
-        if t.is_control() {
-            return Err(DataError::Invalid(
-                "the control is observed, not predicted; query a perturbation".into(),
-            ));
-        }
-        let encoding = encode_treatment(&self.data.genes, &t, 1.0)?;
-        let ti = self.data.treatments.iter().position(|x| *x == t);
+        let query = self.builder.unmeasured_query(treatment, 1.0)?;
+        let ti = self
+            .data
+            .treatments
+            .iter()
+            .position(|x| *x == query.treatment);
         let mut rng = derived_rng(&[seed, STREAM_QUERY, u64::MAX, ci as u64, k as u64]);
-        self.assemble(ci, ti, None, encoding, treatment.to_string(), k, &mut rng)
+        self.assemble(ci, ti, Query::Unmeasured(query), k, &mut rng)
     }
 
     fn build(&self, query: usize, k: usize, rng: &mut Pcg64) -> Result<Task, DataError> {
         let c = &self.data.conditions()[query];
-        let encoding = match &self.encodings[query] {
-            Some(e) => e.clone(),
-            None => self.data.treatment_vector(c)?,
-        };
-        let label = self.data.treatments[c.treatment].label(&self.data.control_label);
         self.assemble(
             c.context,
             Some(c.treatment),
-            Some(query),
-            encoding,
-            label,
+            Query::Condition(query),
             k,
             rng,
         )
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// K context experiments drawn from the context's train pool (never the query's treatment), then the
+    /// task's cells.
     fn assemble(
         &self,
         context: usize,
         query_treatment: Option<usize>,
-        query: Option<usize>,
-        query_encoding: Array1<f32>,
-        query_label: String,
+        query: Query,
         k: usize,
         rng: &mut Pcg64,
     ) -> Result<Task, DataError> {
-        let data = self.data;
-        let conds = data.conditions();
-        let control = self.control[context].ok_or_else(|| DataError::EmptyCondition {
-            condition: format!("({}, {})", data.contexts[context], data.control_label),
-        })?;
+        let conds = self.data.conditions();
+        if self.builder.control_of(context).is_none() {
+            return Err(DataError::EmptyCondition {
+                condition: format!(
+                    "({}, {})",
+                    self.data.contexts[context], self.data.control_label
+                ),
+            });
+        }
         let candidates: Vec<usize> = self.pool[context]
             .iter()
             .copied()
@@ -364,53 +334,6 @@ impl<'a> TaskSampler<'a> {
             .into_iter()
             .map(|i| candidates[i])
             .collect();
-        let (n, d) = (self.config.n_cells, data.n_genes());
-        let mut context_cells = Array3::<f32>::zeros((kk, n, d));
-        let mut treatments = Array2::<f32>::zeros((kk + 1, d));
-        let mut labels = Vec::with_capacity(kk + 1);
-        for (slot, &ci) in chosen.iter().enumerate() {
-            let rows = self.draw_cells(conds[ci].cells.as_slice(), rng);
-            let mut dst = context_cells.index_axis_mut(Axis(0), slot);
-            for (mut out, &r) in dst.axis_iter_mut(Axis(0)).zip(&rows) {
-                out.assign(&data.x.row(r));
-            }
-            let enc = match &self.encodings[ci] {
-                Some(e) => e.clone(),
-                None => data.treatment_vector(&conds[ci])?,
-            };
-            treatments.row_mut(slot).assign(&enc);
-            labels.push(data.treatments[conds[ci].treatment].label(&data.control_label));
-        }
-        let obs_rows = self.draw_cells(&conds[control].cells, rng);
-        let observational = data.x.select(Axis(0), &obs_rows);
-        let target = query.map(|q| {
-            data.x
-                .select(Axis(0), &self.draw_cells(&conds[q].cells, rng))
-        });
-        treatments.row_mut(kk).assign(&query_encoding);
-        labels.push(query_label);
-        Ok(Task {
-            context: data.contexts[context].clone(),
-            observational,
-            context_cells,
-            treatments,
-            treatment_labels: labels,
-            target,
-        })
-    }
-
-    /// `n_cells` rows of a condition: without replacement if it has enough cells, else with replacement.
-    fn draw_cells(&self, cells: &[usize], rng: &mut Pcg64) -> Vec<usize> {
-        let n = self.config.n_cells;
-        if cells.len() >= n {
-            rand::seq::index::sample(rng, cells.len(), n)
-                .into_iter()
-                .map(|i| cells[i])
-                .collect()
-        } else {
-            (0..n)
-                .map(|_| cells[rng.gen_range(0..cells.len())])
-                .collect()
-        }
+        self.builder.assemble(context, &chosen, &query, rng)
     }
 }

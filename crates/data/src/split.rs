@@ -143,6 +143,40 @@ fn numpy_seed(seed: u64) -> Result<u32, DataError> {
 }
 
 impl Split {
+    /// A split whose train conditions are exactly `train_conditions` (indices into `data.conditions()`),
+    /// controls are controls and every other condition is excluded: how a method is fitted on the train
+    /// conditions a harness chose. Errors on an out-of-range index.
+    pub fn from_train_conditions(
+        data: &PerturbationData,
+        train_conditions: &[usize],
+    ) -> Result<Split, DataError> {
+        let conds = data.conditions();
+        let mut role = vec![SplitRole::Excluded; conds.len()];
+        for (i, c) in conds.iter().enumerate() {
+            if data.treatments[c.treatment].is_control() {
+                role[i] = SplitRole::Control;
+            }
+        }
+        for &i in train_conditions {
+            let slot = role.get_mut(i).ok_or_else(|| {
+                DataError::Invalid(format!(
+                    "train condition {i} is out of range ({} conditions)",
+                    conds.len()
+                ))
+            })?;
+            if *slot != SplitRole::Control {
+                *slot = SplitRole::Train;
+            }
+        }
+        Ok(Split {
+            holdout_context: None,
+            test_other: vec![false; conds.len()],
+            role,
+            mode: SplitMode::InDistribution,
+            seed: 0,
+        })
+    }
+
     /// Assigns every condition of `data` a role according to `config` (see the module docs).
     pub fn new(data: &PerturbationData, config: &SplitConfig) -> Result<Split, DataError> {
         let seed = numpy_seed(config.seed)?;

@@ -17,15 +17,7 @@ use ndarray::{array, Axis};
 fn papalexi() -> Option<PathBuf> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/data/papalexi2021/thp1_subset.h5ad");
-    if path.exists() {
-        Some(path)
-    } else {
-        println!(
-            "skipped: {} not found (the Papalexi data lives outside the repository)",
-            path.display()
-        );
-        None
-    }
+    cellshift_data::testing::require_path(&path)
 }
 
 fn cols() -> PerturbationColumns {

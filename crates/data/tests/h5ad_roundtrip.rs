@@ -265,7 +265,9 @@ fn python_check(python: &str, cases: &[(PathBuf, AnnData)]) {
 fn python_anndata_reads_what_rust_writes() {
     let _guard = hdf5_guard();
     let Some(python) = python_with_anndata() else {
-        println!("skipped: python anndata not available");
+        cellshift_data::testing::skip_or_fail(
+            "python with anndata is not available (set CELLSHIFT_PYTHON or `pip install anndata`)",
+        );
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -34,13 +34,7 @@ fn papalexi() -> Option<&'static PerturbationData> {
     static D: OnceLock<Option<PerturbationData>> = OnceLock::new();
     D.get_or_init(|| {
         let path = papalexi_path("thp1_subset.h5ad");
-        if !path.exists() {
-            eprintln!(
-                "SKIP: {} not found; Papalexi parity tests skipped",
-                path.display()
-            );
-            return None;
-        }
+        cellshift_data::testing::require_path(&path)?;
         let cols = PerturbationColumns {
             control: "non-targeting".into(),
             ..PerturbationColumns::default()

@@ -48,8 +48,8 @@ fn tasks_have_the_documented_shapes_and_contents() {
         assert_eq!(task.k(), 4);
         assert_eq!(task.observational.dim(), (10, data.n_genes()));
         assert_eq!(task.context_cells.dim(), (4, 10, data.n_genes()));
-        assert_eq!(task.treatments.dim(), (5, data.n_genes()));
-        assert_eq!(task.treatment_labels.len(), 5);
+        assert_eq!(task.experiments.len() + 1, 5);
+        assert_eq!(task.treatment_labels().len(), 5);
         let target = task.target.as_ref().unwrap();
         // observational cells are the context's controls; the target is the query condition
         assert_eq!(codes(task.observational.view()), HashSet::from([0]));
@@ -82,9 +82,9 @@ fn tasks_have_the_documented_shapes_and_contents() {
                 .unwrap();
             assert_eq!(data.conditions()[cond].context, ci);
             assert_eq!(split.role[cond], SplitRole::Train);
-            assert_ne!(task.treatment_labels[s], task.query_label());
-            let g = data.gene_index(&task.treatment_labels[s]).unwrap();
-            assert_eq!(task.treatments[[s, g]], 1.0);
+            assert_ne!(task.treatment_labels()[s], task.query_label());
+            let g = data.gene_index(task.treatment_labels()[s]).unwrap();
+            assert_eq!(task.one_hot(&task.experiments[s]).unwrap()[g], 1.0);
         }
     }
 }
@@ -155,7 +155,7 @@ fn k_zero_gives_no_context_sets() {
     let task = sampler.task(3, 0).unwrap();
     assert_eq!(task.k(), 0);
     assert_eq!(task.context_cells.dim(), (0, 5, data.n_genes()));
-    assert_eq!(task.treatments.nrows(), 1);
+    assert_eq!(task.experiments.len() + 1, 1);
 }
 
 #[test]
@@ -174,7 +174,8 @@ fn tasks_are_reproducible_independently_of_the_draw_history() {
         let y = b.task(e, i).unwrap();
         assert_eq!(x.observational, y.observational);
         assert_eq!(x.context_cells, y.context_cells);
-        assert_eq!(x.treatments, y.treatments);
+        assert_eq!(x.experiments, y.experiments);
+        assert_eq!(x.query, y.query);
         assert_eq!(x.target, y.target);
     }
     // another seed gives other tasks
@@ -225,8 +226,8 @@ fn context_treatments_are_uniform_over_the_pool() {
     let trials = 3000u64;
     for seed in 0..trials {
         let t = s.task_for(q, 3, seed).unwrap();
-        for l in &t.treatment_labels[..3] {
-            *freq.entry(l.clone()).or_default() += 1;
+        for l in &t.treatment_labels()[..3] {
+            *freq.entry(l.to_string()).or_default() += 1;
         }
     }
     assert_eq!(freq.len(), pool);

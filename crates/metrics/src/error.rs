@@ -9,29 +9,48 @@ pub enum MetricsError {
     #[error(
         "cannot read {path}: {reason}; check the path and that the file is a NumPy .npz archive"
     )]
-    Io { path: PathBuf, reason: String },
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// An array required by the `.npz` layout is missing.
     #[error("{path}: array `{name}` is missing; an evaluation .npz needs `obs`, `true_0..true_{{P-1}}` and `pred_0..pred_{{P-1}}` (optional `names`, `targets`)")]
-    MissingArray { path: PathBuf, name: String },
+    MissingArray {
+        /// The file concerned.
+        path: PathBuf,
+        /// The name concerned.
+        name: String,
+    },
     /// An array has an unsupported dtype or shape.
     #[error("{path}: array `{name}` could not be read ({reason}); store expression matrices as 2-D float64/float32, `names` as a 1-D string array and `targets` as 1-D integers")]
     BadArray {
+        /// The file concerned.
         path: PathBuf,
+        /// The name concerned.
         name: String,
+        /// What went wrong.
         reason: String,
     },
     /// Two matrices that must share genes have a different number of columns.
     #[error("{what} has {got} genes (columns) but the control matrix `obs` has {expected}; predictions and ground truth must use the same genes in the same order")]
     GeneMismatch {
+        /// What the value is.
         what: String,
+        /// The value found.
         got: usize,
+        /// The value expected.
         expected: usize,
     },
     /// A matrix has too few cells for the requested statistic.
     #[error("{what} has {got} cells but at least {min} are needed; drop this perturbation or provide more cells")]
     TooFewCells {
+        /// What the value is.
         what: String,
+        /// The value found.
         got: usize,
+        /// The smallest allowed value.
         min: usize,
     },
     /// There are no control cells.
@@ -45,16 +64,23 @@ pub enum MetricsError {
     /// Inconsistent list lengths (names, targets, trues, preds).
     #[error("{what} has length {got} but there are {expected} perturbations; give one entry per perturbation")]
     LengthMismatch {
+        /// What the value is.
         what: String,
+        /// The value found.
         got: usize,
+        /// The value expected.
         expected: usize,
     },
     /// A value that must be finite is not.
     #[error("{what} has a non-finite value ({value}) at row {row}, column {col}; remove or impute NaN/Inf values before evaluation")]
     NonFinite {
+        /// What the value is.
         what: String,
+        /// Row of the value.
         row: usize,
+        /// Column of the value.
         col: usize,
+        /// The value.
         value: f64,
     },
     /// An unknown metric group name.
@@ -63,11 +89,19 @@ pub enum MetricsError {
     /// A parameter is outside its valid range.
     #[error("invalid parameter {name} = {value}: {hint}")]
     InvalidParameter {
+        /// The name concerned.
         name: String,
+        /// The value.
         value: String,
+        /// How to fix it.
         hint: String,
     },
     /// Writing an output failed.
     #[error("cannot write {path}: {reason}")]
-    Write { path: PathBuf, reason: String },
+    Write {
+        /// The file concerned.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }

@@ -7,6 +7,8 @@
 //! metric is also available as a standalone function in its module (e.g.
 //! [`sinkhorn::sinkhorn_divergence`], [`mmd::mmd_rbf`], [`deg::deg_auprc`]).
 
+#![deny(missing_docs)]
+
 pub mod ap;
 pub mod bh;
 pub mod case;

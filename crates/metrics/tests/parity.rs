@@ -276,7 +276,7 @@ fn golden_metric_parity() {
     let mut n_cases = 0;
     for dir in case_dirs() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
-            println!("SKIP: golden directory {} not found", dir.display());
+            println!("golden directory {} not found", dir.display());
             continue;
         };
         let mut npzs: Vec<PathBuf> = entries
@@ -294,7 +294,9 @@ fn golden_metric_parity() {
         }
     }
     if n_cases == 0 {
-        println!("SKIP: no golden metric cases found (expected ../shared/golden/metrics next to the repository)");
+        cellshift_data::testing::skip_or_fail(
+            "no golden metric cases found (expected ../shared/golden/metrics next to the repository)",
+        );
         return;
     }
     println!("{n_cases} cases; per key: worst rel err (all / where |ref| >= 1e-6), worst abs err, comparisons, failures");

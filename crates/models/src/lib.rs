@@ -5,14 +5,18 @@
 //! solvers, [`train`] the optimiser, schedule, EMA, checkpoints and training loop, and each method lives in
 //! its own module with a configuration struct, a network and its forward ([`mappfn`]).
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod blocks;
+pub mod encoding;
 pub mod error;
 pub mod flow;
 pub mod mappfn;
+pub mod registry;
 pub mod rng;
+pub mod sources;
 pub mod synthetic;
+pub mod toy;
 pub mod train;
 
 pub use error::{ModelError, Result};

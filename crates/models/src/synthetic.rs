@@ -6,7 +6,7 @@
 //! are distinct genes drawn without replacement; treatments are one-hot (`τ = e_j`). A model that reads the
 //! observational set and the treatment can predict the target distribution `N(μ + s_q, I)` exactly.
 
-use cellshift_data::Task;
+use cellshift_data::{Task, TaskTreatment};
 use ndarray::{Array1, Array2, Array3};
 use rand::seq::index::sample;
 use rand_distr::{Distribution, Normal};
@@ -94,11 +94,9 @@ impl GaussianShiftSource {
         };
         let observational = cells(&mu, &mut r);
         let mut context_cells = Array3::zeros((k, n, d));
-        let mut treatments = Array2::zeros((k + 1, d));
-        let mut labels = Vec::with_capacity(k + 1);
+        let mut treatments = Vec::with_capacity(k + 1);
         for (slot, &g) in genes.iter().enumerate() {
-            treatments[(slot, g)] = 1.0;
-            labels.push(format!("g{g}"));
+            treatments.push(TaskTreatment::from_label(&format!("g{g}"), "control", 1.0));
             if slot < k {
                 let mean = &mu + &self.effect(g);
                 context_cells
@@ -108,12 +106,15 @@ impl GaussianShiftSource {
         }
         let target_mean = &mu + &self.effect(genes[k]);
         let target = cells(&target_mean, &mut r);
+        let query = treatments.pop().expect("K + 1 treatments");
         let task = Task {
             context: format!("gaussian-{index}"),
+            context_index: 0,
+            genes: std::sync::Arc::new((0..d).map(|g| format!("g{g}")).collect()),
             observational,
+            experiments: treatments,
             context_cells,
-            treatments,
-            treatment_labels: labels,
+            query,
             target: Some(target),
         };
         (

@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use cellshift_data::{Predictor, Task};
+use cellshift_data::{Predictor, Task, TaskTreatment};
 use cellshift_models::flow::OdeSolver;
 use cellshift_models::mappfn::{
     finetune, pretrain, MapPfn, MapPfnConfig, MapPfnNet, SamplerConfig, WeightSet,
@@ -58,16 +58,17 @@ fn paper_configuration_has_the_published_parameter_count() {
 fn task(d: usize, k: usize, n_obs: usize, n_ctx: usize, n_target: usize, seed: u64) -> Task {
     let f =
         |i: usize, j: usize, s: u64| ((i * 31 + j * 17 + s as usize * 7) % 13) as f32 / 6.5 - 1.0;
-    let mut treatments = Array2::zeros((k + 1, d));
-    for slot in 0..=k {
-        treatments[(slot, slot % d)] = 1.0;
-    }
+    // Slot s treats gene s mod d (one-hot), labelled by that gene.
+    let genes: Vec<String> = (0..d).map(|g| format!("g{g}")).collect();
+    let treat = |slot: usize| TaskTreatment::from_label(&genes[slot % d], "control", 1.0);
     Task {
         context: format!("ctx{seed}"),
+        context_index: 0,
+        genes: std::sync::Arc::new(genes.clone()),
         observational: Array2::from_shape_fn((n_obs, d), |(i, j)| f(i, j, seed)),
+        experiments: (0..k).map(treat).collect(),
         context_cells: Array3::from_shape_fn((k, n_ctx, d), |(a, i, j)| f(i + a, j, seed + 1)),
-        treatments,
-        treatment_labels: (0..=k).map(|s| format!("g{s}")).collect(),
+        query: treat(k),
         target: Some(Array2::from_shape_fn((n_target, d), |(i, j)| {
             f(i, j, seed + 2)
         })),
@@ -99,10 +100,10 @@ fn shapes_with_zero_and_several_contexts_and_unequal_set_sizes() {
         task(d, 3, 6, 4, 5, 2),
         task(d, 3, 6, 4, 5, 4),
     ];
-    let cfg = TrainConfig::quick(Preprocessing::identity(d), 10);
     let loss = net
-        .loss(&tasks, &mut cellshift_models::rng::stream(0, "t", 0), &cfg)
-        .expect("loss");
+        .loss(&tasks, &mut cellshift_models::rng::stream(0, "t", 0))
+        .expect("loss")
+        .total;
     assert!(loss.size().is_empty() && loss.double_value(&[]).is_finite());
     // Sampling with K = 0 and with a different number of cells than the sets have.
     let model = MapPfn::from_net(net, Preprocessing::identity(d))
@@ -242,14 +243,16 @@ fn compact_condition_dropout_gives_the_same_loss_and_gradients() {
     let d = 5;
     let source = GaussianShiftSource::new(d, 6, 2, 8).expect("source");
     let tasks: Vec<Task> = (0..6).map(|i| source.task(i).expect("task")).collect();
-    let mut cfg = quick(d, 10);
-    cfg.condition_dropout = 0.5;
     let mut results = Vec::new();
     for compact in [false, true] {
-        let mut net = MapPfnNet::new(MapPfnConfig::tiny(d), 5, Device::Cpu).expect("tiny");
+        let config = MapPfnConfig {
+            condition_dropout: 0.5,
+            ..MapPfnConfig::tiny(d)
+        };
+        let mut net = MapPfnNet::new(config, 5, Device::Cpu).expect("tiny");
         net.set_compact_null_training(compact);
         let mut draws = cellshift_models::rng::stream(3, "test-draws", 0);
-        let loss = net.loss(&tasks, &mut draws, &cfg).expect("loss");
+        let loss = net.loss(&tasks, &mut draws).expect("loss").total;
         loss.backward();
         let grads: Vec<Tensor> = named_variables(net.var_store())
             .into_iter()

@@ -4,7 +4,7 @@
 //! data set is a [`cellshift_data::PerturbationData`]: contexts = SCM/GRN ids, treatments = `control`
 //! or the intervened gene, treatment values = the intervention value.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod error;
 pub mod grn;
@@ -20,7 +20,7 @@ pub mod stream;
 pub use error::PriorError;
 pub use grn::{GrnHyperParams, MasterRegulatorForcing, RandomGrn};
 pub use noise::{TechnicalNoiseParams, TechnicalNoiseRanges};
-pub use normalize::{normalize_dataset, normalize_total_log1p, NormalizationTarget};
+pub use normalize::{normalize_dataset, normalize_total_log1p};
 pub use scm::{LinearScm, LinearScmConfig, LinearScmPrior, CONTROL_LABEL};
 pub use sergio::knockout::{
     simulate_knockouts, simulate_knockouts_detailed, KnockoutReport, KnockoutSelection,

@@ -2,6 +2,7 @@
 //! total-count normalisation to the median total of all cells with a non-zero total (over the *whole*
 //! data set at once), then natural `ln(1 + x)`. Cells with zero total stay zero.
 
+use cellshift_data::preprocess::NormalizeTarget;
 use ndarray::Array2;
 
 use cellshift_data::PerturbationData;
@@ -48,37 +49,24 @@ pub fn normalize_total_log1p(x: &mut Array2<f32>) -> Option<f64> {
     Some(m)
 }
 
-/// Which normalisation target to use for a data set.
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
-pub enum NormalizationTarget {
-    /// No normalisation (raw counts).
-    #[default]
-    None,
-    /// The median non-zero cell total of this data set.
-    DatasetMedian,
-    /// A fixed target, e.g. the median of a large pilot sample of the prior (the reference uses the
-    /// median over the entire synthetic data set).
-    Fixed(f64),
-}
-
 /// Returns a normalised copy of `data` (genes, cells and annotations unchanged).
 pub fn normalize_dataset(
     data: &PerturbationData,
-    target: NormalizationTarget,
+    target: Option<NormalizeTarget>,
 ) -> Result<PerturbationData, PriorError> {
     let mut x = data.x.clone();
     match target {
-        NormalizationTarget::None => return Ok(data.clone()),
-        NormalizationTarget::DatasetMedian => {
+        None => return Ok(data.clone()),
+        Some(NormalizeTarget::MedianOfTotals) => {
             normalize_total_log1p(&mut x);
         }
-        NormalizationTarget::Fixed(m) => {
+        Some(NormalizeTarget::Sum(m)) => {
             crate::error::check_positive(
                 "normalization target",
-                m,
+                f64::from(m),
                 "use a positive median total (e.g. 100)",
             )?;
-            normalize_total_log1p_to(&mut x, m);
+            normalize_total_log1p_to(&mut x, f64::from(m));
         }
     }
     Ok(PerturbationData::new(

@@ -11,10 +11,11 @@ use std::thread::JoinHandle;
 use cellshift_data::PerturbationData;
 
 use crate::error::PriorError;
-use crate::normalize::{normalize_dataset, NormalizationTarget};
+use crate::normalize::normalize_dataset;
 use crate::rng::derive_seed;
 use crate::scm::LinearScmPrior;
 use crate::sergio::prior::SergioPrior;
+use cellshift_data::preprocess::NormalizeTarget;
 
 /// Something that turns `(index, seed)` into one data set. Implemented by the priors.
 pub trait DatasetSource: Send + Sync + 'static {
@@ -39,7 +40,7 @@ pub struct Normalized<S> {
     /// The wrapped source.
     pub inner: S,
     /// The normalisation target.
-    pub target: NormalizationTarget,
+    pub target: Option<NormalizeTarget>,
 }
 
 impl<S: DatasetSource> DatasetSource for Normalized<S> {

@@ -7,8 +7,8 @@ use cellshift_prior::sergio::knockout::simulate_conditions;
 use cellshift_prior::stream::dataset_seed;
 use cellshift_prior::{
     normalize_dataset, simulate_knockouts, simulate_knockouts_detailed, DatasetSource, GrnDefaults,
-    GrnSpec, KnockoutMode, KnockoutSelection, LinearScmConfig, LinearScmPrior, NormalizationTarget,
-    PriorError, PriorStream, SergioPrior, SergioPriorConfig, StreamConfig,
+    GrnSpec, KnockoutMode, KnockoutSelection, LinearScmConfig, LinearScmPrior, PriorError,
+    PriorStream, SergioPrior, SergioPriorConfig, StreamConfig,
 };
 
 /// A → B → C, A → D; E isolated. Explicit MR and orphan rates; noise-free unless changed.
@@ -353,7 +353,11 @@ fn sergio_prior_dataset_is_deterministic_and_well_formed() {
         "same seed ⇒ same data, sequential or parallel"
     );
     // Dataset-level normalisation: every non-zero cell sums (in count space) to the median total.
-    let norm = normalize_dataset(&data, NormalizationTarget::DatasetMedian).unwrap();
+    let norm = normalize_dataset(
+        &data,
+        Some(cellshift_data::preprocess::NormalizeTarget::MedianOfTotals),
+    )
+    .unwrap();
     let median = cellshift_prior::normalize::median_nonzero_total(&data.x).unwrap();
     for row in norm.x.rows() {
         let total: f64 = row.iter().map(|&v| f64::from(v).exp_m1()).sum();

@@ -15,15 +15,8 @@ const GRNS: [&str; 2] = ["chain2_activation", "motif5_repression"];
 
 fn golden_dir() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/golden/sergio");
-    if dir.join("chain2_activation.json").exists() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIPPED: golden SERGIO files not found at {}",
-            dir.display()
-        );
-        None
-    }
+    cellshift_data::testing::require_path(&dir.join("chain2_activation.json"))?;
+    Some(dir)
 }
 
 fn load(dir: &std::path::Path, name: &str) -> (GrnSpec, Value) {

@@ -3,7 +3,7 @@
 //! (peers.md §1.4), where X_0^c are *all* control cells of c in the data (control cells belong to every
 //! split, MapPFN spec §1.3). Also resolves a task's query label to a [`Treatment`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use cellshift_data::{PerturbationData, Task, Treatment};
 use ndarray::{Array1, Axis};
@@ -32,8 +32,6 @@ pub(crate) struct TrainingEffects {
     pub contexts: Vec<String>,
     /// Control label of the fitted data.
     pub control_label: String,
-    /// `obs` label → treatment, for every treatment of the fitted data.
-    labels: HashMap<String, Treatment>,
     /// Per context: mean of all its control cells, when it has any.
     control_means: Vec<Option<Array1<f64>>>,
     /// Per context: its non-control training conditions by treatment.
@@ -132,16 +130,10 @@ impl TrainingEffects {
             .collect();
         let global_mean_shift = average(per_perturbation.values().map(|(m, _)| m), d)
             .unwrap_or_else(|| Array1::zeros(d));
-        let labels = data
-            .treatments
-            .iter()
-            .map(|t| (t.label(&data.control_label), t.clone()))
-            .collect();
         Ok(TrainingEffects {
             genes: data.genes.clone(),
             contexts: data.contexts.clone(),
             control_label: data.control_label.clone(),
-            labels,
             control_means,
             per_context,
             per_perturbation,
@@ -164,20 +156,9 @@ impl TrainingEffects {
         self.contexts.iter().position(|c| c == name)
     }
 
-    /// The query treatment of a task: the fitted data's treatment with that label when there is one,
-    /// otherwise the label parsed as in `obs` (control label, `A+B` combination, single knock-out).
+    /// The query treatment of a task (structured in the task; never re-parsed from its label).
     pub fn query_treatment(&self, task: &Task) -> Result<Treatment, BaselineError> {
-        let Some(label) = task.treatment_labels.last() else {
-            return Err(BaselineError::InvalidTask(
-                "the task has no treatment labels; its last label must name the query treatment"
-                    .into(),
-            ));
-        };
-        Ok(self
-            .labels
-            .get(label)
-            .cloned()
-            .unwrap_or_else(|| Treatment::from_label(label, &self.control_label)))
+        Ok(task.query.treatment.clone())
     }
 
     /// The `obs` label of a treatment in the fitted data's convention.
@@ -265,7 +246,7 @@ pub(crate) fn check_task_shape(task: &Task, expected: Option<usize>) -> Result<(
             });
         }
     }
-    let mut others = vec![("the task's treatment encodings", task.treatments.ncols())];
+    let mut others = vec![("the task's gene names", task.genes.len())];
     if task.k() > 0 {
         others.push((
             "the task's context experiments",

@@ -11,8 +11,8 @@
 //! Training conditions: everything except A's G3 and G1+G2 (the controls are listed too; baselines
 //! ignore them as perturbations).
 
-use cellshift_data::{encode_treatment, CellAnnotations, PerturbationData, Task, Treatment};
-use ndarray::{Array1, Array2, Array3, Axis};
+use cellshift_data::{CellAnnotations, PerturbationData, Task, TaskTreatment};
+use ndarray::{Array2, Array3, Axis};
 
 /// (context, label, cells) of the fixture.
 fn rows() -> Vec<(&'static str, &'static str, Vec<[f32; 3]>)> {
@@ -86,7 +86,7 @@ pub(crate) fn cells(data: &PerturbationData, context: &str, label: &str) -> Arra
 }
 
 /// A task with the given observational cells, context experiments (each `n × d`, same `n`), query label
-/// (last of `labels`) and optional target. Treatment encodings are one-hots where the genes are measured.
+/// (last of `labels`) and optional target.
 pub(crate) fn task(
     context: &str,
     observational: Array2<f32>,
@@ -101,18 +101,21 @@ pub(crate) fn task(
     for (k, set) in context_sets.iter().enumerate() {
         context_cells.index_axis_mut(Axis(0), k).assign(set);
     }
-    let mut treatments = Array2::<f32>::zeros((labels.len(), d));
-    for (row, label) in labels.iter().enumerate() {
-        let encoded = encode_treatment(&genes, &Treatment::from_label(label, "control"), 1.0)
-            .unwrap_or_else(|_| Array1::zeros(d));
-        treatments.row_mut(row).assign(&encoded);
-    }
+    let mut treatments: Vec<TaskTreatment> = labels
+        .iter()
+        .map(|l| TaskTreatment::from_label(l, "control", 1.0))
+        .collect();
+    let query = treatments
+        .pop()
+        .unwrap_or_else(|| TaskTreatment::from_label("control", "control", 0.0));
     Task {
         context: context.to_string(),
+        context_index: 0,
+        genes: std::sync::Arc::new(genes),
         observational,
+        experiments: treatments,
         context_cells,
-        treatments,
-        treatment_labels: labels.iter().map(|l| l.to_string()).collect(),
+        query,
         target,
     }
 }

@@ -16,7 +16,7 @@ use cellshift_data::atomic::write_bytes_atomically;
 use cellshift_data::{PerturbationData, Predictor, SplitConfig};
 use cellshift_metrics::MetricGroups;
 
-use super::model::{load_mappfn, SamplerArgs};
+use super::model::{check_k, load_model, model_dir, SamplerArgs};
 use super::training::set_threads;
 use super::DataArgs;
 
@@ -45,7 +45,8 @@ pub enum BenchCommand {
 pub struct Args {
     #[command(subcommand)]
     pub command: Option<BenchCommand>,
-    /// Score this checkpoint (or run) directory.
+    /// Score this checkpoint (or run) directory, of any method (default when no --baseline is given: the
+    /// bundled SERGIO-prior MapPFN).
     #[arg(long, conflicts_with = "baseline")]
     pub model: Option<PathBuf>,
     /// Score this baseline instead (control, oracle, perturbation_mean, context_mean, additive, matching_mean,
@@ -130,38 +131,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
     };
     let started = Instant::now();
-    let (data, mut predictor): (PerturbationData, Box<dyn Predictor>) =
-        match (&args.model, &args.baseline) {
-            (Some(dir), None) => {
-                let model = load_mappfn(dir, &args.sampler)?;
-                let max_k = model.net().config().max_context();
-                let largest = args
-                    .k_curve
-                    .iter()
-                    .copied()
-                    .chain([args.k])
-                    .max()
-                    .unwrap_or(0);
-                if largest > max_k {
-                    anyhow::bail!(
-                        "K = {largest} exceeds the model's {max_k} context slots; use K ≤ {max_k}"
-                    );
-                }
-                let (data, report) = prepare_for_model(&raw, model.preprocessing())
-                    .with_context(|| format!("preparing {} for the model", data_path.display()))?;
-                for note in &report.notes {
-                    eprintln!("note: {note}");
-                }
-                (data, Box::new(model))
+    let (data, mut predictor): (PerturbationData, Box<dyn Predictor>) = match &args.baseline {
+        None => {
+            let dir = model_dir(args.model.as_deref())?;
+            let loaded = load_model(&dir, &args.sampler)?;
+            for k in args.k_curve.iter().copied().chain([args.k]) {
+                check_k(&loaded, k)?;
             }
-            (None, Some(name)) => {
-                let baseline = baseline_by_name(name).map_err(|e| {
-                    anyhow::anyhow!("{e} (valid names: {})", BASELINE_NAMES.join(", "))
-                })?;
-                (raw, baseline)
+            let (data, report) = prepare_for_model(&raw, &loaded.preprocessing)
+                .with_context(|| format!("preparing {} for the model", data_path.display()))?;
+            for note in &report.notes {
+                eprintln!("note: {note}");
             }
-            _ => anyhow::bail!("give --model DIR or --baseline NAME"),
-        };
+            (data, loaded.model)
+        }
+        Some(name) => {
+            let baseline = baseline_by_name(name)
+                .map_err(|e| anyhow::anyhow!("{e} (valid names: {})", BASELINE_NAMES.join(", ")))?;
+            (raw, baseline)
+        }
+    };
     if !args.k_curve.is_empty() {
         return k_curve(&args, &data, predictor.as_mut(), config, started);
     }

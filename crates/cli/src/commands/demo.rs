@@ -19,19 +19,15 @@ use cellshift_data::h5ad::{self, PerturbationColumns, ReadOptions, WriteOptions}
 use cellshift_data::preprocess::{preprocess, LogBase, NormalizeTarget, PreprocessOptions};
 use cellshift_data::{PerturbationData, Predictor};
 use cellshift_metrics::MetricGroups;
-use cellshift_models::flow::OdeSolver;
-use cellshift_models::MapPfn;
 use cellshift_prior::{SergioPrior, SergioPriorConfig};
 use ndarray::Axis;
 
+use super::model::{LoadedModel, SamplerArgs};
 use super::training::set_threads;
 use super::DataArgs;
 
 /// The checkpoint the demo uses when `--model` is not given: the SERGIO-prior model shipped in the repository.
-pub const BUNDLED_MODEL: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../checkpoints/mappfn-sergio-small"
-);
+pub const BUNDLED_MODEL: &str = super::model::BUNDLED_CHECKPOINT;
 
 /// Arguments of `cellshift demo`.
 #[derive(clap::Args)]
@@ -51,7 +47,7 @@ pub struct Args {
     /// Resampling seeds for mean ± std.
     #[arg(long, default_value_t = 2)]
     pub seeds: u64,
-    /// MapPFN checkpoint (default: the bundled SERGIO-prior model, `checkpoints/mappfn-sergio-small`).
+    /// Checkpoint of any method (default: the bundled SERGIO-prior MapPFN, `checkpoints/mappfn-sergio-small`).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Score the baselines only.
@@ -82,20 +78,6 @@ const TABLE_METRICS: [&str; 7] = [
     "pearson_delta",
 ];
 
-/// The demo's sampler: adaptive Dormand–Prince at tolerance 1e-3, validated against the reference's
-/// 601-evaluation fixed-step solver in `cellshift bench speed` (BENCHMARKS.md).
-fn demo_sampler() -> cellshift_models::SamplerConfig {
-    cellshift_models::SamplerConfig {
-        solver: OdeSolver::Dopri5Adaptive {
-            rtol: 1e-3,
-            atol: 1e-3,
-            dt0: 0.05,
-            max_steps: 10_000,
-        },
-        guidance: 2.0,
-    }
-}
-
 /// Where the data came from, for the report.
 enum Source {
     Simulated {
@@ -115,7 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let model = load_model(&args)?;
-    let genes = model.as_ref().map_or(50, |m| m.net().config().n_genes);
+    let genes = model.as_ref().map_or(50, |m| m.preprocessing.n_genes);
 
     let (data, source) = match &args.data {
         None => simulated_network(&args, genes)?,
@@ -134,7 +116,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut predictors: Vec<Box<dyn Predictor>> = Vec::new();
     if let Some(model) = model {
-        predictors.push(Box::new(model));
+        predictors.push(model.model);
     }
     for name in BASELINES {
         predictors.push(baseline_by_name(name)?);
@@ -185,9 +167,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The MapPFN model to demonstrate: `--model`, else the bundled checkpoint; `None` with `--no-model` or when
-/// no checkpoint is bundled (a note says so).
-fn load_model(args: &Args) -> anyhow::Result<Option<MapPfn>> {
+/// The model to demonstrate: `--model`, else the bundled checkpoint; `None` with `--no-model` or when
+/// no checkpoint is bundled (a note says so). Loaded through the method registry with the default
+/// sampler (adaptive Dopri5 at 1e-3, validated against the reference sampler in BENCHMARKS.md).
+fn load_model(args: &Args) -> anyhow::Result<Option<LoadedModel>> {
     if args.no_model {
         return Ok(None);
     }
@@ -205,14 +188,14 @@ fn load_model(args: &Args) -> anyhow::Result<Option<MapPfn>> {
             bundled
         }
     };
-    let model = MapPfn::load(&dir)
-        .with_context(|| format!("loading the model {}", dir.display()))?
-        .with_sampler(demo_sampler())?;
+    let model = super::model::load_model(&dir, &SamplerArgs::default_sampler())?;
+    let caps = model.model.capabilities();
     println!(
-        "0. MapPFN checkpoint {} ({} genes, up to K = {})",
+        "0. {} checkpoint {} ({} genes, up to K = {})",
+        model.method,
         dir.display(),
-        model.net().config().n_genes,
-        model.net().config().max_context()
+        model.preprocessing.n_genes,
+        caps.k_max.map_or("any".to_string(), |k| k.to_string())
     );
     Ok(Some(model))
 }
@@ -282,7 +265,7 @@ fn simulated_network(args: &Args, genes: usize) -> anyhow::Result<(PerturbationD
 fn user_screen(
     args: &Args,
     path: &Path,
-    model: Option<&MapPfn>,
+    model: Option<&LoadedModel>,
 ) -> anyhow::Result<(PerturbationData, Source)> {
     println!("1. reading {}", path.display());
     let raw = args.columns.read(path)?;
@@ -304,7 +287,7 @@ fn user_screen(
     let data = match model {
         Some(model) => {
             println!("2. bringing the screen to the model's genes and normalisation");
-            let (data, report) = prepare_for_model(&one_context, model.preprocessing())
+            let (data, report) = prepare_for_model(&one_context, &model.preprocessing)
                 .with_context(|| format!("preparing {} for the model", path.display()))?;
             for note in &report.notes {
                 println!("   note: {note}");

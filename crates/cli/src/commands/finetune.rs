@@ -1,17 +1,15 @@
-//! `cellshift finetune`: continue training a MapPFN checkpoint on the train conditions of a screen
-//! (standard split), so the model adapts to the data set; resumes automatically from `--out`.
+//! `cellshift finetune`: continue training a checkpoint of any method on the train conditions of a screen
+//! (standard split), so the model adapts to the data set; resumes automatically from `--out`. The method
+//! is read from the checkpoint and fitted through its `Predictor::fit` with a run directory.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use cellshift_bench::prepare::prepare_for_model;
-use cellshift_bench::sources::DataTasks;
-use cellshift_data::SplitConfig;
-use cellshift_models::mappfn::training::finetune;
-use cellshift_models::MapPfn;
 
-use super::training::{report_progress, set_threads, SchedulePreset, TrainingArgs};
-use super::DataArgs;
+use super::model::{check_k, load_model, SamplerArgs};
+use super::training::{fit_into_run, set_threads, TrainingArgs};
+use super::{standard_train_conditions, DataArgs};
 
 /// Arguments of `cellshift finetune`.
 #[derive(clap::Args)]
@@ -43,59 +41,31 @@ pub struct Args {
 /// Runs `cellshift finetune`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     set_threads(args.training.threads);
-    let pretrained = MapPfn::load(&args.model)
-        .with_context(|| format!("loading the model {}", args.model.display()))?;
-    let max_k = pretrained.net().config().max_context();
-    if args.k > max_k {
-        anyhow::bail!(
-            "K = {} exceeds the model's {max_k} context slots; use --k {max_k} or less",
-            args.k
-        );
-    }
+    let mut loaded = load_model(&args.model, &SamplerArgs::default_sampler())?;
+    check_k(&loaded, args.k)?;
     let raw = args.columns.read(&args.data)?;
-    let (data, report) = prepare_for_model(&raw, pretrained.preprocessing())
+    let (data, report) = prepare_for_model(&raw, &loaded.preprocessing)
         .with_context(|| format!("preparing {} for the model", args.data.display()))?;
     for note in &report.notes {
         eprintln!("note: {note}");
     }
-    let mut preprocessing = pretrained.preprocessing().clone();
-    preprocessing.gene_names = data.genes.clone();
-    let train = args
-        .training
-        .train_config_with(SchedulePreset::Finetune, 3000, preprocessing)?;
-    let split = SplitConfig {
-        seed: args.split_seed,
-        ..SplitConfig::default()
-    };
-    let source = DataTasks::new(&data, &split, args.k, args.cells, args.training.seed)?;
-    let budget = args.training.budget(train.total_steps)?;
+    let train = standard_train_conditions(&data, args.split_seed)?;
+    let overrides = args.training.overrides(Some(args.k), Some(args.cells));
     eprintln!(
-        "fine-tuning {} on {} ({} train queries per epoch); {} micro-batches of {} tasks; run directory {}",
+        "fine-tuning {} ({}) on {} ({} train conditions); run directory {}",
         args.model.display(),
+        loaded.method,
         args.data.display(),
-        source.epoch_len(),
-        train.total_steps,
-        train.batch_size,
+        train.len(),
         args.out.display()
     );
-    let mut progress = report_progress(train.total_steps);
-    let checkpoint = pretrained
-        .checkpoint_dir()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| args.model.clone());
-    let summary = finetune(&checkpoint, &train, &source, &args.out, budget, |p| {
-        progress(p)
-    })
-    .with_context(|| format!("fine-tuning into {}", args.out.display()))?;
-    eprintln!(
-        "stopped at micro-batch {} of {}{}",
-        summary.step,
-        train.total_steps,
-        if summary.finished {
-            ", run finished"
-        } else {
-            "; run the same command again to continue"
-        }
-    );
-    Ok(())
+    fit_into_run(
+        loaded.model.as_mut(),
+        &data,
+        &train,
+        &args.training,
+        overrides,
+        &args.out,
+    )
+    .with_context(|| format!("fine-tuning into {}", args.out.display()))
 }

@@ -12,6 +12,7 @@ pub mod preprocess;
 pub mod pretrain;
 pub mod simulate;
 pub mod speed;
+pub mod train;
 pub mod training;
 pub mod tta;
 
@@ -19,7 +20,20 @@ use std::path::Path;
 
 use anyhow::Context;
 use cellshift_data::h5ad::{self, PerturbationColumns, ReadOptions};
-use cellshift_data::PerturbationData;
+use cellshift_data::{PerturbationData, Split, SplitConfig};
+
+/// The train conditions of the standard split with `seed` (the conditions `bench --split-seed seed` never
+/// tests), which the training commands fit on.
+pub fn standard_train_conditions(data: &PerturbationData, seed: u64) -> anyhow::Result<Vec<usize>> {
+    let split = Split::new(
+        data,
+        &SplitConfig {
+            seed,
+            ..SplitConfig::default()
+        },
+    )?;
+    Ok(split.train_conditions())
+}
 
 /// How perturbations are annotated in an input `.h5ad` (AnnData conventions; MapPFN defaults).
 #[derive(clap::Args, Clone, Debug)]

@@ -1,28 +1,31 @@
 //! `cellshift predict`: predict the cells of unmeasured (or held-back) perturbations in one context of a
-//! screen with a MapPFN checkpoint, from the context's control cells and K measured perturbations; writes
-//! the predicted cells as an `.h5ad` (one block of `--cells` cells per query).
+//! screen with a checkpoint of any method (the bundled MapPFN by default), from the context's control
+//! cells and K measured perturbations; writes the predicted cells as an `.h5ad` (one block of `--cells`
+//! cells per query; a pseudo-bulk method's profile is written as control cells shifted to it).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use cellshift_bench::inference::{inference_task, resolve_context};
+use cellshift_bench::prediction_cells;
 use cellshift_bench::prepare::prepare_for_model;
 use cellshift_data::h5ad::{self, UnsValue, WriteOptions};
 use cellshift_data::model::CellAnnotations;
 use cellshift_data::PerturbationData;
 use ndarray::{concatenate, Axis};
 
-use super::model::{load_mappfn, SamplerArgs};
+use super::model::{check_k, load_model, model_dir, SamplerArgs};
 use super::training::set_threads;
 use super::DataArgs;
 
 /// Arguments of `cellshift predict`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Checkpoint (or run) directory written by `pretrain`/`finetune`.
+    /// Checkpoint (or run) directory written by `pretrain`, `train` or `finetune` (default: the bundled
+    /// SERGIO-prior MapPFN, `checkpoints/mappfn-sergio-small`).
     #[arg(long)]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     /// The screen (`.h5ad`; raw counts are normalised as the checkpoint records).
     #[arg(long)]
     pub data: PathBuf,
@@ -59,17 +62,11 @@ pub struct Args {
 /// Runs `cellshift predict`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     set_threads(args.threads);
-    let model = load_mappfn(&args.model, &args.sampler)?;
-    if args.k > model.net().config().max_context() {
-        anyhow::bail!(
-            "K = {} exceeds the model's {} context slots; use --k {} or less",
-            args.k,
-            model.net().config().max_context(),
-            model.net().config().max_context()
-        );
-    }
+    let model_path = model_dir(args.model.as_deref())?;
+    let loaded = load_model(&model_path, &args.sampler)?;
+    check_k(&loaded, args.k)?;
     let raw = args.columns.read(&args.data)?;
-    let (data, report) = prepare_for_model(&raw, model.preprocessing())
+    let (data, report) = prepare_for_model(&raw, &loaded.preprocessing)
         .with_context(|| format!("preparing {} for the model", args.data.display()))?;
     for note in &report.notes {
         eprintln!("note: {note}");
@@ -86,22 +83,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             inference_task(&data, context, query, args.value, args.k, args.cells, seed)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    // All queries share K and the set sizes: one batched ODE solve.
-    let refs: Vec<_> = tasks.iter().collect();
-    let samples = model
-        .sample_batch(&refs, args.cells, &seeds)
+    // All queries at once: methods that batch (MapPFN: one batched ODE solve) solve them together.
+    let predictions = loaded
+        .model
+        .predict_many(&tasks, args.cells, &seeds)
+        .map_err(|e| anyhow::anyhow!("{} failed: {e}", loaded.method))
         .context("predicting the queries")?;
     eprintln!(
-        "predicted {} queries × {} cells in `{}` in one batched solve ({} velocity evaluations)",
+        "predicted {} queries × {} cells in `{}` with {}",
         args.query.len(),
         args.cells,
         data.contexts[context],
-        samples.first().map_or(0, |s| s.evaluations)
+        loaded.method
     );
     let mut blocks = Vec::new();
     let mut labels = Vec::new();
-    for (query, sample) in args.query.iter().zip(samples) {
-        blocks.push(sample.cells);
+    for ((query, prediction), task) in args.query.iter().zip(&predictions).zip(&tasks) {
+        blocks.push(prediction_cells(prediction, task));
         labels.extend(std::iter::repeat_n(query.clone(), args.cells));
     }
     let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
@@ -122,20 +120,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut adata = h5ad::perturbation_data_to_anndata(&predicted, &args.columns.columns());
     let mut meta = BTreeMap::new();
     let text = |v: String| UnsValue::Str(v);
-    meta.insert("method".into(), text("mappfn".into()));
-    meta.insert("model".into(), text(args.model.display().to_string()));
+    meta.insert("method".into(), text(loaded.method.into()));
+    meta.insert("model".into(), text(model_path.display().to_string()));
     meta.insert("data".into(), text(args.data.display().to_string()));
     meta.insert("context".into(), text(data.contexts[context].clone()));
     meta.insert("k".into(), UnsValue::I64(args.k as i64));
     meta.insert("cells".into(), UnsValue::I64(args.cells as i64));
     meta.insert("seed".into(), UnsValue::I64(args.seed as i64));
-    meta.insert("sampler".into(), text(format!("{:?}", model.sampler())));
+    meta.insert(
+        "sampler".into(),
+        text(format!("{:?}", args.sampler.config())),
+    );
     let experiments: BTreeMap<String, UnsValue> = args
         .query
         .iter()
         .zip(&tasks)
         .map(|(q, t)| {
-            let used = t.treatment_labels[..t.k()].to_vec();
+            let used = t.experiments.iter().map(|e| e.label.clone()).collect();
             (q.clone(), UnsValue::StrArray(used))
         })
         .collect();

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use cellshift_bench::sources::{LinearScmTasks, SergioTasks};
 use cellshift_models::mappfn::training::pretrain;
-use cellshift_models::train::TotalCountTarget;
+use cellshift_models::train::NormalizeTarget;
 use cellshift_models::{MapPfnConfig, Preprocessing, TaskSource, TrainConfig};
-use cellshift_prior::{LinearScmConfig, NormalizationTarget, SergioPriorConfig};
+use cellshift_prior::{LinearScmConfig, SergioPriorConfig};
 
 use super::simulate::PriorKind;
 use super::training::{report_progress, set_threads, TrainingArgs};
@@ -16,6 +16,9 @@ use super::training::{report_progress, set_threads, TrainingArgs};
 /// Arguments of `cellshift pretrain`.
 #[derive(clap::Args)]
 pub struct Args {
+    /// Method to pre-train (one that pre-trains on synthetic priors).
+    #[arg(long, default_value = "mappfn")]
+    pub method: String,
     /// Prior the tasks are drawn from.
     #[arg(long, value_enum, default_value = "linear")]
     pub prior: PriorKind,
@@ -58,6 +61,14 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.paired && args.unpaired {
         bail!("--paired and --unpaired contradict each other; give one");
+    }
+    let entry = cellshift_models::registry::method(&args.method)?;
+    if !entry.pretrains_on_priors {
+        bail!(
+            "{} is trained on a data set, not pre-trained on a synthetic prior; use `cellshift train --method {}`",
+            entry.name,
+            entry.name
+        );
     }
     set_threads(args.training.threads);
     let genes = args.genes.unwrap_or(match args.prior {
@@ -115,7 +126,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 n_cells: args.cells,
                 seed: args.training.seed,
                 tasks_per_network: args.tasks_per_network,
-                normalization: NormalizationTarget::DatasetMedian,
+                normalization: Some(NormalizeTarget::MedianOfTotals),
                 cache: Default::default(),
             })
         }
@@ -129,7 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ..Preprocessing::identity(genes)
         },
         PriorKind::Sergio => Preprocessing {
-            normalize_total: Some(TotalCountTarget::Median),
+            normalize_total: Some(NormalizeTarget::MedianOfTotals),
             log1p: true,
             per_condition_scaling: None,
             n_genes: genes,

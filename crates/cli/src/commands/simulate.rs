@@ -8,7 +8,7 @@ use cellshift_data::h5ad::{self, PerturbationColumns, WriteOptions};
 use cellshift_data::{ExpressionScale, PerturbationData};
 use cellshift_prior::{
     normalize_dataset, simulate_knockouts_detailed, GrnDefaults, GrnSpec, KnockoutSelection,
-    LinearScmConfig, LinearScmPrior, NormalizationTarget, SergioPrior, SergioPriorConfig,
+    LinearScmConfig, LinearScmPrior, SergioPrior, SergioPriorConfig,
 };
 
 /// Which generator to use.
@@ -177,7 +177,10 @@ fn simulate_random(args: &Args) -> anyhow::Result<PerturbationData> {
                 };
                 let raw = SergioPrior::sample_named(&cfg, seed, &context)?;
                 if args.log_normalize {
-                    normalize_dataset(&raw, NormalizationTarget::DatasetMedian)?
+                    normalize_dataset(
+                        &raw,
+                        Some(cellshift_data::preprocess::NormalizeTarget::MedianOfTotals),
+                    )?
                 } else {
                     raw
                 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use cellshift_bench::prepare::prepare_for_model;
-use cellshift_bench::score::all_holdout_split;
+use cellshift_bench::score::{all_holdout_split, shared_control_tasks};
 use cellshift_data::atomic::write_bytes_atomically;
 use cellshift_data::sampler::{CellReplacement, SamplerConfig as TaskSamplerConfig, TaskSampler};
 use cellshift_data::{Split, SplitRole, Task};
@@ -99,14 +99,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .filter(|&q| data.conditions()[q].context == first_context)
         .take(args.queries.max(1))
         .collect();
-    let mut tasks: Vec<Task> = Vec::new();
-    for (i, &q) in queries.iter().enumerate() {
-        let mut task = sampler.task_for(q, args.k, i as u64)?;
-        if let Some(first) = tasks.first() {
-            task.observational = first.observational.clone();
-        }
-        tasks.push(task);
-    }
+    // The shared-control protocol with seed 0: query i uses task seed i.
+    let tasks = shared_control_tasks(&sampler, &queries, args.k, 0)?.tasks;
     let inputs: Vec<Task> = tasks
         .iter()
         .map(|t| Task {

@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use cellshift_data::{FitContext, PerturbationData, Predictor, TrainOverrides};
 use cellshift_models::{Budget, Preprocessing, Progress, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -18,6 +19,18 @@ pub enum SchedulePreset {
     Paper,
     /// Fine-tuning (spec §3.6): warmup over 5% of updates to 5e-5, then constant.
     Finetune,
+}
+
+impl SchedulePreset {
+    /// The preset's name in [`TrainConfig::from_overrides`].
+    pub fn name(self) -> &'static str {
+        match self {
+            SchedulePreset::Cpu => "cpu",
+            SchedulePreset::Reference => "reference",
+            SchedulePreset::Paper => "paper",
+            SchedulePreset::Finetune => "finetune",
+        }
+    }
 }
 
 /// Budget, schedule and threading options of a training command.
@@ -68,38 +81,41 @@ impl TrainingArgs {
         default_steps: u64,
         preprocessing: Preprocessing,
     ) -> anyhow::Result<TrainConfig> {
-        let preset = self.schedule.unwrap_or(default_preset);
-        let steps = self.steps;
-        let mut config = match preset {
-            SchedulePreset::Cpu => {
-                TrainConfig::cpu_pretraining(preprocessing, steps.unwrap_or(default_steps))
+        Ok(TrainConfig::from_overrides(
+            default_preset.name(),
+            default_steps,
+            preprocessing,
+            &self.overrides(None, None),
+            self.seed,
+        )?)
+    }
+
+    /// The options as method-neutral training overrides (with the command's K and cells per set).
+    pub fn overrides(&self, k: Option<usize>, cells: Option<usize>) -> TrainOverrides {
+        TrainOverrides {
+            schedule: self.schedule.map(|s| s.name().to_string()),
+            steps: self.steps,
+            batch_size: self.batch_size,
+            accumulation: self.accumulation,
+            lr: self.lr,
+            checkpoint_every: self.checkpoint_every,
+            k,
+            cells,
+        }
+    }
+
+    /// The budget of this invocation when `--stop-at` or `--minutes` is given (else the method's run length).
+    pub fn budget_if_given(&self) -> anyhow::Result<Option<Budget>> {
+        if let Some(step) = self.stop_at {
+            return Ok(Some(Budget::Steps(step)));
+        }
+        match self.minutes {
+            Some(m) if !(m > 0.0 && m.is_finite()) => {
+                bail!("--minutes must be a positive number, got {m}")
             }
-            SchedulePreset::Reference => TrainConfig::reference_pretraining(preprocessing),
-            SchedulePreset::Paper => TrainConfig::paper(preprocessing, steps.unwrap_or(400_000)),
-            SchedulePreset::Finetune => TrainConfig::finetune(preprocessing),
-        };
-        if let Some(steps) = steps {
-            config.total_steps = steps;
+            Some(m) => Ok(Some(Budget::Minutes(m))),
+            None => Ok(None),
         }
-        if let Some(b) = self.batch_size {
-            config.batch_size = b;
-        }
-        if let Some(a) = self.accumulation {
-            config.accumulation = a;
-        }
-        if let Some(lr) = self.lr {
-            if !(lr > 0.0 && lr.is_finite()) {
-                bail!("--lr must be a positive number, got {lr}");
-            }
-            config.schedule.peak = lr;
-            config.schedule.end = config.schedule.end.min(lr);
-        }
-        if let Some(every) = self.checkpoint_every {
-            config.checkpoint_every = every;
-        }
-        config.seed = self.seed;
-        config.validate()?;
-        Ok(config)
     }
 
     /// The budget of this invocation: `--stop-at` or `--minutes` if given, else the run's length.
@@ -151,8 +167,18 @@ pub fn report_progress(total_steps: u64) -> impl FnMut(&Progress) {
         };
         smoothed = Some(loss);
         let eta = p.eta.map_or("?".to_string(), |e| format_duration(e));
+        let parts: Vec<String> = p
+            .components
+            .iter()
+            .map(|(name, v)| format!("{name} {v:.4}"))
+            .collect();
+        let parts = if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", parts.join(", "))
+        };
         let message = format!(
-            "loss {loss:.4} (last {:.4}) lr {:.2e} |g| {:.2} {:.2} steps/s",
+            "loss {loss:.4} (last {:.4}{parts}) lr {:.2e} |g| {:.2} {:.2} steps/s",
             p.loss, p.lr, p.grad_norm, p.steps_per_sec
         );
         match &bar {
@@ -168,6 +194,56 @@ pub fn report_progress(total_steps: u64) -> impl FnMut(&Progress) {
                 }
             }
         }
+    }
+}
+
+/// Fits `model` on the `train` conditions of `data` into the run directory `out` (resuming there) with
+/// the budget of `args`, a progress bar, and a closing line saying where it stopped.
+pub fn fit_into_run(
+    model: &mut dyn Predictor,
+    data: &PerturbationData,
+    train: &[usize],
+    args: &TrainingArgs,
+    overrides: TrainOverrides,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    let mut last: Option<(u64, u64)> = None;
+    let mut bar = report_progress(overrides.steps.unwrap_or(0));
+    let mut ctx = FitContext {
+        budget: args.budget_if_given()?,
+        run_dir: Some(out.to_path_buf()),
+        seed: args.seed,
+        progress: Some(&mut |p: &Progress| {
+            last = Some((p.step, p.run_steps));
+            bar(p)
+        }),
+        overrides,
+        ..FitContext::default()
+    };
+    model
+        .fit(data, train, &mut ctx)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    drop(ctx);
+    report_stop(last, out);
+    Ok(())
+}
+
+/// Prints where a training invocation stopped (`last` = the last progress's step and run length).
+pub fn report_stop(last: Option<(u64, u64)>, out: &std::path::Path) {
+    match last {
+        Some((step, total)) => eprintln!(
+            "stopped at micro-batch {step} of {total}{}; run directory {}",
+            if step >= total {
+                ", run finished"
+            } else {
+                "; run the same command again to continue"
+            },
+            out.display()
+        ),
+        None => eprintln!(
+            "nothing left to train: the run in {} is complete",
+            out.display()
+        ),
     }
 }
 

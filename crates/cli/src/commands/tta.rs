@@ -11,7 +11,7 @@ use cellshift_bench::tta::{tta_benchmark, TtaConfig, TtaSeedResult};
 use cellshift_data::atomic::write_bytes_atomically;
 use cellshift_data::SplitConfig;
 
-use super::model::{load_mappfn, SamplerArgs};
+use super::model::{load_model, SamplerArgs};
 use super::training::set_threads;
 use super::DataArgs;
 
@@ -56,15 +56,15 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     set_threads(args.threads);
     let started = Instant::now();
-    let model = load_mappfn(&args.model, &args.sampler)?;
-    let expected = model.preprocessing();
+    let loaded = load_model(&args.model, &args.sampler)?;
+    let expected = &loaded.preprocessing;
     if !expected.gene_names.is_empty() {
         anyhow::bail!(
             "the model was trained on a named gene panel; test-time augmentation is for models whose genes are \
              anonymous positions (the synthetic-prior checkpoints)"
         );
     }
-    let width = model.net().config().n_genes;
+    let width = expected.n_genes;
     let raw = args.columns.read(&args.data)?;
     if raw.n_genes() <= width {
         anyhow::bail!(
@@ -92,7 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
     };
     let spinner = crate::progress::spinner("predicting gene subsets");
-    let results = tta_benchmark(&data, &model, &config)?;
+    let results = tta_benchmark(&data, loaded.model.as_ref(), &config)?;
     spinner.finish_and_clear();
     let summary = summarise(&results);
     println!(

@@ -16,12 +16,15 @@ use super::checks::check_counts;
 use crate::error::DataError;
 use crate::model::{ExpressionScale, PerturbationData};
 
-/// What each cell's total is scaled to.
+/// What each cell's total is scaled to: the one total-count normalisation type of the workspace (used by
+/// preprocessing, the synthetic priors and the checkpoints' preprocessing records).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum NormalizeTarget {
     /// The median of the per-cell totals over cells with a non-zero total (scanpy default, MapPFN).
+    #[serde(alias = "median")]
     MedianOfTotals,
     /// A fixed sum, e.g. 1e4 (CP10k) or 1e6 (CPM).
+    #[serde(alias = "fixed")]
     Sum(f32),
 }
 

@@ -1,8 +1,97 @@
-//! Multi-stream joint attention (spec §2.5 steps 4–6): the queries, keys and values of all streams are
+//! The attention core shared by every block of the workspace, and MapPFN's multi-stream joint attention
+//! built on it.
+//!
+//! [`attend`] is the one scaled-dot-product function: queries, keys and values `[B, H, L, hd]` with no
+//! mask, a per-key additive bias, a dense boolean mask (e.g. a gene-graph mask; `true` = may attend), or a
+//! causal mask, on libtorch's fused kernel. [`KvCache`] holds the keys and values of tokens already
+//! processed, so sequential (autoregressive) sampling attends to them without recomputing them.
+//!
+//! Joint attention (MapPFN spec §2.5 steps 4–6): the queries, keys and values of all streams are
 //! concatenated along the token axis, QK-normalised per head with one shared RMSNorm for queries and one
-//! for keys, attended with libtorch's fused scaled-dot-product attention, and split back into streams.
+//! for keys, attended with [`attend`], and split back into streams.
 
 use tch::{Kind, Tensor};
+
+/// Which keys each query may attend to.
+#[derive(Clone, Copy, Debug)]
+pub enum AttentionMask<'a> {
+    /// Every query attends to every key.
+    None,
+    /// An additive bias per key, `[L_k]` (e.g. `ln m` for a key standing for `m` identical tokens).
+    KeyBias(&'a Tensor),
+    /// A boolean mask broadcastable to `[B, H, L_q, L_k]`; `true` where the query may attend to the key.
+    Dense(&'a Tensor),
+    /// Query `i` attends to keys `0..=i + (L_k − L_q)` (the last `L_q` keys are the queries' own).
+    Causal,
+}
+
+/// Scaled-dot-product attention of `q: [B, H, L_q, hd]` over `k, v: [B, H, L_k, hd]` with `mask`, scaled
+/// by `scale` (usually `1/√hd`); returns `[B, H, L_q, hd]`.
+pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, mask: AttentionMask<'_>, scale: f64) -> Tensor {
+    let sdpa = |m: Option<&Tensor>, causal: bool| {
+        Tensor::scaled_dot_product_attention(q, k, v, m, 0.0, causal, scale, false)
+    };
+    match mask {
+        AttentionMask::None => sdpa(None, false),
+        AttentionMask::KeyBias(bias) => {
+            sdpa(Some(&bias.to_kind(q.kind()).view([1, 1, 1, -1])), false)
+        }
+        AttentionMask::Dense(m) => sdpa(Some(m), false),
+        AttentionMask::Causal => {
+            let (lq, lk) = (q.size()[2], k.size()[2]);
+            if lq == lk {
+                sdpa(None, true)
+            } else {
+                // Offset causal mask: query i sees keys up to i + (lk − lq) (a cache precedes the queries).
+                let rows = Tensor::arange(lq, (Kind::Int64, q.device())).view([lq, 1]) + (lk - lq);
+                let cols = Tensor::arange(lk, (Kind::Int64, q.device())).view([1, lk]);
+                sdpa(Some(&cols.le_tensor(&rows)), false)
+            }
+        }
+    }
+}
+
+/// Keys and values of the tokens processed so far, `[B, H, L, hd]` each, for sequential sampling.
+#[derive(Debug, Default)]
+pub struct KvCache {
+    k: Option<Tensor>,
+    v: Option<Tensor>,
+}
+
+impl KvCache {
+    /// An empty cache.
+    pub fn new() -> KvCache {
+        KvCache::default()
+    }
+
+    /// Appends new keys and values along the token axis and returns all keys and values so far.
+    pub fn append(&mut self, k: &Tensor, v: &Tensor) -> (Tensor, Tensor) {
+        let cat = |old: &Option<Tensor>, new: &Tensor| match old {
+            Some(o) => Tensor::cat(&[o, new], 2),
+            None => new.shallow_clone(),
+        };
+        let (k_all, v_all) = (cat(&self.k, k), cat(&self.v, v));
+        self.k = Some(k_all.shallow_clone());
+        self.v = Some(v_all.shallow_clone());
+        (k_all, v_all)
+    }
+
+    /// Number of cached tokens.
+    pub fn len(&self) -> i64 {
+        self.k.as_ref().map_or(0, |k| k.size()[2])
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets everything.
+    pub fn reset(&mut self) {
+        self.k = None;
+        self.v = None;
+    }
+}
 
 use super::init::ParamBuilder;
 use super::norm::RmsNorm;
@@ -79,9 +168,9 @@ impl JointAttention {
             }
         }
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let mask = key_bias.map(|bias| {
+        let bias = key_bias.map(|bias| {
             let padded = k.size()[2] - bias.size()[0];
-            let bias = if padded > 0 {
+            if padded > 0 {
                 Tensor::cat(
                     &[
                         bias,
@@ -91,22 +180,103 @@ impl JointAttention {
                 )
             } else {
                 bias.shallow_clone()
-            };
-            bias.to_kind(q.kind()).view([1, 1, 1, -1])
+            }
         });
-        let out = Tensor::scaled_dot_product_attention(
-            &q,
-            &k,
-            &v,
-            mask.as_ref(),
-            0.0,
-            false,
-            scale,
-            false,
-        );
+        let mask = match &bias {
+            Some(b) => AttentionMask::KeyBias(b),
+            None => AttentionMask::None,
+        };
+        let out = attend(&q, &k, &v, mask, scale);
         out.transpose(1, 2)
             .reshape([batch, total, width])
             .split_with_sizes(lengths.as_slice(), 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn randn(shape: &[i64], seed: i64) -> Tensor {
+        tch::manual_seed(seed);
+        Tensor::randn(shape, (Kind::Float, tch::Device::Cpu))
+    }
+
+    /// Plain softmax attention with an additive logit mask, written out.
+    fn reference(q: &Tensor, k: &Tensor, v: &Tensor, add: &Tensor, scale: f64) -> Tensor {
+        (q.matmul(&k.transpose(-2, -1)) * scale + add)
+            .softmax(-1, Kind::Float)
+            .matmul(v)
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).abs().max().double_value(&[])
+    }
+
+    #[test]
+    fn every_mask_kind_equals_written_out_softmax_attention() {
+        let (q, k, v) = (
+            randn(&[2, 3, 5, 4], 1),
+            randn(&[2, 3, 5, 4], 2),
+            randn(&[2, 3, 5, 4], 3),
+        );
+        let zero = Tensor::zeros([5, 5], (Kind::Float, tch::Device::Cpu));
+        let none = attend(&q, &k, &v, AttentionMask::None, 0.5);
+        assert!(max_diff(&none, &reference(&q, &k, &v, &zero, 0.5)) < 1e-5);
+        let bias = Tensor::from_slice(&[0.0f32, 1.0, -2.0, 0.5, 3.0]);
+        let biased = attend(&q, &k, &v, AttentionMask::KeyBias(&bias), 0.5);
+        let add = bias.view([1, 5]).expand([5, 5], false);
+        assert!(max_diff(&biased, &reference(&q, &k, &v, &add, 0.5)) < 1e-5);
+        let causal = attend(&q, &k, &v, AttentionMask::Causal, 0.5);
+        let upper = Tensor::ones([5, 5], (Kind::Float, tch::Device::Cpu)).triu(1) * -1e9;
+        assert!(max_diff(&causal, &reference(&q, &k, &v, &upper, 0.5)) < 1e-5);
+        // A dense graph mask: query i attends to keys i and (i+2) mod 5 only.
+        let allowed: Vec<bool> = (0..25)
+            .map(|x| {
+                let (i, j) = (x / 5, x % 5);
+                j == i || j == (i + 2) % 5
+            })
+            .collect();
+        let dense = Tensor::from_slice(&allowed).view([5, 5]);
+        let masked = attend(&q, &k, &v, AttentionMask::Dense(&dense), 0.5);
+        let add = dense.logical_not().to_kind(Kind::Float) * -1e9;
+        assert!(max_diff(&masked, &reference(&q, &k, &v, &add, 0.5)) < 1e-5);
+        assert!(max_diff(&masked, &none) > 1e-3, "the mask must matter");
+    }
+
+    #[test]
+    fn a_kv_cache_reproduces_causal_attention_token_by_token() {
+        let (q, k, v) = (
+            randn(&[1, 2, 6, 4], 4),
+            randn(&[1, 2, 6, 4], 5),
+            randn(&[1, 2, 6, 4], 6),
+        );
+        let full = attend(&q, &k, &v, AttentionMask::Causal, 0.5);
+        let mut cache = KvCache::new();
+        let mut steps = Vec::new();
+        // First two tokens at once (a prompt), then one at a time.
+        let (k0, v0) = cache.append(&k.narrow(2, 0, 2), &v.narrow(2, 0, 2));
+        steps.push(attend(
+            &q.narrow(2, 0, 2),
+            &k0,
+            &v0,
+            AttentionMask::Causal,
+            0.5,
+        ));
+        for i in 2..6 {
+            let (ks, vs) = cache.append(&k.narrow(2, i, 1), &v.narrow(2, i, 1));
+            steps.push(attend(
+                &q.narrow(2, i, 1),
+                &ks,
+                &vs,
+                AttentionMask::Causal,
+                0.5,
+            ));
+        }
+        assert_eq!(cache.len(), 6);
+        assert!(max_diff(&Tensor::cat(&steps, 2), &full) < 1e-5);
+        cache.reset();
+        assert!(cache.is_empty());
     }
 }
 

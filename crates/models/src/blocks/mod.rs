@@ -10,7 +10,7 @@ pub mod mmdit;
 pub mod norm;
 pub mod time;
 
-pub use attention::JointAttention;
+pub use attention::{attend, AttentionMask, JointAttention, KvCache};
 pub use init::{Init, ParamBuilder};
 pub use linear::{Linear, LinearInit};
 pub use mlp::Mlp;

@@ -3,7 +3,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
-use crate::flow::OdeSolver;
 
 /// Architecture of a MapPFN velocity network (spec §2) for `n_genes` genes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -28,6 +27,25 @@ pub struct MapPfnConfig {
     pub trainable_time_frequencies: bool,
     /// Pad the joint key/value sequence with zero "null sinks" to a multiple of this (reference parity: 64).
     pub attention_pad_to_multiple: Option<usize>,
+    /// Probability that a training task is unconditional (classifier-free guidance dropout; 0.2 in the
+    /// reference). A training option of this method, kept out of the shared `TrainConfig`; omitted from
+    /// the stored JSON at its default so earlier checkpoints keep their configuration.
+    #[serde(
+        default = "default_condition_dropout",
+        skip_serializing_if = "is_default_condition_dropout"
+    )]
+    pub condition_dropout: f64,
+}
+
+/// The reference's guidance dropout.
+pub const DEFAULT_CONDITION_DROPOUT: f64 = 0.2;
+
+fn default_condition_dropout() -> f64 {
+    DEFAULT_CONDITION_DROPOUT
+}
+
+fn is_default_condition_dropout(p: &f64) -> bool {
+    *p == DEFAULT_CONDITION_DROPOUT
 }
 
 impl MapPfnConfig {
@@ -44,6 +62,7 @@ impl MapPfnConfig {
             max_slots: 10,
             trainable_time_frequencies: true,
             attention_pad_to_multiple: None,
+            condition_dropout: DEFAULT_CONDITION_DROPOUT,
         }
     }
 
@@ -63,6 +82,7 @@ impl MapPfnConfig {
             max_slots: 10,
             trainable_time_frequencies: true,
             attention_pad_to_multiple: None,
+            condition_dropout: DEFAULT_CONDITION_DROPOUT,
         }
     }
 
@@ -80,6 +100,7 @@ impl MapPfnConfig {
             max_slots: 10,
             trainable_time_frequencies: true,
             attention_pad_to_multiple: None,
+            condition_dropout: DEFAULT_CONDITION_DROPOUT,
         }
     }
 
@@ -133,6 +154,12 @@ impl MapPfnConfig {
                     .into(),
             );
         }
+        if !(0.0..1.0).contains(&self.condition_dropout) {
+            return bad(format!(
+                "condition_dropout {} must lie in [0, 1)",
+                self.condition_dropout
+            ));
+        }
         if self.attention_pad_to_multiple == Some(0) {
             return bad("attention_pad_to_multiple must be at least 1 (or null)".into());
         }
@@ -140,33 +167,4 @@ impl MapPfnConfig {
     }
 }
 
-/// How predictions are sampled: ODE solver and classifier-free guidance weight ω.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SamplerConfig {
-    /// ODE solver (default: the reference's fixed-step Dopri5, dt = 0.01).
-    pub solver: OdeSolver,
-    /// Guidance weight ω in `ω·v_cond − (ω − 1)·v_uncond` (default 2; 1 = no guidance).
-    pub guidance: f64,
-}
-
-impl Default for SamplerConfig {
-    fn default() -> Self {
-        SamplerConfig {
-            solver: OdeSolver::default(),
-            guidance: 2.0,
-        }
-    }
-}
-
-impl SamplerConfig {
-    /// Checks the configuration, naming the problem.
-    pub fn validate(&self) -> Result<()> {
-        if !self.guidance.is_finite() || self.guidance < 0.0 {
-            return Err(ModelError::Config(format!(
-                "guidance weight {} must be a finite number ≥ 0 (default 2)",
-                self.guidance
-            )));
-        }
-        self.solver.validate()
-    }
-}
+pub use crate::flow::SamplerConfig;

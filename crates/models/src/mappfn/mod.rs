@@ -3,11 +3,13 @@
 //! unseen perturbation.
 
 pub mod config;
+pub mod method;
 pub mod model;
 pub mod predictor;
 pub mod training;
 
 pub use config::{MapPfnConfig, SamplerConfig};
+pub use method::METHOD;
 pub use model::{forward_flops, ConditionedNet, EncodedCondition, MapPfnNet, TaskLayout};
 pub use predictor::{MapPfn, Sample, WeightSet};
 pub use training::{finetune, finetune_on, pretrain, pretrain_on};

@@ -13,10 +13,11 @@ use super::config::MapPfnConfig;
 use crate::blocks::{
     Init, Linear, LinearInit, MmditBlock, MmditShape, ParamBuilder, TimeEmbedding,
 };
+use crate::encoding::OneHot;
 use crate::error::{ModelError, Result};
 use crate::flow::{interpolate, sample_logit_normal_time, target_velocity, ConditionalVelocity};
 use crate::rng;
-use crate::train::{TrainConfig, Trainable};
+use crate::train::{LossTerms, Trainable};
 
 /// Names of the three token streams, in attention order.
 pub const STREAMS: [&str; 3] = ["noise", "cond", "treat"];
@@ -249,13 +250,19 @@ impl MapPfnNet {
                 self.config.max_context()
             ));
         }
-        if task.treatments.nrows() != k + 1 || task.treatments.ncols() != d {
+        if task.genes.len() != d {
             return err(format!(
-                "treatments have shape {:?}, expected (K+1) × d = {} × {d}",
-                task.treatments.shape(),
-                k + 1
+                "the task names {} genes, the model expects {d}",
+                task.genes.len()
             ));
         }
+        if task.experiments.len() != k {
+            return err(format!(
+                "the task has {} context treatments for K = {k} context sets",
+                task.experiments.len()
+            ));
+        }
+        let treatments = OneHot::task_treatments(task)?;
         if need_target {
             match &task.target {
                 None => {
@@ -276,7 +283,7 @@ impl MapPfnNet {
         let arrays: [(&str, Box<dyn Iterator<Item = &f32>>); 3] = [
             ("observational cells", Box::new(task.observational.iter())),
             ("context cells", Box::new(task.context_cells.iter())),
-            ("treatments", Box::new(task.treatments.iter())),
+            ("treatments", Box::new(treatments.iter())),
         ];
         for (what, mut values) in arrays {
             if let Some(v) = values.find(|v| !v.is_finite()) {
@@ -336,12 +343,11 @@ impl MapPfnNet {
         } else {
             None
         };
-        let trt = stack_views(
-            tasks.iter().map(|t| t.treatments.view()),
-            layout.k() + 1,
-            d,
-            dev,
-        );
+        let encoded: Vec<ndarray::Array2<f32>> = tasks
+            .iter()
+            .map(|t| OneHot::task_treatments(t))
+            .collect::<Result<_>>()?;
+        let trt = stack_views(encoded.iter().map(|t| t.view()), layout.k() + 1, d, dev);
         self.encode(&obs, ctx.as_ref(), &trt, layout)
     }
 
@@ -596,6 +602,8 @@ impl ConditionalVelocity for ConditionedNet<'_> {
 }
 
 impl Trainable for MapPfnNet {
+    type Batch = Vec<Task>;
+
     fn method(&self) -> &'static str {
         "mappfn"
     }
@@ -611,7 +619,7 @@ impl Trainable for MapPfnNet {
     /// Spec §3.1: per task `t ~ LogitNormal(0,1)`, condition dropped with probability `condition_dropout`,
     /// `x0 ~ N(0, I)`; loss = mean over tasks, cells and genes of `(v − (x1 − x0))²`. Draws are made per
     /// task in task order (t, dropout, x0), so grouping tasks by layout does not change them.
-    fn loss(&self, tasks: &[Task], draws: &mut Pcg64, config: &TrainConfig) -> Result<Tensor> {
+    fn loss(&self, tasks: &Vec<Task>, draws: &mut Pcg64) -> Result<LossTerms> {
         use rand::Rng;
         if tasks.is_empty() {
             return Err(ModelError::Input(
@@ -635,7 +643,7 @@ impl Trainable for MapPfnNet {
                 });
             group_of.push(g);
             t.push(sample_logit_normal_time(draws));
-            drop.push(draws.gen::<f64>() < config.condition_dropout);
+            drop.push(draws.gen::<f64>() < self.config.condition_dropout);
             x0.push(rng::normals(draws, n_query * d));
         }
         let mut total: Option<Tensor> = None;
@@ -653,7 +661,9 @@ impl Trainable for MapPfnNet {
             });
             count += n;
         }
-        Ok(total.expect("at least one group") / count as f64)
+        Ok(LossTerms::single(
+            total.expect("at least one group") / count as f64,
+        ))
     }
 }
 

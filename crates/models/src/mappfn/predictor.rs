@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use cellshift_data::{PerturbationData, PredictError, Prediction, Predictor, Task};
+use cellshift_data::{
+    Capabilities, FitContext, PerturbationData, PredictError, Prediction, Predictor, Task,
+};
 use ndarray::Array2;
 use tch::{Device, Kind, Tensor};
 
@@ -72,19 +74,7 @@ impl MapPfn {
     /// Loads the chosen weights of a checkpoint onto `device`.
     pub fn load_with(path: &Path, weights: WeightSet, device: Device) -> Result<MapPfn> {
         let ck = checkpoint::read_checkpoint(path)?;
-        if ck.meta.method != "mappfn" {
-            return Err(ModelError::CheckpointCorrupt {
-                path: ck.dir.clone(),
-                reason: format!("it was written by method `{}`, not MapPFN", ck.meta.method),
-            });
-        }
-        let config: MapPfnConfig =
-            serde_json::from_value(ck.meta.model_config.clone()).map_err(|e| {
-                ModelError::CheckpointCorrupt {
-                    path: ck.dir.clone(),
-                    reason: format!("model_config is not a MapPFN configuration: {e}"),
-                }
-            })?;
+        let config: MapPfnConfig = ck.model_config("mappfn")?;
         let net = MapPfnNet::new(config, 0, device)?;
         load_weights(net.var_store(), &ck, weights == WeightSet::Ema)?;
         Ok(MapPfn {
@@ -222,14 +212,23 @@ impl Predictor for MapPfn {
         "mappfn"
     }
 
-    /// In-context prediction needs no fitting: adaptation to a data set is by the task's context (or by
-    /// [`crate::mappfn::finetune`] beforehand).
+    /// MapPFN adapts in context, so fitting does nothing — unless `ctx` names a run directory, in which
+    /// case the checkpoint is fine-tuned there on the train conditions (see [`MapPfn::finetune_in_place`]).
     fn fit(
         &mut self,
-        _data: &PerturbationData,
-        _train_conditions: &[usize],
+        data: &PerturbationData,
+        train_conditions: &[usize],
+        ctx: &mut FitContext<'_>,
     ) -> Result<(), PredictError> {
-        Ok(())
+        Ok(self.finetune_in_place(data, train_conditions, ctx)?)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            k_max: Some(self.net.config().max_context()),
+            needs_measured_targets: true,
+            ..Capabilities::default()
+        }
     }
 
     fn predict(&self, task: &Task, n_cells: usize, seed: u64) -> Result<Prediction, PredictError> {

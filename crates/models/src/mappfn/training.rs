@@ -106,19 +106,7 @@ pub fn finetune_on(
 ) -> Result<RunSummary> {
     train.validate()?;
     let ck = checkpoint::read_checkpoint(checkpoint_dir)?;
-    if ck.meta.method != "mappfn" {
-        return Err(ModelError::CheckpointCorrupt {
-            path: ck.dir.clone(),
-            reason: format!("it was written by method `{}`, not MapPFN", ck.meta.method),
-        });
-    }
-    let model: MapPfnConfig =
-        serde_json::from_value(ck.meta.model_config.clone()).map_err(|e| {
-            ModelError::CheckpointCorrupt {
-                path: ck.dir.clone(),
-                reason: format!("model_config is not a MapPFN configuration: {e}"),
-            }
-        })?;
+    let model: MapPfnConfig = ck.model_config("mappfn")?;
     check_genes(&model, train)?;
     // Genes are anonymous inputs of a prior-fitted network, so fine-tuning on other gene names is allowed;
     // the fine-tuned checkpoint records the new preprocessing.

@@ -93,6 +93,9 @@ pub struct CheckpointMeta {
     pub parameter_count: usize,
     /// Loss of the last micro-batch before the checkpoint.
     pub last_loss: Option<f64>,
+    /// The named components of that loss (empty for single-term losses and older checkpoints).
+    #[serde(default)]
+    pub last_loss_components: Vec<(String, f64)>,
     /// The checkpoint this run was fine-tuned from, if any.
     pub finetuned_from: Option<String>,
     /// The tensor file.
@@ -111,6 +114,26 @@ pub struct LoadedCheckpoint {
 }
 
 impl LoadedCheckpoint {
+    /// The model configuration of a checkpoint written by `method`, parsed; errors name the checkpoint when
+    /// another method wrote it or the configuration does not parse.
+    pub fn model_config<T: serde::de::DeserializeOwned>(&self, method: &str) -> Result<T> {
+        if self.meta.method != method {
+            return Err(ModelError::CheckpointCorrupt {
+                path: self.dir.clone(),
+                reason: format!(
+                    "it was written by method `{}`, not `{method}`",
+                    self.meta.method
+                ),
+            });
+        }
+        serde_json::from_value(self.meta.model_config.clone()).map_err(|e| {
+            ModelError::CheckpointCorrupt {
+                path: self.dir.clone(),
+                reason: format!("model_config is not a `{method}` configuration: {e}"),
+            }
+        })
+    }
+
     /// The tensor `prefix/name`, checked against the expected shape.
     pub fn tensor(&self, prefix: &str, name: &str, shape: &[i64]) -> Result<&Tensor> {
         let key = format!("{prefix}/{name}");

@@ -1,8 +1,6 @@
 //! Training configuration, budgets, progress reports and the description of the preprocessing a model
 //! expects (stored in every checkpoint).
 
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
 
 use super::ema::{EmaConfig, EmaInit};
@@ -13,7 +11,7 @@ use crate::error::{ModelError, Result};
 /// Everything that determines a training run besides the model and the data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
-    /// Master seed: task indices, noise, times and condition dropout are pure functions of it and the
+    /// Master seed: task indices and every random draw of the loss (noise, times, dropout) are pure functions of it and the
     /// micro-batch index.
     pub seed: u64,
     /// Tasks per micro-batch (32 in the reference).
@@ -30,8 +28,6 @@ pub struct TrainConfig {
     pub clip_norm: Option<f64>,
     /// EMA of the weights used for inference.
     pub ema: EmaConfig,
-    /// Probability that a task is trained unconditionally (classifier-free guidance dropout).
-    pub condition_dropout: f64,
     /// Write a checkpoint every this many micro-batches (and at the end of every invocation).
     pub checkpoint_every: u64,
     /// Checkpoints kept in the run directory (older ones are deleted); at least 1.
@@ -53,7 +49,6 @@ impl TrainConfig {
             adamw: AdamWConfig::default(),
             clip_norm: Some(1.0),
             ema: EmaConfig::reference(),
-            condition_dropout: 0.2,
             checkpoint_every: 1000,
             keep_checkpoints: 2,
             preprocessing,
@@ -109,7 +104,6 @@ impl TrainConfig {
                 init: EmaInit::Copy,
                 debias: false,
             },
-            condition_dropout: 0.2,
             checkpoint_every: 250,
             keep_checkpoints: 2,
             preprocessing,
@@ -138,11 +132,63 @@ impl TrainConfig {
                 init: EmaInit::Copy,
                 debias: false,
             },
-            condition_dropout: 0.2,
             checkpoint_every: total_steps.max(1),
             keep_checkpoints: 2,
             preprocessing,
         }
+    }
+
+    /// The named schedule presets of [`TrainConfig::from_overrides`].
+    pub const PRESETS: &'static [&'static str] = &["cpu", "reference", "paper", "finetune"];
+
+    /// A configuration from a schedule preset (`overrides.schedule`, else `default_preset`) and the user's
+    /// overrides; `default_steps` is the run length when neither the preset nor the overrides fix it.
+    pub fn from_overrides(
+        default_preset: &str,
+        default_steps: u64,
+        preprocessing: Preprocessing,
+        overrides: &cellshift_data::TrainOverrides,
+        seed: u64,
+    ) -> Result<TrainConfig> {
+        let preset = overrides.schedule.as_deref().unwrap_or(default_preset);
+        let steps = overrides.steps;
+        let mut config = match preset {
+            "cpu" => TrainConfig::cpu_pretraining(preprocessing, steps.unwrap_or(default_steps)),
+            "reference" => TrainConfig::reference_pretraining(preprocessing),
+            "paper" => TrainConfig::paper(preprocessing, steps.unwrap_or(400_000)),
+            "finetune" => TrainConfig::finetune(preprocessing),
+            "quick" => TrainConfig::quick(preprocessing, steps.unwrap_or(default_steps)),
+            other => {
+                return Err(ModelError::Config(format!(
+                    "unknown schedule `{other}`; use one of {}",
+                    Self::PRESETS.join(", ")
+                )))
+            }
+        };
+        if let Some(steps) = steps {
+            config.total_steps = steps;
+        }
+        if let Some(b) = overrides.batch_size {
+            config.batch_size = b;
+        }
+        if let Some(a) = overrides.accumulation {
+            config.accumulation = a;
+        }
+        if let Some(lr) = overrides.lr {
+            if !(lr > 0.0 && lr.is_finite()) {
+                return Err(ModelError::Config(format!(
+                    "the learning rate must be a positive number, got {lr}"
+                )));
+            }
+            config.schedule.peak = lr;
+            config.schedule.end = config.schedule.end.min(lr);
+        }
+        if let Some(every) = overrides.checkpoint_every {
+            config.checkpoint_every = every;
+        }
+        config.seed = seed;
+        config.validate()?;
+        Ok(config)
     }
 
     /// Checks the configuration, naming the problem.
@@ -162,12 +208,6 @@ impl TrainConfig {
         }
         if self.keep_checkpoints == 0 {
             return bad("keep_checkpoints must be at least 1".into());
-        }
-        if !(0.0..1.0).contains(&self.condition_dropout) {
-            return bad(format!(
-                "condition_dropout {} must lie in [0, 1)",
-                self.condition_dropout
-            ));
         }
         if let Some(c) = self.clip_norm {
             if !(c > 0.0 && c.is_finite()) {
@@ -201,7 +241,7 @@ impl TrainConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Preprocessing {
     /// Per-cell total-count normalisation target (`None`: not normalised).
-    pub normalize_total: Option<TotalCountTarget>,
+    pub normalize_total: Option<NormalizeTarget>,
     /// Natural `ln(1 + x)` applied after normalisation.
     pub log1p: bool,
     /// Any per-condition scaling applied on top (free text, e.g. `"none"` or `"standardise per condition"`).
@@ -212,21 +252,14 @@ pub struct Preprocessing {
     pub gene_names: Vec<String>,
 }
 
-/// Target of per-cell total-count normalisation.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TotalCountTarget {
-    /// The median total over all cells with a non-zero total of the whole data set (spec §6.8, §7).
-    Median,
-    /// A fixed total (e.g. 1e4).
-    Fixed(f64),
-}
+/// The total-count normalisation of a preprocessing record (the workspace's one normalisation type).
+pub use cellshift_data::preprocess::NormalizeTarget;
 
 impl Preprocessing {
     /// The spec's normalisation (median total, natural log1p) for named genes.
     pub fn median_log1p(gene_names: Vec<String>) -> Preprocessing {
         Preprocessing {
-            normalize_total: Some(TotalCountTarget::Median),
+            normalize_total: Some(NormalizeTarget::MedianOfTotals),
             log1p: true,
             per_condition_scaling: None,
             n_genes: gene_names.len(),
@@ -258,34 +291,4 @@ impl Preprocessing {
     }
 }
 
-/// How far one invocation of a training function may run.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Budget {
-    /// Stop once this many micro-batches have been done in total (counting earlier invocations of the run).
-    Steps(u64),
-    /// Stop after this much wall time in this invocation (checked after each micro-batch).
-    Minutes(f64),
-}
-
-/// A progress report, emitted after every micro-batch.
-#[derive(Clone, Debug)]
-pub struct Progress {
-    /// Micro-batches done in the run (including earlier invocations).
-    pub step: u64,
-    /// Micro-batches this invocation will stop at when the budget is in steps (else the run's total).
-    pub target_step: u64,
-    /// Optimiser updates done.
-    pub updates: u64,
-    /// Loss of the micro-batch just done.
-    pub loss: f64,
-    /// Learning rate of the most recent (or, before any update, the next) update.
-    pub lr: f64,
-    /// Global gradient norm of the micro-batch before clipping.
-    pub grad_norm: f64,
-    /// Micro-batches per second in this invocation.
-    pub steps_per_sec: f64,
-    /// Estimated time to `target_step`.
-    pub eta: Option<Duration>,
-    /// Wall time of this invocation so far.
-    pub elapsed: Duration,
-}
+pub use cellshift_data::fit::{Budget, Progress};

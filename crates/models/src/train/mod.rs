@@ -12,9 +12,9 @@ pub mod source;
 pub mod trainer;
 
 pub use checkpoint::{Counters, LoadedCheckpoint};
-pub use config::{Budget, Preprocessing, Progress, TotalCountTarget, TrainConfig};
+pub use config::{Budget, NormalizeTarget, Preprocessing, Progress, TrainConfig};
 pub use ema::{Ema, EmaConfig, EmaInit};
 pub use optim::{AdamW, AdamWConfig};
 pub use schedule::{LrSchedule, ScheduleSizing};
-pub use source::TaskSource;
-pub use trainer::{train_in_dir, RunSummary, Start, StepReport, Trainable, Trainer};
+pub use source::{BatchSource, TaskSource};
+pub use trainer::{train_in_dir, LossTerms, RunSummary, Start, StepReport, Trainable, Trainer};

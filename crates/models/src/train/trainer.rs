@@ -3,14 +3,16 @@
 //! micro-batches passed to AdamW with the scheduled learning rate, and an EMA update; checkpoints at a
 //! fixed cadence; exact resumption.
 //!
-//! Determinism: task `j` of micro-batch `m` is `source.task(m·batch_size + j)` and every random draw of
-//! micro-batch `m` comes from the stream `(seed, "train-micro-batch", m)`. A resumed run therefore
-//! reproduces the uninterrupted run's loss sequence bit for bit (on the same device and thread count).
+//! The loop is generic over a method's batch type ([`Trainable::Batch`]): a batch source yields micro-batch
+//! `m` from its index alone (for task-based methods, task `j` of micro-batch `m` is
+//! `source.task(m·batch_size + j)`), and every random draw of micro-batch `m` comes from the stream
+//! `(seed, "train-micro-batch", m)`. A resumed run therefore reproduces the uninterrupted run's loss
+//! sequence bit for bit (on the same device and thread count). A method's loss has named components
+//! ([`LossTerms`]) that the progress reports and the checkpoints carry.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cellshift_data::Task;
 use rand_pcg::Pcg64;
 use tch::{nn, Tensor};
 
@@ -21,23 +23,53 @@ use super::config::{Budget, Progress, TrainConfig};
 use super::ema::Ema;
 use super::flat::FlatParams;
 use super::optim::AdamW;
-use super::source::TaskSource;
+use super::source::BatchSource;
 use crate::error::{ModelError, Result};
 use crate::rng;
 
 /// Domain name of the per-micro-batch random streams.
 pub const MICRO_BATCH_STREAM: &str = "train-micro-batch";
 
+/// The loss of one micro-batch: the scalar the optimiser minimises and its named parts (e.g. flow matching
+/// and MMD, NLL and InfoNCE), reported in progress and checkpoints. `components` may be empty when the loss
+/// has a single term.
+pub struct LossTerms {
+    /// The scalar loss (with autograd history).
+    pub total: Tensor,
+    /// Named parts, already weighted as they enter `total` (values only; no gradient needed).
+    pub components: Vec<(String, Tensor)>,
+}
+
+impl LossTerms {
+    /// A loss of one term.
+    pub fn single(total: Tensor) -> LossTerms {
+        LossTerms {
+            total,
+            components: Vec::new(),
+        }
+    }
+
+    /// The components as numbers.
+    pub fn component_values(&self) -> Vec<(String, f64)> {
+        self.components
+            .iter()
+            .map(|(n, t)| (n.clone(), t.double_value(&[])))
+            .collect()
+    }
+}
+
 /// A model the shared loop can train.
 pub trait Trainable {
+    /// What one micro-batch is (e.g. `Vec<Task>` for in-context methods).
+    type Batch;
     /// Method name stored in checkpoints (e.g. `"mappfn"`).
     fn method(&self) -> &'static str;
     /// The model configuration as JSON (stored in checkpoints; the method's loader reads it back).
     fn config_json(&self) -> serde_json::Value;
     /// The model's variables.
     fn var_store(&self) -> &nn::VarStore;
-    /// Scalar loss of one micro-batch; every random number must be drawn from `rng`.
-    fn loss(&self, tasks: &[Task], rng: &mut Pcg64, config: &TrainConfig) -> Result<Tensor>;
+    /// The loss of one micro-batch; every random number must be drawn from `rng`.
+    fn loss(&self, batch: &Self::Batch, rng: &mut Pcg64) -> Result<LossTerms>;
 }
 
 /// The trainable variables of a var store, sorted by name.
@@ -89,10 +121,12 @@ pub fn load_weights(vs: &nn::VarStore, ck: &LoadedCheckpoint, ema: bool) -> Resu
 }
 
 /// What one micro-batch did.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct StepReport {
     /// The micro-batch loss.
     pub loss: f64,
+    /// Its named components.
+    pub components: Vec<(String, f64)>,
     /// Gradient norm before clipping.
     pub grad_norm: f64,
     /// Learning rate of the update made in this micro-batch, if one was made.
@@ -135,6 +169,7 @@ pub struct Trainer<'m, M: Trainable + ?Sized> {
     counters: Counters,
     task_source: String,
     last_loss: Option<f64>,
+    last_components: Vec<(String, f64)>,
     finetuned_from: Option<String>,
 }
 
@@ -162,6 +197,7 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
             counters: Counters::default(),
             task_source: String::new(),
             last_loss: None,
+            last_components: Vec::new(),
             finetuned_from: None,
         })
     }
@@ -191,15 +227,14 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
     }
 
     /// Runs one micro-batch: loss, backward, clip, accumulate, maybe update, EMA.
-    pub fn step(&mut self, source: &dyn TaskSource) -> Result<StepReport> {
+    pub fn step<S: BatchSource<M::Batch> + ?Sized>(&mut self, source: &S) -> Result<StepReport> {
         let m = self.counters.micro_batches;
-        let b = self.config.batch_size as u64;
-        let tasks: Vec<Task> = (0..b)
-            .map(|j| source.task(m * b + j))
-            .collect::<Result<_>>()?;
+        let batch = source.batch(m, self.config.batch_size)?;
         let mut stream = rng::stream(self.config.seed, MICRO_BATCH_STREAM, m);
         self.params.zero_grad();
-        let loss = self.model.loss(&tasks, &mut stream, &self.config)?;
+        let terms = self.model.loss(&batch, &mut stream)?;
+        let components = tch::no_grad(|| terms.component_values());
+        let loss = terms.total;
         let loss_value = loss.double_value(&[]);
         if !loss_value.is_finite() {
             return Err(ModelError::NonFiniteLoss {
@@ -247,8 +282,10 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
         self.counters.ema_updates = self.ema.count;
         self.counters.micro_batches += 1;
         self.last_loss = Some(loss_value);
+        self.last_components = components.clone();
         Ok(StepReport {
             loss: loss_value,
+            components,
             grad_norm,
             lr,
         })
@@ -299,6 +336,7 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
             preprocessing: self.config.preprocessing.clone(),
             parameter_count: self.params.layout.numel as usize,
             last_loss: self.last_loss,
+            last_loss_components: self.last_components.clone(),
             finetuned_from: self.finetuned_from.clone(),
             tensors: TensorFileInfo { file: String::new(), bytes: 0, fnv1a64: String::new() },
         };
@@ -343,6 +381,7 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
         self.optimizer.updates = c.updates;
         self.ema.count = c.ema_updates;
         self.last_loss = ck.meta.last_loss;
+        self.last_components = ck.meta.last_loss_components.clone();
         self.finetuned_from = ck.meta.finetuned_from.clone();
         Ok(())
     }
@@ -381,9 +420,9 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
 
     /// Trains until the budget or `total_steps` is reached, checkpointing into `run_dir` every
     /// `checkpoint_every` micro-batches and at the end; calls `on_progress` after every micro-batch.
-    pub fn run(
+    pub fn run<S: BatchSource<M::Batch> + ?Sized>(
         &mut self,
-        source: &dyn TaskSource,
+        source: &S,
         run_dir: &Path,
         budget: Budget,
         on_progress: &mut dyn FnMut(&Progress),
@@ -424,8 +463,10 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
             on_progress(&Progress {
                 step,
                 target_step: target,
+                run_steps: total,
                 updates: self.counters.updates,
                 loss: report.loss,
+                components: report.components,
                 lr: report.lr.unwrap_or_else(|| self.next_lr()),
                 grad_norm: report.grad_norm,
                 steps_per_sec: rate,
@@ -451,10 +492,10 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
 
 /// Trains `model` in the run directory `run_dir`: resumes from the run's latest checkpoint when there is one
 /// (its method, model configuration and training configuration must match), else starts as `start` says.
-pub fn train_in_dir<M: Trainable + ?Sized>(
+pub fn train_in_dir<M: Trainable + ?Sized, S: BatchSource<M::Batch> + ?Sized>(
     model: &M,
     config: &TrainConfig,
-    source: &dyn TaskSource,
+    source: &S,
     run_dir: &Path,
     budget: Budget,
     start: Start<'_>,

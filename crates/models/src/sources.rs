@@ -2,16 +2,15 @@
 //! synthetic priors (linear SCM, SERGIO) and tasks drawn from a data file's train conditions (fine-tuning).
 //! Every source is deterministic in the task index, so an interrupted run resumes with identical tasks.
 
+use crate::train::TaskSource;
+use crate::ModelError;
 use cellshift_data::sampler::{SamplerConfig, TaskSampler};
+use cellshift_data::seed::splitmix64 as mix;
 use cellshift_data::split::{Split, SplitConfig, SplitRole};
-use cellshift_data::{PerturbationData, Task};
-use cellshift_models::train::TaskSource;
-use cellshift_models::ModelError;
+use cellshift_data::{PerturbationData, Query, Task, TaskBuilder};
 use cellshift_prior::{
-    normalize_dataset, LinearScmConfig, LinearScmPrior, NormalizationTarget, SergioPrior,
-    SergioPriorConfig,
+    normalize_dataset, LinearScmConfig, LinearScmPrior, SergioPrior, SergioPriorConfig,
 };
-use ndarray::{Array2, Array3, Axis};
 use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
@@ -19,13 +18,6 @@ use rand_pcg::Pcg64;
 /// Salts that separate the training and held-out data-set seed spaces.
 const TRAIN_SALT: u64 = 0x7472_6169_6e00_0001;
 const HELDOUT_SALT: u64 = 0x6865_6c64_6f75_7402;
-
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
 
 /// The seed of the `index`-th training data set (network) of a prior run with master seed `seed`.
 pub fn training_dataset_seed(seed: u64, index: u64) -> u64 {
@@ -38,27 +30,6 @@ pub fn heldout_dataset_seed(seed: u64, index: u64) -> u64 {
     mix(mix(seed ^ HELDOUT_SALT) ^ index) >> 1
 }
 
-/// `n_cells` rows of `data.x` from the rows `cells` of one condition: without replacement when the condition
-/// has enough cells, else with replacement (the reference's rule).
-pub fn draw_cells(
-    data: &PerturbationData,
-    cells: &[usize],
-    n_cells: usize,
-    rng: &mut Pcg64,
-) -> Array2<f32> {
-    let rows: Vec<usize> = if cells.len() >= n_cells {
-        sample(rng, cells.len(), n_cells)
-            .into_iter()
-            .map(|i| cells[i])
-            .collect()
-    } else {
-        (0..n_cells)
-            .map(|_| cells[rng.gen_range(0..cells.len())])
-            .collect()
-    };
-    data.x.select(Axis(0), &rows)
-}
-
 /// Builds one task from a data set of a single context: `n_cells` control cells, `k` context
 /// experiments chosen among the perturbations other than the query, and the query's cells as target.
 /// Cells are drawn without replacement when a condition has enough of them, else with replacement.
@@ -68,7 +39,9 @@ pub fn task_from_single_context(
     n_cells: usize,
     rng: &mut Pcg64,
 ) -> Result<Task, ModelError> {
+    let err = |e: cellshift_data::DataError| ModelError::Config(e.to_string());
     let conds = data.conditions();
+    let builder = TaskBuilder::new(data, n_cells).map_err(err)?;
     let control = conds
         .iter()
         .position(|c| data.treatments[c.treatment].is_control())
@@ -83,34 +56,15 @@ pub fn task_from_single_context(
     }
     let picked = sample(rng, perturbed.len(), k + 1).into_vec();
     let query = perturbed[picked[k]];
-    let d = data.n_genes();
-    let draw = |cond: usize, rng: &mut Pcg64| draw_cells(data, &conds[cond].cells, n_cells, rng);
-    let mut context_cells = Array3::<f32>::zeros((k, n_cells, d));
-    let mut treatments = Array2::<f32>::zeros((k + 1, d));
-    let mut labels = Vec::with_capacity(k + 1);
-    for (slot, &p) in picked.iter().enumerate() {
-        let cond = perturbed[p];
-        let encoding = data
-            .treatment_vector(&conds[cond])
-            .map_err(|e| ModelError::Config(e.to_string()))?;
-        treatments.row_mut(slot).assign(&encoding);
-        labels.push(data.treatments[conds[cond].treatment].label(&data.control_label));
-        if slot < k {
-            context_cells
-                .index_axis_mut(Axis(0), slot)
-                .assign(&draw(cond, rng));
-        }
-    }
-    let observational = draw(control, rng);
-    let target = draw(query, rng);
-    Ok(Task {
-        context: data.contexts[conds[query].context].clone(),
-        observational,
-        context_cells,
-        treatments,
-        treatment_labels: labels,
-        target: Some(target),
-    })
+    let experiments: Vec<usize> = picked[..k].iter().map(|&p| perturbed[p]).collect();
+    builder
+        .assemble(
+            conds[query].context,
+            &experiments,
+            &Query::Condition(query),
+            rng,
+        )
+        .map_err(err)
 }
 
 /// K for one task: `k`, or uniform on `k_min..=k`.
@@ -201,7 +155,7 @@ pub struct SergioTasks {
     /// Consecutive tasks drawn from one simulated network (simulation is the expensive part).
     pub tasks_per_network: u64,
     /// Normalisation of the simulated counts (spec §6.8: total-count normalisation + log1p).
-    pub normalization: NormalizationTarget,
+    pub normalization: Option<cellshift_data::preprocess::NormalizeTarget>,
     /// The most recently simulated network, reused by the following tasks of the same network.
     pub cache: NetworkCache,
 }
@@ -277,8 +231,31 @@ impl<'a> DataTasks<'a> {
         n_cells: usize,
         seed: u64,
     ) -> Result<DataTasks<'a>, ModelError> {
+        let split = Split::new(data, split).map_err(|e| ModelError::Config(e.to_string()))?;
+        DataTasks::from_split(data, split, k, n_cells, seed)
+    }
+
+    /// Tasks whose queries are exactly `train_conditions`, with context experiments from the same set.
+    pub fn from_conditions(
+        data: &'a PerturbationData,
+        train_conditions: &[usize],
+        k: usize,
+        n_cells: usize,
+        seed: u64,
+    ) -> Result<DataTasks<'a>, ModelError> {
         let err = |e: cellshift_data::DataError| ModelError::Config(e.to_string());
-        let split = Split::new(data, split).map_err(err)?;
+        let split = Split::from_train_conditions(data, train_conditions).map_err(err)?;
+        DataTasks::from_split(data, split, k, n_cells, seed)
+    }
+
+    fn from_split(
+        data: &'a PerturbationData,
+        split: Split,
+        k: usize,
+        n_cells: usize,
+        seed: u64,
+    ) -> Result<DataTasks<'a>, ModelError> {
+        let err = |e: cellshift_data::DataError| ModelError::Config(e.to_string());
         let sampler = TaskSampler::new(
             data,
             split,
@@ -349,13 +326,14 @@ mod tests {
     fn linear_scm_tasks_are_a_pure_function_of_the_index() {
         let source = scm_tasks();
         let (a, b) = (source.task(7).unwrap(), source.task(7).unwrap());
-        assert_eq!(a.treatments, b.treatments);
+        assert_eq!(a.experiments, b.experiments);
+        assert_eq!(a.query, b.query);
         assert_eq!(a.target, b.target);
         assert_eq!(a.context_cells, b.context_cells);
         let c = source.task(8).unwrap();
         assert_ne!(a.context, c.context, "every task draws a new SCM");
         assert_eq!(a.context_cells.dim(), (3, 10, 6));
-        assert_eq!(a.treatments.dim(), (4, 6));
+        assert_eq!(a.experiments.len() + 1, 4);
         // The query is a hard intervention: its gene is constant at the intervention value c ∈ [0.5, 1.5],
         // which is also the query's encoding; no context experiment repeats the query.
         let q = a.query_treatment();
@@ -367,7 +345,7 @@ mod tests {
             .iter()
             .all(|&v| (v - q[gene]).abs() < 1e-6));
         for row in 0..3 {
-            assert_eq!(a.treatments[[row, gene]], 0.0);
+            assert_eq!(a.one_hot(&a.experiments[row]).unwrap()[gene], 0.0);
         }
         // A bounded pool of SCMs cycles.
         let bounded = LinearScmTasks {

@@ -1,0 +1,60 @@
+//! Helpers for tests that need material from outside the repository (`../shared`: golden files, real
+//! screens) or Python: locally such a test skips with a message when the material is absent; with
+//! `CELLSHIFT_REQUIRE_SHARED=1` (set by `.ci/run`, where it is always present) the absence is a failure.
+
+use std::path::{Path, PathBuf};
+
+/// The environment variable that turns skips into failures.
+pub const REQUIRE_SHARED_VAR: &str = "CELLSHIFT_REQUIRE_SHARED";
+
+/// True when [`REQUIRE_SHARED_VAR`] is set to `1` (or `true`).
+pub fn shared_required() -> bool {
+    std::env::var(REQUIRE_SHARED_VAR)
+        .map(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+        .unwrap_or(false)
+}
+
+/// Reports a missing prerequisite: prints `skipped: <what>` and returns, or panics when
+/// [`shared_required`] (so CI cannot silently skip).
+pub fn skip_or_fail(what: &str) {
+    if shared_required() {
+        panic!("{what}, but {REQUIRE_SHARED_VAR}=1 requires it");
+    }
+    println!("skipped: {what}");
+}
+
+/// The `../shared` folder beside the repository, seen from a crate's manifest directory.
+pub fn shared_dir(manifest_dir: &str) -> PathBuf {
+    Path::new(manifest_dir).join("../../../shared")
+}
+
+/// `path` when it exists; otherwise [`skip_or_fail`] and `None`.
+pub fn require_path(path: &Path) -> Option<PathBuf> {
+    if path.exists() {
+        Some(path.to_path_buf())
+    } else {
+        skip_or_fail(&format!(
+            "{} is absent (the shared reference material lives beside the repository, in ../shared)",
+            path.display()
+        ));
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn existing_paths_are_returned_and_missing_ones_skip_or_fail() {
+        let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+        assert_eq!(require_path(here).as_deref(), Some(here));
+        let missing = here.join("no-such-file-anywhere");
+        if shared_required() {
+            let r = std::panic::catch_unwind(|| require_path(&missing));
+            assert!(r.is_err(), "a required absence must fail");
+        } else {
+            assert!(require_path(&missing).is_none());
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! MapPFN's line of the method registry: loading checkpoints, and fitting as fine-tuning.
+
+use std::path::Path;
+
+use cellshift_data::{FitContext, PerturbationData};
+
+use super::predictor::{MapPfn, WeightSet};
+use super::training::finetune_on;
+use crate::error::{ModelError, Result};
+use crate::registry::{torch_device, InferenceOptions, MethodEntry, MethodModel};
+use crate::sources::DataTasks;
+use crate::train::{Budget, TrainConfig};
+
+/// The registry entry.
+pub static METHOD: MethodEntry = MethodEntry {
+    name: "mappfn",
+    about: "MapPFN: in-context flow-matching transformer pre-trained on synthetic causal priors",
+    presets: &["tiny", "small", "paper", "paper-text"],
+    load,
+    create: None,
+    pretrains_on_priors: true,
+};
+
+fn load(path: &Path, options: &InferenceOptions) -> Result<MethodModel> {
+    let model = MapPfn::load_with(path, WeightSet::Ema, torch_device(options.device))?
+        .with_sampler(options.sampler)?;
+    Ok(Box::new(model))
+}
+
+/// Context experiments per fine-tuning task unless the user sets K.
+pub const FINETUNE_K: usize = 8;
+/// Cells per set of fine-tuning tasks unless the user sets them.
+pub const FINETUNE_CELLS: usize = 64;
+/// Run length of fine-tuning (micro-batches) unless the user sets it (spec §3.6).
+pub const FINETUNE_STEPS: u64 = 3000;
+
+impl MapPfn {
+    /// Fine-tunes the checkpoint this model was loaded from on tasks whose queries are `train_conditions`
+    /// (spec §3.6: fresh AdamW, warmup to 5e-5, EMA continued), into `ctx.run_dir` (resuming there), then
+    /// loads the fine-tuned EMA weights. Without a run directory nothing is done: MapPFN adapts in context.
+    pub fn finetune_in_place(
+        &mut self,
+        data: &PerturbationData,
+        train_conditions: &[usize],
+        ctx: &mut FitContext<'_>,
+    ) -> Result<()> {
+        let Some(run_dir) = ctx.run_dir.clone() else {
+            return Ok(());
+        };
+        let checkpoint = self
+            .checkpoint_dir()
+            .map(Path::to_path_buf)
+            .ok_or_else(|| {
+                ModelError::Config(
+                    "fine-tuning starts from a checkpoint; load the model from one (`--model DIR`)"
+                        .into(),
+                )
+            })?;
+        let o = &ctx.overrides;
+        let k = o.k.unwrap_or(FINETUNE_K);
+        if k > self.net().config().max_context() {
+            return Err(ModelError::Config(format!(
+                "K = {k} exceeds the model's {} context slots; use --k {} or less",
+                self.net().config().max_context(),
+                self.net().config().max_context()
+            )));
+        }
+        let mut preprocessing = self.preprocessing().clone();
+        preprocessing.gene_names = data.genes.clone();
+        let train =
+            TrainConfig::from_overrides("finetune", FINETUNE_STEPS, preprocessing, o, ctx.seed)?;
+        let source = DataTasks::from_conditions(
+            data,
+            train_conditions,
+            k,
+            o.cells.unwrap_or(FINETUNE_CELLS),
+            ctx.seed,
+        )?;
+        let budget = ctx.budget.unwrap_or(Budget::Steps(train.total_steps));
+        let device = torch_device(ctx.device);
+        let mut report = |p: &crate::train::Progress| ctx.report(p);
+        finetune_on(
+            device,
+            &checkpoint,
+            &train,
+            &source,
+            &run_dir,
+            budget,
+            &mut report,
+        )?;
+        let tuned =
+            MapPfn::load_with(&run_dir, WeightSet::Ema, device)?.with_sampler(*self.sampler())?;
+        *self = tuned;
+        Ok(())
+    }
+}
