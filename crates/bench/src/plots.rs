@@ -275,3 +275,85 @@ pub fn curves_png(
         Ok(())
     })
 }
+
+/// A heat map of `values` (rows × columns, NaN drawn grey) with each cell's value written in it, e.g. a
+/// metric over (training contexts × adaptation share). Colours run from white (lowest) to blue (highest)
+/// unless `low_is_good`, which reverses them so that the better end is always blue.
+pub fn heatmap_png(
+    path: &Path,
+    values: &ndarray::Array2<f64>,
+    row_labels: &[String],
+    column_labels: &[String],
+    axis_labels: (&str, &str),
+    title: &str,
+    low_is_good: bool,
+) -> Result<(), DataError> {
+    let (rows, cols) = values.dim();
+    if rows == 0 || cols == 0 || row_labels.len() != rows || column_labels.len() != cols {
+        return Err(DataError::Invalid(format!(
+            "a heat map needs a non-empty matrix and one label per row and column (got {rows} × {cols}, \
+             {} row and {} column labels)",
+            row_labels.len(),
+            column_labels.len()
+        )));
+    }
+    let finite = values.iter().copied().filter(|v| v.is_finite());
+    let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let colour = |v: f64| {
+        if !v.is_finite() {
+            return RGBColor(200, 200, 200);
+        }
+        let mut t = (v - lo) / span;
+        if low_is_good {
+            t = 1.0 - t;
+        }
+        let mix = |a: f64, b: f64| (a + (b - a) * t).round() as u8;
+        RGBColor(mix(255.0, 33.0), mix(255.0, 102.0), mix(255.0, 172.0))
+    };
+    let size = ((110 + 90 * cols) as u32, (110 + 60 * rows) as u32);
+    write_atomically(path, |tmp| {
+        let root = BitMapBackend::new(tmp, size).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0..cols, 0..rows)
+            .map_err(plot_error)?;
+        let (cl, rl) = (column_labels.to_vec(), row_labels.to_vec());
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc(axis_labels.0)
+            .y_desc(axis_labels.1)
+            .x_labels(cols + 1)
+            .y_labels(rows + 1)
+            .x_label_formatter(&move |i| cl.get(*i).cloned().unwrap_or_default())
+            .y_label_formatter(&move |i| rl.get(*i).cloned().unwrap_or_default())
+            .draw()
+            .map_err(plot_error)?;
+        chart
+            .draw_series(
+                values.indexed_iter().map(|((r, c), &v)| {
+                    Rectangle::new([(c, r), (c + 1, r + 1)], colour(v).filled())
+                }),
+            )
+            .map_err(plot_error)?;
+        chart
+            .draw_series(values.indexed_iter().map(|((r, c), &v)| {
+                let text = if v.is_finite() {
+                    format!("{v:.3}")
+                } else {
+                    "n/a".into()
+                };
+                Text::new(text, (c, r + 1), ("sans-serif", 13).into_font())
+            }))
+            .map_err(plot_error)?;
+        root.present().map_err(plot_error)?;
+        Ok(())
+    })
+}

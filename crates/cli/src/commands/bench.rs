@@ -37,6 +37,11 @@ pub enum BenchCommand {
     Speed(super::speed::Args),
     /// DEG recovery on more genes than the model has, by test-time augmentation over gene subsets.
     Tta(super::tta::Args),
+    /// C3TL benchmark: leave one context out (8 % adaptation, 2 % validation, 90 % test of its
+    /// perturbations), against baselines, on pseudo-bulk deltas; optionally the data-efficiency sweep.
+    C3tl(super::c3tl::Args),
+    /// Seconds per C3TL training epoch on a synthetic Replogle-sized table (4 × 1,677 × 2,000).
+    C3tlSpeed(super::c3tl::SpeedArgs),
 }
 
 /// Arguments of `cellshift bench`.
@@ -108,6 +113,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Some(BenchCommand::Speed(speed)) => return super::speed::run(speed),
         Some(BenchCommand::Tta(tta)) => return super::tta::run(tta),
+        Some(BenchCommand::C3tl(c3tl)) => return super::c3tl::run(c3tl),
+        Some(BenchCommand::C3tlSpeed(speed)) => return super::c3tl::run_speed(speed),
         None => {}
     }
     set_threads(args.threads);
