@@ -74,7 +74,9 @@ fn pearson(a: impl Iterator<Item = f64> + Clone, b: impl Iterator<Item = f64> + 
         saa += (x - ma) * (x - ma);
         sbb += (y - mb) * (y - mb);
     }
-    if saa <= 0.0 || sbb <= 0.0 {
+    // A constant side (up to float rounding, e.g. the zero delta of the control baseline) has no
+    // correlation.
+    if saa <= 1e-12 * n || sbb <= 1e-12 * n {
         f64::NAN
     } else {
         sab / (saa * sbb).sqrt()

@@ -1,5 +1,6 @@
 //! Configuration of C3TL: the vocabulary (genes, perturbations, contexts), the network sizes and the
-//! training hyper-parameters, with the named presets `tiny` (tests), `small` (CPU) and `paper` (the
+//! training hyper-parameters, with the named presets `tiny` (tests), `small` (CPU: one hidden layer of
+//! 128 in the encoders and the decoder, latent 64) and `paper` (the
 //! spec's suggested start, peers.md §1.4; the paper does not give its sizes).
 
 use serde::{Deserialize, Serialize};
@@ -53,7 +54,7 @@ impl C3tlConfig {
     ) -> Result<C3tlConfig> {
         let (encoder_hidden, latent, decoder_hidden, lr, max_epochs, patience) = match name {
             "tiny" => (vec![32], 16, vec![32], 3e-3, 400, 40),
-            "small" => (vec![256, 128], 64, vec![128, 256], 1e-3, 2000, 50),
+            "small" => (vec![128], 64, vec![128], 1e-3, 2000, 50),
             "paper" => (vec![512, 256], 128, vec![256, 512], 1e-3, 2000, 50),
             other => {
                 return Err(ModelError::Config(format!(

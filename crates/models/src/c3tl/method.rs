@@ -85,7 +85,14 @@ struct Fitted {
     context: Tensor,
     rows: HashMap<Entry, usize>,
     scale: f64,
+    /// Rows whose leave-one-out prediction is defined (their perturbation has another context and their
+    /// context another perturbation) — a property of the table alone — and their scaled deltas.
+    loss_rows: Tensor,
+    loss_target: Tensor,
 }
+
+/// Values decoded per chunk of the training loss (16 MB of f32, below glibc's largest `mmap` threshold).
+const LOSS_CHUNK_VALUES: usize = 4 << 20;
 
 impl Fitted {
     /// Builds the variables: the network and the stored table (`table`: the deltas and the scale, or
@@ -128,6 +135,8 @@ impl Fitted {
             context: ctx_f.to_kind(Kind::Int64),
             rows: HashMap::new(),
             scale: 1.0,
+            loss_rows: Tensor::zeros([0], (Kind::Int64, device)),
+            loss_target: Tensor::zeros([0, d as i64], (Kind::Float, device)),
         };
         fitted.refresh_index(&pert_f, &ctx_f, &scale_t)?;
         Ok(fitted)
@@ -139,6 +148,7 @@ impl Fitted {
         let c = Vec::<f32>::try_from(ctx_f.to_device(Device::Cpu))?;
         let (np, nc) = (self.config.perturbations.len(), self.config.contexts.len());
         self.rows.clear();
+        let (mut per_p, mut per_c) = (vec![0usize; np], vec![0usize; nc]);
         for (row, (&p, &c)) in p.iter().zip(&c).enumerate() {
             let (p, c) = (p as usize, c as usize);
             if p >= np || c >= nc {
@@ -153,7 +163,24 @@ impl Fitted {
                 },
                 row,
             );
+            per_p[p] += 1;
+            per_c[c] += 1;
         }
+        let loss_rows: Vec<i64> = p
+            .iter()
+            .zip(&c)
+            .enumerate()
+            .filter(|(_, (&p, &c))| per_p[p as usize] >= 2 && per_c[c as usize] >= 2)
+            .map(|(row, _)| row as i64)
+            .collect();
+        let device = self.x.device();
+        let rows = Tensor::from_slice(&loss_rows).to_device(device);
+        self.loss_target = if loss_rows.len() == p.len() {
+            self.x.shallow_clone()
+        } else {
+            self.x.index_select(0, &rows)
+        };
+        self.loss_rows = rows;
         self.perturbation = pert_f.to_kind(Kind::Int64);
         self.context = ctx_f.to_kind(Kind::Int64);
         self.scale = scale.double_value(&[0]);
@@ -192,12 +219,7 @@ impl Fitted {
 
     /// Number of table entries whose leave-one-out prediction is defined.
     fn loss_entries(&self) -> i64 {
-        tch::no_grad(|| {
-            let (_, valid) = self
-                .net
-                .leave_one_out(&self.x, &self.perturbation, &self.context);
-            valid.to_kind(Kind::Int64).sum(Kind::Int64).int64_value(&[])
-        })
+        self.loss_rows.size()[0]
     }
 }
 
@@ -219,11 +241,18 @@ impl Trainable for Fitted {
 
     /// Leave-one-out MSE (in units of the delta scale) over every entry with a defined prediction.
     fn loss(&self, _batch: &(), _rng: &mut Pcg64) -> Result<LossTerms> {
-        let (pred, valid) = self
-            .net
-            .leave_one_out(&self.x, &self.perturbation, &self.context);
-        Ok(LossTerms::single(C3tlNet::masked_mse(
-            &pred, &self.x, &valid,
+        let (latent, _) =
+            self.net
+                .leave_one_out_latents(&self.x, &self.perturbation, &self.context);
+        let latent = if self.loss_target.size()[0] == latent.size()[0] {
+            latent
+        } else {
+            latent.index_select(0, &self.loss_rows)
+        };
+        Ok(LossTerms::single(self.net.chunked_mse(
+            &latent,
+            &self.loss_target,
+            LOSS_CHUNK_VALUES,
         )))
     }
 }

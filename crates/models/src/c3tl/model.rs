@@ -74,7 +74,12 @@ impl Encoder {
 
     /// Encodes entries: `x` `[n, d]`, `ids` int64 `[n]` → `[n, latent]`.
     pub fn forward(&self, x: &Tensor, ids: &Tensor) -> Tensor {
-        let mut h = self.input.forward(x) + self.identity.index_select(0, ids);
+        self.forward_from_input(self.input.forward(x), ids)
+    }
+
+    /// The rest of [`Encoder::forward`] given the expression part of the first layer, `x W_xᵀ + b`.
+    pub fn forward_from_input(&self, input: Tensor, ids: &Tensor) -> Tensor {
+        let mut h = input + self.identity.index_select(0, ids);
         for layer in &self.layers {
             h = layer.forward(&h.gelu("none"));
         }
@@ -196,11 +201,27 @@ impl C3tlNet {
         }
     }
 
-    /// Encodes every entry: `x` `[n, d]`, perturbation and context indices int64 `[n]`.
+    /// Encodes every entry: `x` `[n, d]`, perturbation and context indices int64 `[n]`. The expression
+    /// parts of both encoders' first layers are one matrix product (the `[n, d]` table is read once).
     pub fn encode(&self, x: &Tensor, perturbation: &Tensor, context: &Tensor) -> Encodings {
+        let (pe, ce) = (
+            &self.perturbation_encoder.input,
+            &self.context_encoder.input,
+        );
+        let weight = Tensor::cat(&[&pe.weight, &ce.weight], 0);
+        let bias = match (&pe.bias, &ce.bias) {
+            (Some(a), Some(b)) => Some(Tensor::cat(&[a, b], 0)),
+            _ => None,
+        };
+        let width = pe.weight.size()[0];
+        let both = x.linear(&weight, bias.as_ref());
         Encodings {
-            perturbation: self.perturbation_encoder.forward(x, context),
-            context: self.context_encoder.forward(x, perturbation),
+            perturbation: self
+                .perturbation_encoder
+                .forward_from_input(both.narrow(1, 0, width), context),
+            context: self
+                .context_encoder
+                .forward_from_input(both.narrow(1, width, width), perturbation),
         }
     }
 
@@ -213,10 +234,39 @@ impl C3tlNet {
         perturbation: &Tensor,
         context: &Tensor,
     ) -> (Tensor, Tensor) {
+        let (latent, valid) = self.leave_one_out_latents(x, perturbation, context);
+        (self.decoder.forward(&latent), valid)
+    }
+
+    /// The leave-one-out latents ẑ_p + ψ̂_c of every entry, `[n, q]`, and the validity of
+    /// [`C3tlNet::leave_one_out`] (decode them to get its prediction).
+    pub fn leave_one_out_latents(
+        &self,
+        x: &Tensor,
+        perturbation: &Tensor,
+        context: &Tensor,
+    ) -> (Tensor, Tensor) {
         let enc = self.encode(x, perturbation, context);
         let (z, z_ok) = leave_one_out_means(&enc.perturbation, perturbation, self.n_perturbations);
         let (psi, psi_ok) = leave_one_out_means(&enc.context, context, self.n_contexts);
-        (self.decoder.forward(&(z + psi)), z_ok.logical_and(&psi_ok))
+        (z + psi, z_ok.logical_and(&psi_ok))
+    }
+
+    /// Mean squared error of the decoded `latent` rows against `target` (`[m, d]`), decoding and scoring
+    /// at most `chunk_values` values at a time: the sum is the same, but no table-sized temporary is
+    /// allocated (each would be a fresh `mmap`, with its page faults, in every epoch).
+    pub fn chunked_mse(&self, latent: &Tensor, target: &Tensor, chunk_values: usize) -> Tensor {
+        let (m, d) = (target.size()[0], target.size()[1]);
+        let rows = ((chunk_values as i64) / d.max(1)).max(1);
+        let mut total = Tensor::zeros([], (Kind::Float, latent.device()));
+        let mut start = 0;
+        while start < m {
+            let len = rows.min(m - start);
+            let pred = self.decoder.forward(&latent.narrow(0, start, len));
+            total = total + pred.mse_loss(&target.narrow(0, start, len), tch::Reduction::Sum);
+            start += len;
+        }
+        total / ((m * d).max(1) as f64)
     }
 
     /// The latents ẑ_p + ψ̂_c of `queries` from the encodings of a table (`perturbation`, `context`: the
@@ -274,12 +324,5 @@ impl C3tlNet {
         let psi = (psi_sum.index_select(0, &qc) - enc.context.index_select(0, &own_row) * &own_col)
             / (psi_n.index_select(0, &qc) - &own).unsqueeze(1);
         Ok(z + psi)
-    }
-
-    /// Mean squared error over the valid rows of `pred` against `target` (`[n, d]`), as a scalar tensor.
-    pub fn masked_mse(pred: &Tensor, target: &Tensor, valid: &Tensor) -> Tensor {
-        let w = valid.to_kind(Kind::Float).unsqueeze(1);
-        let per_row = (pred - target).square().mean_dim(1, true, Kind::Float);
-        (per_row * &w).sum(Kind::Float) / w.sum(Kind::Float).clamp_min(1.0)
     }
 }
