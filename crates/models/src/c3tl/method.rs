@@ -477,20 +477,23 @@ impl C3tl {
                 if let Some(v) = history.val_mse.last() {
                     components.push(("val_mse".to_string(), *v));
                 }
+                // Early stopping ends the run: the last report says so (its run length is this epoch).
+                let stop = since_best >= fitted.config.patience;
+                let run_steps = if stop { epoch } else { max_epochs };
                 ctx.report(&Progress {
                     step: epoch,
-                    target_step: max_epochs,
-                    run_steps: max_epochs,
+                    target_step: run_steps,
+                    run_steps,
                     updates: epoch,
                     loss: step.loss,
                     components,
                     lr,
                     grad_norm: step.grad_norm,
                     steps_per_sec: rate,
-                    eta: Some(Duration::from_secs_f64((max_epochs - epoch) as f64 / rate)),
+                    eta: Some(Duration::from_secs_f64((run_steps - epoch) as f64 / rate)),
                     elapsed,
                 });
-                if since_best >= fitted.config.patience {
+                if stop {
                     break;
                 }
             }
