@@ -6,6 +6,7 @@ use std::path::Path;
 use cellshift_data::atomic::write_atomically;
 use cellshift_data::DataError;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 const SIZE: (u32, u32) = (640, 520);
 
@@ -322,27 +323,39 @@ pub fn heatmap_png(
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(0..cols, 0..rows)
+            .build_cartesian_2d((0..cols).into_segmented(), (0..rows).into_segmented())
             .map_err(plot_error)?;
         let (cl, rl) = (column_labels.to_vec(), row_labels.to_vec());
+        let label = |labels: &[String], v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        };
         chart
             .configure_mesh()
             .disable_mesh()
             .x_desc(axis_labels.0)
             .y_desc(axis_labels.1)
-            .x_labels(cols + 1)
-            .y_labels(rows + 1)
-            .x_label_formatter(&move |i| cl.get(*i).cloned().unwrap_or_default())
-            .y_label_formatter(&move |i| rl.get(*i).cloned().unwrap_or_default())
+            .x_labels(cols)
+            .y_labels(rows)
+            .x_label_formatter(&move |v| label(&cl, v))
+            .y_label_formatter(&move |v| label(&rl, v))
             .draw()
             .map_err(plot_error)?;
         chart
-            .draw_series(
-                values.indexed_iter().map(|((r, c), &v)| {
-                    Rectangle::new([(c, r), (c + 1, r + 1)], colour(v).filled())
-                }),
-            )
+            .draw_series(values.indexed_iter().map(|((r, c), &v)| {
+                Rectangle::new(
+                    [
+                        (SegmentValue::Exact(c), SegmentValue::Exact(r)),
+                        (SegmentValue::Exact(c + 1), SegmentValue::Exact(r + 1)),
+                    ],
+                    colour(v).filled(),
+                )
+            }))
             .map_err(plot_error)?;
+        let centred = ("sans-serif", 14)
+            .into_font()
+            .into_text_style(&root)
+            .pos(Pos::new(HPos::Center, VPos::Center));
         chart
             .draw_series(values.indexed_iter().map(|((r, c), &v)| {
                 let text = if v.is_finite() {
@@ -350,7 +363,11 @@ pub fn heatmap_png(
                 } else {
                     "n/a".into()
                 };
-                Text::new(text, (c, r + 1), ("sans-serif", 13).into_font())
+                Text::new(
+                    text,
+                    (SegmentValue::CenterOf(c), SegmentValue::CenterOf(r)),
+                    centred.clone(),
+                )
             }))
             .map_err(plot_error)?;
         root.present().map_err(plot_error)?;

@@ -29,7 +29,7 @@ pub struct Args {
     /// Keep only these contexts (comma-separated), e.g. the cell lines of one study in a mixed file.
     #[arg(long, value_delimiter = ',')]
     pub contexts: Vec<String>,
-    /// Methods: c3tl and baselines (perturbation_mean, closest_context, linear, control, context_mean, …).
+    /// Methods: c3tl and baselines (perturbation_mean, closest_context, context_mean, linear, control, …).
     #[arg(
         long,
         value_delimiter = ',',
