@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "c3tl,perturbation_mean,closest_context,linear,control"
+        default_value = "c3tl,perturbation_mean,closest_context,context_mean,linear,control"
     )]
     pub methods: Vec<String>,
     /// C3TL size (tiny, small, paper).
