@@ -555,6 +555,56 @@ mod tests {
     }
 
     #[test]
+    fn mcfaline_fold_scores_c3tl_and_reports_inapplicable_baselines() {
+        use cellshift_data::h5ad::{read_perturbation_data, PerturbationColumns, ReadOptions};
+        use cellshift_data::testing::{require_path, shared_dir};
+        let Some(path) = require_path(
+            &shared_dir(env!("CARGO_MANIFEST_DIR")).join("data/perturbench/devel.h5ad"),
+        ) else {
+            return;
+        };
+        let columns = PerturbationColumns {
+            perturbation: "condition".into(),
+            control: "control".into(),
+            context: Some("cell_type".into()),
+            value: "treatment_value".into(),
+            layer: None,
+        };
+        let all = read_perturbation_data(&path, &columns, &ReadOptions::matrix_only()).unwrap();
+        // The McFaline-Figueroa lines only (K562 is the Norman part).
+        let cells: Vec<usize> = (0..all.n_cells())
+            .filter(|&i| all.contexts[all.cell_context[i]] != "k562")
+            .collect();
+        let data = all.select_cells(&cells).unwrap();
+        assert_eq!(data.contexts, vec!["A172", "T98G", "U87MG"]);
+        let config = TransferConfig {
+            methods: vec![C3TL.into(), "closest_context".into(), "linear".into()],
+            preset: "tiny".into(),
+            max_epochs: Some(20),
+            fractions: TransferFractions::default(),
+            seed: 0,
+        };
+        let split =
+            ContextTransferSplit::leave_one_context_out(&data, 0, config.fractions, 0).unwrap();
+        assert_eq!(
+            (
+                split.adaptation.len(),
+                split.validation.len(),
+                split.test.len()
+            ),
+            (1, 1, 7)
+        );
+        let fold = run_fold(&data, &split, &config).unwrap();
+        let c3tl = &fold.methods[0];
+        let s = c3tl.scores.expect("C3TL scores the fold");
+        assert!(s.mse.is_finite() && s.pearson_per_perturbation.is_finite() && s.n_test == 7);
+        assert!(c3tl.fit.as_ref().is_some_and(|f| f.val_entries == 1));
+        assert!(fold.methods[1].scores.is_some());
+        // The kinase targets are not measured genes: the linear baseline cannot embed them and says so.
+        assert!(fold.methods[2].scores.is_none() && fold.methods[2].error.is_some());
+    }
+
+    #[test]
     fn fold_summary_is_mean_and_sample_sd() {
         let fold = |v: f64| FoldReport {
             test_context: "c".into(),

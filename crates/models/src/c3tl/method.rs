@@ -48,6 +48,15 @@ pub static METHOD: MethodEntry = MethodEntry {
     pretrains_on_priors: false,
 };
 
+/// The time of one training epoch.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct EpochTime {
+    /// Wall-clock seconds.
+    pub wall: f64,
+    /// Process CPU seconds (all threads), when the caller's clock gives them.
+    pub cpu: Option<f64>,
+}
+
 /// What one fit did.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct FitHistory {
@@ -532,9 +541,16 @@ impl C3tl {
             .map_err(|e| ModelError::Input(format!("prediction shape: {e}")))
     }
 
-    /// Seconds per training epoch on `table` (no validation, no checkpoint): `epochs` timed epochs after
-    /// one warm-up epoch, each measured separately. The speed benchmark of peers.md §1.4.
-    pub fn time_epochs(&self, table: &DeltaTable, epochs: usize, seed: u64) -> Result<Vec<f64>> {
+    /// Times training epochs on `table` (no validation, no checkpoint), the speed benchmark of peers.md
+    /// §1.4: after one warm-up epoch, `epochs` epochs each timed by the wall clock and by `cpu_clock` (the
+    /// caller's process CPU-time clock in seconds, when it has one: the fair figure on a shared machine).
+    pub fn time_epochs(
+        &self,
+        table: &DeltaTable,
+        epochs: usize,
+        seed: u64,
+        cpu_clock: &dyn Fn() -> Option<f64>,
+    ) -> Result<Vec<EpochTime>> {
         check_table(table, &self.config)?;
         let mut config = self.config.clone();
         config.table_entries = table.len();
@@ -550,9 +566,16 @@ impl C3tl {
         trainer.step(&WholeTable)?;
         let mut times = Vec::with_capacity(epochs);
         for _ in 0..epochs {
-            let t = Instant::now();
+            let (t, cpu0) = (Instant::now(), cpu_clock());
             trainer.step(&WholeTable)?;
-            times.push(t.elapsed().as_secs_f64());
+            let cpu = match (cpu0, cpu_clock()) {
+                (Some(a), Some(b)) => Some(b - a),
+                _ => None,
+            };
+            times.push(EpochTime {
+                wall: t.elapsed().as_secs_f64(),
+                cpu,
+            });
         }
         Ok(times)
     }

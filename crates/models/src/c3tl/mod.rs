@@ -22,6 +22,6 @@ pub mod table;
 mod tests;
 
 pub use config::C3tlConfig;
-pub use method::{load_c3tl, C3tl, FitHistory, METHOD};
+pub use method::{load_c3tl, C3tl, EpochTime, FitHistory, METHOD};
 pub use split::{ContextTransferSplit, TransferFractions};
 pub use table::{DeltaTable, Entry, Vocabulary};

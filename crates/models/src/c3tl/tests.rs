@@ -234,6 +234,9 @@ fn automatic_validation_keeps_every_entry_predictable() {
 
 #[test]
 fn c3tl_learns_an_additive_latent_problem_that_the_perturbation_mean_cannot() {
+    // Hundreds of microsecond-sized epochs: one intra-op thread avoids OpenMP hand-offs, which dominate
+    // (and, on a busy machine, multiply) the run time at this size.
+    tch::set_num_threads(1);
     let s = additive_table(4, 30, 12, 6);
     let held = 3;
     let (mut train_rows, mut val_rows, mut test_rows) = (Vec::new(), Vec::new(), Vec::new());
@@ -369,4 +372,27 @@ fn fits_saves_loads_through_the_registry_and_predicts_profiles() {
     bad.query = TaskTreatment::from_label("NOPE", "control", 1.0);
     let err = loaded.predict(&bad, 1, 0).unwrap_err().to_string();
     assert!(err.contains("`NOPE`"), "{err}");
+}
+
+#[test]
+fn chunked_loss_equals_the_whole_table_loss() {
+    let s = additive_table(3, 7, 9, 2);
+    let config = tiny_config(&s);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = C3tlNet::new(&ParamBuilder::new(vs.root(), 1), &config);
+    let (p, c) = (
+        index(&s.table, |e| e.perturbation),
+        index(&s.table, |e| e.context),
+    );
+    let x = tensor(&s.table.deltas);
+    let (latent, _) = net.leave_one_out_latents(&x, &p, &c);
+    let whole = net
+        .decoder
+        .forward(&latent)
+        .mse_loss(&x, tch::Reduction::Mean);
+    for chunk in [1, 9, 20, 1000] {
+        let chunked = net.chunked_mse(&latent, &x, chunk);
+        let diff = (&chunked - &whole).abs().double_value(&[]);
+        assert!(diff < 1e-6, "chunk {chunk}: {diff}");
+    }
 }
