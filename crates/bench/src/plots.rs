@@ -192,6 +192,43 @@ mod tests {
             assert_eq!(&bytes[1..4], b"PNG", "{} is not a PNG", path.display());
         }
     }
+
+    #[test]
+    fn heat_maps_of_any_size_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        for (rows, cols) in [(1, 1), (2, 3)] {
+            let values = ndarray::Array2::from_shape_fn((rows, cols), |(r, c)| {
+                if r + c == 1 {
+                    f64::NAN
+                } else {
+                    (r * cols + c) as f64
+                }
+            });
+            let path = dir.path().join(format!("heat_{rows}x{cols}.png"));
+            let labels = |n: usize| (0..n).map(|i| i.to_string()).collect::<Vec<_>>();
+            heatmap_png(
+                &path,
+                &values,
+                &labels(rows),
+                &labels(cols),
+                ("x", "y"),
+                "t",
+                false,
+            )
+            .unwrap();
+            assert!(std::fs::metadata(&path).unwrap().len() > 0);
+        }
+        let bad = heatmap_png(
+            &dir.path().join("bad.png"),
+            &ndarray::Array2::zeros((2, 2)),
+            &["a".into()],
+            &["b".into(), "c".into()],
+            ("x", "y"),
+            "t",
+            false,
+        );
+        assert!(bad.is_err(), "one label per row is required");
+    }
 }
 
 /// One line of a [`curves_png`] panel: a name and (x, mean, std) points.
@@ -323,7 +360,11 @@ pub fn heatmap_png(
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d((0..cols).into_segmented(), (0..rows).into_segmented())
+            .build_cartesian_2d(
+                // Integer ranges include their end: 0..n−1 gives n segments.
+                (0..cols - 1).into_segmented(),
+                (0..rows - 1).into_segmented(),
+            )
             .map_err(plot_error)?;
         let (cl, rl) = (column_labels.to_vec(), row_labels.to_vec());
         let label = |labels: &[String], v: &SegmentValue<usize>| match v {
