@@ -70,10 +70,10 @@ pub struct FitHistory {
     pub train_mse: Vec<f64>,
     /// Validation MSE per epoch (empty without validation entries).
     pub val_mse: Vec<f64>,
-    /// Entries of the training table, and of them those that enter the loss (their perturbation has
-    /// another context and their context another perturbation).
+    /// Entries of the training table.
     pub train_entries: usize,
-    /// Training entries that enter the loss.
+    /// Training entries that enter the loss: those whose perturbation has another context and whose
+    /// context has another perturbation (the others only feed the other entries' means).
     pub loss_entries: usize,
     /// Validation entries.
     pub val_entries: usize,

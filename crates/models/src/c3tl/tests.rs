@@ -2,7 +2,7 @@
 //! than the perturbation mean, and the checkpoint / registry / predictor path.
 
 use cellshift_data::{
-    CellAnnotations, FitContext, PerturbationData, Prediction, Predictor, Task, TaskTreatment,
+    CellAnnotations, FitContext, PerturbationData, Prediction, Task, TaskTreatment,
 };
 use ndarray::{Array2, Array3};
 use tch::{nn, Device, Kind, Tensor};
