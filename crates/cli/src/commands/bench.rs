@@ -13,7 +13,7 @@ use cellshift_bench::score::all_holdout_split;
 use cellshift_bench::summary::find;
 use cellshift_bench::{markdown_table, score_predictor, ScoreConfig, ScoreResult};
 use cellshift_data::atomic::write_bytes_atomically;
-use cellshift_data::{PerturbationData, Predictor, SplitConfig};
+use cellshift_data::{OutputKind, PerturbationData, Predictor, SplitConfig};
 use cellshift_metrics::MetricGroups;
 
 use super::model::{check_k, load_model, model_dir, SamplerArgs};
@@ -142,6 +142,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => {
             let dir = model_dir(args.model.as_deref())?;
             let loaded = load_model(&dir, &args.sampler)?;
+            if loaded.model.capabilities().output == OutputKind::PseudoBulk {
+                anyhow::bail!(
+                    "{} predicts pseudo-bulk profiles, so this protocol's cell-level metrics (W2, MMD, \
+                     discrimination, DE) do not apply and would be computed on made-up cells; score it \
+                     with `cellshift bench c3tl --data FILE.h5ad` (pseudo-bulk Pearson and MSE)",
+                    loaded.method
+                );
+            }
             for k in args.k_curve.iter().copied().chain([args.k]) {
                 check_k(&loaded, k)?;
             }
