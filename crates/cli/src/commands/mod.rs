@@ -1,6 +1,7 @@
 //! One module per subcommand, plus the arguments they share.
 
 pub mod bench;
+pub mod c3tl;
 pub mod demo;
 pub mod evaluate;
 pub mod export;
