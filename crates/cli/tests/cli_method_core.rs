@@ -42,7 +42,7 @@ fn a_registered_method_trains_resumes_predicts_and_benches_through_the_cli() {
             "--out",
             &run,
             "--steps",
-            "60",
+            "150",
             "--batch-size",
             "4",
             "--threads",
@@ -55,10 +55,10 @@ fn a_registered_method_trains_resumes_predicts_and_benches_through_the_cli() {
     };
     // Part of the run, then the rest: the second invocation resumes.
     let (_, err) = train(Some("20"));
-    assert!(err.contains("stopped at micro-batch 20 of 60"), "{err}");
+    assert!(err.contains("stopped at micro-batch 20 of 150"), "{err}");
     let (_, err) = train(None);
     assert!(
-        err.contains("stopped at micro-batch 60 of 60, run finished"),
+        err.contains("stopped at micro-batch 150 of 150, run finished"),
         "{err}"
     );
     // The checkpoint names the method and records the loss's two named components.
@@ -74,7 +74,7 @@ fn a_registered_method_trains_resumes_predicts_and_benches_through_the_cli() {
     )
     .unwrap();
     assert_eq!(meta["method"], "toy-gaussian");
-    assert_eq!(meta["counters"]["micro_batches"], 60);
+    assert_eq!(meta["counters"]["micro_batches"], 150);
     let names: Vec<&str> = meta["last_loss_components"]
         .as_array()
         .unwrap()

@@ -22,6 +22,10 @@ use crate::train::{train_in_dir, Budget, LossTerms, Preprocessing, Start, TrainC
 /// Method name in checkpoints and on the command line.
 pub const NAME: &str = "toy-gaussian";
 
+/// Peak learning rate unless `--lr` is given: every parameter is a per-gene mean or log-spread of order 1,
+/// which the `quick` preset's 1e-3 would need thousands of steps to reach.
+pub const DEFAULT_LEARNING_RATE: f64 = 0.1;
+
 /// The registry entry.
 pub static METHOD: MethodEntry = MethodEntry {
     name: NAME,
@@ -176,7 +180,8 @@ impl Predictor for ToyGaussian {
         })?;
         let mut preprocessing = self.preprocessing.clone();
         preprocessing.gene_names = data.genes.clone();
-        let o = ctx.overrides.clone();
+        let mut o = ctx.overrides.clone();
+        o.lr = o.lr.or(Some(DEFAULT_LEARNING_RATE));
         let train = TrainConfig::from_overrides("quick", 200, preprocessing, &o, ctx.seed)?;
         let source =
             DataTasks::from_conditions(data, train_conditions, 0, o.cells.unwrap_or(32), ctx.seed)?;
