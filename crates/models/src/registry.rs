@@ -9,7 +9,7 @@ use cellshift_data::{DeviceSpec, PerturbationData, Predictor};
 use crate::error::{ModelError, Result};
 use crate::flow::SamplerConfig;
 use crate::train::checkpoint;
-use crate::train::Preprocessing;
+use crate::train::{Budget, Preprocessing, Progress, RunSummary, TaskSource, TrainConfig};
 
 /// A method's trained (or trainable) model behind the common interface.
 pub type MethodModel = Box<dyn Predictor + Send>;
@@ -59,8 +59,39 @@ pub struct MethodEntry {
     /// Builds an untrained model to be fitted on data (`None`: the method is pre-trained on a synthetic
     /// prior instead, see `cellshift pretrain`).
     pub create: Option<fn(&CreateRequest<'_>) -> Result<MethodModel>>,
+    /// Pre-trains a model of a named size on tasks from a synthetic prior (`None`: the method is trained
+    /// on a data set instead, see `cellshift train`).
+    pub pretrain: Option<PretrainFn>,
+}
+
+impl MethodEntry {
     /// Whether `cellshift pretrain` applies (pre-training on synthetic priors).
-    pub pretrains_on_priors: bool,
+    pub fn pretrains_on_priors(&self) -> bool {
+        self.pretrain.is_some()
+    }
+}
+
+/// A method's pre-training entry point: a fresh model of `request.preset` trained on `request.source`.
+pub type PretrainFn = fn(&PretrainRequest<'_>, &mut dyn FnMut(&Progress)) -> Result<RunSummary>;
+
+/// What `cellshift pretrain` asks of a method.
+pub struct PretrainRequest<'a> {
+    /// Named size (each method lists its own).
+    pub preset: &'a str,
+    /// Genes d of the prior's data sets.
+    pub genes: usize,
+    /// The largest number of context experiments a task carries (methods with a bounded context check it).
+    pub k: usize,
+    /// Optimiser, schedule, seed and preprocessing.
+    pub train: &'a TrainConfig,
+    /// The tasks.
+    pub source: &'a dyn TaskSource,
+    /// Run directory (resumed when it holds a checkpoint of the same run).
+    pub out_dir: &'a Path,
+    /// When to stop this invocation.
+    pub budget: Budget,
+    /// Where to train.
+    pub device: DeviceSpec,
 }
 
 /// Every method, in the order listings show them.

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use cellshift_bench::sources::{LinearScmTasks, SergioTasks};
-use cellshift_models::mappfn::training::pretrain;
+use cellshift_data::DeviceSpec;
+use cellshift_models::registry::PretrainRequest;
 use cellshift_models::train::NormalizeTarget;
-use cellshift_models::{MapPfnConfig, Preprocessing, TaskSource, TrainConfig};
+use cellshift_models::{Preprocessing, TaskSource, TrainConfig};
 use cellshift_prior::{LinearScmConfig, SergioPriorConfig};
 
 use super::simulate::PriorKind;
@@ -63,27 +64,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("--paired and --unpaired contradict each other; give one");
     }
     let entry = cellshift_models::registry::method(&args.method)?;
-    if !entry.pretrains_on_priors {
+    let Some(pretrain) = entry.pretrain else {
         bail!(
             "{} is trained on a data set, not pre-trained on a synthetic prior; use `cellshift train --method {}`",
             entry.name,
             entry.name
         );
-    }
+    };
     set_threads(args.training.threads);
     let genes = args.genes.unwrap_or(match args.prior {
         PriorKind::Linear => 20,
         PriorKind::Sergio => 50,
     });
-    let model = MapPfnConfig::preset(&args.config, genes)?;
-    if args.k > model.max_context() {
-        bail!(
-            "K = {} exceeds the {} context slots of the model; use --k {} or less",
-            args.k,
-            model.max_context(),
-            model.max_context()
-        );
-    }
     if args.k_min.is_some_and(|lo| lo > args.k) {
         bail!("--k-min must not exceed --k");
     }
@@ -150,7 +142,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let train: TrainConfig = args.training.train_config(preprocessing)?;
     let budget = args.training.budget(train.total_steps)?;
     eprintln!(
-        "pre-training MapPFN `{}` (d = {genes}, K = {}, {} cells per set) on {}; {} micro-batches of {} tasks; run directory {}",
+        "pre-training {} `{}` (d = {genes}, K = {}, {} cells per set) on {}; {} micro-batches of {} tasks; run directory {}",
+        entry.name,
         args.config,
         args.k,
         args.cells,
@@ -160,10 +153,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.out.display()
     );
     let mut progress = report_progress(train.total_steps);
-    let summary = pretrain(&model, &train, source.as_ref(), &args.out, budget, |p| {
-        progress(p)
-    })
-    .with_context(|| format!("pre-training into {}", args.out.display()))?;
+    let request = PretrainRequest {
+        preset: &args.config,
+        genes,
+        k: args.k,
+        train: &train,
+        source: source.as_ref(),
+        out_dir: &args.out,
+        budget,
+        device: DeviceSpec::Cpu,
+    };
+    let summary = pretrain(&request, &mut |p| progress(p))
+        .with_context(|| format!("pre-training into {}", args.out.display()))?;
     eprintln!(
         "stopped at micro-batch {} of {} ({} updates, {:.1} min this invocation){}; checkpoint {}",
         summary.step,

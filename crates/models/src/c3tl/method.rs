@@ -45,7 +45,7 @@ pub static METHOD: MethodEntry = MethodEntry {
     presets: PRESETS,
     load,
     create: Some(create),
-    pretrains_on_priors: false,
+    pretrain: None,
 };
 
 /// The time of one training epoch.

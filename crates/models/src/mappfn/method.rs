@@ -5,11 +5,12 @@ use std::path::Path;
 use cellshift_data::{FitContext, PerturbationData};
 
 use super::predictor::{MapPfn, WeightSet};
-use super::training::finetune_on;
+use super::config::MapPfnConfig;
+use super::training::{finetune_on, pretrain_on};
 use crate::error::{ModelError, Result};
-use crate::registry::{torch_device, InferenceOptions, MethodEntry, MethodModel};
+use crate::registry::{torch_device, InferenceOptions, MethodEntry, MethodModel, PretrainRequest};
 use crate::sources::DataTasks;
-use crate::train::{Budget, TrainConfig};
+use crate::train::{Budget, Progress, RunSummary, TrainConfig};
 
 /// The registry entry.
 pub static METHOD: MethodEntry = MethodEntry {
@@ -18,8 +19,31 @@ pub static METHOD: MethodEntry = MethodEntry {
     presets: &["tiny", "small", "paper", "paper-text"],
     load,
     create: None,
-    pretrains_on_priors: true,
+    pretrain: Some(pretrain),
 };
+
+/// Pre-training from scratch (spec §3): a `request.preset` network of `request.genes` genes, whose context
+/// slots must hold K experiments.
+fn pretrain(request: &PretrainRequest<'_>, progress: &mut dyn FnMut(&Progress)) -> Result<RunSummary> {
+    let model = MapPfnConfig::preset(request.preset, request.genes)?;
+    if request.k > model.max_context() {
+        return Err(ModelError::Config(format!(
+            "K = {} exceeds the {} context slots of the model; use --k {} or less",
+            request.k,
+            model.max_context(),
+            model.max_context()
+        )));
+    }
+    pretrain_on(
+        torch_device(request.device),
+        &model,
+        request.train,
+        request.source,
+        request.out_dir,
+        request.budget,
+        |p: &Progress| progress(p),
+    )
+}
 
 fn load(path: &Path, options: &InferenceOptions) -> Result<MethodModel> {
     let model = MapPfn::load_with(path, WeightSet::Ema, torch_device(options.device))?

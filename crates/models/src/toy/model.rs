@@ -33,7 +33,7 @@ pub static METHOD: MethodEntry = MethodEntry {
     presets: &["tiny"],
     load,
     create: Some(create),
-    pretrains_on_priors: false,
+    pretrain: None,
 };
 
 /// The toy model.
