@@ -4,11 +4,14 @@
 #![deny(missing_docs)]
 
 pub mod inference;
+pub mod leaderboard;
+pub mod leaderboard_report;
 pub mod plots;
 pub mod prepare;
 pub mod score;
 /// The training-task sources (moved to the models crate; re-exported for existing users).
 pub use cellshift_models::sources;
+pub mod suites;
 pub mod summary;
 pub mod tta;
 

@@ -37,6 +37,9 @@ pub enum BenchCommand {
     Speed(super::speed::Args),
     /// DEG recovery on more genes than the model has, by test-time augmentation over gene subsets.
     Tta(super::tta::Args),
+    /// Every method and baseline on the benchmark suites (synthetic with known truth, and real screens):
+    /// one leaderboard (markdown, JSON, a PNG per suite).
+    Suite(super::leaderboard::Args),
 }
 
 /// Arguments of `cellshift bench`.
@@ -108,6 +111,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Some(BenchCommand::Speed(speed)) => return super::speed::run(speed),
         Some(BenchCommand::Tta(tta)) => return super::tta::run(tta),
+        Some(BenchCommand::Suite(suite)) => return super::leaderboard::run(suite),
         None => {}
     }
     set_threads(args.threads);
