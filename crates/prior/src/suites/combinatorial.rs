@@ -3,15 +3,26 @@
 //! [`crate::Network::knockouts`]), technical noise and raw counts; doubles are labelled `A+B` as in
 //! Norman et al. The statistics give the fraction of doubles whose effect is not the sum of the singles'.
 //!
+//! The sample is stratified: half the doubles (rounded up, as many as exist) are pairs that are all the
+//! regulators of some gene, the others are drawn uniformly from the remaining pairs. With the reference
+//! knock-out semantics a knock-out acts on its direct targets (half-responses are recomputed afterwards,
+//! so its effect hardly propagates further) and SERGIO sums the regulators' Hill terms, so two knock-outs
+//! can only interact on a common target — most clearly on one that loses all its regulators and becomes a
+//! master regulator with its own reserve rate.
+//!
 //! **Non-additivity test.** On the normalised log1p scale, the interaction of a double A+B on gene g is
 //! `I_g = Δ_AB − Δ_A − Δ_B = m_AB − m_A − m_B + m_ctrl` (m: condition means). Its sampling noise is
 //! `SE_g = √(se²_AB + se²_A + se²_B + se²_ctrl)` from the standard errors of the four means, treating the
 //! conditions as independent (the suite's conditions share their simulation seed, which correlates them
-//! positively and makes this SE conservative). A double is non-additive when some gene other than A and B
+//! positively). SERGIO's cells are snapshots of one trajectory, so `se = sd/√n` understates the noise of
+//! a mean: the suite also simulates [`PLACEBO_DOUBLES`] placebo doubles of genes that regulate nothing
+//! (whose interaction is pure noise) and widens every SE by the square root of their mean `(I_g/SE_g)²`
+//! (reported as `noise_inflation`). A double is non-additive when some gene other than A and B
 //! has `|I_g| / SE_g > 4` ([`Z_THRESHOLD`]: two-sided p = 6.3·10⁻⁵ per gene, a family-wise error below
 //! 0.4 % over 50 genes). A and B themselves are excluded: both are zero in the double, so `I` there only
 //! restates how much each single changes the other gene.
 
+use ndarray::Array2;
 use rand::seq::index::sample;
 use rayon::prelude::*;
 
@@ -19,16 +30,22 @@ use cellshift_data::PerturbationData;
 
 use crate::error::PriorError;
 use crate::rng::{derive_seed, rng_from_seed};
-use crate::sergio::knockout::{assemble, simulate_combination, simulate_conditions};
+use crate::sergio::knockout::{
+    assemble, condition_label, simulate_combination, simulate_conditions,
+};
 use crate::sergio::prior::{SergioPrior, SergioPriorConfig};
 use crate::suites::effects::{ConditionMoments, SuiteMoments};
-use crate::suites::{SuiteScale, SUITE_GENES};
+use crate::suites::{regulators, targets, SuiteScale, SUITE_GENES, SUITE_SCALE_ITER};
 
 /// |I_g| / SE_g above which a double's interaction on a gene is more than sampling noise.
 pub const Z_THRESHOLD: f64 = 4.0;
 
 /// Sub-stream of the suite seed that chooses the doubles.
 const STREAM_DOUBLES: u64 = 0xD0B1E;
+/// Sub-stream of the suite seed that chooses the placebo doubles.
+const STREAM_PLACEBO: u64 = 0x91AC_EB0;
+/// Placebo doubles (pairs of genes that regulate nothing) simulated to calibrate the noise.
+pub const PLACEBO_DOUBLES: usize = 12;
 /// Attempts with derived seeds when a network's control condition is unusable.
 const MAX_ATTEMPTS: u64 = 16;
 /// Context (network) name of the suite.
@@ -43,6 +60,8 @@ pub struct CombinatorialConfig {
     pub n_cells: usize,
     /// Double knock-outs to sample (all pairs of knocked-out-able genes when fewer exist).
     pub n_doubles: usize,
+    /// SERGIO steps between sampled cells ([`SUITE_SCALE_ITER`]).
+    pub scale_iter: usize,
     /// Seed of the network, the simulation and the choice of doubles.
     pub seed: u64,
 }
@@ -57,6 +76,7 @@ impl CombinatorialConfig {
                 SuiteScale::Tiny => 30,
                 SuiteScale::Small => 100,
             },
+            scale_iter: SUITE_SCALE_ITER,
             seed,
         }
     }
@@ -94,6 +114,11 @@ pub struct CombinatorialStats {
     pub mean_abs_double_effect: f64,
     /// Mean over doubles of the mean |I| (genes other than A and B).
     pub mean_abs_interaction: f64,
+    /// Placebo doubles (two genes that regulate nothing) that calibrated the noise.
+    pub n_placebo_doubles: usize,
+    /// Mean `(I_g / SE_g)²` of the placebo doubles with the naive SE (at least 1): the factor by which the
+    /// naive variance understates the noise; every SE of the test is multiplied by its square root.
+    pub noise_inflation: f64,
     /// Per double.
     pub doubles: Vec<DoubleStats>,
 }
@@ -122,6 +147,7 @@ pub fn combinatorial_suite(cfg: &CombinatorialConfig) -> Result<CombinatorialSui
     let prior = SergioPriorConfig {
         n_genes: cfg.n_genes,
         n_cells: cfg.n_cells,
+        scale_iter: cfg.scale_iter,
         ..SergioPriorConfig::default()
     };
     let mut last_err = None;
@@ -169,12 +195,29 @@ fn simulate(
         .enumerate()
         .flat_map(|(i, &a)| usable[i + 1..].iter().map(move |&b| (a, b)))
         .collect();
+    // Half the doubles (rounded up) from pairs that are all the regulators of some gene, the rest
+    // uniformly from the other pairs.
+    let children = targets(spec);
+    let n = spec.genes.len();
+    let sole_pair = |a: usize, b: usize| {
+        (0..n).any(|h| {
+            children[a][h] && children[b][h] && (0..n).all(|r| !children[r][h] || r == a || r == b)
+        })
+    };
+    let (related, unrelated): (Vec<(usize, usize)>, Vec<(usize, usize)>) =
+        pairs.iter().partition(|&&(a, b)| sole_pair(a, b));
     let mut rng = rng_from_seed(derive_seed(cfg.seed, STREAM_DOUBLES));
-    let mut chosen: Vec<(usize, usize)> =
-        sample(&mut rng, pairs.len(), cfg.n_doubles.min(pairs.len()))
-            .into_iter()
-            .map(|i| pairs[i])
-            .collect();
+    let n_related = cfg.n_doubles.div_ceil(2).min(related.len());
+    let n_unrelated = (cfg.n_doubles - n_related).min(unrelated.len());
+    let mut chosen: Vec<(usize, usize)> = sample(&mut rng, related.len(), n_related)
+        .into_iter()
+        .map(|i| related[i])
+        .chain(
+            sample(&mut rng, unrelated.len(), n_unrelated)
+                .into_iter()
+                .map(|i| unrelated[i]),
+        )
+        .collect();
     chosen.sort_unstable();
     let doubles: Vec<_> = chosen
         .par_iter()
@@ -182,7 +225,34 @@ fn simulate(
         .collect::<Result<_, _>>()?;
     conditions.extend(doubles);
     let report = assemble(spec, CONTEXT, conditions)?;
-    let stats = statistics(&report.data);
+    // Placebo doubles (two genes that regulate nothing) calibrate the noise of the interaction test.
+    let regulates = regulators(spec);
+    let leaves: Vec<usize> = usable.iter().copied().filter(|&g| !regulates[g]).collect();
+    let leaf_pairs: Vec<(usize, usize)> = leaves
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &a)| leaves[i + 1..].iter().map(move |&b| (a, b)))
+        .collect();
+    let mut rng = rng_from_seed(derive_seed(cfg.seed, STREAM_PLACEBO));
+    let placebo_pairs: Vec<(usize, usize)> = sample(
+        &mut rng,
+        leaf_pairs.len(),
+        PLACEBO_DOUBLES.min(leaf_pairs.len()),
+    )
+    .into_iter()
+    .map(|i| leaf_pairs[i])
+    .collect();
+    let placebos: Vec<(String, Array2<f32>)> = placebo_pairs
+        .par_iter()
+        .map(|&(a, b)| simulate_combination(spec, &[a, b], noise_s, sampled.sim_seed))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .filter_map(|c| {
+            let label = condition_label(spec, &c.knockouts);
+            c.counts.map(|x| (label, x.mapv(|v| v as f32)))
+        })
+        .collect();
+    let stats = statistics(&report.data, &placebos);
     Ok(CombinatorialSuite {
         data: report.data,
         discarded: report.discarded,
@@ -191,16 +261,18 @@ fn simulate(
 }
 
 /// The interaction test of one double from the moments of `[A+B, A, B, control]`, over the genes not in
-/// `skip` (the knocked-out genes).
+/// `skip` (the knocked-out genes), with the variance of the interaction multiplied by `inflation`.
 pub fn interaction_test(
     label: &str,
     [ab, a, b, ctrl]: [&ConditionMoments; 4],
     skip: &[usize],
+    inflation: f64,
 ) -> DoubleStats {
     let (mut max_z, mut sum_i, mut sum_e, mut n) = (0.0f64, 0.0, 0.0, 0usize);
     for g in (0..ab.mean.len()).filter(|g| !skip.contains(g)) {
         let i = ab.mean[g] - a.mean[g] - b.mean[g] + ctrl.mean[g];
-        let se = (ab.se[g].powi(2) + a.se[g].powi(2) + b.se[g].powi(2) + ctrl.se[g].powi(2)).sqrt();
+        let se2 = ab.se[g].powi(2) + a.se[g].powi(2) + b.se[g].powi(2) + ctrl.se[g].powi(2);
+        let se = (inflation * se2).sqrt();
         let z = if se > 0.0 {
             i.abs() / se
         } else if i != 0.0 {
@@ -223,33 +295,82 @@ pub fn interaction_test(
     }
 }
 
-/// The interaction test of every double of a combinatorial suite's data.
-pub fn statistics(data: &PerturbationData) -> CombinatorialStats {
-    let moments = SuiteMoments::of_counts(data);
+/// The interaction test of every double of a combinatorial suite's data (one context). `placebos` are
+/// raw counts of placebo doubles (two genes that regulate nothing, labelled `A+B`, not part of the data):
+/// their interactions are pure noise, and the mean of `(I_g / SE_g)²` over them and their genes is the
+/// factor by which the naive `SE²` understates that noise (SERGIO's cells are autocorrelated snapshots of
+/// one trajectory); every SE is widened by its square root. Without placebos the naive SE is used.
+pub fn statistics(
+    data: &PerturbationData,
+    placebos: &[(String, Array2<f32>)],
+) -> CombinatorialStats {
+    let mut moments = SuiteMoments::of_counts(data);
     let context = data.contexts.first().cloned().unwrap_or_default();
-    let labels: Vec<String> = data
+    let four = |m: &SuiteMoments, label: &str, double: &str| {
+        let parts: Vec<&str> = label.split('+').collect();
+        if parts.len() != 2 {
+            return None;
+        }
+        Some([
+            m.get(&context, double)?.clone(),
+            m.get(&context, parts[0])?.clone(),
+            m.get(&context, parts[1])?.clone(),
+            m.control(&context)?.clone(),
+        ])
+    };
+    let skip_of = |label: &str| -> Vec<usize> {
+        label
+            .split('+')
+            .filter_map(|g| data.gene_index(g))
+            .collect()
+    };
+    // Calibration: mean z² of the placebo interactions with the naive SE.
+    let (mut z2, mut nz) = (0.0, 0usize);
+    let mut n_placebo = 0;
+    for (label, counts) in placebos {
+        let key = format!("placebo {label}");
+        moments.add_condition(&context, &key, counts);
+        let Some([ab, a, b, ctrl]) = four(&moments, label, &key) else {
+            continue;
+        };
+        n_placebo += 1;
+        let skip = skip_of(label);
+        for g in (0..ab.mean.len()).filter(|g| !skip.contains(g)) {
+            let i = ab.mean[g] - a.mean[g] - b.mean[g] + ctrl.mean[g];
+            let se2 = ab.se[g].powi(2) + a.se[g].powi(2) + b.se[g].powi(2) + ctrl.se[g].powi(2);
+            if se2 > 0.0 {
+                z2 += i * i / se2;
+                nz += 1;
+            }
+        }
+    }
+    let inflation = if nz > 0 {
+        (z2 / nz as f64).max(1.0)
+    } else {
+        1.0
+    };
+    let mut doubles = Vec::new();
+    for label in data
         .treatments
         .iter()
         .map(|t| t.label(&data.control_label))
-        .collect();
-    let n_singles = labels
-        .iter()
-        .filter(|l| *l != &data.control_label && !l.contains('+'))
-        .count();
-    let mut doubles = Vec::new();
-    for label in labels.iter().filter(|l| l.contains('+')) {
-        let parts: Vec<&str> = label.split('+').collect();
-        let (Some(ab), Some(a), Some(b), Some(ctrl)) = (
-            moments.get(&context, label),
-            moments.get(&context, parts[0]),
-            moments.get(&context, parts[1]),
-            moments.control(&context),
-        ) else {
+        .filter(|l| l.contains('+'))
+    {
+        let Some([ab, a, b, ctrl]) = four(&moments, &label, &label) else {
             continue;
         };
-        let skip: Vec<usize> = parts.iter().filter_map(|g| data.gene_index(g)).collect();
-        doubles.push(interaction_test(label, [ab, a, b, ctrl], &skip));
+        doubles.push(interaction_test(
+            &label,
+            [&ab, &a, &b, &ctrl],
+            &skip_of(&label),
+            inflation,
+        ));
     }
+    let n_singles = data
+        .treatments
+        .iter()
+        .filter(|t| matches!(t, cellshift_data::Treatment::Knockout { .. }))
+        .count();
     let n_doubles = doubles.len();
     let n_non_additive = doubles.iter().filter(|d| d.non_additive).count();
     let mean = |f: fn(&DoubleStats) -> f64| {
@@ -271,6 +392,8 @@ pub fn statistics(data: &PerturbationData) -> CombinatorialStats {
         z_threshold: Z_THRESHOLD,
         mean_abs_double_effect: mean(|d| d.mean_abs_effect),
         mean_abs_interaction: mean(|d| d.mean_abs_interaction),
+        n_placebo_doubles: n_placebo,
+        noise_inflation: inflation,
         doubles,
     }
 }
@@ -342,16 +465,16 @@ mod tests {
         let a = m([0.0, 5.0, 5.0], 0.05);
         let b = m([5.0, 0.0, 6.0], 0.05);
         let additive = m([0.0, 0.0, 7.0], 0.05);
-        let t = interaction_test("A+B", [&additive, &a, &b, &ctrl], &[0, 1]);
+        let t = interaction_test("A+B", [&additive, &a, &b, &ctrl], &[0, 1], 1.0);
         assert!(!t.non_additive && t.max_z < 1e-9, "{t:?}");
         // 0.3 above additive with SE 0.1: z = 3, inside the noise; 0.5 above: z = 5, flagged.
         let near = m([0.0, 0.0, 7.3], 0.05);
-        assert!(!interaction_test("A+B", [&near, &a, &b, &ctrl], &[0, 1]).non_additive);
+        assert!(!interaction_test("A+B", [&near, &a, &b, &ctrl], &[0, 1], 1.0).non_additive);
         let synergy = m([0.0, 0.0, 7.5], 0.05);
-        let t = interaction_test("A+B", [&synergy, &a, &b, &ctrl], &[0, 1]);
+        let t = interaction_test("A+B", [&synergy, &a, &b, &ctrl], &[0, 1], 1.0);
         assert!(t.non_additive && (t.max_z - 5.0).abs() < 1e-9, "{t:?}");
         // The knocked-out genes themselves never count.
         let odd_target = m([3.0, 0.0, 7.0], 0.05);
-        assert!(!interaction_test("A+B", [&odd_target, &a, &b, &ctrl], &[0, 1]).non_additive);
+        assert!(!interaction_test("A+B", [&odd_target, &a, &b, &ctrl], &[0, 1], 1.0).non_additive);
     }
 }

@@ -2,12 +2,18 @@
 //! normalised to the median non-zero cell total of the whole suite, then natural log1p
 //! ([`crate::normalize_total_log1p`]). Knock-out effects (Δ = mean of the condition − mean of its
 //! context's control) and their sampling noise are built from these.
+//!
+//! SERGIO's cells are snapshots of one trajectory, so they are autocorrelated and `sd/√n` understates the
+//! noise of a condition's mean; the suites calibrate their noise thresholds with placebo knock-outs of
+//! genes that regulate nothing (see the suite modules).
 
 use std::collections::HashMap;
 
 use cellshift_data::PerturbationData;
 
-use crate::normalize::normalize_total_log1p;
+use ndarray::Array2;
+
+use crate::normalize::{normalize_total_log1p, normalize_total_log1p_to};
 
 /// Mean and standard error of the mean of every gene in one condition.
 #[derive(Clone, Debug)]
@@ -23,6 +29,8 @@ pub struct ConditionMoments {
 pub struct SuiteMoments {
     by_condition: HashMap<(String, String), ConditionMoments>,
     control_label: String,
+    /// Normalisation target of the suite (median non-zero cell total).
+    target: Option<f64>,
 }
 
 impl SuiteMoments {
@@ -30,38 +38,35 @@ impl SuiteMoments {
     /// every condition's moments.
     pub fn of_counts(data: &PerturbationData) -> SuiteMoments {
         let mut x = data.x.clone();
-        normalize_total_log1p(&mut x);
+        let target = normalize_total_log1p(&mut x);
         let mut by_condition = HashMap::new();
         for cond in data.conditions() {
-            let n = cond.cells.len();
-            let d = x.ncols();
-            let mut mean = vec![0.0; d];
-            for &r in &cond.cells {
-                for (g, m) in mean.iter_mut().enumerate() {
-                    *m += f64::from(x[[r, g]]);
-                }
-            }
-            mean.iter_mut().for_each(|m| *m /= n.max(1) as f64);
-            let mut se = vec![0.0; d];
-            if n > 1 {
-                for &r in &cond.cells {
-                    for (g, s) in se.iter_mut().enumerate() {
-                        *s += (f64::from(x[[r, g]]) - mean[g]).powi(2);
-                    }
-                }
-                se.iter_mut()
-                    .for_each(|s| *s = (*s / (n - 1) as f64 / n as f64).sqrt());
-            }
             let key = (
                 data.contexts[cond.context].clone(),
                 data.treatments[cond.treatment].label(&data.control_label),
             );
-            by_condition.insert(key, ConditionMoments { mean, se });
+            by_condition.insert(key, moments_of_rows(&x, &cond.cells));
         }
         SuiteMoments {
             by_condition,
             control_label: data.control_label.clone(),
+            target,
         }
+    }
+
+    /// Adds a condition that is not part of the suite's data (e.g. a placebo double used to calibrate a
+    /// test): its raw counts are normalised to the suite's target, then its moments stored under
+    /// (`context`, `label`).
+    pub fn add_condition(&mut self, context: &str, label: &str, counts: &Array2<f32>) {
+        let mut x = counts.clone();
+        if let Some(target) = self.target {
+            normalize_total_log1p_to(&mut x, target);
+        }
+        let rows: Vec<usize> = (0..x.nrows()).collect();
+        self.by_condition.insert(
+            (context.to_string(), label.to_string()),
+            moments_of_rows(&x, &rows),
+        );
     }
 
     /// The moments of `label` in `context`, if that condition exists.
@@ -89,6 +94,26 @@ impl SuiteMoments {
     }
 }
 
-/// `E|X|` of `X ~ N(0, 1)`: `√(2/π)`; the expected absolute value of pure sampling noise per unit of
-/// standard error.
-pub const MEAN_ABS_STANDARD_NORMAL: f64 = 0.797_884_560_802_865_4;
+/// Mean and standard error (`sd/√n`) per gene of the rows `rows` of `x`.
+fn moments_of_rows(x: &Array2<f32>, rows: &[usize]) -> ConditionMoments {
+    let n = rows.len();
+    let d = x.ncols();
+    let mut mean = vec![0.0; d];
+    for &r in rows {
+        for (g, m) in mean.iter_mut().enumerate() {
+            *m += f64::from(x[[r, g]]);
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= n.max(1) as f64);
+    let mut se = vec![0.0; d];
+    if n > 1 {
+        for &r in rows {
+            for (g, s) in se.iter_mut().enumerate() {
+                *s += (f64::from(x[[r, g]]) - mean[g]).powi(2);
+            }
+        }
+        se.iter_mut()
+            .for_each(|s| *s = (*s / (n - 1) as f64 / n as f64).sqrt());
+    }
+    ConditionMoments { mean, se }
+}

@@ -56,3 +56,50 @@ impl SuiteScale {
 /// Genes per network of every suite: the width of the bundled MapPFN checkpoint, so that in-context
 /// models with a one-hot over the measured genes can be scored on the suites.
 pub const SUITE_GENES: usize = 50;
+
+/// SERGIO steps between two sampled cells in the suites.
+pub const SUITE_SCALE_ITER: usize = 10;
+
+/// Per spec gene: true when it regulates another gene (has an outgoing edge). Knock-outs of the other
+/// genes change nothing downstream and serve the suites as placebos that measure the noise.
+pub(crate) fn regulators(spec: &crate::GrnSpec) -> Vec<bool> {
+    let mut out = vec![false; spec.genes.len()];
+    for e in &spec.edges {
+        out[e.regulator] = true;
+    }
+    out
+}
+
+/// Per spec gene `g`: its direct targets (`out[g][h]` true when an edge `g → h` exists).
+pub(crate) fn targets(spec: &crate::GrnSpec) -> Vec<Vec<bool>> {
+    let n = spec.genes.len();
+    let mut out = vec![vec![false; n]; n];
+    for e in &spec.edges {
+        out[e.regulator][e.target] = true;
+    }
+    out
+}
+
+/// Per spec gene `g`: the genes downstream of it in the network (`out[g][h]` true when a directed path
+/// leads from `g` to `h`; `g` itself excluded). These are the genes a knock-out of `g` can change.
+pub(crate) fn descendants(spec: &crate::GrnSpec) -> Vec<Vec<bool>> {
+    let n = spec.genes.len();
+    let mut children = vec![Vec::new(); n];
+    for e in &spec.edges {
+        children[e.regulator].push(e.target);
+    }
+    (0..n)
+        .map(|g| {
+            let mut seen = vec![false; n];
+            let mut stack = children[g].clone();
+            while let Some(h) = stack.pop() {
+                if !seen[h] {
+                    seen[h] = true;
+                    stack.extend(children[h].iter().copied());
+                }
+            }
+            seen[g] = false;
+            seen
+        })
+        .collect()
+}
