@@ -34,7 +34,8 @@ pub struct Args {
     /// Resampling seeds per suite (0..N).
     #[arg(long, default_value_t = 3)]
     pub seeds: u64,
-    /// Cells per set (default: 100 at tiny scale, 200 at small).
+    /// Cells per set (default: 64 at tiny scale, 128 at small; fewer than a condition has, so that the
+    /// oracle's resample is not the scored cells themselves).
     #[arg(long)]
     pub cells: Option<usize>,
     /// Seed of the synthetic suites, their splits and of trained methods.
@@ -91,7 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let config = LeaderboardConfig {
         seeds: args.seeds.max(1),
-        n_cells: args.cells.unwrap_or_else(|| scale.cells()),
+        n_cells: args.cells.unwrap_or_else(|| scale.set_cells()),
         groups,
         inference: InferenceOptions {
             sampler: args.sampler.config(),

@@ -51,6 +51,15 @@ impl SuiteScale {
             SuiteScale::Small => 200,
         }
     }
+
+    /// Cells per set when scoring (64 tiny, 128 small): fewer than a suite condition has, so that the
+    /// oracle's independent resample of a query is not the scored cells themselves.
+    pub fn set_cells(&self) -> usize {
+        match self {
+            SuiteScale::Tiny => 64,
+            SuiteScale::Small => 128,
+        }
+    }
 }
 
 /// Genes per network of every suite: the width of the bundled MapPFN checkpoint, so that in-context
