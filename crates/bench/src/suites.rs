@@ -36,7 +36,8 @@ const PERTURBENCH_FILE: &str = "data/perturbench/devel.h5ad";
 pub struct SuiteSettings {
     /// Size of the synthetic suites and of the cell sets.
     pub scale: SuiteScale,
-    /// Seed of the synthetic suites and of the suites' splits.
+    /// Seed of the synthetic suites, of their splits and of the Norman double split (the real hold-out-
+    /// context splits use the reference seed 42).
     pub seed: u64,
     /// The shared reference folder (holding `data/papalexi2021`, `data/perturbench`).
     pub shared: PathBuf,
@@ -106,7 +107,7 @@ pub fn load_suite(name: &str, settings: &SuiteSettings) -> anyhow::Result<SuiteL
             if !path.exists() {
                 return Ok(skipped(name, &path));
             }
-            papalexi(&path, settings)?
+            papalexi(&path)?
         }
         "perturbench-norman" | "perturbench-glioma" => {
             let path = settings.shared.join(PERTURBENCH_FILE);
@@ -185,7 +186,7 @@ fn combinatorial(settings: &SuiteSettings) -> anyhow::Result<Suite> {
     })
 }
 
-fn papalexi(path: &Path, settings: &SuiteSettings) -> anyhow::Result<Suite> {
+fn papalexi(path: &Path) -> anyhow::Result<Suite> {
     let columns = PerturbationColumns {
         control: "non-targeting".into(),
         ..PerturbationColumns::default()
@@ -196,7 +197,6 @@ fn papalexi(path: &Path, settings: &SuiteSettings) -> anyhow::Result<Suite> {
     // the 50-gene panel with the measured targets first; treatments whose target is not a panel gene go.
     let data = preprocess(&raw, &PreprocessOptions::mappfn(50))?.data;
     let split = Split::new(&data, &standard_split(42))?;
-    let _ = settings;
     Ok(Suite {
         name: "papalexi".into(),
         description: "Papalexi 2021 THP-1 CRISPR screen (real): MapPFN recipe, 50-gene panel, the \
