@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use cellshift_baselines::{baseline_by_name, BASELINE_NAMES};
-use cellshift_data::{Capabilities, FitContext, PerturbationData, Predictor, SplitRole};
+use cellshift_data::{
+    Capabilities, FitContext, OutputKind, PerturbationData, Predictor, SplitRole,
+};
 use cellshift_metrics::MetricGroups;
 use cellshift_models::registry::{self, CreateRequest, InferenceOptions};
 use cellshift_models::Preprocessing;
@@ -43,6 +45,18 @@ pub const LEADERBOARD_METRICS: &[(&str, Better)] = &[
 
 /// The metric that ranks the methods of a suite: the RMSE of the predicted per-gene means.
 pub const RANK_METRIC: &str = "mean_rmse";
+
+/// Metric key prefixes that describe a cell distribution; not reported for methods that predict a
+/// pseudo-bulk profile only ([`OutputKind::PseudoBulk`]).
+pub const CELL_LEVEL_METRICS: &[&str] = &[
+    "w2",
+    "mmd",
+    "mag_ratio",
+    "deg_",
+    "discrimination",
+    "energy",
+    "edistance",
+];
 
 /// How good `value` of a metric is, as a number where larger is better (for colouring and ranking).
 pub fn goodness(better: Better, value: f64) -> f64 {
@@ -280,9 +294,11 @@ fn score_contender(
         preprocessing,
         run_dir,
     } = prepared;
-    if let Some(reason) = declared_not_applicable(&predictor.capabilities(), suite, &suite.data) {
+    let caps = predictor.capabilities();
+    if let Some(reason) = declared_not_applicable(&caps, suite, &suite.data) {
         return not_applicable(reason, true);
     }
+    let pseudo_bulk = caps.output == OutputKind::PseudoBulk;
     let prepared_data;
     let data = match &preprocessing {
         None => &suite.data,
@@ -315,7 +331,15 @@ fn score_contender(
         &mut fit,
     ) {
         Ok(result) => Outcome::Scored {
-            summary: result.summary,
+            // A mean profile has no cell distribution: cell-level metrics of the shifted control cells
+            // it is scored as would describe the control's spread, not the method; they are left out.
+            summary: result
+                .summary
+                .into_iter()
+                .filter(|m| {
+                    !(pseudo_bulk && CELL_LEVEL_METRICS.iter().any(|p| m.metric.starts_with(p)))
+                })
+                .collect(),
         },
         Err(e) => not_applicable(format!("{e:#}"), false),
     }

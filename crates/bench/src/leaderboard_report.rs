@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use cellshift_data::atomic::write_bytes_atomically;
 
 use crate::leaderboard::{goodness, Entry, Outcome, LEADERBOARD_METRICS, RANK_METRIC};
-use crate::plots::{heatmap_png, HeatmapCell};
+use crate::plots::{table_heatmap_png, HeatmapCell};
 use crate::summary::fmt;
 
 /// One suite's part of the leaderboard.
@@ -225,6 +225,6 @@ fn suite_png(path: &Path, suite: &SuiteBoard) -> anyhow::Result<()> {
         "{}: methods × metrics (green = best of the column; ranked by {RANK_METRIC})",
         suite.suite
     );
-    heatmap_png(path, &title, &rows, &columns, &cells)?;
+    table_heatmap_png(path, &title, &rows, &columns, &cells)?;
     Ok(())
 }

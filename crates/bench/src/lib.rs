@@ -3,6 +3,7 @@
 
 #![deny(missing_docs)]
 
+pub mod c3tl;
 pub mod inference;
 pub mod leaderboard;
 pub mod leaderboard_report;

@@ -6,6 +6,7 @@ use std::path::Path;
 use cellshift_data::atomic::write_atomically;
 use cellshift_data::DataError;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 const SIZE: (u32, u32) = (640, 520);
 
@@ -191,6 +192,43 @@ mod tests {
             assert_eq!(&bytes[1..4], b"PNG", "{} is not a PNG", path.display());
         }
     }
+
+    #[test]
+    fn heat_maps_of_any_size_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        for (rows, cols) in [(1, 1), (2, 3)] {
+            let values = ndarray::Array2::from_shape_fn((rows, cols), |(r, c)| {
+                if r + c == 1 {
+                    f64::NAN
+                } else {
+                    (r * cols + c) as f64
+                }
+            });
+            let path = dir.path().join(format!("heat_{rows}x{cols}.png"));
+            let labels = |n: usize| (0..n).map(|i| i.to_string()).collect::<Vec<_>>();
+            heatmap_png(
+                &path,
+                &values,
+                &labels(rows),
+                &labels(cols),
+                ("x", "y"),
+                "t",
+                false,
+            )
+            .unwrap();
+            assert!(std::fs::metadata(&path).unwrap().len() > 0);
+        }
+        let bad = heatmap_png(
+            &dir.path().join("bad.png"),
+            &ndarray::Array2::zeros((2, 2)),
+            &["a".into()],
+            &["b".into(), "c".into()],
+            ("x", "y"),
+            "t",
+            false,
+        );
+        assert!(bad.is_err(), "one label per row is required");
+    }
 }
 
 /// One line of a [`curves_png`] panel: a name and (x, mean, std) points.
@@ -276,7 +314,109 @@ pub fn curves_png(
     })
 }
 
-/// One cell of a [`heatmap_png`]: the text shown and its shade (0 = worst, red; 1 = best, green;
+/// A heat map of `values` (rows × columns, NaN drawn grey) with each cell's value written in it, e.g. a
+/// metric over (training contexts × adaptation share). Colours run from white (lowest) to blue (highest)
+/// unless `low_is_good`, which reverses them so that the better end is always blue.
+pub fn heatmap_png(
+    path: &Path,
+    values: &ndarray::Array2<f64>,
+    row_labels: &[String],
+    column_labels: &[String],
+    axis_labels: (&str, &str),
+    title: &str,
+    low_is_good: bool,
+) -> Result<(), DataError> {
+    let (rows, cols) = values.dim();
+    if rows == 0 || cols == 0 || row_labels.len() != rows || column_labels.len() != cols {
+        return Err(DataError::Invalid(format!(
+            "a heat map needs a non-empty matrix and one label per row and column (got {rows} × {cols}, \
+             {} row and {} column labels)",
+            row_labels.len(),
+            column_labels.len()
+        )));
+    }
+    let finite = values.iter().copied().filter(|v| v.is_finite());
+    let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let colour = |v: f64| {
+        if !v.is_finite() {
+            return RGBColor(200, 200, 200);
+        }
+        let mut t = (v - lo) / span;
+        if low_is_good {
+            t = 1.0 - t;
+        }
+        let mix = |a: f64, b: f64| (a + (b - a) * t).round() as u8;
+        RGBColor(mix(255.0, 33.0), mix(255.0, 102.0), mix(255.0, 172.0))
+    };
+    let size = ((110 + 90 * cols) as u32, (110 + 60 * rows) as u32);
+    write_atomically(path, |tmp| {
+        let root = BitMapBackend::new(tmp, size).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(
+                // Integer ranges include their end: 0..n−1 gives n segments.
+                (0..cols - 1).into_segmented(),
+                (0..rows - 1).into_segmented(),
+            )
+            .map_err(plot_error)?;
+        let (cl, rl) = (column_labels.to_vec(), row_labels.to_vec());
+        let label = |labels: &[String], v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        };
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc(axis_labels.0)
+            .y_desc(axis_labels.1)
+            .x_labels(cols)
+            .y_labels(rows)
+            .x_label_formatter(&move |v| label(&cl, v))
+            .y_label_formatter(&move |v| label(&rl, v))
+            .draw()
+            .map_err(plot_error)?;
+        chart
+            .draw_series(values.indexed_iter().map(|((r, c), &v)| {
+                Rectangle::new(
+                    [
+                        (SegmentValue::Exact(c), SegmentValue::Exact(r)),
+                        (SegmentValue::Exact(c + 1), SegmentValue::Exact(r + 1)),
+                    ],
+                    colour(v).filled(),
+                )
+            }))
+            .map_err(plot_error)?;
+        let centred = ("sans-serif", 14)
+            .into_font()
+            .into_text_style(&root)
+            .pos(Pos::new(HPos::Center, VPos::Center));
+        chart
+            .draw_series(values.indexed_iter().map(|((r, c), &v)| {
+                let text = if v.is_finite() {
+                    format!("{v:.3}")
+                } else {
+                    "n/a".into()
+                };
+                Text::new(
+                    text,
+                    (SegmentValue::CenterOf(c), SegmentValue::CenterOf(r)),
+                    centred.clone(),
+                )
+            }))
+            .map_err(plot_error)?;
+        root.present().map_err(plot_error)?;
+        Ok(())
+    })
+}
+
+/// One cell of a [`table_heatmap_png`]: the text shown and its shade (0 = worst, red; 1 = best, green;
 /// `None` = grey, e.g. n/a).
 #[derive(Clone, Debug, PartialEq)]
 pub struct HeatmapCell {
@@ -288,7 +428,7 @@ pub struct HeatmapCell {
 
 /// A table drawn as a heat-map: one row per `rows` entry, one column per `columns` entry, each cell
 /// coloured by its shade and labelled with its text.
-pub fn heatmap_png(
+pub fn table_heatmap_png(
     path: &Path,
     title: &str,
     rows: &[String],

@@ -29,6 +29,14 @@ pub enum DataError {
         /// The command-line flag that names the column.
         flag: String,
     },
+    /// `--control auto` could not tell which label marks the control cells.
+    #[error("cannot tell the control label: {reason}; candidates: {candidates}; pass it with --control LABEL")]
+    NoControlLabel {
+        /// Why detection failed (none or several control-like labels).
+        reason: String,
+        /// The labels to choose from, most frequent first, with their cell counts.
+        candidates: String,
+    },
     /// A label (control label, context, treatment) is not present.
     #[error("{what} `{label}` not found; available: {}", available.join(", "))]
     UnknownLabel {

@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod atomic;
+pub mod control_label;
 pub mod error;
 pub mod fit;
 pub mod h5ad;

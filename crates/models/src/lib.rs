@@ -3,11 +3,12 @@
 //!
 //! Layout (a model zoo): [`blocks`] holds reusable layers, [`flow`] the flow-matching path, guidance and
 //! solvers, [`train`] the optimiser, schedule, EMA, checkpoints and training loop, and each method lives in
-//! its own module with a configuration struct, a network and its forward ([`mappfn`]).
+//! its own module with a configuration struct, a network and its forward ([`mappfn`], [`c3tl`]).
 
 #![deny(missing_docs)]
 
 pub mod blocks;
+pub mod c3tl;
 pub mod encoding;
 pub mod error;
 pub mod flow;

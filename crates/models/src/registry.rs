@@ -64,7 +64,11 @@ pub struct MethodEntry {
 }
 
 /// Every method, in the order listings show them.
-pub static METHODS: &[&MethodEntry] = &[&crate::mappfn::METHOD, &crate::toy::METHOD];
+pub static METHODS: &[&MethodEntry] = &[
+    &crate::mappfn::METHOD,
+    &crate::c3tl::METHOD,
+    &crate::toy::METHOD,
+];
 
 /// The entry of a method by name; errors list the valid names.
 pub fn method(name: &str) -> Result<&'static MethodEntry> {

@@ -13,7 +13,7 @@ use cellshift_bench::score::all_holdout_split;
 use cellshift_bench::summary::find;
 use cellshift_bench::{markdown_table, score_predictor, ScoreConfig, ScoreResult};
 use cellshift_data::atomic::write_bytes_atomically;
-use cellshift_data::{PerturbationData, Predictor, SplitConfig};
+use cellshift_data::{OutputKind, PerturbationData, Predictor, SplitConfig};
 use cellshift_metrics::MetricGroups;
 
 use super::model::{check_k, load_model, model_dir, SamplerArgs};
@@ -40,6 +40,11 @@ pub enum BenchCommand {
     /// Every method and baseline on the benchmark suites (synthetic with known truth, and real screens):
     /// one leaderboard (markdown, JSON, a PNG per suite).
     Suite(super::leaderboard::Args),
+    /// C3TL benchmark: leave one context out (8 % adaptation, 2 % validation, 90 % test of its
+    /// perturbations), against baselines, on pseudo-bulk deltas; optionally the data-efficiency sweep.
+    C3tl(super::c3tl::Args),
+    /// Seconds per C3TL training epoch on a synthetic Replogle-sized table (4 × 1,677 × 2,000).
+    C3tlSpeed(super::c3tl::SpeedArgs),
 }
 
 /// Arguments of `cellshift bench`.
@@ -112,6 +117,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(BenchCommand::Speed(speed)) => return super::speed::run(speed),
         Some(BenchCommand::Tta(tta)) => return super::tta::run(tta),
         Some(BenchCommand::Suite(suite)) => return super::leaderboard::run(suite),
+        Some(BenchCommand::C3tl(c3tl)) => return super::c3tl::run(c3tl),
+        Some(BenchCommand::C3tlSpeed(speed)) => return super::c3tl::run_speed(speed),
         None => {}
     }
     set_threads(args.threads);
@@ -139,6 +146,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => {
             let dir = model_dir(args.model.as_deref())?;
             let loaded = load_model(&dir, &args.sampler)?;
+            if loaded.model.capabilities().output == OutputKind::PseudoBulk {
+                anyhow::bail!(
+                    "{} predicts pseudo-bulk profiles, so this protocol's cell-level metrics (W2, MMD, \
+                     discrimination, DE) do not apply and would be computed on made-up cells; score it \
+                     with `cellshift bench c3tl --data FILE.h5ad` (pseudo-bulk Pearson and MSE)",
+                    loaded.method
+                );
+            }
             for k in args.k_curve.iter().copied().chain([args.k]) {
                 check_k(&loaded, k)?;
             }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use cellshift_data::control_label::AUTO_CONTROL;
 use cellshift_data::PerturbationData;
 
 use super::DataArgs;
@@ -44,8 +45,13 @@ fn summary(args: &Args, data: &PerturbationData) -> String {
         layer_note(&args.data.layer)
     );
     out += &format!("label column      {}\n", args.data.perturbation_column);
+    let how = if args.data.control == AUTO_CONTROL {
+        "detected; override with --control"
+    } else {
+        "given with --control"
+    };
     out += &format!(
-        "control label     {} ({} cells)\n",
+        "control label     {} ({} cells) — {how}\n",
         data.control_label, n_control
     );
     out += &format!(

@@ -1,6 +1,7 @@
 //! One module per subcommand, plus the arguments they share.
 
 pub mod bench;
+pub mod c3tl;
 pub mod demo;
 pub mod evaluate;
 pub mod export;
@@ -42,8 +43,9 @@ pub struct DataArgs {
     /// `obs` column holding each cell's perturbation label (a knock-out's label is its target gene).
     #[arg(long, default_value = "perturbation")]
     pub perturbation_column: String,
-    /// Label of control (unperturbed) cells, e.g. `non-targeting`.
-    #[arg(long, default_value = "control")]
+    /// Label of control (unperturbed) cells, e.g. `non-targeting`; `auto` (default) picks the one label
+    /// spelt like a control (control, ctrl, non-targeting, NTC, DMSO, …) and lists candidates otherwise.
+    #[arg(long, default_value = cellshift_data::control_label::AUTO_CONTROL)]
     pub control: String,
     /// `obs` column with the biological context; default: `context` or `cell_line` when present.
     #[arg(long)]

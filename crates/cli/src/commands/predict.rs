@@ -1,7 +1,8 @@
 //! `cellshift predict`: predict the cells of unmeasured (or held-back) perturbations in one context of a
 //! screen with a checkpoint of any method (the bundled MapPFN by default), from the context's control
 //! cells and K measured perturbations; writes the predicted cells as an `.h5ad` (one block of `--cells`
-//! cells per query; a pseudo-bulk method's profile is written as control cells shifted to it).
+//! cells per query); a pseudo-bulk method (C3TL) writes one predicted profile per query instead — its
+//! delta on top of the mean of all the context's control cells — and no cells are made up.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ use cellshift_bench::prediction_cells;
 use cellshift_bench::prepare::prepare_for_model;
 use cellshift_data::h5ad::{self, UnsValue, WriteOptions};
 use cellshift_data::model::CellAnnotations;
-use cellshift_data::PerturbationData;
+use cellshift_data::{OutputKind, PerturbationData};
 use ndarray::{concatenate, Axis};
 
 use super::model::{check_k, load_model, model_dir, SamplerArgs};
@@ -96,20 +97,46 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         data.contexts[context],
         loaded.method
     );
+    let pseudo_bulk = loaded.model.capabilities().output == OutputKind::PseudoBulk;
     let mut blocks = Vec::new();
     let mut labels = Vec::new();
-    for ((query, prediction), task) in args.query.iter().zip(&predictions).zip(&tasks) {
-        blocks.push(prediction_cells(prediction, task));
-        labels.extend(std::iter::repeat_n(query.clone(), args.cells));
+    if pseudo_bulk {
+        let control = data
+            .conditions()
+            .iter()
+            .find(|c| c.context == context && data.treatments[c.treatment].is_control())
+            .map(|c| data.cells_of(c))
+            .and_then(|cells| cells.mean_axis(Axis(0)))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "context `{}` has no control cells to put the predicted deltas on",
+                    data.contexts[context]
+                )
+            })?;
+        for ((query, prediction), task) in args.query.iter().zip(&predictions).zip(&tasks) {
+            let task_control = task
+                .observational
+                .mean_axis(Axis(0))
+                .unwrap_or_else(|| control.clone());
+            let profile = &control + &(prediction.mean_profile() - &task_control);
+            blocks.push(profile.insert_axis(Axis(0)));
+            labels.push(query.clone());
+        }
+    } else {
+        for ((query, prediction), task) in args.query.iter().zip(&predictions).zip(&tasks) {
+            blocks.push(prediction_cells(prediction, task));
+            labels.extend(std::iter::repeat_n(query.clone(), args.cells));
+        }
     }
     let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
     let x = concatenate(Axis(0), &views)?;
     let n = x.nrows();
+    let row_prefix = if pseudo_bulk { "profile" } else { "pred" };
     let predicted = PerturbationData::new(
         data.genes.clone(),
         x,
         CellAnnotations {
-            cell_names: (0..n).map(|i| format!("pred_{i}")).collect(),
+            cell_names: (0..n).map(|i| format!("{row_prefix}_{i}")).collect(),
             contexts: vec![data.contexts[context].clone(); n],
             treatment_values: vec![args.value; n],
             treatment_labels: labels,
@@ -126,6 +153,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     meta.insert("context".into(), text(data.contexts[context].clone()));
     meta.insert("k".into(), UnsValue::I64(args.k as i64));
     meta.insert("cells".into(), UnsValue::I64(args.cells as i64));
+    meta.insert(
+        "output".into(),
+        text(if pseudo_bulk {
+            "pseudo-bulk: one predicted mean profile per query (control mean + predicted delta)"
+                .into()
+        } else {
+            "cells".into()
+        }),
+    );
     meta.insert("seed".into(), UnsValue::I64(args.seed as i64));
     meta.insert(
         "sampler".into(),
@@ -145,8 +181,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     h5ad::write_h5ad(&args.out, &adata, &WriteOptions::default())
         .with_context(|| format!("writing {}", args.out.display()))?;
     println!(
-        "wrote {} predicted cells ({} queries) to {}",
+        "wrote {} predicted {} ({} queries) to {}",
         n,
+        if pseudo_bulk {
+            "pseudo-bulk profiles"
+        } else {
+            "cells"
+        },
         args.query.len(),
         args.out.display()
     );

@@ -14,6 +14,7 @@ use super::selection::Pick;
 use super::uns::UnsValue;
 use super::write::write_h5ad;
 use super::{AnnData, Matrix, ReadOptions, WriteOptions};
+use crate::control_label::resolve_control_label;
 use crate::error::DataError;
 use crate::model::{CellAnnotations, PerturbationData};
 
@@ -22,7 +23,8 @@ use crate::model::{CellAnnotations, PerturbationData};
 pub struct PerturbationColumns {
     /// Column with the perturbation label of each cell (`--perturbation-column`; default `perturbation`).
     pub perturbation: String,
-    /// Label of unperturbed cells (`--control`; default `control`, e.g. `non-targeting` for Papalexi).
+    /// Label of unperturbed cells (`--control`, e.g. `non-targeting` for Papalexi); `auto`
+    /// ([`crate::control_label::AUTO_CONTROL`]) detects it from the labels.
     pub control: String,
     /// Context column (`--context-column`). `None` = automatic: `context` or else `cell_line` when
     /// present, otherwise every cell is in one context.
@@ -93,25 +95,27 @@ fn context_column<'a>(
 }
 
 /// Builds the per-cell annotations of the cells `rows` (file indices) from `obs` (which holds the
-/// columns named in `cols`; `all_columns` lists every column of the file, for messages).
+/// columns named in `cols`; `all_columns` lists every column of the file, for messages), and the control
+/// label (`cols.control`, or the detected one when that is `auto`).
 fn annotations(
     obs: &DataFrame,
     all_columns: &[String],
     cols: &PerturbationColumns,
     rows: &[usize],
-) -> Result<CellAnnotations, DataError> {
+) -> Result<(CellAnnotations, String), DataError> {
     let pert = obs
         .column(&cols.perturbation)
         .ok_or_else(|| missing_column(all_columns, &cols.perturbation, "--perturbation-column"))?;
     let labels = labels_without_missing(pert, &cols.perturbation)?;
-    if !labels.contains(&cols.control) {
+    let control = resolve_control_label(&cols.control, &labels)?;
+    if !labels.contains(&control) {
         let available: BTreeSet<&String> = labels.iter().collect();
         return Err(DataError::UnknownLabel {
             what: format!(
                 "control label (set with --control; looked in obs column `{}`)",
                 cols.perturbation
             ),
-            label: cols.control.clone(),
+            label: control.clone(),
             available: available.into_iter().cloned().collect(),
         });
     }
@@ -135,7 +139,7 @@ fn annotations(
             })?;
             let mut out = Vec::with_capacity(rows.len());
             for &r in rows {
-                if labels[r] == cols.control {
+                if labels[r] == control {
                     out.push(0.0);
                 } else if values[r].is_finite() {
                     out.push(values[r] as f32);
@@ -149,12 +153,13 @@ fn annotations(
             out
         }
     };
-    Ok(CellAnnotations {
+    let annotations = CellAnnotations {
         cell_names: rows.iter().map(|&r| obs.index[r].clone()).collect(),
         contexts,
         treatment_labels,
         treatment_values,
-    })
+    };
+    Ok((annotations, control))
 }
 
 /// Errors with [`DataError::Duplicate`] if a name repeats.
@@ -185,7 +190,7 @@ pub fn read_perturbation_data(
     let all_genes = read_dataframe_index(&file, "var", path)?;
     let rows = Pick::new(opts.cells.as_deref(), obs.n_rows(), "cell")?;
     let genes = Pick::new(opts.genes.as_deref(), all_genes.len(), "gene")?;
-    let cells = annotations(&obs, &all_columns, cols, &rows.requested())?;
+    let (cells, control) = annotations(&obs, &all_columns, cols, &rows.requested())?;
     let gene_names: Vec<String> = genes
         .requested()
         .iter()
@@ -206,7 +211,7 @@ pub fn read_perturbation_data(
         }
     };
     drop(file);
-    PerturbationData::new(gene_names, matrix.into_dense(), cells, &cols.control)
+    PerturbationData::new(gene_names, matrix.into_dense(), cells, &control)
 }
 
 /// Converts a data set to AnnData: dense `X` (also stored in `layers[cols.layer]` when a layer is

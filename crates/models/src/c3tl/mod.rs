@@ -1,0 +1,27 @@
+//! C3TL (Scholkemper & Mukherjee 2026; peers.md §1.4): pseudo-bulk causal context transfer. Each observed
+//! (perturbation, context) entry is a pseudo-bulk delta; a perturbation encoder averaged over the contexts
+//! where the perturbation was measured and a context encoder averaged over the perturbations measured in
+//! the context give two latents whose sum is decoded into the delta of any (perturbation, context) pair.
+//! Training predicts every observed entry from the *other* entries (leave-one-out aggregation) in one
+//! parallel pass per epoch, and stops early on validation entries.
+//!
+//! Layout: [`config`] (presets), [`table`] (pseudo-bulk deltas), [`aggregate`] (scatter means),
+//! [`model`] (network and forward), [`method`] (fit, predict, checkpoints, registry entry), [`split`]
+//! (the paper's leave-one-context-out split and the data-efficiency sweep's splits), [`synthetic`]
+//! (additive-latent tables for tests and the speed benchmark).
+
+pub mod aggregate;
+pub mod config;
+pub mod method;
+pub mod model;
+pub mod split;
+pub mod synthetic;
+pub mod table;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::C3tlConfig;
+pub use method::{load_c3tl, C3tl, EpochTime, FitHistory, METHOD};
+pub use split::{ContextTransferSplit, TransferFractions};
+pub use table::{DeltaTable, Entry, Vocabulary};
