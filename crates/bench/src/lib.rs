@@ -5,11 +5,14 @@
 
 pub mod c3tl;
 pub mod inference;
+pub mod leaderboard;
+pub mod leaderboard_report;
 pub mod plots;
 pub mod prepare;
 pub mod score;
 /// The training-task sources (moved to the models crate; re-exported for existing users).
 pub use cellshift_models::sources;
+pub mod suites;
 pub mod summary;
 pub mod tta;
 

@@ -415,3 +415,92 @@ pub fn heatmap_png(
         Ok(())
     })
 }
+
+/// One cell of a [`table_heatmap_png`]: the text shown and its shade (0 = worst, red; 1 = best, green;
+/// `None` = grey, e.g. n/a).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeatmapCell {
+    /// The text in the cell.
+    pub text: String,
+    /// Shade in [0, 1], or `None` for grey.
+    pub shade: Option<f64>,
+}
+
+/// A table drawn as a heat-map: one row per `rows` entry, one column per `columns` entry, each cell
+/// coloured by its shade and labelled with its text.
+pub fn table_heatmap_png(
+    path: &Path,
+    title: &str,
+    rows: &[String],
+    columns: &[String],
+    cells: &[Vec<HeatmapCell>],
+) -> Result<(), DataError> {
+    if rows.is_empty() || columns.is_empty() || cells.len() != rows.len() {
+        return Err(DataError::Invalid(format!(
+            "a heat-map needs rows and columns and one row of cells per row ({} rows, {} columns, {} cell rows)",
+            rows.len(),
+            columns.len(),
+            cells.len()
+        )));
+    }
+    let (label_w, cell_w, cell_h, top) = (230i32, 110i32, 30i32, 80i32);
+    let width = (label_w + cell_w * columns.len() as i32 + 20) as u32;
+    let height = (top + cell_h * rows.len() as i32 + 20) as u32;
+    let colour = |shade: Option<f64>| match shade {
+        None => RGBColor(215, 215, 215),
+        Some(s) => {
+            let s = s.clamp(0.0, 1.0);
+            // red (worst) → yellow → green (best), light enough for black text
+            let (r, g) = if s < 0.5 {
+                (250.0, 150.0 + 200.0 * s)
+            } else {
+                (250.0 - 260.0 * (s - 0.5), 250.0)
+            };
+            RGBColor(r as u8, g as u8, 150)
+        }
+    };
+    write_atomically(path, |tmp| {
+        let root = BitMapBackend::new(tmp, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        root.draw(&Text::new(
+            title.to_string(),
+            (10, 10),
+            ("sans-serif", 16).into_font(),
+        ))
+        .map_err(plot_error)?;
+        for (j, name) in columns.iter().enumerate() {
+            let x = label_w + cell_w * j as i32;
+            root.draw(&Text::new(
+                name.clone(),
+                (x + 6, top - 22),
+                ("sans-serif", 14).into_font(),
+            ))
+            .map_err(plot_error)?;
+        }
+        for (i, (name, row)) in rows.iter().zip(cells).enumerate() {
+            let y = top + cell_h * i as i32;
+            root.draw(&Text::new(
+                name.clone(),
+                (8, y + 8),
+                ("sans-serif", 14).into_font(),
+            ))
+            .map_err(plot_error)?;
+            for (j, cell) in row.iter().enumerate().take(columns.len()) {
+                let x = label_w + cell_w * j as i32;
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell_w - 2, y + cell_h - 2)],
+                    colour(cell.shade).filled(),
+                ))
+                .map_err(plot_error)?;
+                root.draw(&Text::new(
+                    cell.text.clone(),
+                    (x + 8, y + 8),
+                    ("sans-serif", 13).into_font(),
+                ))
+                .map_err(plot_error)?;
+            }
+        }
+        root.present().map_err(plot_error)?;
+        Ok(())
+    })
+}

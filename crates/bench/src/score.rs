@@ -77,8 +77,21 @@ pub fn score_predictor(
     config: &ScoreConfig,
 ) -> anyhow::Result<ScoreResult> {
     let split = Split::new(data, &config.split)?;
+    score_on_split(data, predictor, split, config, &mut FitContext::default())
+}
+
+/// As [`score_predictor`] with a split built by the caller (e.g. a benchmark suite's own split, such as
+/// doubles held out of a combinatorial screen; `config.split` is then not used) and the fit context
+/// (run directory, budget, seed) the predictor is fitted with.
+pub fn score_on_split(
+    data: &PerturbationData,
+    predictor: &mut dyn Predictor,
+    split: Split,
+    config: &ScoreConfig,
+    fit: &mut FitContext<'_>,
+) -> anyhow::Result<ScoreResult> {
     predictor
-        .fit(data, &split.train_conditions(), &mut FitContext::default())
+        .fit(data, &split.train_conditions(), fit)
         .map_err(|e| anyhow::anyhow!("fitting {}: {e}", predictor.name()))?;
     let (sampler, by_context) = test_queries(
         data,

@@ -16,6 +16,7 @@ pub mod scm;
 pub mod sergio;
 pub mod spec_json;
 pub mod stream;
+pub mod suites;
 
 pub use error::PriorError;
 pub use grn::{GrnHyperParams, MasterRegulatorForcing, RandomGrn};
@@ -29,3 +30,7 @@ pub use sergio::network::Network;
 pub use sergio::prior::{HillCoefficients, SergioPrior, SergioPriorConfig};
 pub use spec_json::{GrnDefaults, GrnSpec, KnockoutMode, RandomProfileRecipe};
 pub use stream::{DatasetSource, Normalized, PriorStream, StreamConfig};
+pub use suites::{
+    combinatorial_suite, multi_context_suite, CombinatorialConfig, CombinatorialStats,
+    MultiContextConfig, MultiContextStats, SuiteScale,
+};

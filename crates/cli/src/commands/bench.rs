@@ -37,6 +37,9 @@ pub enum BenchCommand {
     Speed(super::speed::Args),
     /// DEG recovery on more genes than the model has, by test-time augmentation over gene subsets.
     Tta(super::tta::Args),
+    /// Every method and baseline on the benchmark suites (synthetic with known truth, and real screens):
+    /// one leaderboard (markdown, JSON, a PNG per suite).
+    Suite(super::leaderboard::Args),
     /// C3TL benchmark: leave one context out (8 % adaptation, 2 % validation, 90 % test of its
     /// perturbations), against baselines, on pseudo-bulk deltas; optionally the data-efficiency sweep.
     C3tl(super::c3tl::Args),
@@ -113,6 +116,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Some(BenchCommand::Speed(speed)) => return super::speed::run(speed),
         Some(BenchCommand::Tta(tta)) => return super::tta::run(tta),
+        Some(BenchCommand::Suite(suite)) => return super::leaderboard::run(suite),
         Some(BenchCommand::C3tl(c3tl)) => return super::c3tl::run(c3tl),
         Some(BenchCommand::C3tlSpeed(speed)) => return super::c3tl::run_speed(speed),
         None => {}

@@ -7,6 +7,7 @@ pub mod evaluate;
 pub mod export;
 pub mod finetune;
 pub mod inspect;
+pub mod leaderboard;
 pub mod model;
 pub mod predict;
 pub mod preprocess;

@@ -3,9 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
+use std::time::Instant;
+
 use anyhow::Context;
+use cellshift_data::atomic::write_bytes_atomically;
 use cellshift_data::h5ad::{self, PerturbationColumns, WriteOptions};
 use cellshift_data::{ExpressionScale, PerturbationData};
+use cellshift_prior::{
+    combinatorial_suite, multi_context_suite, CombinatorialConfig, MultiContextConfig, SuiteScale,
+};
 use cellshift_prior::{
     normalize_dataset, simulate_knockouts_detailed, GrnDefaults, GrnSpec, KnockoutSelection,
     LinearScmConfig, LinearScmPrior, SergioPrior, SergioPriorConfig,
@@ -18,6 +24,16 @@ pub enum PriorKind {
     Linear,
     /// Random scale-free GRNs simulated with SERGIO, with knock-outs and technical noise (spec §6).
     Sergio,
+}
+
+/// A benchmark suite with known ground truth (see `cellshift bench suite`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SuiteKind {
+    /// One SERGIO network (or --grns several) in C cell types (distinct master-regulator profiles), every
+    /// single knock-out in each; contexts `grn<i>/ct<c>`.
+    MultiContext,
+    /// One SERGIO network, every single knock-out and a seeded sample of double knock-outs (`A+B`).
+    Combinatorial,
 }
 
 /// Arguments of `cellshift simulate`.
@@ -33,6 +49,28 @@ pub struct Args {
     /// (regulator,target,K,n).
     #[arg(long)]
     pub grn: Option<PathBuf>,
+    /// Simulate a benchmark suite instead (raw counts, statistics printed): multi-context or combinatorial.
+    #[arg(long, value_enum, conflicts_with_all = ["grn", "log_normalize", "clean", "unpaired"])]
+    pub suite: Option<SuiteKind>,
+    /// Suite size: `tiny` (tests, CI) or `small`.
+    #[arg(long, default_value = "tiny")]
+    pub scale: String,
+    /// Multi-context suite: networks (each in every cell type).
+    #[arg(long, default_value_t = 1)]
+    pub grns: usize,
+    /// Multi-context suite: cell types per network (default: 3 tiny, 4 small).
+    #[arg(long)]
+    pub cell_types: Option<usize>,
+    /// Combinatorial suite: double knock-outs to sample (default: 30 tiny, 100 small).
+    #[arg(long)]
+    pub doubles: Option<usize>,
+    /// Suite: SERGIO steps between two sampled cells (longer = less autocorrelated cells; default: the
+    /// suites' own).
+    #[arg(long, requires = "suite")]
+    pub scale_iter: Option<usize>,
+    /// Suite: also write its statistics as JSON here.
+    #[arg(long, requires = "suite")]
+    pub stats: Option<PathBuf>,
     /// Knock-outs for --grn: `all`, or comma-separated gene names (the control is always simulated).
     #[arg(long, default_value = "all")]
     pub knockouts: String,
@@ -68,6 +106,9 @@ pub struct Args {
 
 /// Runs `cellshift simulate`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(kind) = args.suite {
+        return run_suite(kind, &args);
+    }
     let data = match &args.grn {
         Some(path) => simulate_user_grn(path, &args)?,
         None => simulate_random(&args)?,
@@ -104,6 +145,105 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         data.contexts.len(),
         data.treatments.len(),
     );
+    Ok(())
+}
+
+fn run_suite(kind: SuiteKind, args: &Args) -> anyhow::Result<()> {
+    let scale = SuiteScale::parse(&args.scale)?;
+    let started = Instant::now();
+    let spinner = crate::progress::spinner("simulating the suite");
+    let (data, discarded, stats, summary) = match kind {
+        SuiteKind::MultiContext => {
+            let defaults = MultiContextConfig::at_scale(scale, args.seed);
+            let cfg = MultiContextConfig {
+                n_grns: args.grns,
+                n_cell_types: args.cell_types.unwrap_or(defaults.n_cell_types),
+                n_genes: args.genes.unwrap_or(defaults.n_genes),
+                n_cells: args.cells.unwrap_or(defaults.n_cells),
+                scale_iter: args.scale_iter.unwrap_or(defaults.scale_iter),
+                ..defaults
+            };
+            let suite = multi_context_suite(&cfg)?;
+            let s = &suite.stats;
+            let summary = format!(
+                "{} contexts, {} knock-outs present in every cell type ({} with genes downstream); mean |Δ effect| {:.4} over all genes, {:.4} downstream; mean |Δ effect difference| between cell types {:.4} over all genes, {:.4} downstream = {:.1} × the noise floor {:.4} (genes not downstream)",
+                s.n_contexts,
+                s.n_knockouts,
+                s.n_regulator_knockouts,
+                s.mean_abs_effect,
+                s.mean_abs_effect_downstream,
+                s.mean_abs_between_contexts,
+                s.mean_abs_between_contexts_downstream,
+                s.ratio_to_noise,
+                s.noise_floor,
+            );
+            let stats = serde_json::to_value(&suite.stats)?;
+            (suite.data, suite.discarded, stats, summary)
+        }
+        SuiteKind::Combinatorial => {
+            let defaults = CombinatorialConfig::at_scale(scale, args.seed);
+            let cfg = CombinatorialConfig {
+                n_genes: args.genes.unwrap_or(defaults.n_genes),
+                n_cells: args.cells.unwrap_or(defaults.n_cells),
+                n_doubles: args.doubles.unwrap_or(defaults.n_doubles),
+                scale_iter: args.scale_iter.unwrap_or(defaults.scale_iter),
+                ..defaults
+            };
+            let suite = combinatorial_suite(&cfg)?;
+            let s = &suite.stats;
+            let summary = format!(
+                "{} singles, {} doubles; {} of {} doubles non-additive (fraction {:.3}: some gene with |Δ_AB − Δ_A − Δ_B| > {} standard errors, the SE² widened {:.1}× as {} placebo doubles measured); mean |Δ_AB| {:.4}, mean |interaction| {:.4}",
+                s.n_singles,
+                s.n_doubles,
+                s.n_non_additive,
+                s.n_doubles,
+                s.non_additive_fraction,
+                s.z_threshold,
+                s.noise_inflation,
+                s.n_placebo_doubles,
+                s.mean_abs_double_effect,
+                s.mean_abs_interaction
+            );
+            let stats = serde_json::to_value(&suite.stats)?;
+            (suite.data, suite.discarded, stats, summary)
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    spinner.finish_and_clear();
+    let columns = PerturbationColumns {
+        context: Some("context".into()),
+        ..PerturbationColumns::default()
+    };
+    h5ad::write_perturbation_data(
+        &args.out,
+        &data,
+        &columns,
+        &WriteOptions {
+            gzip: args.gzip,
+            sparse_x: false,
+        },
+    )
+    .with_context(|| format!("writing {}", args.out.display()))?;
+    if !discarded.is_empty() {
+        eprintln!(
+            "note: conditions discarded because a simulated cell had zero expression in every gene (the reference generator drops them): {}",
+            discarded.join(", ")
+        );
+    }
+    println!(
+        "wrote {}: {} cells × {} genes, {} contexts, {} treatments incl. control (raw counts); simulated in {seconds:.2} s",
+        args.out.display(),
+        data.n_cells(),
+        data.n_genes(),
+        data.contexts.len(),
+        data.treatments.len(),
+    );
+    println!("{summary}");
+    if let Some(path) = &args.stats {
+        let json = serde_json::json!({"seconds": seconds, "stats": stats});
+        write_bytes_atomically(path, serde_json::to_string_pretty(&json)?.as_bytes())?;
+        println!("wrote {}", path.display());
+    }
     Ok(())
 }
 

@@ -27,8 +27,9 @@ pub enum KnockoutSelection {
 /// The simulated expression of one condition.
 #[derive(Clone, Debug)]
 pub struct ConditionData {
-    /// Knocked-out gene (spec index), `None` for the control.
-    pub knockout: Option<usize>,
+    /// Knocked-out genes (spec indices): empty for the control, one for a knock-out, several for a
+    /// combination (labelled `A+B`).
+    pub knockouts: Vec<usize>,
     /// Clean expression, cells × spec genes.
     pub clean: Array2<f64>,
     /// UMI counts after technical noise (`None` when the spec has no technical noise, or when the
@@ -59,9 +60,23 @@ pub fn simulate_condition(
     noise_s: f64,
     seed: u64,
 ) -> Result<ConditionData, PriorError> {
-    let net = match knockout {
-        None => Network::control(spec)?,
-        Some(g) => Network::knockout(spec, g, spec.knockout_mode)?,
+    let genes: Vec<usize> = knockout.into_iter().collect();
+    simulate_combination(spec, &genes, noise_s, seed)
+}
+
+/// Simulates the condition in which every spec gene of `genes` is knocked out together (empty: the
+/// control), with the spec's knock-out semantics ([`Network::knockouts`]); each knocked-out gene's clean
+/// expression is exactly zero, so its UMI counts are zero too.
+pub fn simulate_combination(
+    spec: &GrnSpec,
+    genes: &[usize],
+    noise_s: f64,
+    seed: u64,
+) -> Result<ConditionData, PriorError> {
+    let net = if genes.is_empty() {
+        Network::control(spec)?
+    } else {
+        Network::knockouts(spec, genes, spec.knockout_mode)?
     };
     let settings = SimSettings {
         num_cells: spec.num_cells,
@@ -71,7 +86,7 @@ pub fn simulate_condition(
         noise_s,
     };
     let mut clean = simulate_network(&net, &settings, seed);
-    if let Some(g) = knockout {
+    for &g in genes {
         clean.column_mut(g).fill(0.0);
     }
     let (counts, discarded) = match &spec.technical_noise {
@@ -84,7 +99,7 @@ pub fn simulate_condition(
         }
     };
     Ok(ConditionData {
-        knockout,
+        knockouts: genes.to_vec(),
         clean,
         counts,
         discarded,
@@ -140,7 +155,7 @@ pub fn simulate_conditions(
             None => {
                 let control = &out[0];
                 out.push(ConditionData {
-                    knockout: *ko,
+                    knockouts: ko.iter().copied().collect(),
                     ..control.clone()
                 });
             }
@@ -184,6 +199,19 @@ pub fn simulate_knockouts_detailed(
     assemble(spec, &spec.name, conditions)
 }
 
+/// The `obs` label of a condition: the control label, a gene name, or `A+B` for a combination.
+pub fn condition_label(spec: &GrnSpec, knockouts: &[usize]) -> String {
+    if knockouts.is_empty() {
+        CONTROL_LABEL.to_string()
+    } else {
+        knockouts
+            .iter()
+            .map(|&g| spec.genes[g].as_str())
+            .collect::<Vec<_>>()
+            .join("+")
+    }
+}
+
 /// Builds the data set from simulated conditions (control first).
 pub(crate) fn assemble(
     spec: &GrnSpec,
@@ -202,7 +230,7 @@ pub(crate) fn assemble(
         .iter()
         .filter(|c| {
             if c.discarded {
-                discarded.push(spec.genes[c.knockout.unwrap_or(0)].clone());
+                discarded.push(condition_label(spec, &c.knockouts));
             }
             !c.discarded
         })
@@ -220,10 +248,7 @@ pub(crate) fn assemble(
         (0..nct).map(|c| format!("{context}/ct{c}")).collect()
     };
     for (k, cond) in kept.iter().enumerate() {
-        let label = cond
-            .knockout
-            .map(|g| spec.genes[g].clone())
-            .unwrap_or_else(|| CONTROL_LABEL.to_string());
+        let label = condition_label(spec, &cond.knockouts);
         let matrix = if use_counts {
             cond.counts.as_ref().expect("kept conditions have counts")
         } else {

@@ -60,7 +60,7 @@ pub struct Network {
 impl Network {
     /// The control network of `spec`.
     pub fn control(spec: &GrnSpec) -> Result<Network, PriorError> {
-        Self::build(spec, None)
+        Self::build(spec, &[], KnockoutMode::RemoveGene)
     }
 
     /// The network after knocking out spec gene `gene` with `mode`. A gene that takes part in no edge
@@ -70,21 +70,33 @@ impl Network {
         gene: usize,
         mode: KnockoutMode,
     ) -> Result<Network, PriorError> {
-        Self::build(spec, Some((gene, mode)))
+        Self::build(spec, &[gene], mode)
     }
 
-    fn build(spec: &GrnSpec, ko: Option<(usize, KnockoutMode)>) -> Result<Network, PriorError> {
+    /// The network after knocking out every spec gene of `genes` together (a combination such as a
+    /// double knock-out), each with the semantics of [`Network::knockout`]: with
+    /// [`KnockoutMode::RemoveGene`] all of them and their edges are deleted before half-responses and the
+    /// steady state are recomputed; with [`KnockoutMode::ClampToZero`] all of them are held at zero.
+    pub fn knockouts(
+        spec: &GrnSpec,
+        genes: &[usize],
+        mode: KnockoutMode,
+    ) -> Result<Network, PriorError> {
+        Self::build(spec, genes, mode)
+    }
+
+    fn build(spec: &GrnSpec, ko: &[usize], mode: KnockoutMode) -> Result<Network, PriorError> {
         let in_network = spec.in_network();
-        let removed = match ko {
-            Some((g, KnockoutMode::RemoveGene)) => Some(g),
-            _ => None,
+        let removed: Vec<usize> = match mode {
+            KnockoutMode::RemoveGene => ko.to_vec(),
+            KnockoutMode::ClampToZero => Vec::new(),
         };
-        let clamped_gene = match ko {
-            Some((g, KnockoutMode::ClampToZero)) if in_network[g] => Some(g),
-            _ => None,
+        let clamped_genes: Vec<usize> = match mode {
+            KnockoutMode::ClampToZero => ko.iter().copied().filter(|&g| in_network[g]).collect(),
+            KnockoutMode::RemoveGene => Vec::new(),
         };
         let genes: Vec<usize> = (0..spec.genes.len())
-            .filter(|&g| in_network[g] && Some(g) != removed)
+            .filter(|&g| in_network[g] && !removed.contains(&g))
             .collect();
         let mut local = vec![usize::MAX; spec.genes.len()];
         for (i, &g) in genes.iter().enumerate() {
@@ -94,7 +106,7 @@ impl Network {
         let edges: Vec<_> = spec
             .edges
             .iter()
-            .filter(|e| Some(e.regulator) != removed && Some(e.target) != removed)
+            .filter(|e| !removed.contains(&e.regulator) && !removed.contains(&e.target))
             .collect();
         let mut in_start = vec![0usize; n + 1];
         for e in &edges {
@@ -125,7 +137,7 @@ impl Network {
         let nct = spec.n_cell_types;
         let is_mr: Vec<bool> = (0..n).map(|i| in_start[i + 1] == in_start[i]).collect();
         let mut clamped = vec![false; n];
-        if let Some(g) = clamped_gene {
+        for &g in &clamped_genes {
             clamped[local[g]] = true;
         }
         let mut mr_rate = vec![0.0; n * nct];
@@ -137,7 +149,7 @@ impl Network {
                         "gene `{}` becomes a master regulator after knocking out `{}` but has no production rate; \
                          give it in `orphan_production_rates` or use `mr_profile_random`",
                         spec.genes[genes[i]],
-                        ko.map(|(g, _)| spec.genes[g].as_str()).unwrap_or("-")
+                        knocked_out_names(spec, ko)
                     ),
                 })?;
                 mr_rate[i * nct..(i + 1) * nct].copy_from_slice(rates);
@@ -163,7 +175,7 @@ impl Network {
             topo,
             steady_state: vec![0.0; n * nct],
         };
-        if clamped_gene.is_some() {
+        if !clamped_genes.is_empty() {
             // Half-responses of the unperturbed network, then the steady state with the clamp.
             let saved = net.clamped.clone();
             net.clamped.iter_mut().for_each(|c| *c = false);
@@ -241,6 +253,17 @@ impl Network {
         }
         out
     }
+}
+
+/// The knocked-out genes' names joined by `+` (`-` for none), for messages.
+fn knocked_out_names(spec: &GrnSpec, ko: &[usize]) -> String {
+    if ko.is_empty() {
+        return "-".to_string();
+    }
+    ko.iter()
+        .map(|&g| spec.genes[g].as_str())
+        .collect::<Vec<_>>()
+        .join("+")
 }
 
 /// Kahn's algorithm over the CSR incoming-edge lists; ties resolved by index.

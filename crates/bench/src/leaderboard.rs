@@ -1,0 +1,470 @@
+//! One leaderboard for every method on every suite: each contender (a baseline, or a registered method —
+//! pre-trained ones from their checkpoint, trainable ones fitted on the suite's train conditions) is
+//! scored on each [`Suite`] with the suite's standard split over several resampling seeds, through the
+//! shared scoring protocol ([`crate::score::score_on_split`]). A contender that cannot apply gets "n/a"
+//! with the reason: declared up front from its [`Capabilities`] (context size K, targets that must be
+//! measured genes, the checkpoint's gene panel), or the error its fit or prediction gave.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use cellshift_baselines::{baseline_by_name, BASELINE_NAMES};
+use cellshift_data::{
+    Capabilities, FitContext, OutputKind, PerturbationData, Predictor, SplitRole,
+};
+use cellshift_metrics::MetricGroups;
+use cellshift_models::registry::{self, CreateRequest, InferenceOptions};
+use cellshift_models::Preprocessing;
+
+use crate::prepare::{data_preprocessing, prepare_for_model};
+use crate::score::{score_on_split, ScoreConfig};
+use crate::suites::Suite;
+use crate::summary::{find, MetricSummary};
+
+/// Which way a metric is better.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Better {
+    /// Smaller is better (distances, errors).
+    Lower,
+    /// Larger is better (correlations, precision).
+    Higher,
+    /// Closer to 1 is better (magnitude ratio).
+    NearOne,
+}
+
+/// The leaderboard's metrics (all others are in the JSON): key, direction. The first ranks the methods.
+pub const LEADERBOARD_METRICS: &[(&str, Better)] = &[
+    ("mean_rmse", Better::Lower),
+    ("w2", Better::Lower),
+    ("mmd", Better::Lower),
+    ("pearson_delta", Better::Higher),
+    ("pds", Better::Lower),
+    ("deg_auprc", Better::Higher),
+    ("mag_ratio", Better::NearOne),
+];
+
+/// The metric that ranks the methods of a suite: the RMSE of the predicted per-gene means.
+pub const RANK_METRIC: &str = "mean_rmse";
+
+/// Metric key prefixes that describe a cell distribution; not reported for methods that predict a
+/// pseudo-bulk profile only ([`OutputKind::PseudoBulk`]).
+pub const CELL_LEVEL_METRICS: &[&str] = &[
+    "w2",
+    "mmd",
+    "mag_ratio",
+    "deg_",
+    "discrimination",
+    "energy",
+    "edistance",
+];
+
+/// How good `value` of a metric is, as a number where larger is better (for colouring and ranking).
+pub fn goodness(better: Better, value: f64) -> f64 {
+    match better {
+        Better::Lower => -value,
+        Better::Higher => value,
+        Better::NearOne => -(value - 1.0).abs(),
+    }
+}
+
+/// Something that is put on the leaderboard.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Contender {
+    /// A baseline by its registry name.
+    Baseline(String),
+    /// A registered method; pre-trained methods need a checkpoint (`None`: n/a, with the reason).
+    Method {
+        /// The method's registry name.
+        name: String,
+        /// Its checkpoint (pre-trained methods).
+        checkpoint: Option<PathBuf>,
+    },
+}
+
+impl Contender {
+    /// The name shown on the leaderboard.
+    pub fn name(&self) -> &str {
+        match self {
+            Contender::Baseline(n) => n,
+            Contender::Method { name, .. } => name,
+        }
+    }
+
+    /// `baseline` or `method`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Contender::Baseline(_) => "baseline",
+            Contender::Method { .. } => "method",
+        }
+    }
+}
+
+/// Parses `--methods`: `all` (every registered method, then every baseline), `methods`, `baselines`, or
+/// comma-separated names; `checkpoint_of(name)` gives a pre-trained method's checkpoint. Errors list the
+/// valid names.
+pub fn parse_contenders(
+    text: &str,
+    checkpoint_of: &dyn Fn(&str) -> Option<PathBuf>,
+) -> anyhow::Result<Vec<Contender>> {
+    let method = |name: &str| Contender::Method {
+        name: name.to_string(),
+        checkpoint: checkpoint_of(name),
+    };
+    let mut out: Vec<Contender> = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part {
+            "all" => {
+                out.extend(registry::names().into_iter().map(method));
+                out.extend(
+                    BASELINE_NAMES
+                        .iter()
+                        .map(|b| Contender::Baseline(b.to_string())),
+                );
+            }
+            "methods" => out.extend(registry::names().into_iter().map(method)),
+            "baselines" => out.extend(
+                BASELINE_NAMES
+                    .iter()
+                    .map(|b| Contender::Baseline(b.to_string())),
+            ),
+            name if BASELINE_NAMES.contains(&name) => out.push(Contender::Baseline(name.into())),
+            name if registry::names().contains(&name) => out.push(method(name)),
+            other => anyhow::bail!(
+                "unknown method `{other}`; use all, methods, baselines, or names among {}, {}",
+                registry::names().join(", "),
+                BASELINE_NAMES.join(", ")
+            ),
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|c| seen.insert(c.name().to_string()));
+    if out.is_empty() {
+        anyhow::bail!("no method given; use --methods all");
+    }
+    Ok(out)
+}
+
+/// How every contender is scored.
+#[derive(Clone, Debug)]
+pub struct LeaderboardConfig {
+    /// Resampling seeds `0..seeds`.
+    pub seeds: u64,
+    /// Cells per set.
+    pub n_cells: usize,
+    /// Metric families computed (the JSON holds them all).
+    pub groups: MetricGroups,
+    /// How loaded methods predict (ODE solver, device).
+    pub inference: InferenceOptions,
+    /// Where trainable methods write their runs (`<runs>/<suite>/<method>`).
+    pub runs: PathBuf,
+    /// Seed of trainable methods' initial weights and training.
+    pub seed: u64,
+}
+
+/// What happened to one contender on one suite.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Scored: mean ± std over seeds of every metric.
+    Scored {
+        /// Per metric.
+        summary: Vec<MetricSummary>,
+    },
+    /// Could not be scored on this suite.
+    NotApplicable {
+        /// Why (names the problem).
+        reason: String,
+        /// True when known before running (capabilities, gene panel, missing checkpoint); false when the
+        /// fit or the prediction refused the suite.
+        declared: bool,
+    },
+}
+
+/// One row of a suite's leaderboard.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Entry {
+    /// Contender name.
+    pub method: String,
+    /// `baseline` or `method`.
+    pub kind: String,
+    /// 1-based rank by [`RANK_METRIC`] among the scored entries; `None` for n/a.
+    pub rank: Option<usize>,
+    /// Wall time of fitting and scoring, seconds.
+    pub seconds: f64,
+    /// The scores or why there are none.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+impl Entry {
+    /// The summary of a metric, when scored.
+    pub fn metric(&self, key: &str) -> Option<&MetricSummary> {
+        match &self.outcome {
+            Outcome::Scored { summary } => find(summary, key),
+            Outcome::NotApplicable { .. } => None,
+        }
+    }
+}
+
+/// Scores every contender on `suite` and ranks the scored ones; `progress` hears one line per contender.
+pub fn run_suite(
+    suite: &Suite,
+    contenders: &[Contender],
+    config: &LeaderboardConfig,
+    progress: &mut dyn FnMut(&str),
+) -> Vec<Entry> {
+    let score_config = ScoreConfig {
+        k: suite.k,
+        n_cells: config.n_cells,
+        seeds: (0..config.seeds.max(1)).collect(),
+        groups: config.groups,
+        split: cellshift_data::SplitConfig::default(),
+    };
+    let mut entries: Vec<Entry> = contenders
+        .iter()
+        .map(|contender| {
+            let started = Instant::now();
+            let outcome = score_contender(suite, contender, config, &score_config);
+            let seconds = started.elapsed().as_secs_f64();
+            progress(&match &outcome {
+                Outcome::Scored { summary } => format!(
+                    "{}: {} {} = {} ({seconds:.1} s)",
+                    suite.name,
+                    contender.name(),
+                    RANK_METRIC,
+                    find(summary, RANK_METRIC)
+                        .map(|m| crate::summary::fmt(m.mean))
+                        .unwrap_or_else(|| "n/a".into())
+                ),
+                Outcome::NotApplicable { reason, .. } => {
+                    format!("{}: {} n/a — {reason}", suite.name, contender.name())
+                }
+            });
+            Entry {
+                method: contender.name().to_string(),
+                kind: contender.kind().to_string(),
+                rank: None,
+                seconds,
+                outcome,
+            }
+        })
+        .collect();
+    rank(&mut entries);
+    entries
+}
+
+/// Sorts scored entries by [`RANK_METRIC`] (best first, NaN last), then the n/a ones, and numbers them.
+pub fn rank(entries: &mut [Entry]) {
+    let key = |e: &Entry| {
+        e.metric(RANK_METRIC)
+            .map(|m| m.mean)
+            .filter(|v| v.is_finite())
+    };
+    entries.sort_by(|a, b| match (key(a), key(b)) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
+    let mut next = 1;
+    for e in entries.iter_mut() {
+        e.rank = key(e).map(|_| {
+            next += 1;
+            next - 1
+        });
+    }
+}
+
+fn not_applicable(reason: String, declared: bool) -> Outcome {
+    Outcome::NotApplicable { reason, declared }
+}
+
+fn score_contender(
+    suite: &Suite,
+    contender: &Contender,
+    config: &LeaderboardConfig,
+    score_config: &ScoreConfig,
+) -> Outcome {
+    let prepared = match build(suite, contender, config) {
+        Ok(p) => p,
+        Err(outcome) => return outcome,
+    };
+    let Prepared {
+        mut predictor,
+        preprocessing,
+        run_dir,
+    } = prepared;
+    let caps = predictor.capabilities();
+    if let Some(reason) = declared_not_applicable(&caps, suite, &suite.data) {
+        return not_applicable(reason, true);
+    }
+    let pseudo_bulk = caps.output == OutputKind::PseudoBulk;
+    let prepared_data;
+    let data = match &preprocessing {
+        None => &suite.data,
+        Some((path, preprocessing)) => match prepare_for_model(&suite.data, preprocessing) {
+            Ok((d, _)) => {
+                prepared_data = d;
+                &prepared_data
+            }
+            Err(e) => {
+                return not_applicable(
+                    format!(
+                        "the checkpoint {} does not fit this suite: {e}",
+                        path.display()
+                    ),
+                    true,
+                )
+            }
+        },
+    };
+    let mut fit = FitContext {
+        run_dir,
+        seed: config.seed,
+        ..FitContext::default()
+    };
+    match score_on_split(
+        data,
+        predictor.as_mut(),
+        suite.split.clone(),
+        score_config,
+        &mut fit,
+    ) {
+        Ok(result) => Outcome::Scored {
+            // A mean profile has no cell distribution: cell-level metrics of the shifted control cells
+            // it is scored as would describe the control's spread, not the method; they are left out.
+            summary: result
+                .summary
+                .into_iter()
+                .filter(|m| {
+                    !(pseudo_bulk && CELL_LEVEL_METRICS.iter().any(|p| m.metric.starts_with(p)))
+                })
+                .collect(),
+        },
+        Err(e) => not_applicable(format!("{e:#}"), false),
+    }
+}
+
+/// A contender ready to be fitted and scored: the predictor, the checkpoint and preprocessing the suite's
+/// data must be brought to (pre-trained methods), and the run directory of a trainable method.
+struct Prepared {
+    predictor: Box<dyn Predictor>,
+    preprocessing: Option<(PathBuf, Preprocessing)>,
+    run_dir: Option<PathBuf>,
+}
+
+fn build(
+    suite: &Suite,
+    contender: &Contender,
+    config: &LeaderboardConfig,
+) -> Result<Prepared, Outcome> {
+    match contender {
+        Contender::Baseline(name) => {
+            let predictor =
+                baseline_by_name(name).map_err(|e| not_applicable(e.to_string(), true))?;
+            Ok(Prepared {
+                predictor,
+                preprocessing: None,
+                run_dir: None,
+            })
+        }
+        Contender::Method { name, checkpoint } => {
+            let entry = registry::method(name).map_err(|e| not_applicable(e.to_string(), true))?;
+            if entry.create.is_none() {
+                let path = checkpoint.as_ref().ok_or_else(|| {
+                    not_applicable(
+                        format!(
+                            "{name} is pre-trained on a synthetic prior and no checkpoint was given; pass \
+                             --checkpoint {name}=DIR"
+                        ),
+                        true,
+                    )
+                })?;
+                let (_, preprocessing) = registry::checkpoint_method(path)
+                    .map_err(|e| not_applicable(e.to_string(), true))?;
+                let predictor = registry::load(path, &config.inference)
+                    .map_err(|e| not_applicable(e.to_string(), false))?;
+                Ok(Prepared {
+                    predictor,
+                    preprocessing: Some((path.clone(), preprocessing)),
+                    run_dir: None,
+                })
+            } else {
+                let request = CreateRequest {
+                    preset: entry.presets.first().copied().unwrap_or("tiny"),
+                    data: &suite.data,
+                    preprocessing: data_preprocessing(&suite.data),
+                    inference: config.inference.clone(),
+                    seed: config.seed,
+                };
+                let predictor = registry::create(name, &request)
+                    .map_err(|e| not_applicable(e.to_string(), false))?;
+                let run_dir = config.runs.join(&suite.name).join(name);
+                // A fresh run: the leaderboard owns this folder and retrains from scratch.
+                if run_dir.exists() {
+                    std::fs::remove_dir_all(&run_dir).map_err(|e| {
+                        not_applicable(
+                            format!("cannot clear the run folder {}: {e}", run_dir.display()),
+                            false,
+                        )
+                    })?;
+                }
+                Ok(Prepared {
+                    predictor,
+                    preprocessing: None,
+                    run_dir: Some(run_dir),
+                })
+            }
+        }
+    }
+}
+
+/// Why a predictor with `caps` cannot be scored on `suite`, judged before running: the suite's K is
+/// outside the K it accepts, or it needs measured targets and some test perturbation targets a gene that
+/// is not measured.
+pub fn declared_not_applicable(
+    caps: &Capabilities,
+    suite: &Suite,
+    data: &PerturbationData,
+) -> Option<String> {
+    if !caps.supports_k(suite.k) {
+        return Some(format!(
+            "accepts K = {}..{} context experiments, the suite uses K = {}",
+            caps.k_min,
+            caps.k_max
+                .map(|k| k.to_string())
+                .unwrap_or_else(|| "∞".into()),
+            suite.k
+        ));
+    }
+    if caps.needs_measured_targets {
+        let mut unmeasured: Vec<String> = Vec::new();
+        let mut n_test = 0;
+        for (c, role) in data.conditions().iter().zip(&suite.split.role) {
+            if *role != SplitRole::Test {
+                continue;
+            }
+            n_test += 1;
+            let t = &data.treatments[c.treatment];
+            if t.target_genes()
+                .iter()
+                .any(|g| data.gene_index(g).is_none())
+            {
+                unmeasured.push(t.label(&data.control_label));
+            }
+        }
+        if !unmeasured.is_empty() {
+            unmeasured.sort();
+            unmeasured.dedup();
+            let shown: Vec<&str> = unmeasured.iter().take(4).map(String::as_str).collect();
+            return Some(format!(
+                "encodes a perturbation as a one-hot over the measured genes, but {} of the {n_test} test \
+                 perturbations target genes that are not measured ({}{})",
+                unmeasured.len(),
+                shown.join(", "),
+                if unmeasured.len() > shown.len() { ", …" } else { "" }
+            ));
+        }
+    }
+    None
+}

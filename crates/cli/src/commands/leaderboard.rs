@@ -1,0 +1,173 @@
+//! `cellshift bench suite`: every registered method and baseline on every benchmark suite (synthetic
+//! suites with known ground truth and the real screens of the shared folder) with each suite's standard
+//! split, over resampling seeds, written as one leaderboard (markdown, JSON, a heat-map PNG per suite).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use cellshift_bench::leaderboard::{
+    parse_contenders, run_suite, LeaderboardConfig, LEADERBOARD_METRICS, RANK_METRIC,
+};
+use cellshift_bench::leaderboard_report::{markdown, write_leaderboard, Leaderboard, SuiteBoard};
+use cellshift_bench::suites::{load_suite, parse_suites, SuiteLoad, SuiteSettings};
+use cellshift_metrics::MetricGroups;
+use cellshift_models::registry::InferenceOptions;
+use cellshift_prior::SuiteScale;
+
+use super::model::{SamplerArgs, BUNDLED_CHECKPOINT};
+use super::training::set_threads;
+
+/// Arguments of `cellshift bench suite`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Suites, comma-separated: multi-context, combinatorial, papalexi, perturbench-norman,
+    /// perturbench-glioma, or `all`.
+    #[arg(long, default_value = "all")]
+    pub suites: String,
+    /// Methods, comma-separated names, or `all` (every registered method and every baseline), `methods`,
+    /// `baselines`.
+    #[arg(long, default_value = "all")]
+    pub methods: String,
+    /// Size of the synthetic suites: `tiny` (CI, seconds) or `small`.
+    #[arg(long, default_value = "tiny")]
+    pub scale: String,
+    /// Resampling seeds per suite (0..N).
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u64,
+    /// Cells per set (default: 64 at tiny scale, 128 at small; fewer than a condition has, so that the
+    /// oracle's resample is not the scored cells themselves).
+    #[arg(long)]
+    pub cells: Option<usize>,
+    /// Seed of the synthetic suites, their splits and of trained methods.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The shared reference folder holding the real screens (`data/papalexi2021`, `data/perturbench`).
+    #[arg(long, default_value = "../shared")]
+    pub shared: PathBuf,
+    /// Checkpoint of a pre-trained method, `NAME=DIR` (repeatable); MapPFN defaults to the bundled one.
+    #[arg(long)]
+    pub checkpoint: Vec<String>,
+    /// Metric groups computed (the tables show the main ones; the JSON has all).
+    #[arg(long, default_value = "mappfn,celleval")]
+    pub metrics: String,
+    /// Output folder: leaderboard.md, leaderboard.json, <suite>.png, runs/ of trained methods.
+    #[arg(long, default_value = "leaderboard")]
+    pub out: PathBuf,
+    /// CPU threads for libtorch (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub sampler: SamplerArgs,
+}
+
+/// Runs `cellshift bench suite`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    set_threads(args.threads);
+    let started = Instant::now();
+    let scale = SuiteScale::parse(&args.scale)?;
+    let suites = parse_suites(&args.suites)?;
+    let groups = MetricGroups::parse(&args.metrics)?;
+    let mut checkpoints: Vec<(String, PathBuf)> = Vec::new();
+    for item in &args.checkpoint {
+        let (name, dir) = item.split_once('=').ok_or_else(|| {
+            anyhow::anyhow!(
+                "--checkpoint `{item}` is not NAME=DIR; e.g. --checkpoint mappfn=runs/my-run"
+            )
+        })?;
+        checkpoints.push((name.trim().to_string(), PathBuf::from(dir.trim())));
+    }
+    let bundled = PathBuf::from(BUNDLED_CHECKPOINT);
+    let checkpoint_of = |name: &str| {
+        checkpoints
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d.clone())
+            .or_else(|| (name == "mappfn" && bundled.exists()).then(|| bundled.clone()))
+    };
+    let contenders = parse_contenders(&args.methods, &checkpoint_of)?;
+    let settings = SuiteSettings {
+        scale,
+        seed: args.seed,
+        shared: args.shared.clone(),
+    };
+    let config = LeaderboardConfig {
+        seeds: args.seeds.max(1),
+        n_cells: args.cells.unwrap_or_else(|| scale.set_cells()),
+        groups,
+        inference: InferenceOptions {
+            sampler: args.sampler.config(),
+            ..InferenceOptions::default()
+        },
+        runs: args.out.join("runs"),
+        seed: args.seed,
+    };
+    let mut boards = Vec::with_capacity(suites.len());
+    for name in &suites {
+        let board = match load_suite(name, &settings)? {
+            SuiteLoad::Skipped(reason) => {
+                eprintln!("{reason}");
+                SuiteBoard {
+                    suite: name.clone(),
+                    skipped: Some(reason),
+                    description: String::new(),
+                    split: String::new(),
+                    k: 0,
+                    shape: (0, 0),
+                    generation_seconds: 0.0,
+                    stats: serde_json::Value::Null,
+                    entries: Vec::new(),
+                    png: None,
+                }
+            }
+            SuiteLoad::Ready(suite) => {
+                eprintln!(
+                    "{}: {} cells × {} genes built in {:.2} s; {}",
+                    suite.name,
+                    suite.data.n_cells(),
+                    suite.data.n_genes(),
+                    suite.seconds,
+                    suite.split_description
+                );
+                let entries = run_suite(&suite, &contenders, &config, &mut |line| {
+                    eprintln!("  {line}")
+                });
+                SuiteBoard {
+                    suite: suite.name.clone(),
+                    skipped: None,
+                    description: suite.description.clone(),
+                    split: suite.split_description.clone(),
+                    k: suite.k,
+                    shape: (suite.data.n_cells(), suite.data.n_genes()),
+                    generation_seconds: suite.seconds,
+                    stats: suite.stats.clone(),
+                    entries,
+                    png: None,
+                }
+            }
+        };
+        boards.push(board);
+    }
+    let command = std::iter::once("cellshift".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut board = Leaderboard {
+        command,
+        scale: scale.name().to_string(),
+        seeds: config.seeds,
+        cells: config.n_cells,
+        rank_metric: RANK_METRIC.to_string(),
+        metrics: LEADERBOARD_METRICS
+            .iter()
+            .map(|(m, _)| m.to_string())
+            .collect(),
+        suites: boards,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let written = write_leaderboard(&args.out, &mut board)?;
+    print!("{}", markdown(&board));
+    for path in written {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
