@@ -104,6 +104,24 @@ pub struct Args {
     pub log_normalize: bool,
 }
 
+/// Writes a simulated screen to `args.out` (context column `context`, dense `X`, optional gzip).
+fn write_screen(data: &PerturbationData, args: &Args) -> anyhow::Result<()> {
+    let columns = PerturbationColumns {
+        context: Some("context".into()),
+        ..PerturbationColumns::default()
+    };
+    h5ad::write_perturbation_data(
+        &args.out,
+        data,
+        &columns,
+        &WriteOptions {
+            gzip: args.gzip,
+            sparse_x: false,
+        },
+    )
+    .with_context(|| format!("writing {}", args.out.display()))
+}
+
 /// Runs `cellshift simulate`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(kind) = args.suite {
@@ -113,20 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(path) => simulate_user_grn(path, &args)?,
         None => simulate_random(&args)?,
     };
-    let columns = PerturbationColumns {
-        context: Some("context".into()),
-        ..PerturbationColumns::default()
-    };
-    h5ad::write_perturbation_data(
-        &args.out,
-        &data,
-        &columns,
-        &WriteOptions {
-            gzip: args.gzip,
-            sparse_x: false,
-        },
-    )
-    .with_context(|| format!("writing {}", args.out.display()))?;
+    write_screen(&data, &args)?;
     let kind = match data.scale {
         ExpressionScale::RawCounts => "raw counts",
         _ if matches!(args.prior, PriorKind::Linear) && args.grn.is_none() => {
@@ -210,20 +215,7 @@ fn run_suite(kind: SuiteKind, args: &Args) -> anyhow::Result<()> {
     };
     let seconds = started.elapsed().as_secs_f64();
     spinner.finish_and_clear();
-    let columns = PerturbationColumns {
-        context: Some("context".into()),
-        ..PerturbationColumns::default()
-    };
-    h5ad::write_perturbation_data(
-        &args.out,
-        &data,
-        &columns,
-        &WriteOptions {
-            gzip: args.gzip,
-            sparse_x: false,
-        },
-    )
-    .with_context(|| format!("writing {}", args.out.display()))?;
+    write_screen(&data, args)?;
     if !discarded.is_empty() {
         eprintln!(
             "note: conditions discarded because a simulated cell had zero expression in every gene (the reference generator drops them): {}",

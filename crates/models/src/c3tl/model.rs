@@ -51,20 +51,7 @@ impl Encoder {
             &[n_ids, widths[0]],
             Init::fan_in_uniform(fan_in),
         );
-        let layers = widths
-            .windows(2)
-            .enumerate()
-            .map(|(i, w)| {
-                Linear::new(
-                    &pb,
-                    &format!("layer{i}"),
-                    w[0],
-                    w[1],
-                    true,
-                    LinearInit::FanInUniform,
-                )
-            })
-            .collect();
+        let layers = linear_stack(&pb, &widths);
         Encoder {
             input,
             identity,
@@ -109,20 +96,7 @@ impl Decoder {
             .chain(hidden.iter().copied())
             .chain([d])
             .collect();
-        let layers = widths
-            .windows(2)
-            .enumerate()
-            .map(|(i, w)| {
-                Linear::new(
-                    &pb,
-                    &format!("layer{i}"),
-                    w[0],
-                    w[1],
-                    true,
-                    LinearInit::FanInUniform,
-                )
-            })
-            .collect();
+        let layers = linear_stack(&pb, &widths);
         Decoder { layers }
     }
 
@@ -325,4 +299,22 @@ impl C3tlNet {
             / (psi_n.index_select(0, &qc) - &own).unsqueeze(1);
         Ok(z + psi)
     }
+}
+
+/// Linear layers `layer0, layer1, …` between consecutive `widths`, with biases and fan-in uniform weights.
+fn linear_stack(pb: &ParamBuilder, widths: &[usize]) -> Vec<Linear> {
+    widths
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| {
+            Linear::new(
+                pb,
+                &format!("layer{i}"),
+                w[0],
+                w[1],
+                true,
+                LinearInit::FanInUniform,
+            )
+        })
+        .collect()
 }

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use cellshift_data::{FitContext, PerturbationData};
 
-use super::predictor::{MapPfn, WeightSet};
 use super::config::MapPfnConfig;
+use super::predictor::{MapPfn, WeightSet};
 use super::training::{finetune_on, pretrain_on};
 use crate::error::{ModelError, Result};
 use crate::registry::{torch_device, InferenceOptions, MethodEntry, MethodModel, PretrainRequest};
@@ -24,7 +24,10 @@ pub static METHOD: MethodEntry = MethodEntry {
 
 /// Pre-training from scratch (spec §3): a `request.preset` network of `request.genes` genes, whose context
 /// slots must hold K experiments.
-fn pretrain(request: &PretrainRequest<'_>, progress: &mut dyn FnMut(&Progress)) -> Result<RunSummary> {
+fn pretrain(
+    request: &PretrainRequest<'_>,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<RunSummary> {
     let model = MapPfnConfig::preset(request.preset, request.genes)?;
     if request.k > model.max_context() {
         return Err(ModelError::Config(format!(
