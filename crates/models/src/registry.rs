@@ -92,6 +92,54 @@ pub struct PretrainRequest<'a> {
     pub budget: Budget,
     /// Where to train.
     pub device: DeviceSpec,
+    /// `KEY=VALUE` settings of the method's model configuration (`--model-option`), applied with
+    /// [`apply_model_options`].
+    pub model_options: &'a [String],
+}
+
+/// Applies `KEY=VALUE` settings to a method's configuration through its JSON form: `VALUE` is read as
+/// JSON (`true`, `0.1`, `[1,2]`) and else as a string. Unknown keys and values of the wrong type are
+/// errors that list the configuration's keys.
+pub fn apply_model_options<T>(config: &T, options: &[String]) -> Result<T>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let js = |e: serde_json::Error| ModelError::Config(format!("model options: {e}"));
+    let mut json = serde_json::to_value(config).map_err(js)?;
+    for option in options {
+        let (key, value) = option.split_once('=').ok_or_else(|| {
+            ModelError::Config(format!(
+                "model option `{option}` is not KEY=VALUE; e.g. --model-option standardize_tasks=true"
+            ))
+        })?;
+        let value: serde_json::Value = serde_json::from_str(value)
+            .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+        let object = json
+            .as_object_mut()
+            .ok_or_else(|| ModelError::Config("the configuration is not a JSON object".into()))?;
+        object.insert(key.to_string(), value.clone());
+        let updated: T = serde_json::from_value(json.clone())
+            .map_err(|e| ModelError::Config(format!("model option `{option}`: {e}")))?;
+        if serde_json::to_value(&updated)
+            .map_err(js)?
+            .get(key)
+            .unwrap_or(&serde_json::Value::Null)
+            != &value
+            && !(value == serde_json::Value::Bool(false) || value.is_null())
+        {
+            let keys: Vec<String> = serde_json::to_value(&updated)
+                .map_err(js)?
+                .as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default();
+            return Err(ModelError::Config(format!(
+                "model option `{key}` is not a setting of this method's configuration; settings: {}",
+                keys.join(", ")
+            )));
+        }
+        json = serde_json::to_value(&updated).map_err(js)?;
+    }
+    serde_json::from_value(json).map_err(js)
 }
 
 /// Every method, in the order listings show them.
@@ -166,5 +214,42 @@ pub fn torch_device(device: DeviceSpec) -> tch::Device {
     match device {
         DeviceSpec::Cpu => tch::Device::Cpu,
         DeviceSpec::Cuda(i) => tch::Device::Cuda(i),
+    }
+}
+
+#[cfg(test)]
+mod option_tests {
+    use super::apply_model_options;
+    use crate::MapPfnConfig;
+
+    #[test]
+    fn model_options_set_known_keys_and_reject_unknown_ones() {
+        let base = MapPfnConfig::tiny(8);
+        let set = apply_model_options(
+            &base,
+            &[
+                "standardize_tasks=true".into(),
+                "condition_dropout=0.1".into(),
+            ],
+        )
+        .unwrap();
+        assert!(set.standardize_tasks);
+        assert_eq!(set.condition_dropout, 0.1);
+        assert_eq!(set.width, base.width);
+        let err = apply_model_options(&base, &["widht=3".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`widht` is not a setting") && err.contains("width"),
+            "{err}"
+        );
+        let err = apply_model_options(&base, &["width".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not KEY=VALUE"), "{err}");
+        let err = apply_model_options(&base, &["width=wide".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("model option `width=wide`"), "{err}");
     }
 }

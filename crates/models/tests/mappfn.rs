@@ -799,3 +799,70 @@ fn a_tiny_model_learns_mean_shifts_in_context() {
     assert_eq!(meta.counters.ema_updates, steps + 4);
     assert!(meta.finetuned_from.is_some());
 }
+
+#[test]
+fn standardized_tasks_make_predictions_equivariant_to_per_gene_affine_maps() {
+    // With `standardize_tasks` the network sees a task relative to its control cells, so mapping every
+    // cell of a task by x_g -> a_g + b_g x_g (b_g > 0) must map the predicted cells the same way, exactly
+    // (up to float error), trained or not. A missing or wrong inverse breaks it, and so does a model
+    // without the option (checked, so that the test can tell the two apart).
+    single_thread();
+    let d = 6;
+    let source = GaussianShiftSource::new(d, 16, 2, 5).expect("source");
+    let task = source.task(3).expect("task");
+    let (a, b): (Vec<f32>, Vec<f32>) = (0..d)
+        .map(|g| (2.0 - g as f32, 1.5 + 0.3 * g as f32))
+        .unzip();
+    let map = |x: &Array2<f32>| -> Array2<f32> {
+        let mut y = x.clone();
+        for mut row in y.rows_mut() {
+            for g in 0..d {
+                row[g] = a[g] + b[g] * row[g];
+            }
+        }
+        y
+    };
+    let mut moved = task.clone();
+    moved.observational = map(&task.observational);
+    for k in 0..task.context_cells.shape()[0] {
+        let z = map(&task
+            .context_cells
+            .index_axis(ndarray::Axis(0), k)
+            .to_owned());
+        moved
+            .context_cells
+            .index_axis_mut(ndarray::Axis(0), k)
+            .assign(&z);
+    }
+    let gap = |standardize: bool| -> f32 {
+        let config = MapPfnConfig {
+            standardize_tasks: standardize,
+            ..MapPfnConfig::tiny(d)
+        };
+        let model = MapPfn::from_net(
+            MapPfnNet::new(config, 11, Device::Cpu).expect("net"),
+            Preprocessing::identity(d),
+        )
+        .with_sampler(SamplerConfig {
+            solver: OdeSolver::Euler { steps: 8 },
+            guidance: 2.0,
+        })
+        .expect("sampler");
+        let cells = |t: &Task| match model.predict(t, 16, 7).expect("predict") {
+            cellshift_data::Prediction::Cells(c) => c,
+            other => panic!("cells expected, got {other:?}"),
+        };
+        (map(&cells(&task)) - cells(&moved))
+            .iter()
+            .fold(0.0f32, |m, v| m.max(v.abs()))
+    };
+    let (with, without) = (gap(true), gap(false));
+    assert!(
+        with < 1e-3,
+        "standardised model: max |pred(map(task)) − map(pred(task))| = {with}"
+    );
+    assert!(
+        without > 0.1,
+        "a plain model is not equivariant, yet the gap is only {without}"
+    );
+}

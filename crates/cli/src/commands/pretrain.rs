@@ -54,6 +54,10 @@ pub struct Args {
     /// SERGIO: consecutive tasks drawn from one simulated network.
     #[arg(long, default_value_t = 8)]
     pub tasks_per_network: u64,
+    /// Set an option of the method's model configuration, `KEY=VALUE` (repeatable), e.g.
+    /// `standardize_tasks=true` for MapPFN.
+    #[arg(long)]
+    pub model_option: Vec<String>,
     #[command(flatten)]
     pub training: TrainingArgs,
 }
@@ -162,6 +166,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         out_dir: &args.out,
         budget,
         device: DeviceSpec::Cpu,
+        model_options: &args.model_option,
     };
     let summary = pretrain(&request, &mut |p| progress(p))
         .with_context(|| format!("pre-training into {}", args.out.display()))?;

@@ -35,7 +35,16 @@ pub struct MapPfnConfig {
         skip_serializing_if = "is_default_condition_dropout"
     )]
     pub condition_dropout: f64,
+    /// Standardise every task by its observational set (per gene: subtract the control mean, divide by
+    /// the control standard deviation floored at [`STANDARDIZE_STD_FLOOR`]) before the network sees it,
+    /// and map generated cells back. Not in the reference (off by default); see `standardize.rs`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub standardize_tasks: bool,
 }
+
+/// Smallest per-gene scale used by [`MapPfnConfig::standardize_tasks`] (log1p units), so that genes that
+/// are (almost) constant in the control are not blown up.
+pub const STANDARDIZE_STD_FLOOR: f32 = 0.1;
 
 /// The reference's guidance dropout.
 pub const DEFAULT_CONDITION_DROPOUT: f64 = 0.2;
@@ -63,6 +72,7 @@ impl MapPfnConfig {
             trainable_time_frequencies: true,
             attention_pad_to_multiple: None,
             condition_dropout: DEFAULT_CONDITION_DROPOUT,
+            standardize_tasks: false,
         }
     }
 
@@ -83,6 +93,7 @@ impl MapPfnConfig {
             trainable_time_frequencies: true,
             attention_pad_to_multiple: None,
             condition_dropout: DEFAULT_CONDITION_DROPOUT,
+            standardize_tasks: false,
         }
     }
 
@@ -101,6 +112,7 @@ impl MapPfnConfig {
             trainable_time_frequencies: true,
             attention_pad_to_multiple: None,
             condition_dropout: DEFAULT_CONDITION_DROPOUT,
+            standardize_tasks: false,
         }
     }
 

@@ -8,7 +8,9 @@ use super::config::MapPfnConfig;
 use super::predictor::{MapPfn, WeightSet};
 use super::training::{finetune_on, pretrain_on};
 use crate::error::{ModelError, Result};
-use crate::registry::{torch_device, InferenceOptions, MethodEntry, MethodModel, PretrainRequest};
+use crate::registry::{
+    apply_model_options, torch_device, InferenceOptions, MethodEntry, MethodModel, PretrainRequest,
+};
 use crate::sources::DataTasks;
 use crate::train::{Budget, Progress, RunSummary, TrainConfig};
 
@@ -28,7 +30,10 @@ fn pretrain(
     request: &PretrainRequest<'_>,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<RunSummary> {
-    let model = MapPfnConfig::preset(request.preset, request.genes)?;
+    let model = apply_model_options(
+        &MapPfnConfig::preset(request.preset, request.genes)?,
+        request.model_options,
+    )?;
     if request.k > model.max_context() {
         return Err(ModelError::Config(format!(
             "K = {} exceeds the {} context slots of the model; use --k {} or less",

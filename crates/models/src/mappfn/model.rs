@@ -10,6 +10,7 @@ use rand_pcg::Pcg64;
 use tch::{nn, Device, Kind, Tensor};
 
 use super::config::MapPfnConfig;
+use super::standardize::TaskScale;
 use crate::blocks::{
     Init, Linear, LinearInit, MmditBlock, MmditShape, ParamBuilder, TimeEmbedding,
 };
@@ -626,6 +627,16 @@ impl Trainable for MapPfnNet {
                 "a micro-batch needs at least one task".into(),
             ));
         }
+        let standardized: Vec<Task>;
+        let tasks: &Vec<Task> = if self.config.standardize_tasks {
+            standardized = tasks
+                .iter()
+                .map(|t| TaskScale::of(t).standardize(t))
+                .collect();
+            &standardized
+        } else {
+            tasks
+        };
         let d = self.config.n_genes;
         let mut layouts: Vec<TaskLayout> = Vec::new();
         let mut group_of = Vec::with_capacity(tasks.len());

@@ -11,6 +11,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::config::{MapPfnConfig, SamplerConfig};
 use super::model::{ConditionedNet, MapPfnNet};
+use super::standardize::TaskScale;
 use crate::error::{ModelError, Result};
 use crate::flow::{guided_velocity, solve};
 use crate::rng;
@@ -163,6 +164,25 @@ impl MapPfn {
         }
         let d = self.net.config().n_genes;
         let b = tasks.len();
+        // Optional task standardisation: the network works on standardised tasks, cells are mapped back.
+        let scales: Option<Vec<TaskScale>> = self
+            .net
+            .config()
+            .standardize_tasks
+            .then(|| tasks.iter().map(|t| TaskScale::of(t)).collect());
+        let standardized: Vec<Task>;
+        let tasks: Vec<&Task> = match &scales {
+            Some(scales) => {
+                standardized = tasks
+                    .iter()
+                    .zip(scales)
+                    .map(|(t, s)| s.standardize(t))
+                    .collect();
+                standardized.iter().collect()
+            }
+            None => tasks.to_vec(),
+        };
+        let tasks = tasks.as_slice();
         tch::no_grad(|| {
             let cond = self.net.encode_tasks(tasks, &layout)?;
             let field = ConditionedNet {
@@ -193,9 +213,14 @@ impl MapPfn {
                     .reshape([-1]),
             )?;
             flat.chunks(n_cells * d)
-                .map(|chunk| {
+                .enumerate()
+                .map(|(i, chunk)| {
                     let cells = Array2::from_shape_vec((n_cells, d), chunk.to_vec())
                         .map_err(|e| ModelError::Input(format!("internal shape error: {e}")))?;
+                    let cells = match &scales {
+                        Some(scales) => scales[i].inverse(&cells),
+                        None => cells,
+                    };
                     Ok(Sample {
                         cells,
                         evaluations: sol.evaluations,
