@@ -6,6 +6,7 @@ use crate::error::{ModelError, Result};
 
 /// Architecture of a MapPFN velocity network (spec §2) for `n_genes` genes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MapPfnConfig {
     /// Number of genes d (input and output width of the cells).
     pub n_genes: usize,
