@@ -31,6 +31,19 @@ impl Prediction {
     }
 }
 
+/// Errors unless `seeds` holds one seed per task (the contract of [`Predictor::predict_many`]).
+pub fn check_one_seed_per_task(tasks: &[Task], seeds: &[u64]) -> Result<(), PredictError> {
+    if tasks.len() != seeds.len() {
+        return Err(format!(
+            "predict_many got {} tasks but {} seeds; give one seed per task",
+            tasks.len(),
+            seeds.len()
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// A perturbation-response predictor: a neural method or a baseline.
 pub trait Predictor {
     /// Short name used in tables and on the command line.
@@ -67,14 +80,7 @@ pub trait Predictor {
         n_cells: usize,
         seeds: &[u64],
     ) -> Result<Vec<Prediction>, PredictError> {
-        if tasks.len() != seeds.len() {
-            return Err(format!(
-                "predict_many got {} tasks but {} seeds; give one seed per task",
-                tasks.len(),
-                seeds.len()
-            )
-            .into());
-        }
+        check_one_seed_per_task(tasks, seeds)?;
         tasks
             .iter()
             .zip(seeds)

@@ -759,14 +759,7 @@ impl Predictor for C3tl {
         _n_cells: usize,
         seeds: &[u64],
     ) -> std::result::Result<Vec<Prediction>, PredictError> {
-        if tasks.len() != seeds.len() {
-            return Err(format!(
-                "predict_many got {} tasks but {} seeds; give one seed per task",
-                tasks.len(),
-                seeds.len()
-            )
-            .into());
-        }
+        cellshift_data::predictor::check_one_seed_per_task(tasks, seeds)?;
         let fitted = self.fitted()?;
         let vocab = self.vocabulary();
         let d = fitted.config.n_genes();
