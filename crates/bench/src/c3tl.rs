@@ -129,6 +129,11 @@ pub struct TransferConfig {
     pub preset: String,
     /// Override of C3TL's maximum epochs.
     pub max_epochs: Option<u64>,
+    /// Override of C3TL's early-stopping patience (epochs without a lower validation MSE).
+    pub patience: Option<u64>,
+    /// Beyond the paper: C3TL decodes a correction to the perturbation's mean observed delta
+    /// ([`cellshift_models::c3tl::C3tlConfig::perturbation_skip`]).
+    pub perturbation_skip: bool,
     /// Shares of the held-out context's perturbations.
     pub fractions: TransferFractions,
     /// Seed of the splits and of C3TL's initial weights.
@@ -200,6 +205,10 @@ fn method_deltas(
         if let Some(e) = config.max_epochs {
             model.config_mut().max_epochs = e;
         }
+        if let Some(p) = config.patience {
+            model.config_mut().patience = p;
+        }
+        model.config_mut().perturbation_skip = config.perturbation_skip;
         let mut ctx = FitContext {
             seed: fit_seed,
             ..FitContext::default()
@@ -581,6 +590,8 @@ mod tests {
             methods: vec![C3TL.into(), "closest_context".into(), "linear".into()],
             preset: "tiny".into(),
             max_epochs: Some(20),
+            patience: None,
+            perturbation_skip: false,
             fractions: TransferFractions::default(),
             seed: 0,
         };

@@ -14,6 +14,7 @@ use cellshift_bench::plots::heatmap_png;
 use cellshift_data::atomic::write_bytes_atomically;
 use cellshift_data::PerturbationData;
 use cellshift_models::c3tl::synthetic::additive_table;
+use cellshift_models::c3tl::table::{duplicate_perturbations, DuplicatePerturbation};
 use cellshift_models::c3tl::{C3tl, C3tlConfig, TransferFractions};
 use cellshift_models::train::Preprocessing;
 
@@ -42,6 +43,17 @@ pub struct Args {
     /// Override C3TL's maximum epochs.
     #[arg(long)]
     pub max_epochs: Option<u64>,
+    /// Override C3TL's early-stopping patience (epochs without a lower validation MSE before stopping).
+    #[arg(long)]
+    pub patience: Option<u64>,
+    /// Beyond the paper: C3TL adds each perturbation's mean observed delta (over its other contexts) to
+    /// the decoder's output, which then learns only the context-specific correction.
+    #[arg(long)]
+    pub perturbation_skip: bool,
+    /// Keep perturbations whose deltas repeat another's in every context (by default they are pruned
+    /// before the splits, as in the paper, so that a test entry cannot leak through its twin).
+    #[arg(long)]
+    pub keep_duplicates: bool,
     /// Adaptation share of the held-out context's perturbations.
     #[arg(long, default_value_t = 0.08)]
     pub adaptation: f64,
@@ -118,10 +130,42 @@ fn restrict(data: PerturbationData, contexts: &[String]) -> anyhow::Result<Pertu
     Ok(data.select_cells(&cells)?)
 }
 
+/// Tolerance of [`duplicate_perturbations`]: deltas equal up to float rounding of the means.
+const DUPLICATE_TOLERANCE: f32 = 1e-6;
+
+/// Drops perturbations whose deltas repeat an earlier perturbation's in every context, saying which.
+fn prune_duplicates(
+    data: PerturbationData,
+) -> anyhow::Result<(PerturbationData, Vec<DuplicatePerturbation>)> {
+    let pruned = duplicate_perturbations(&data, DUPLICATE_TOLERANCE)?;
+    if pruned.is_empty() {
+        return Ok((data, pruned));
+    }
+    for d in &pruned {
+        eprintln!(
+            "pruned perturbation `{}`: its deltas repeat `{}` in every context (--keep-duplicates keeps it)",
+            d.duplicate, d.kept
+        );
+    }
+    let dropped: Vec<usize> = pruned
+        .iter()
+        .map(|d| data.treatment_index(&d.duplicate))
+        .collect::<Result<_, _>>()?;
+    let cells: Vec<usize> = (0..data.n_cells())
+        .filter(|&i| !dropped.contains(&data.cell_treatment[i]))
+        .collect();
+    Ok((data.select_cells(&cells)?, pruned))
+}
+
 /// Runs `cellshift bench c3tl`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     set_threads(args.threads);
     let data = restrict(args.columns.read(&args.data)?, &args.contexts)?;
+    let (data, pruned) = if args.keep_duplicates {
+        (data, Vec::new())
+    } else {
+        prune_duplicates(data)?
+    };
     eprintln!(
         "{}: {} cells, {} genes, {} contexts ({}), {} treatments; expression {}",
         args.data.display(),
@@ -136,6 +180,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         methods: args.methods.clone(),
         preset: args.preset.clone(),
         max_epochs: args.max_epochs,
+        patience: args.patience,
+        perturbation_skip: args.perturbation_skip,
         fractions: TransferFractions {
             adaptation: args.adaptation,
             validation: args.validation,
@@ -144,7 +190,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     if !args.sweep_contexts.is_empty() || !args.sweep_adaptation.is_empty() {
-        return run_sweep(&args, &data, &config, started);
+        return run_sweep(&args, &data, &config, &pruned, started);
     }
     let folds = transfer_benchmark(&data, &config, |fold| {
         let parts: Vec<String> = fold
@@ -179,6 +225,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let json = serde_json::json!({
             "data": args.data.display().to_string(),
             "contexts": data.contexts,
+            "pruned_duplicates": pruned,
             "config": config,
             "summary": summary,
             "folds": folds,
@@ -194,6 +241,7 @@ fn run_sweep(
     args: &Args,
     data: &PerturbationData,
     config: &TransferConfig,
+    pruned: &[DuplicatePerturbation],
     started: Instant,
 ) -> anyhow::Result<()> {
     if args.sweep_contexts.is_empty() || args.sweep_adaptation.is_empty() {
@@ -253,6 +301,7 @@ fn run_sweep(
         let json = serde_json::json!({
             "data": args.data.display().to_string(),
             "config": config,
+            "pruned_duplicates": pruned,
             "sweep_contexts": args.sweep_contexts,
             "sweep_adaptation": args.sweep_adaptation,
             "cells": cells,

@@ -38,6 +38,11 @@ pub struct C3tlConfig {
     /// Share of the training entries held out for early stopping when the caller gives no validation
     /// entries (`Predictor::fit`).
     pub auto_val_fraction: f64,
+    /// Beyond the paper (off by default): add the perturbation's mean observed delta over its other
+    /// contexts (leave-one-out, like ẑ_p) to the decoder's output, so Γ(ẑ_p + ψ̂_c) only learns the
+    /// context-specific correction. Carries each perturbation's identity past the additive latent.
+    #[serde(default)]
+    pub perturbation_skip: bool,
     /// Entries of the stored training table (0 before fitting); fixes the shapes of the stored table.
     pub table_entries: usize,
     /// Seed of the initial weights and of the automatic validation choice of the last fit.
@@ -76,6 +81,7 @@ impl C3tlConfig {
             max_epochs,
             patience,
             auto_val_fraction: 0.05,
+            perturbation_skip: false,
             table_entries: 0,
             seed: 0,
         };

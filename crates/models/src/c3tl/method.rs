@@ -184,10 +184,15 @@ impl Fitted {
             .collect();
         let device = self.x.device();
         let rows = Tensor::from_slice(&loss_rows).to_device(device);
+        // With the skip, Γ learns the residual after the perturbation's leave-one-out mean delta.
+        let target = match tch::no_grad(|| self.net.leave_one_out_skip(&self.x, &pert_f.to_kind(Kind::Int64))) {
+            Some(skip) => &self.x - skip,
+            None => self.x.shallow_clone(),
+        };
         self.loss_target = if loss_rows.len() == p.len() {
-            self.x.shallow_clone()
+            target
         } else {
-            self.x.index_select(0, &rows)
+            target.index_select(0, &rows)
         };
         self.loss_rows = rows;
         self.perturbation = pert_f.to_kind(Kind::Int64);
@@ -222,7 +227,12 @@ impl Fitted {
                 &queries,
                 (&self.config.perturbations, &self.config.contexts),
             )?;
-            Ok(self.net.decoder.forward(&latents) * self.scale)
+            let decoded = self.net.decoder.forward(&latents);
+            let decoded = match self.net.query_skip(&self.x, &self.perturbation, &queries) {
+                Some(skip) => decoded + skip,
+                None => decoded,
+            };
+            Ok(decoded * self.scale)
         })
     }
 

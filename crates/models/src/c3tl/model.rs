@@ -143,6 +143,8 @@ pub struct C3tlNet {
     pub context_encoder: Encoder,
     /// Γ.
     pub decoder: Decoder,
+    /// Whether predictions add the perturbation's mean observed delta ([`C3tlConfig::perturbation_skip`]).
+    pub perturbation_skip: bool,
     n_perturbations: i64,
     n_contexts: i64,
 }
@@ -170,6 +172,7 @@ impl C3tlNet {
                 config.latent,
             ),
             decoder: Decoder::new(pb, "decoder", config.latent, &config.decoder_hidden, d),
+            perturbation_skip: config.perturbation_skip,
             n_perturbations: p as i64,
             n_contexts: c as i64,
         }
@@ -209,7 +212,52 @@ impl C3tlNet {
         context: &Tensor,
     ) -> (Tensor, Tensor) {
         let (latent, valid) = self.leave_one_out_latents(x, perturbation, context);
-        (self.decoder.forward(&latent), valid)
+        let decoded = self.decoder.forward(&latent);
+        match self.leave_one_out_skip(x, perturbation) {
+            Some(skip) => (decoded + skip, valid),
+            None => (decoded, valid),
+        }
+    }
+
+    /// With [`C3tlNet::perturbation_skip`]: every entry's leave-one-out mean observed delta of its
+    /// perturbation over the other contexts, `[n, d]` (zero where there is none), added to the decoded
+    /// prediction; `None` without the skip.
+    pub fn leave_one_out_skip(&self, x: &Tensor, perturbation: &Tensor) -> Option<Tensor> {
+        self.perturbation_skip
+            .then(|| leave_one_out_means(x, perturbation, self.n_perturbations).0)
+    }
+
+    /// With [`C3tlNet::perturbation_skip`]: the mean observed delta `[m, d]` of each query's perturbation
+    /// in the table `x` (its own entry excluded); `None` without the skip. [`C3tlNet::query_latents`]
+    /// checks that every query's perturbation has another entry.
+    pub fn query_skip(
+        &self,
+        x: &Tensor,
+        perturbation: &Tensor,
+        queries: &[LatentQuery],
+    ) -> Option<Tensor> {
+        if !self.perturbation_skip {
+            return None;
+        }
+        let (sums, counts) = group_sums(x, perturbation, self.n_perturbations);
+        let device = x.device();
+        let qp: Vec<i64> = queries.iter().map(|q| q.perturbation as i64).collect();
+        let own_row: Vec<i64> = queries
+            .iter()
+            .map(|q| q.own_row.unwrap_or(0) as i64)
+            .collect();
+        let own: Vec<f32> = queries
+            .iter()
+            .map(|q| if q.own_row.is_some() { 1.0 } else { 0.0 })
+            .collect();
+        let qp = Tensor::from_slice(&qp).to_device(device);
+        let own_row = Tensor::from_slice(&own_row).to_device(device);
+        let own = Tensor::from_slice(&own).to_device(device);
+        let others = (counts.index_select(0, &qp) - &own).clamp_min(1.0);
+        Some(
+            (sums.index_select(0, &qp) - x.index_select(0, &own_row) * own.unsqueeze(1))
+                / others.unsqueeze(1),
+        )
     }
 
     /// The leave-one-out latents ẑ_p + ψ̂_c of every entry, `[n, q]`, and the validity of

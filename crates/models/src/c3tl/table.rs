@@ -118,6 +118,66 @@ pub fn condition_delta(
     Ok((condition_mean(data, c) - control).mapv(|v| v as f32))
 }
 
+/// A perturbation whose pseudo-bulk deltas repeat another's in every context (peers.md §1.4: the paper
+/// prunes such duplicates, which would otherwise leak a test entry through its twin).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DuplicatePerturbation {
+    /// The perturbation to drop.
+    pub duplicate: String,
+    /// The earlier perturbation (in treatment order) it repeats, which is kept.
+    pub kept: String,
+}
+
+/// Perturbations observed in exactly the same contexts as an earlier one, with deltas equal to its
+/// deltas in every one of them up to `tolerance` (max absolute difference per gene). Each duplicate names
+/// the first perturbation it repeats.
+pub fn duplicate_perturbations(
+    data: &PerturbationData,
+    tolerance: f32,
+) -> Result<Vec<DuplicatePerturbation>> {
+    let controls = control_means(data);
+    // Per treatment: its deltas by context, for the non-control treatments observed somewhere.
+    let mut profiles: Vec<(usize, Vec<(usize, Array1<f32>)>)> = Vec::new();
+    for t in 0..data.treatments.len() {
+        if data.treatments[t].is_control() {
+            continue;
+        }
+        let mut by_context = Vec::new();
+        for (i, c) in data.conditions().iter().enumerate() {
+            if c.treatment == t && controls[c.context].is_some() {
+                by_context.push((c.context, condition_delta(data, i, &controls)?));
+            }
+        }
+        if !by_context.is_empty() {
+            by_context.sort_by_key(|(c, _)| *c);
+            profiles.push((t, by_context));
+        }
+    }
+    let same = |a: &[(usize, Array1<f32>)], b: &[(usize, Array1<f32>)]| {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|((ca, da), (cb, db))| {
+                ca == cb && da.iter().zip(db).all(|(x, y)| (x - y).abs() <= tolerance)
+            })
+    };
+    let mut out = Vec::new();
+    let mut is_duplicate = vec![false; profiles.len()];
+    for i in 0..profiles.len() {
+        if is_duplicate[i] {
+            continue;
+        }
+        for j in i + 1..profiles.len() {
+            if !is_duplicate[j] && same(&profiles[i].1, &profiles[j].1) {
+                is_duplicate[j] = true;
+                out.push(DuplicatePerturbation {
+                    duplicate: data.treatments[profiles[j].0].label(&data.control_label),
+                    kept: data.treatments[profiles[i].0].label(&data.control_label),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 impl DeltaTable {
     /// The table of the non-control `conditions` of `data` (indices into `data.conditions()`).
     pub fn from_conditions(

@@ -132,6 +132,94 @@ fn an_entry_never_sees_its_own_delta() {
 }
 
 #[test]
+fn perturbation_skip_adds_the_leave_one_out_mean_delta_of_the_perturbation() {
+    let s = additive_table(3, 5, 6, 1);
+    let mut config = tiny_config(&s);
+    let (p, c) = (
+        index(&s.table, |e| e.perturbation),
+        index(&s.table, |e| e.context),
+    );
+    let x = tensor(&s.table.deltas);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let plain = C3tlNet::new(&ParamBuilder::new(vs.root(), 7), &config);
+    config.perturbation_skip = true;
+    let vs_skip = nn::VarStore::new(Device::Cpu);
+    let skipped = C3tlNet::new(&ParamBuilder::new(vs_skip.root(), 7), &config);
+    let without = tch::no_grad(|| plain.leave_one_out(&x, &p, &c).0);
+    let with = tch::no_grad(|| skipped.leave_one_out(&x, &p, &c).0);
+    let added = Vec::<f32>::try_from((with - without).flatten(0, 1)).unwrap();
+    let d = s.genes.len();
+    // Reference by loops: the mean delta of the entry's perturbation over its other contexts.
+    for (i, e) in s.table.entries.iter().enumerate() {
+        let others: Vec<usize> = (0..s.table.len())
+            .filter(|&j| j != i && s.table.entries[j].perturbation == e.perturbation)
+            .collect();
+        for g in 0..d {
+            let expected = if others.is_empty() {
+                0.0
+            } else {
+                others.iter().map(|&j| s.table.deltas[[j, g]]).sum::<f32>() / others.len() as f32
+            };
+            let got = added[i * d + g];
+            assert!(
+                (got - expected).abs() < 1e-4,
+                "entry {i} gene {g}: skip {got}, expected {expected}"
+            );
+        }
+    }
+    // The query path (own row excluded, and a query outside the table) uses the same means.
+    let e = s.table.entries[4];
+    let queries = [LatentQuery {
+        perturbation: e.perturbation,
+        context: e.context,
+        own_row: Some(4),
+    }];
+    let via_query = skipped.query_skip(&x, &p, &queries).unwrap().get(0);
+    let via_table = skipped.leave_one_out_skip(&x, &p).unwrap().get(4);
+    let err = (via_query - via_table).abs().max().double_value(&[]);
+    assert!(err < 1e-5, "query skip differs from the table's by {err}");
+    assert!(plain.query_skip(&x, &p, &queries).is_none());
+}
+
+#[test]
+fn duplicated_perturbations_are_found_and_near_twins_are_not() {
+    let mut s = additive_table(3, 4, 5, 3);
+    // p4 repeats p1 in every context; p5 repeats p2 except for one gene in one context.
+    let d = s.genes.len();
+    let mut entries = s.table.entries.clone();
+    let mut rows: Vec<f32> = s.table.deltas.iter().copied().collect();
+    for (e, row) in s.table.entries.iter().zip(s.table.deltas.rows()) {
+        for (source, copy) in [(1, 4), (2, 5)] {
+            if e.perturbation == source {
+                entries.push(Entry {
+                    perturbation: copy,
+                    context: e.context,
+                });
+                let mut r: Vec<f32> = row.to_vec();
+                if copy == 5 && e.context == 2 {
+                    r[3] += 0.5;
+                }
+                rows.extend_from_slice(&r);
+            }
+        }
+    }
+    s.perturbations.extend(["p4".to_string(), "p5".to_string()]);
+    s.table = DeltaTable {
+        deltas: Array2::from_shape_vec((entries.len(), d), rows).unwrap(),
+        entries,
+    };
+    let data = data_from_table(&s);
+    let found = super::table::duplicate_perturbations(&data, 1e-4).unwrap();
+    assert_eq!(
+        found,
+        vec![super::table::DuplicatePerturbation {
+            duplicate: "p4".into(),
+            kept: "p1".into()
+        }]
+    );
+}
+
+#[test]
 fn paper_split_has_the_paper_shares_and_follows_its_seed() {
     let s = additive_table(3, 50, 4, 2);
     let data = data_from_table(&s);
