@@ -41,6 +41,13 @@ pub struct MapPfnConfig {
     /// and map generated cells back. Not in the reference (off by default); see `standardize.rs`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub standardize_tasks: bool,
+    /// Intervention skip (not in the reference; off by default): for the genes the query treatment
+    /// targets, the velocity is blended (learned gate, starting near the plain head) with the straight
+    /// path to a learned endpoint, `(b + c·τ_j − x_j) / (1 − t)`, which with `b = c = 0` sends a knocked-out
+    /// gene to zero and with `b = 0, c = 1` sets `x_j := τ_j`. Gives the direct effect of an intervention
+    /// a direct route to the output instead of through the attention stack; see `skip.rs`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub intervention_skip: bool,
 }
 
 /// Smallest per-gene scale used by [`MapPfnConfig::standardize_tasks`] (log1p units), so that genes that
@@ -74,6 +81,7 @@ impl MapPfnConfig {
             attention_pad_to_multiple: None,
             condition_dropout: DEFAULT_CONDITION_DROPOUT,
             standardize_tasks: false,
+            intervention_skip: false,
         }
     }
 
@@ -95,6 +103,7 @@ impl MapPfnConfig {
             attention_pad_to_multiple: None,
             condition_dropout: DEFAULT_CONDITION_DROPOUT,
             standardize_tasks: false,
+            intervention_skip: false,
         }
     }
 
@@ -114,6 +123,7 @@ impl MapPfnConfig {
             attention_pad_to_multiple: None,
             condition_dropout: DEFAULT_CONDITION_DROPOUT,
             standardize_tasks: false,
+            intervention_skip: false,
         }
     }
 

@@ -6,6 +6,7 @@ pub mod config;
 pub mod method;
 pub mod model;
 pub mod predictor;
+pub mod skip;
 pub mod standardize;
 pub mod training;
 

@@ -10,6 +10,7 @@ use rand_pcg::Pcg64;
 use tch::{nn, Device, Kind, Tensor};
 
 use super::config::MapPfnConfig;
+use super::skip::InterventionSkip;
 use super::standardize::TaskScale;
 use crate::blocks::{
     Init, Linear, LinearInit, MmditBlock, MmditShape, ParamBuilder, TimeEmbedding,
@@ -59,6 +60,12 @@ pub struct EncodedCondition {
     pub cond: Tensor,
     /// Treatment tokens `[B, K + 1, width]`.
     pub treat: Tensor,
+    /// The query treatment vectors `[B, d]` (for the intervention skip).
+    pub query_treatment: Tensor,
+    /// Per task and gene, the affine map `z = x·a + b` from data units to the units the network works in
+    /// (`[B, 2, d]`: rows a, b; the identity unless tasks are standardised), so that the intervention
+    /// skip's endpoint is stated in data units (a knocked-out gene goes to a raw zero).
+    pub data_to_model: Tensor,
     /// The layout.
     pub layout: TaskLayout,
 }
@@ -85,6 +92,7 @@ pub struct MapPfnNet {
     m_treat: Tensor,
     time: TimeEmbedding,
     blocks: Vec<MmditBlock>,
+    skip: Option<InterventionSkip>,
     compact_null_training: bool,
 }
 
@@ -171,6 +179,9 @@ impl MapPfnNet {
                 )
             })
             .collect();
+        let skip = config
+            .intervention_skip
+            .then(|| InterventionSkip::new(&root.sub("skip")));
         Ok(MapPfnNet {
             vs,
             config,
@@ -192,6 +203,7 @@ impl MapPfnNet {
             m_treat,
             time,
             blocks,
+            skip,
             compact_null_training: true,
         })
     }
@@ -322,6 +334,17 @@ impl MapPfnNet {
 
     /// Embeds the conditioning inputs of tasks that share `layout` (spec §2.2).
     pub fn encode_tasks(&self, tasks: &[&Task], layout: &TaskLayout) -> Result<EncodedCondition> {
+        self.encode_tasks_scaled(tasks, layout, None)
+    }
+
+    /// [`MapPfnNet::encode_tasks`] of tasks already standardised by `scales` (one per task), which the
+    /// intervention skip needs to place its endpoint in data units.
+    pub fn encode_tasks_scaled(
+        &self,
+        tasks: &[&Task],
+        layout: &TaskLayout,
+        scales: Option<&[TaskScale]>,
+    ) -> Result<EncodedCondition> {
         let d = self.config.n_genes;
         let dev = self.device();
         let obs = stack_views(
@@ -349,7 +372,18 @@ impl MapPfnNet {
             .map(|t| OneHot::task_treatments(t))
             .collect::<Result<_>>()?;
         let trt = stack_views(encoded.iter().map(|t| t.view()), layout.k() + 1, d, dev);
-        self.encode(&obs, ctx.as_ref(), &trt, layout)
+        let mut cond = self.encode(&obs, ctx.as_ref(), &trt, layout)?;
+        if let Some(scales) = scales {
+            let mut affine = Vec::with_capacity(scales.len() * 2 * d);
+            for scale in scales {
+                let (a, b) = scale.affine();
+                affine.extend(a.iter().chain(b.iter()).copied());
+            }
+            cond.data_to_model = Tensor::from_slice(&affine)
+                .reshape([scales.len() as i64, 2, d as i64])
+                .to_device(dev);
+        }
+        Ok(cond)
     }
 
     /// Embeds observational cells `[B, n_obs, d]`, concatenated context cells `[B, Σ n_k, d]` (none when
@@ -395,9 +429,20 @@ impl MapPfnNet {
         let trt_offsets =
             (slots + &self.e_trt + query_flag * self.e_query.view([1, w])).unsqueeze(0);
         let treat = self.u_t.forward(treatments) + trt_offsets;
+        let b = treatments.size()[0];
+        let d = self.config.n_genes as i64;
+        let identity = Tensor::stack(
+            &[
+                Tensor::ones([b, d], (Kind::Float, self.device())),
+                Tensor::zeros([b, d], (Kind::Float, self.device())),
+            ],
+            1,
+        );
         Ok(EncodedCondition {
             cond,
             treat,
+            query_treatment: treatments.select(1, k as i64),
+            data_to_model: identity,
             layout: layout.clone(),
         })
     }
@@ -449,7 +494,24 @@ impl MapPfnNet {
         for block in &self.blocks {
             xs = block.forward(&xs, &e);
         }
-        Ok(self.noise_out.forward(&xs[0].narrow(1, r, size[1])))
+        let v = self.noise_out.forward(&xs[0].narrow(1, r, size[1]));
+        Ok(match &self.skip {
+            Some(skip) => {
+                let (tau, affine) = if reps > 1 {
+                    (
+                        cond.query_treatment.repeat([reps, 1]),
+                        cond.data_to_model.repeat([reps, 1, 1]),
+                    )
+                } else {
+                    (
+                        cond.query_treatment.shallow_clone(),
+                        cond.data_to_model.shallow_clone(),
+                    )
+                };
+                skip.apply(&v, x, t, &tau, &affine, &uncond.logical_not())
+            }
+            None => v,
+        })
     }
 
     /// The unconditional velocity `[R, n_query, d]` computed exactly but cheaply: with the condition dropped,
@@ -512,11 +574,12 @@ impl MapPfnNet {
         t: &[f32],
         x0: &[Vec<f32>],
         drop: &[bool],
+        scales: Option<&[TaskScale]>,
     ) -> Result<(Tensor, usize)> {
         let d = self.config.n_genes;
         let dev = self.device();
         let b = tasks.len() as i64;
-        let cond = self.encode_tasks(tasks, layout)?;
+        let cond = self.encode_tasks_scaled(tasks, layout, scales)?;
         let x1 = stack_views(
             tasks.iter().map(|task| {
                 task.target
@@ -560,6 +623,8 @@ impl MapPfnNet {
             let sub = EncodedCondition {
                 cond: cond.cond.index_select(0, &kept),
                 treat: cond.treat.index_select(0, &kept),
+                query_treatment: cond.query_treatment.index_select(0, &kept),
+                data_to_model: cond.data_to_model.index_select(0, &kept),
                 layout: layout.clone(),
             };
             let no = Tensor::zeros([kept.size()[0]], (Kind::Bool, dev));
@@ -627,15 +692,21 @@ impl Trainable for MapPfnNet {
                 "a micro-batch needs at least one task".into(),
             ));
         }
+        let scales: Option<Vec<TaskScale>> = self
+            .config
+            .standardize_tasks
+            .then(|| tasks.iter().map(TaskScale::of).collect());
         let standardized: Vec<Task>;
-        let tasks: &Vec<Task> = if self.config.standardize_tasks {
-            standardized = tasks
-                .iter()
-                .map(|t| TaskScale::of(t).standardize(t))
-                .collect();
-            &standardized
-        } else {
-            tasks
+        let tasks: &Vec<Task> = match &scales {
+            Some(scales) => {
+                standardized = tasks
+                    .iter()
+                    .zip(scales)
+                    .map(|(t, s)| s.standardize(t))
+                    .collect();
+                &standardized
+            }
+            None => tasks,
         };
         let d = self.config.n_genes;
         let mut layouts: Vec<TaskLayout> = Vec::new();
@@ -665,7 +736,10 @@ impl Trainable for MapPfnNet {
             let gt: Vec<f32> = idx.iter().map(|&i| t[i]).collect();
             let gd: Vec<bool> = idx.iter().map(|&i| drop[i]).collect();
             let gx: Vec<Vec<f32>> = idx.iter().map(|&i| x0[i].clone()).collect();
-            let (sse, n) = self.group_loss(&group, layout, &gt, &gx, &gd)?;
+            let gs: Option<Vec<TaskScale>> = scales
+                .as_ref()
+                .map(|s| idx.iter().map(|&i| s[i].clone()).collect());
+            let (sse, n) = self.group_loss(&group, layout, &gt, &gx, &gd, gs.as_deref())?;
             total = Some(match total {
                 Some(s) => s + sse,
                 None => sse,

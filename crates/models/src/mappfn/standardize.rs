@@ -35,6 +35,14 @@ impl TaskScale {
         (cells - &self.mean) / &self.scale
     }
 
+    /// The per-gene affine map `(a, b)` that standardises a value: `z = x·a + b` (`a = 1/scale`,
+    /// `b = −mean/scale`).
+    pub fn affine(&self) -> (Array1<f32>, Array1<f32>) {
+        let a = self.scale.mapv(|s| 1.0 / s);
+        let b = -&self.mean * &a;
+        (a, b)
+    }
+
     /// Standardised cells back in the data's units.
     pub fn inverse(&self, cells: &Array2<f32>) -> Array2<f32> {
         cells * &self.scale + &self.mean
