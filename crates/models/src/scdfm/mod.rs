@@ -5,11 +5,12 @@
 //!
 //! Layout: [`config`] (presets, code-vs-paper switches, ablations), [`graph`] (co-expression mask),
 //! [`model`] (the network, authors' parameter names), [`loss`] (CFM + MMD), [`reference`] (loading the
-//! authors' state_dicts).
+//! authors' state_dicts), [`method`] (vocabulary, training, sampling, checkpoints, registry entry).
 
 pub mod config;
 pub mod graph;
 pub mod loss;
+pub mod method;
 pub mod model;
 pub mod reference;
 
@@ -17,4 +18,5 @@ pub mod reference;
 mod tests;
 
 pub use config::{AttentionKind, MaskRows, PerturbationMode, ScdfmConfig};
+pub use method::{load_scdfm, Scdfm, ScdfmSetup, ScdfmTraining, METHOD};
 pub use model::ScdfmNet;

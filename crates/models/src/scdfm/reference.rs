@@ -11,6 +11,10 @@ use crate::error::{ModelError, Result};
 pub const UNUSED_REFERENCE_PREFIXES: &[&str] =
     &["perturbation_embedder.", "p_mask_embed", "p_head."];
 
+/// The frozen variable holding the graph mask in this port's checkpoints (their mask lives in a separate
+/// `.pt` file, not in the state_dict).
+pub const GRAPH_MASK: &str = "graph_mask";
+
 /// What [`load_reference`] did.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReferenceLoad {
@@ -21,7 +25,7 @@ pub struct ReferenceLoad {
 }
 
 /// Copies every variable of `vs` from the safetensors file at `path`, matched by name (the authors' state_dict
-/// names) with shapes checked. A model parameter missing from the file, a shape mismatch or an unknown extra
+/// names) with shapes checked (except the graph mask [`GRAPH_MASK`], which their files do not hold). A model parameter missing from the file, a shape mismatch or an unknown extra
 /// name (other than [`UNUSED_REFERENCE_PREFIXES`]) is an error naming it.
 pub fn load_reference(vs: &mut nn::VarStore, path: &Path) -> Result<ReferenceLoad> {
     let tensors = tch::Tensor::read_safetensors(path).map_err(|e| ModelError::CheckpointCorrupt {
@@ -34,6 +38,9 @@ pub fn load_reference(vs: &mut nn::VarStore, path: &Path) -> Result<ReferenceLoa
     let mut loaded = 0;
     tch::no_grad(|| -> Result<()> {
         for (name, var) in vars.iter() {
+            if name == GRAPH_MASK {
+                continue;
+            }
             match file.get(name) {
                 None => missing.push(name.clone()),
                 Some(src) => {

@@ -438,3 +438,342 @@ fn sampler_matches_golden() {
         1e-5,
     );
 }
+
+#[test]
+fn paper_preset_has_the_authors_real_parameter_shapes() {
+    let dir = cellshift_data::testing::shared_dir(env!("CARGO_MANIFEST_DIR")).join("golden/scdfm");
+    let Some(dir) = cellshift_data::testing::require_path(&dir) else {
+        return;
+    };
+    let real: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("real_size_param_shapes.json")).unwrap(),
+    )
+    .unwrap();
+    let shapes: HashMap<String, Vec<i64>> = real["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_str().unwrap().to_string(),
+                serde_json::from_value(p[1].clone()).unwrap(),
+            )
+        })
+        .collect();
+    let count = |mode| {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = ScdfmConfig {
+            perturbation: mode,
+            ..ScdfmConfig::paper()
+        };
+        let _net =
+            ScdfmNet::new(vs.root(), &cfg, &super::model::open_mask(8, Device::Cpu), 0).unwrap();
+        let vars = vs.variables();
+        for (name, t) in &vars {
+            assert_eq!(
+                shapes.get(name),
+                Some(&t.size()),
+                "{name} must exist with the authors' shape"
+            );
+        }
+        (super::model::parameter_count(&vs), vars.len())
+    };
+    let (crispr, _) = count(super::config::PerturbationMode::Crispr);
+    assert_eq!(
+        crispr as u64,
+        real["n_parameters_used_in_crisper_predict_y"]
+            .as_u64()
+            .unwrap()
+    );
+    assert_eq!(crispr, 57_021_953);
+    let (drug, _) = count(super::config::PerturbationMode::Drug);
+    assert_eq!(
+        drug - crispr,
+        6000 * 512 + 2 * 512,
+        "drug mode adds perturbation_embedder.*"
+    );
+    // What the port leaves out: p_mask_embed and p_head.* (predict_p mode only).
+    let left_out: i64 = shapes
+        .iter()
+        .filter(|(n, _)| n.as_str() == "p_mask_embed" || n.starts_with("p_head."))
+        .map(|(_, s)| s.iter().product::<i64>())
+        .sum();
+    assert_eq!(left_out, 264_192);
+    assert_eq!(drug as i64 + left_out, 60_359_169);
+    assert_eq!(real["n_parameters"].as_i64().unwrap(), 60_359_169);
+}
+
+#[test]
+fn reference_loading_names_the_mismatch() {
+    let Some(dir) = golden() else { return };
+    let g = npz("graph.npz").unwrap();
+    // One layer fewer than the checkpoint: its blocks.1.* are unknown to the model.
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let cfg = ScdfmConfig {
+        nlayers: 1,
+        ..tiny_config()
+    };
+    let _net = ScdfmNet::new(vs.root(), &cfg, &g["mask_padded"], 0).unwrap();
+    let err = reference::load_reference(&mut vs, &dir.join("model.safetensors"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("which this model does not have") && err.contains(".1."),
+        "{err}"
+    );
+    // A wider model: shapes differ and the message names the parameter.
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let cfg = ScdfmConfig {
+        d_model: 64,
+        ..tiny_config()
+    };
+    let _net = ScdfmNet::new(vs.root(), &cfg, &g["mask_padded"], 0).unwrap();
+    let err = reference::load_reference(&mut vs, &dir.join("model.safetensors"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("has shape") && err.contains("d_model"),
+        "{err}"
+    );
+}
+
+#[test]
+fn vocabulary_mask_reproduces_their_sorted_pad_mask() {
+    let Some(d) = npz("graph.npz") else { return };
+    let meta = json("meta.json");
+    let names: Vec<String> = serde_json::from_value(meta["var_names"].clone()).unwrap();
+    let itos: Vec<String> = serde_json::from_value(meta["vocab_itos"].clone()).unwrap();
+    let raw = to_array_bool(&d["mask_raw"]);
+    let data = synthetic_data(&names, &[("control", 0.0)]);
+    assert_eq!(super::method::vocabulary(&data), itos);
+    assert_eq!(
+        super::method::vocabulary_mask(&raw, &names, &itos),
+        to_array_bool(&d["mask_padded"])
+    );
+}
+
+// ---- the method on a small synthetic screen ---------------------------------------------------------
+
+use super::method::{load_scdfm, Scdfm};
+use cellshift_data::{
+    CellAnnotations, FitContext, PerturbationData, Predictor, Task, TaskTreatment,
+};
+
+/// 40 cells per condition over `genes`; condition `label` shifts every gene by `shift` (cells ≥ 0).
+fn synthetic_data(genes: &[String], conditions: &[(&str, f32)]) -> PerturbationData {
+    let per = 40;
+    let g = genes.len();
+    let mut r = crate::rng::stream(3, "scdfm-test-data", 0);
+    let noise = crate::rng::normals(&mut r, per * conditions.len() * g);
+    let x = Array2::from_shape_fn((per * conditions.len(), g), |(i, j)| {
+        let (_, s) = conditions[i / per];
+        (1.0 + s * ((j % 3) as f32 - 1.0) + 0.3 * noise[i * g + j]).max(0.0)
+    });
+    let labels = (0..per * conditions.len())
+        .map(|i| conditions[i / per].0.to_string())
+        .collect();
+    PerturbationData::new(
+        genes.to_vec(),
+        x,
+        CellAnnotations {
+            treatment_labels: labels,
+            ..CellAnnotations::default()
+        },
+        "control",
+    )
+    .unwrap()
+}
+
+fn screen() -> PerturbationData {
+    let genes: Vec<String> = (0..6).map(|i| format!("g{i}")).collect();
+    synthetic_data(
+        &genes,
+        &[
+            ("control", 0.0),
+            ("A", 0.5),
+            ("B", -0.5),
+            ("C", 0.8),
+            ("A+B", 0.2),
+            ("A+C", 1.0),
+        ],
+    )
+}
+
+fn task_for(data: &PerturbationData, label: &str) -> Task {
+    let control = data
+        .conditions()
+        .iter()
+        .find(|c| data.treatments[c.treatment].is_control())
+        .unwrap();
+    Task {
+        context: "default".into(),
+        context_index: 0,
+        genes: std::sync::Arc::new(data.genes.clone()),
+        observational: data.cells_of(control),
+        experiments: vec![],
+        context_cells: ndarray::Array3::zeros((0, 0, data.n_genes())),
+        query: TaskTreatment::from_label(label, "control", 1.0),
+        target: None,
+    }
+}
+
+fn conditions_without(data: &PerturbationData, held_out: &[&str]) -> Vec<usize> {
+    (0..data.conditions().len())
+        .filter(|&i| {
+            !held_out.contains(
+                &data.treatments[data.conditions()[i].treatment]
+                    .label("control")
+                    .as_str(),
+            )
+        })
+        .collect()
+}
+
+fn quick_fit(data: &PerturbationData, held_out: &[&str], run_dir: Option<PathBuf>) -> Scdfm {
+    let mut m = Scdfm::for_data(data, "tiny", Device::Cpu, 0).unwrap();
+    m.setup_mut().training.cells_per_step = 16;
+    m.setup_mut().training.graph_topk = 2;
+    m.setup_mut().training.checkpoint_every = 5;
+    let mut losses = Vec::new();
+    let mut progress = |p: &cellshift_data::Progress| losses.push((p.loss, p.components.clone()));
+    let mut ctx = FitContext {
+        run_dir,
+        seed: 4,
+        progress: Some(&mut progress),
+        budget: Some(cellshift_data::Budget::Steps(12)),
+        ..FitContext::default()
+    };
+    m.fit_conditions(data, &conditions_without(data, held_out), &mut ctx)
+        .unwrap();
+    assert_eq!(losses.len(), 12);
+    for (l, parts) in &losses {
+        assert!(l.is_finite());
+        let names: Vec<&str> = parts.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["cfm", "mmd"]);
+        assert!((parts[0].1 + parts[1].1 - l).abs() < 1e-4 * l.abs().max(1.0));
+    }
+    m
+}
+
+#[test]
+fn method_trains_predicts_seeded_and_round_trips_a_checkpoint() {
+    let data = screen();
+    let dir = tempfile::tempdir().unwrap();
+    let m = quick_fit(&data, &["A+C"], Some(dir.path().to_path_buf()));
+    let task = task_for(&data, "A+C");
+    let a = m
+        .predict_tasks(std::slice::from_ref(&task), 10, &[7])
+        .unwrap()
+        .remove(0);
+    let b = m
+        .predict_tasks(std::slice::from_ref(&task), 10, &[7])
+        .unwrap()
+        .remove(0);
+    let c = m
+        .predict_tasks(std::slice::from_ref(&task), 10, &[8])
+        .unwrap()
+        .remove(0);
+    assert_eq!(a.dim(), (10, 6));
+    assert_eq!(a, b, "same seed, same cells");
+    assert_ne!(a, c, "another seed draws other cells");
+    assert!(
+        a.iter().all(|&v| v >= 0.0),
+        "non-negative data: clamped at 0 as their sampler"
+    );
+    let loaded = load_scdfm(dir.path(), &Default::default()).unwrap();
+    let d = loaded
+        .predict_tasks(std::slice::from_ref(&task), 10, &[7])
+        .unwrap()
+        .remove(0);
+    assert_eq!(a, d, "a loaded checkpoint predicts the same cells");
+    assert_eq!(
+        loaded.net().unwrap().mask.size(),
+        m.net().unwrap().mask.size()
+    );
+    assert!(
+        loaded.net().unwrap().mask.equal(&m.net().unwrap().mask),
+        "the graph mask is checkpointed"
+    );
+    // A control query returns control cells; the registry knows the method.
+    let ctl = m.predict(&task_for(&data, "control"), 5, 1).unwrap();
+    assert_eq!(ctl.mean_profile().len(), 6);
+    assert!(crate::registry::names().contains(&"scdfm"));
+}
+
+#[test]
+fn resuming_a_run_equals_training_it_in_one_go() {
+    let data = screen();
+    let one = tempfile::tempdir().unwrap();
+    let two = tempfile::tempdir().unwrap();
+    let train = |dir: &std::path::Path, budgets: &[u64]| {
+        let mut m = Scdfm::for_data(&data, "tiny", Device::Cpu, 0).unwrap();
+        m.setup_mut().training.cells_per_step = 8;
+        m.setup_mut().training.steps = 10;
+        for &b in budgets {
+            let mut ctx = FitContext {
+                run_dir: Some(dir.to_path_buf()),
+                seed: 1,
+                budget: Some(cellshift_data::Budget::Steps(b)),
+                ..FitContext::default()
+            };
+            m.fit_conditions(&data, &conditions_without(&data, &[]), &mut ctx)
+                .unwrap();
+        }
+        m.predict_tasks(&[task_for(&data, "A")], 4, &[0])
+            .unwrap()
+            .remove(0)
+    };
+    assert_eq!(train(one.path(), &[10]), train(two.path(), &[4, 10]));
+}
+
+#[test]
+fn bad_inputs_give_errors_that_name_the_problem_and_the_fix() {
+    let data = screen();
+    let m = quick_fit(&data, &["C", "A+C"], None);
+    let err = |label: &str| {
+        m.predict_tasks(&[task_for(&data, label)], 4, &[0])
+            .unwrap_err()
+            .to_string()
+    };
+    let e = err("ZNF999");
+    assert!(
+        e.contains("`ZNF999` is not in the scDFM model's vocabulary")
+            && e.contains("train on data"),
+        "{e}"
+    );
+    let e = err("A+C");
+    assert!(
+        e.contains("the double `A+C` contains the unseen single `C`")
+            && e.contains("put a condition"),
+        "{e}"
+    );
+    let e = err("A+B+C");
+    assert!(e.contains("one or two perturbed genes"), "{e}");
+    // Data whose genes differ from the model's.
+    let mut other = task_for(&data, "A");
+    let mut genes = data.genes.clone();
+    genes.swap(0, 1);
+    other.genes = std::sync::Arc::new(genes);
+    let e = m.predict_tasks(&[other], 4, &[0]).unwrap_err().to_string();
+    assert!(
+        e.contains("differ from the genes")
+            && e.contains("column 0")
+            && e.contains("bring the data"),
+        "{e}"
+    );
+    // An unfitted model says what to do.
+    let fresh = Scdfm::for_data(&data, "tiny", Device::Cpu, 0).unwrap();
+    let e = fresh
+        .predict_tasks(&[task_for(&data, "A")], 4, &[0])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not fitted"), "{e}");
+    // Unknown preset.
+    let e = Scdfm::for_data(&data, "huge", Device::Cpu, 0)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no size `huge`") && e.contains("tiny, small, paper"),
+        "{e}"
+    );
+}
