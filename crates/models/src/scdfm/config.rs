@@ -71,8 +71,30 @@ pub struct ScdfmConfig {
     pub mmd_scales: Vec<f64>,
 }
 
-/// Named presets.
-pub const PRESETS: &[&str] = &["tiny", "small", "paper"];
+/// Named presets: a size (`tiny`, `small`, `paper`), optionally with one ablation suffix for the CPU sizes:
+/// `-no-mmd` (γ = 0), `-no-graph` (no co-expression mask), `-plain-attention` (softmax instead of
+/// differential attention).
+pub const PRESETS: &[&str] = &[
+    "tiny",
+    "small",
+    "paper",
+    "tiny-no-mmd",
+    "tiny-no-graph",
+    "tiny-plain-attention",
+    "small-no-mmd",
+    "small-no-graph",
+    "small-plain-attention",
+];
+
+/// Splits a preset name into its size and ablation suffix (`""` when none).
+pub fn split_preset(name: &str) -> (&str, &str) {
+    for suffix in ["-no-mmd", "-no-graph", "-plain-attention"] {
+        if let Some(size) = name.strip_suffix(suffix) {
+            return (size, suffix);
+        }
+    }
+    (name, "")
+}
 
 impl ScdfmConfig {
     /// The authors' real model (effective d 512, 8 heads, 4 layers, 6000 tokens, dropout 0.1).
@@ -121,7 +143,14 @@ impl ScdfmConfig {
 
     /// A preset by name, with `ntoken` set to at least `vocab` rows.
     pub fn preset(name: &str, vocab: usize) -> Result<ScdfmConfig> {
-        let mut c = match name {
+        if !PRESETS.contains(&name) {
+            return Err(ModelError::Config(format!(
+                "scdfm has no size `{name}`; use one of {}",
+                PRESETS.join(", ")
+            )));
+        }
+        let (size, ablation) = split_preset(name);
+        let mut c = match size {
             "tiny" => ScdfmConfig::tiny(),
             "small" => ScdfmConfig::small(),
             "paper" => ScdfmConfig::paper(),
@@ -132,10 +161,17 @@ impl ScdfmConfig {
                 )))
             }
         };
-        if name != "paper" {
+        if size != "paper" {
             c.ntoken = vocab;
         }
         c.ntoken = c.ntoken.max(vocab);
+        c.preset = name.to_string();
+        match ablation {
+            "-no-mmd" => c.gamma = 0.0,
+            "-no-graph" => c.no_graph_mask = true,
+            "-plain-attention" => c.attention = AttentionKind::Plain,
+            _ => {}
+        }
         Ok(c)
     }
 

@@ -80,12 +80,17 @@ pub struct ScdfmTraining {
     pub predict_batch: usize,
     /// Clamp predictions at 0 (their sampler; on for non-negative data).
     pub clamp_output: bool,
+    /// Genes per ODE solve at inference (`None`: all genes jointly, as their code). The CPU presets solve
+    /// contiguous chunks of `genes_per_step` genes — the gene-set size seen in training — each from its own
+    /// noise and the same control cell, so genes of different chunks are not jointly sampled.
+    pub predict_gene_chunk: Option<usize>,
 }
 
 impl ScdfmTraining {
     /// Defaults of a preset: `paper` = run.sh (lr 5e-5 → 1e-6, 200,000 steps); the CPU presets use a higher
     /// learning rate and a short run.
     pub fn preset(name: &str) -> ScdfmTraining {
+        let name = super::config::split_preset(name).0;
         let paper = ScdfmTraining {
             steps: 200_000,
             cells_per_step: 48,
@@ -98,21 +103,26 @@ impl ScdfmTraining {
             grid_points: 20,
             predict_batch: 48,
             clamp_output: true,
+            predict_gene_chunk: None,
         };
         match name {
             "paper" => paper,
             "small" => ScdfmTraining {
-                steps: 3000,
+                steps: 2000,
+                genes_per_step: 128,
                 lr: 5e-4,
                 end_lr: 1e-5,
                 checkpoint_every: 500,
+                predict_gene_chunk: Some(128),
                 ..paper
             },
             _ => ScdfmTraining {
-                steps: 1500,
+                steps: 1000,
+                genes_per_step: 128,
                 lr: 1e-3,
                 end_lr: 1e-5,
                 checkpoint_every: 500,
+                predict_gene_chunk: Some(128),
                 ..paper
             },
         }
@@ -615,6 +625,35 @@ impl Scdfm {
         pert: [i64; 2],
         r: &mut Pcg64,
     ) -> Result<Array2<f32>> {
+        let g = controls.ncols();
+        let width = f
+            .setup
+            .training
+            .predict_gene_chunk
+            .unwrap_or(g)
+            .clamp(1, g.max(1));
+        let mut out = Array2::zeros(controls.dim());
+        let mut lo = 0;
+        while lo < g {
+            let hi = (lo + width).min(g);
+            let cols = controls.slice(ndarray::s![.., lo..hi]).to_owned();
+            let ids = f.gene_tokens.narrow(0, lo as i64, (hi - lo) as i64);
+            let part = self.sample_genes(f, &cols, &ids, pert, r)?;
+            out.slice_mut(ndarray::s![.., lo..hi]).assign(&part);
+            lo = hi;
+        }
+        Ok(out)
+    }
+
+    /// One ODE solve per chunk of `predict_batch` cells over the genes `ids`.
+    fn sample_genes(
+        &self,
+        f: &Fitted,
+        controls: &Array2<f32>,
+        ids: &Tensor,
+        pert: [i64; 2],
+        r: &mut Pcg64,
+    ) -> Result<Array2<f32>> {
         let _g = tch::no_grad_guard();
         let (n, g) = controls.dim();
         let grid = linspace_f32(f.setup.training.grid_points.max(2));
@@ -634,7 +673,7 @@ impl Scdfm {
             let x0 = Tensor::from_slice(&rng::normals(r, m * g))
                 .view([m as i64, g as i64])
                 .to_device(self.device);
-            let genes = f.gene_tokens.unsqueeze(0).repeat([m as i64, 1]);
+            let genes = ids.unsqueeze(0).repeat([m as i64, 1]);
             let p = Tensor::from_slice(&pert)
                 .unsqueeze(0)
                 .repeat([m as i64, 1])
@@ -839,4 +878,51 @@ pub fn load_scdfm(path: &Path, options: &InferenceOptions) -> Result<Scdfm> {
 
 fn load(path: &Path, options: &InferenceOptions) -> Result<MethodModel> {
     Ok(Box::new(load_scdfm(path, options)?))
+}
+
+/// Writes a checkpoint of this port from one of the authors' state_dicts (safetensors, their parameter
+/// names; see [`super::reference::load_reference`]). `vocab` is their vocabulary (`GeneVocab` itos: specials
+/// then genes), `genes` the gene panel (column order of the data the model will predict), `mask` their
+/// `[V, V]` graph mask (true = blocked; their `mask_fold_*.pt`, or this port's graph builder on the same
+/// training cells). Every gene of the vocabulary counts as trained. Returns the checkpoint directory.
+pub fn import_reference(
+    state_dict: &Path,
+    net: ScdfmConfig,
+    vocab: Vec<String>,
+    genes: Vec<String>,
+    mask: &Array2<bool>,
+    out_dir: &Path,
+) -> Result<std::path::PathBuf> {
+    let v = vocab.len();
+    if mask.dim() != (v, v) {
+        return Err(ModelError::Input(format!(
+            "the graph mask is {:?} but the vocabulary has {v} tokens; pass the mask built for this vocabulary",
+            mask.dim()
+        )));
+    }
+    let known: BTreeSet<&str> = vocab.iter().map(String::as_str).collect();
+    if let Some(g) = genes.iter().find(|g| !known.contains(g.as_str())) {
+        return Err(ModelError::Input(format!(
+            "gene `{g}` of the panel is not in the checkpoint's vocabulary; use the genes the model was trained on"
+        )));
+    }
+    let setup = ScdfmSetup {
+        trained_tokens: vocab.iter().skip(SPECIALS.len()).cloned().collect(),
+        net,
+        genes: genes.clone(),
+        vocab,
+        training: ScdfmTraining::preset("paper"),
+        seed: 0,
+    };
+    let mut fitted = Fitted::build(setup, Some(mask), Device::Cpu)?;
+    super::reference::load_reference(&mut fitted.vs, state_dict)?;
+    let preprocessing = Preprocessing {
+        normalize_total: None,
+        log1p: false,
+        per_condition_scaling: None,
+        n_genes: genes.len(),
+        gene_names: genes,
+    };
+    let trainer = Trainer::new(&fitted, train_config(&fitted.setup, &preprocessing))?;
+    trainer.save_checkpoint(out_dir)
 }

@@ -145,17 +145,23 @@ impl DiffAttention {
         };
         let v = self.split(&self.v.forward(y));
         let scale = (hd as f64).powf(-0.5);
-        let map = |q: &Tensor, k: &Tensor| {
-            (self.split(q) * scale)
-                .matmul(&self.split(k).transpose(-1, -2))
-                .softmax(-1, Kind::Float)
+        // (A₁ − λA₂)V = A₁V − λ·A₂V: two fused attention calls, never materialising the [N, N] maps.
+        let attend = |q: &Tensor, k: &Tensor| {
+            Tensor::scaled_dot_product_attention(
+                &self.split(q),
+                &self.split(k),
+                &v,
+                None::<&Tensor>,
+                0.0,
+                false,
+                scale,
+                false,
+            )
         };
-        let a1 = map(&q1, &k1);
-        let attn = match self.kind {
-            AttentionKind::Differential => a1 - map(&q2, &k2) * self.lambda_full(),
-            AttentionKind::Plain => a1,
+        let o = match self.kind {
+            AttentionKind::Differential => attend(&q1, &k1) - attend(&q2, &k2) * self.lambda_full(),
+            AttentionKind::Plain => attend(&q1, &k1),
         };
-        let o = attn.matmul(&v);
         // RMSNorm over the head dimension in float32, eps 1e-5, learnable gain.
         let o = &o * (o.square().mean_dim(-1, true, Kind::Float) + 1e-5).rsqrt() * &self.subln;
         let o = o * (1.0 - self.lambda_init);
@@ -373,23 +379,35 @@ impl ScdfmNet {
             .linear(&w[2], Some(&bias[2]))
             .view([m, h, hd])
             .transpose(0, 1);
-        let mut scores = (qq * (hd as f64).powf(-0.5)).matmul(&kk.transpose(-1, -2)); // [B,h,N,M]
-        if !self.config.no_graph_mask {
-            let mask = match self.config.mask_rows {
-                MaskRows::FirstCell => self.mask.index_select(0, &ids.get(0)).view([1, 1, n, m]),
-                MaskRows::PerCell => self
-                    .mask
-                    .index_select(0, &ids.flatten(0, -1))
-                    .view([b, 1, n, m]),
-            };
-            scores = scores.masked_fill(&mask, f64::NEG_INFINITY);
-        }
-        let attn = dropout(scores.softmax(-1, Kind::Float), p, train);
-        let o = attn
-            .matmul(&vv)
-            .transpose(1, 2)
-            .contiguous()
-            .view([b, n, d]);
+        let allowed = if self.config.no_graph_mask {
+            None
+        } else {
+            Some(
+                match self.config.mask_rows {
+                    MaskRows::FirstCell => {
+                        self.mask.index_select(0, &ids.get(0)).view([1, 1, n, m])
+                    }
+                    MaskRows::PerCell => self
+                        .mask
+                        .index_select(0, &ids.flatten(0, -1))
+                        .view([b, 1, n, m]),
+                }
+                .logical_not(),
+            )
+        };
+        let o = Tensor::scaled_dot_product_attention(
+            &qq,
+            &kk.unsqueeze(0).expand([b, h, m, hd], false),
+            &vv.unsqueeze(0).expand([b, h, m, hd], false),
+            allowed.as_ref(),
+            if train { p } else { 0.0 },
+            false,
+            (hd as f64).powf(-0.5),
+            false,
+        )
+        .transpose(1, 2)
+        .contiguous()
+        .view([b, n, d]);
         let x = &q + dropout(e.out_proj.forward(&o), p, train);
         let f = dropout(
             e.linear1.forward(&e.norm2.forward(&x)).gelu("none"),
@@ -558,4 +576,24 @@ pub fn parameter_count(vs: &nn::VarStore) -> usize {
 /// The graph mask of a device-less model for shape-only uses: `M` tokens, nothing blocked but specials.
 pub fn open_mask(tokens: usize, device: Device) -> Tensor {
     Tensor::zeros([tokens as i64, tokens as i64], (Kind::Bool, device))
+}
+
+/// Multiply–add count ×2 (FLOPs) of one forward of `cells` cells over `genes` genes with a vocabulary of
+/// `tokens` memory tokens (matrix products and attention only; element-wise work is not counted).
+pub fn forward_flops(config: &ScdfmConfig, cells: usize, genes: usize, tokens: usize) -> f64 {
+    let (b, g, m, d) = (
+        cells as f64,
+        genes as f64,
+        tokens as f64,
+        config.d_model as f64,
+    );
+    let encoder = |n: f64| b * n * 10.0 * d * d + 2.0 * b * n * m * d;
+    let mut macs = encoder(g) + encoder(2.0) + 2.0 * m * d * d;
+    macs += 2.0 * b * g * (d + d * d) + b * g * 3.0 * d * d;
+    macs += b * (config.frequency_embedding_size as f64 * d + d * d);
+    let sub_block =
+        b * 6.0 * d * d + 6.0 * b * g * d * d + 3.0 * b * g * g * d + 8.0 * b * g * d * d;
+    macs += config.nlayers as f64 * (b * g * 6.0 * d * d + 2.0 * sub_block);
+    macs += b * g * (3.0 * d * d + d);
+    2.0 * macs
 }

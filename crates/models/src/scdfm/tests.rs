@@ -777,3 +777,39 @@ fn bad_inputs_give_errors_that_name_the_problem_and_the_fix() {
         "{e}"
     );
 }
+
+#[test]
+fn imported_reference_checkpoint_reproduces_their_forward() {
+    let Some(d) = npz("forward.npz") else { return };
+    let g = npz("graph.npz").unwrap();
+    let meta = json("meta.json");
+    let itos: Vec<String> = serde_json::from_value(meta["vocab_itos"].clone()).unwrap();
+    let names: Vec<String> = serde_json::from_value(meta["var_names"].clone()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let ck = super::method::import_reference(
+        &golden().unwrap().join("model.safetensors"),
+        tiny_config(),
+        itos,
+        names,
+        &to_array_bool(&g["mask_padded"]),
+        out.path(),
+    )
+    .unwrap();
+    let m = load_scdfm(&ck, &Default::default()).unwrap();
+    let _g = tch::no_grad_guard();
+    let k = |s: &str| &d[&format!("double.{s}")];
+    let v = m
+        .net()
+        .unwrap()
+        .forward(
+            k("gene_id"),
+            k("x_t"),
+            k("t"),
+            k("x_c"),
+            k("perturbation_id"),
+            false,
+            None,
+        )
+        .unwrap();
+    assert_close("imported double.velocity", &v, k("velocity"), 5e-6, 1e-5);
+}
