@@ -5,7 +5,7 @@
 //!
 //! Layout: [`config`] (presets, code-vs-paper switches, ablations), [`graph`] (co-expression mask),
 //! [`model`] (the network, authors' parameter names), [`loss`] (CFM + MMD), [`reference`] (loading the
-//! authors' state_dicts), [`method`] (vocabulary, training, sampling, checkpoints, registry entry).
+//! authors' state_dicts), [`split`] (their additive / unseen / combinations splits), [`method`] (vocabulary, training, sampling, checkpoints, registry entry).
 
 pub mod config;
 pub mod graph;
@@ -13,6 +13,7 @@ pub mod loss;
 pub mod method;
 pub mod model;
 pub mod reference;
+pub mod split;
 
 #[cfg(test)]
 mod tests;

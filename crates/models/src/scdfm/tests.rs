@@ -813,3 +813,96 @@ fn imported_reference_checkpoint_reproduces_their_forward() {
         .unwrap();
     assert_close("imported double.velocity", &v, k("velocity"), 5e-6, 1e-5);
 }
+
+#[test]
+fn splits_follow_their_definitions_and_are_seeded() {
+    use super::split::{split_conditions, SplitKind, SplitOptions};
+    let genes: Vec<String> = (0..4).map(|i| format!("g{i}")).collect();
+    let mut conds: Vec<(String, f32)> = vec![("control".into(), 0.0)];
+    let singles = ["A", "B", "C", "D", "E", "F"];
+    for s in singles {
+        conds.push((s.into(), 0.1));
+    }
+    for (i, a) in singles.iter().enumerate() {
+        for b in &singles[i + 1..] {
+            conds.push((format!("{a}+{b}"), 0.2));
+        }
+    }
+    let refs: Vec<(&str, f32)> = conds.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    let data = synthetic_data(&genes, &refs);
+    let label = |i: usize| data.treatments[data.conditions()[i].treatment].label("control");
+    let is_double = |i: usize| label(i).contains('+');
+    // additive: 30 % of the 15 doubles (5 rounded from 4.5), singles all trained on.
+    let add = split_conditions(&data, SplitOptions::new(SplitKind::Additive, 42)).unwrap();
+    assert_eq!(add.test.len(), 5);
+    assert!(add.test.iter().all(|&i| is_double(i)));
+    assert_eq!(add.train.len() + add.test.len(), data.conditions().len());
+    assert_eq!(
+        add,
+        split_conditions(&data, SplitOptions::new(SplitKind::Additive, 42)).unwrap()
+    );
+    assert_ne!(
+        add,
+        split_conditions(&data, SplitOptions::new(SplitKind::Additive, 43)).unwrap()
+    );
+    // unseen: 2 held-out genes → their 2 singles + the 9 doubles containing one of them.
+    let opts = SplitOptions {
+        n_unseen: 2,
+        ..SplitOptions::new(SplitKind::Unseen, 1)
+    };
+    let un = split_conditions(&data, opts).unwrap();
+    let held: Vec<String> = un
+        .test
+        .iter()
+        .filter(|&&i| !is_double(i))
+        .map(|&i| label(i))
+        .collect();
+    assert_eq!(held.len(), 2);
+    assert_eq!(un.test.len(), 2 + 9);
+    for &i in &un.train {
+        assert!(
+            !held.iter().any(|g| label(i).split('+').any(|p| p == g)),
+            "{} leaks",
+            label(i)
+        );
+    }
+    // combinations: 2 doubles + the singles of their genes.
+    let opts = SplitOptions {
+        n_combinations: 2,
+        ..SplitOptions::new(SplitKind::Combinations, 1)
+    };
+    let co = split_conditions(&data, opts).unwrap();
+    let doubles: Vec<String> = co
+        .test
+        .iter()
+        .filter(|&&i| is_double(i))
+        .map(|&i| label(i))
+        .collect();
+    assert_eq!(doubles.len(), 2);
+    for d in &doubles {
+        for g in d.split('+') {
+            assert!(
+                co.test.iter().any(|&i| label(i) == g),
+                "single {g} of {d} must be held out"
+            );
+        }
+    }
+    // Their always-true `or` makes every split additive.
+    let bug = SplitOptions {
+        reproduce_or_bug: true,
+        ..opts
+    };
+    assert_eq!(
+        split_conditions(&data, bug).unwrap(),
+        add_with_seed(&data, 1)
+    );
+    let e = split_conditions(&data, SplitOptions::new(SplitKind::Unseen, 0))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("lower n_unseen"), "{e}");
+}
+
+fn add_with_seed(data: &PerturbationData, seed: u64) -> super::split::ConditionSplit {
+    use super::split::{split_conditions, SplitKind, SplitOptions};
+    split_conditions(data, SplitOptions::new(SplitKind::Additive, seed)).unwrap()
+}
