@@ -482,3 +482,20 @@ pub fn declared_not_applicable(
     }
     None
 }
+
+#[cfg(test)]
+mod contender_tests {
+    use super::*;
+
+    #[test]
+    fn method_colon_preset_names_a_trained_method_at_a_preset() {
+        let c = parse_contenders("scdfm:tiny-no-mmd,additive", &|_| None).unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].name(), "scdfm:tiny-no-mmd");
+        assert_eq!(c[0].kind(), "method");
+        let e = parse_contenders("nosuch:tiny", &|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown method `nosuch:tiny`"), "{e}");
+    }
+}
