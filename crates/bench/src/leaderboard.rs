@@ -129,6 +129,13 @@ pub fn parse_contenders(
             ),
             name if BASELINE_NAMES.contains(&name) => out.push(Contender::Baseline(name.into())),
             name if registry::names().contains(&name) => out.push(method(name)),
+            // `method:preset`, e.g. `scdfm:tiny-no-mmd` (a trained method at a named preset).
+            name if name
+                .split_once(':')
+                .is_some_and(|(m, _)| registry::names().contains(&m)) =>
+            {
+                out.push(method(name))
+            }
             other => anyhow::bail!(
                 "unknown method `{other}`; use all, methods, baselines, or names among {}, {}",
                 registry::names().join(", "),
@@ -369,6 +376,10 @@ fn build(
             })
         }
         Contender::Method { name, checkpoint } => {
+            let (name, preset) = match name.split_once(':') {
+                Some((m, p)) => (m, Some(p)),
+                None => (name.as_str(), None),
+            };
             let entry = registry::method(name).map_err(|e| not_applicable(e.to_string(), true))?;
             if entry.create.is_none() {
                 let path = checkpoint.as_ref().ok_or_else(|| {
@@ -391,7 +402,7 @@ fn build(
                 })
             } else {
                 let request = CreateRequest {
-                    preset: entry.presets.first().copied().unwrap_or("tiny"),
+                    preset: preset.unwrap_or(entry.presets.first().copied().unwrap_or("tiny")),
                     data: &suite.data,
                     preprocessing: data_preprocessing(&suite.data),
                     inference: config.inference.clone(),
@@ -399,7 +410,10 @@ fn build(
                 };
                 let predictor = registry::create(name, &request)
                     .map_err(|e| not_applicable(e.to_string(), false))?;
-                let run_dir = config.runs.join(&suite.name).join(name);
+                let run_dir = config
+                    .runs
+                    .join(&suite.name)
+                    .join(contender.name().replace(':', "_"));
                 // A fresh run: the leaderboard owns this folder and retrains from scratch.
                 if run_dir.exists() {
                     std::fs::remove_dir_all(&run_dir).map_err(|e| {
@@ -467,4 +481,21 @@ pub fn declared_not_applicable(
         }
     }
     None
+}
+
+#[cfg(test)]
+mod contender_tests {
+    use super::*;
+
+    #[test]
+    fn method_colon_preset_names_a_trained_method_at_a_preset() {
+        let c = parse_contenders("scdfm:tiny-no-mmd,additive", &|_| None).unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].name(), "scdfm:tiny-no-mmd");
+        assert_eq!(c[0].kind(), "method");
+        let e = parse_contenders("nosuch:tiny", &|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown method `nosuch:tiny`"), "{e}");
+    }
 }

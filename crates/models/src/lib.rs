@@ -15,6 +15,7 @@ pub mod flow;
 pub mod mappfn;
 pub mod registry;
 pub mod rng;
+pub mod scdfm;
 pub mod sources;
 pub mod synthetic;
 pub mod toy;

@@ -464,3 +464,45 @@ mod tests {
         assert!(err.to_string().contains("max_steps"));
     }
 }
+
+/// torchdiffeq's fixed-grid `method="rk4"` (its 3/8-rule variant, `rk4_alt_step_func`) over the time
+/// `grid`, with times and step arithmetic in float32 as torchdiffeq does on a float32 grid: per step
+/// `k1 = f(t0, y)`, `k2 = f(t0 + dt/3, y + dt·k1/3)`, `k3 = f(t0 + 2dt/3, y + dt·(k2 − k1/3))`,
+/// `k4 = f(t1, y + dt·(k1 − k2 + k3))`, `y ← y + (k1 + 3(k2 + k3) + k4)·dt/8`. Returns the state at every
+/// grid point (the first is `x0`); `4·(grid.len() − 1)` evaluations.
+pub fn odeint_rk4_38<F>(mut field: F, x0: &Tensor, grid: &[f32]) -> Result<Vec<Tensor>>
+where
+    F: FnMut(f32, &Tensor) -> Result<Tensor>,
+{
+    if grid.len() < 2 || grid.windows(2).any(|w| !(w[1] > w[0])) {
+        return Err(ModelError::Input(format!(
+            "the RK4 time grid needs ≥ 2 increasing points (got {grid:?})"
+        )));
+    }
+    const THIRD: f32 = (1.0f64 / 3.0) as f32;
+    const TWO_THIRDS: f32 = (2.0f64 / 3.0) as f32;
+    let mut y = x0.shallow_clone();
+    let mut out = vec![y.shallow_clone()];
+    for w in grid.windows(2) {
+        let (t0, t1) = (w[0], w[1]);
+        let dt = t1 - t0;
+        let k1 = field(t0, &y)?;
+        let k2 = field(t0 + dt * THIRD, &(&y + (&k1 * dt as f64) * THIRD as f64))?;
+        let k3 = field(
+            t0 + dt * TWO_THIRDS,
+            &(&y + (&k2 - &k1 * THIRD as f64) * dt as f64),
+        )?;
+        let k4 = field(t1, &(&y + (&k1 - &k2 + &k3) * dt as f64))?;
+        let dy = ((&k1 + (&k2 + &k3) * 3.0 + &k4) * dt as f64) * 0.125;
+        y = &y + dy;
+        out.push(y.shallow_clone());
+    }
+    Ok(out)
+}
+
+/// `torch.linspace(0, 1, n)` in float32 (the scDFM sampler's grid, `n = 20`).
+pub fn linspace_f32(n: usize) -> Vec<f32> {
+    Tensor::linspace(0.0, 1.0, n as i64, (tch::Kind::Float, tch::Device::Cpu))
+        .try_into()
+        .unwrap_or_default()
+}

@@ -17,6 +17,9 @@ pub enum ScheduleSizing {
     Updates,
     /// `T` = micro-batches of the run while the schedule still advances once per update (reference quirk).
     MicroBatches,
+    /// `T` = optimiser updates, and the shape is PyTorch's `CosineAnnealingLR` instead of warmup–stable–decay:
+    /// `end + (peak − end)·(1 + cos(π·c/T))/2` (scDFM's run.sh); the warmup and decay fractions are ignored.
+    CosineUpdates,
 }
 
 /// Warmup–stable–decay schedule parameters.
@@ -57,7 +60,9 @@ impl LrSchedule {
     /// The horizon `T` for a run of `total_micro_batches` micro-batches with `accumulation` micro-batches per update.
     pub fn horizon(&self, total_micro_batches: u64, accumulation: u64) -> u64 {
         match self.sizing {
-            ScheduleSizing::Updates => total_micro_batches / accumulation.max(1),
+            ScheduleSizing::Updates | ScheduleSizing::CosineUpdates => {
+                total_micro_batches / accumulation.max(1)
+            }
             ScheduleSizing::MicroBatches => total_micro_batches,
         }
     }
@@ -65,6 +70,11 @@ impl LrSchedule {
     /// The learning rate of update `c` (0-based) for horizon `t`.
     pub fn lr(&self, c: u64, horizon: u64) -> f64 {
         let t = horizon as f64;
+        if self.sizing == ScheduleSizing::CosineUpdates {
+            let progress = (c as f64 / t.max(1.0)).min(1.0);
+            return self.end
+                + (self.peak - self.end) * (1.0 + (std::f64::consts::PI * progress).cos()) / 2.0;
+        }
         let w = (self.warmup_fraction * t).floor();
         let d = (self.decay_fraction * t).floor();
         let s = t - w - d;
@@ -109,6 +119,25 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() <= 1e-12 + 1e-9 * b.abs()
+    }
+
+    #[test]
+    fn cosine_schedule_follows_cosine_annealing() {
+        let s = LrSchedule {
+            peak: 5e-5,
+            end: 1e-6,
+            warmup_fraction: 0.0,
+            decay_fraction: 0.0,
+            sizing: ScheduleSizing::CosineUpdates,
+        };
+        let t = s.horizon(1000, 1);
+        assert!(close(s.lr(0, t), 5e-5));
+        assert!(close(s.lr(500, t), 1e-6 + (5e-5 - 1e-6) / 2.0));
+        assert!(close(s.lr(1000, t), 1e-6));
+        assert!(close(
+            s.lr(250, t),
+            1e-6 + (5e-5 - 1e-6) * (1.0 + (0.25 * std::f64::consts::PI).cos()) / 2.0
+        ));
     }
 
     #[test]

@@ -1,0 +1,23 @@
+//! scDFM (ICLR 2026; peers.md §1.1, corrected by `oracle/scdfm/README.md`): conditional flow matching from
+//! Gaussian noise to perturbed cells, conditioned on a paired control cell and the perturbation, with gene
+//! embeddings contextualised over a co-expression graph and perturbation-aware differential-attention (PAD)
+//! blocks; trained with CFM + γ·MMD² and sampled with torchdiffeq's 3/8-rule RK4 on a 20-point grid.
+//!
+//! Layout: [`config`] (presets, code-vs-paper switches, ablations), [`graph`] (co-expression mask),
+//! [`model`] (the network, authors' parameter names), [`loss`] (CFM + MMD), [`reference`] (loading the
+//! authors' state_dicts), [`split`] (their additive / unseen / combinations splits), [`method`] (vocabulary, training, sampling, checkpoints, registry entry).
+
+pub mod config;
+pub mod graph;
+pub mod loss;
+pub mod method;
+pub mod model;
+pub mod reference;
+pub mod split;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{AttentionKind, MaskRows, PerturbationMode, ScdfmConfig};
+pub use method::{load_scdfm, Scdfm, ScdfmSetup, ScdfmTraining, METHOD};
+pub use model::ScdfmNet;
