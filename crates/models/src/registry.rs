@@ -126,6 +126,7 @@ where
 pub static METHODS: &[&MethodEntry] = &[
     &crate::mappfn::METHOD,
     &crate::c3tl::METHOD,
+    &crate::celltarnet::METHOD,
     &crate::toy::METHOD,
 ];
 
