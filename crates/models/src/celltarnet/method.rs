@@ -749,6 +749,19 @@ impl Predictor for CellTarNet {
     ) -> std::result::Result<Prediction, PredictError> {
         Ok(Prediction::Cells(self.sample(task, n_cells, seed)?))
     }
+
+    /// [`CellTarNet::log_likelihood`].
+    fn log_likelihood(
+        &self,
+        task: &Task,
+        cells: &Array2<f32>,
+        seed: u64,
+    ) -> Option<std::result::Result<f64, PredictError>> {
+        Some(
+            CellTarNet::log_likelihood(self, task, cells, seed)
+                .map_err(|e| Box::new(e) as PredictError),
+        )
+    }
 }
 
 fn create(request: &CreateRequest<'_>) -> Result<MethodModel> {
@@ -777,4 +790,93 @@ pub fn load_celltarnet(path: &Path, options: &InferenceOptions) -> Result<CellTa
 
 fn load(path: &Path, options: &InferenceOptions) -> Result<MethodModel> {
     Ok(Box::new(load_celltarnet(path, options)?))
+}
+
+/// One sampling-speed measurement of [`sampling_speed`].
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SamplingTime {
+    /// Genes G.
+    pub genes: usize,
+    /// Cells sampled at once.
+    pub cells: usize,
+    /// Flow tokens T (G / patch).
+    pub tokens: usize,
+    /// `cached` or `uncached`.
+    pub decoding: String,
+    /// Wall-clock seconds of the sampling (context encoding, decoding, Tweedie step).
+    pub seconds: f64,
+}
+
+/// Times sampling `cells` cells of `genes` genes with a freshly initialised model of `preset` (with
+/// randomised affine heads, so the flow is not the identity, and the prior enabled at about 30 neighbours
+/// per token), once per decoding mode in `modes`; returns the times and the largest difference between the
+/// cells of the first mode and each other mode (the modes must agree).
+pub fn sampling_speed(
+    preset: &str,
+    patch: Option<usize>,
+    genes: usize,
+    cells: usize,
+    modes: &[Decoding],
+    seed: u64,
+) -> Result<(Vec<SamplingTime>, f64)> {
+    let gene_names: Vec<String> = (0..genes).map(|g| format!("gene{g}")).collect();
+    let mut config = CellTarNetConfig::preset(preset, gene_names, vec!["pert0".into()])?;
+    if let Some(p) = patch {
+        config.patch = p;
+    }
+    config.seed = seed;
+    config.validate()?;
+    let t = config.n_tokens();
+    let adj: Vec<bool> = (0..t * t)
+        .map(|x| {
+            let (i, j) = (x / t, x % t);
+            i == j || (i * 31 + j * 17) % t.max(1) < 30.min(t)
+        })
+        .collect();
+    let (mean, std) = (vec![0.0f32; genes], vec![1.0f32; genes]);
+    let fitted = Fitted::build(config.clone(), Device::Cpu, Some((&mean, &std)), Some(&adj))?;
+    let mut r = rng::stream(seed, "celltarnet-speed", 0);
+    tch::no_grad(|| {
+        for (name, mut v) in fitted.vs.variables() {
+            if name.contains(".head.") {
+                let values = rng::normals(&mut r, v.numel());
+                v.copy_(&(Tensor::from_slice(&values).view(v.size().as_slice()) * 0.05));
+            }
+        }
+    });
+    let (n, g) = (cells as i64, genes as i64);
+    let control = tensor(rng::normals(&mut r, cells * genes), &[n, g]);
+    let z = tensor(rng::normals(&mut r, cells * genes), &[n, g]);
+    let pert = Tensor::ones([n, 1], (Kind::Float, Device::Cpu));
+    let mut times = Vec::new();
+    let mut first: Option<Tensor> = None;
+    let mut max_diff = 0.0f64;
+    for &mode in modes {
+        let started = Instant::now();
+        let x = fitted.net.sample(
+            &z,
+            &control,
+            &pert,
+            config.guidance,
+            if config.tweedie {
+                config.flow_noise
+            } else {
+                0.0
+            },
+            mode,
+        );
+        let seconds = started.elapsed().as_secs_f64();
+        match &first {
+            None => first = Some(x),
+            Some(f) => max_diff = max_diff.max((f - &x).abs().max().double_value(&[])),
+        }
+        times.push(SamplingTime {
+            genes,
+            cells,
+            tokens: t,
+            decoding: format!("{mode:?}").to_lowercase(),
+            seconds,
+        });
+    }
+    Ok((times, max_diff))
 }

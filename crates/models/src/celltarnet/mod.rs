@@ -21,4 +21,4 @@ mod tests;
 
 pub use config::{CellTarNetConfig, PriorConfig};
 pub use flow::Decoding;
-pub use method::{load_celltarnet, CellTarNet, FitSummary, METHOD};
+pub use method::{load_celltarnet, sampling_speed, CellTarNet, FitSummary, SamplingTime, METHOD};
