@@ -48,6 +48,9 @@ pub struct Args {
     /// Classifier-free guidance scale on (a, b) (default: the preset's, 0).
     #[arg(long)]
     pub guidance: Option<f64>,
+    /// Also score the fitted model at these guidance scales (sampling only, no refit), e.g. `1,2`.
+    #[arg(long, value_delimiter = ',')]
+    pub guidance_sweep: Vec<f64>,
     /// Baselines scored on the same split.
     #[arg(long, value_delimiter = ',', default_value = "additive,linear,control")]
     pub baselines: Vec<String>,
@@ -192,7 +195,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "seconds": t.elapsed().as_secs_f64(),
             "summary": summary,
         }));
-        rows.push((label, summary));
+        rows.push((label.clone(), summary));
+        for &g in &args.guidance_sweep {
+            model.config_mut().guidance = g;
+            let t = Instant::now();
+            // Already fitted and no run directory: score_on_split does not refit.
+            let result = score_on_split(
+                &suite.data,
+                &mut model,
+                suite.split.clone(),
+                &config,
+                &mut FitContext::default(),
+            )?;
+            let summary = with_l2(result.summary, suite.data.n_genes());
+            let name = format!("{label} g={g}");
+            json_rows.push(serde_json::json!({
+                "method": name,
+                "guidance": g,
+                "seconds": t.elapsed().as_secs_f64(),
+                "summary": summary,
+            }));
+            rows.push((name, summary));
+        }
         for b in &args.baselines {
             let mut predictor = baseline_by_name(b)?;
             let t = Instant::now();

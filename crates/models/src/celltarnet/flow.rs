@@ -438,7 +438,11 @@ impl Flow {
                 Some(_) => Tensor::cat(&[v, v], 0),
                 None => v.shallow_clone(),
             };
-            let mut caches: Vec<KvCache> = block.layers.iter().map(|_| KvCache::new()).collect();
+            let mut caches: Vec<KvCache> = block
+                .layers
+                .iter()
+                .map(|_| KvCache::with_capacity(t))
+                .collect();
             let mut xs: Vec<Tensor> = vec![zp.narrow(1, 0, 1)];
             for i in 1..t {
                 let out = match mode {
