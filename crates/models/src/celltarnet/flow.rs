@@ -117,7 +117,8 @@ impl CrossAttention {
             .forward(context)
             .view([s[0], s[1], 2, self.heads, self.head_dim])
             .permute([2, 0, 3, 1, 4]);
-        (kv.get(0), kv.get(1))
+        // Contiguous once here rather than at each of the T sequential decoding steps.
+        (kv.get(0).contiguous(), kv.get(1).contiguous())
     }
 
     /// Attends `x: [B, L, width]` to the context keys and values.

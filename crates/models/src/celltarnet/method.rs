@@ -803,8 +803,10 @@ pub struct SamplingTime {
     pub tokens: usize,
     /// `cached` or `uncached`.
     pub decoding: String,
-    /// Wall-clock seconds of the sampling (context encoding, decoding, Tweedie step).
+    /// Wall-clock seconds of the whole sampling (context encoding, decoding, Tweedie step).
     pub seconds: f64,
+    /// Of which the sequential decoding of the flow (what the cache changes), timed separately.
+    pub decode_seconds: f64,
 }
 
 /// Times sampling `cells` cells of `genes` genes with a freshly initialised model of `preset` (with
@@ -866,6 +868,14 @@ pub fn sampling_speed(
             mode,
         );
         let seconds = started.elapsed().as_secs_f64();
+        // The decoding alone, for the same inputs (context keys and values computed beforehand).
+        let decode_seconds = tch::no_grad(|| {
+            let (_, kv) = fitted.net.context_kv(&control, &pert);
+            let tokens = fitted.net.flow.to_tokens(&z);
+            let t0 = Instant::now();
+            let _ = fitted.net.flow.decode(&tokens, &kv, None, mode);
+            t0.elapsed().as_secs_f64()
+        });
         match &first {
             None => first = Some(x),
             Some(f) => max_diff = max_diff.max((f - &x).abs().max().double_value(&[])),
@@ -876,6 +886,7 @@ pub fn sampling_speed(
             tokens: t,
             decoding: format!("{mode:?}").to_lowercase(),
             seconds,
+            decode_seconds,
         });
     }
     Ok((times, max_diff))
