@@ -400,7 +400,7 @@ impl Flow {
             let a = shifted.narrow(2, 0, p) * &dmp;
             let bb = shifted.narrow(2, p, p) * &dmp;
             let z = (xp - bb) * (-&a).exp();
-            logdet = logdet - a.sum_dim_intlist([1i64, 2].as_slice(), false, None::<Kind>);
+            logdet -= a.sum_dim_intlist([1i64, 2].as_slice(), false, None::<Kind>);
             x = block.permute(&z);
         }
         (x, logdet)

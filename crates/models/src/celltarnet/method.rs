@@ -586,9 +586,8 @@ impl CellTarNet {
         let mut pre = (tensor(vals, &[n as i64, g as i64]).to_device(self.device) - mean) / std;
         if noisy && f.config.control_noise > 0.0 {
             let noise = rng::normals(r, n * g);
-            pre = pre
-                + tensor(noise, &[n as i64, g as i64]).to_device(self.device)
-                    * f.config.control_noise;
+            pre += tensor(noise, &[n as i64, g as i64]).to_device(self.device)
+                * f.config.control_noise;
         }
         let k = hot.len() as i64;
         let pert = Tensor::from_slice(hot)

@@ -219,7 +219,7 @@ impl CellTarNetNet {
                 .to_kind(Kind::Float);
             let count = use_anchor.sum(Kind::Float).clamp_min(1.0);
             let cont = (per_anchor * &use_anchor).sum(Kind::Float) / count * config.lambda_cont;
-            total = total + &cont;
+            total += &cont;
             components.push(("infonce".to_string(), cont.detach()));
         }
         Ok(LossTerms { total, components })
