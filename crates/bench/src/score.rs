@@ -253,7 +253,42 @@ fn score_context(
         gene_names: Some(data.genes.clone()),
         ..EvalOptions::default()
     };
-    Ok((evaluate(&case, &config.groups, &options)?, scored))
+    let mut report = evaluate(&case, &config.groups, &options)?;
+    add_log_likelihood(&mut report, predictor, &tasks, &seeds)?;
+    Ok((report, scored))
+}
+
+/// Metric key of the held-out log-likelihood (nats per gene) of predictors with an exact likelihood.
+pub const LOG_LIKELIHOOD_METRIC: &str = "heldout_log_likelihood_per_gene";
+
+/// Adds the mean over the context's queries of the predictor's exact log-likelihood of each query's
+/// scored target cells (nats per gene), when it has one.
+fn add_log_likelihood(
+    report: &mut EvalReport,
+    predictor: &dyn Predictor,
+    tasks: &[Task],
+    seeds: &[u64],
+) -> anyhow::Result<()> {
+    let mut values = Vec::new();
+    for (task, &seed) in tasks.iter().zip(seeds) {
+        let Some(target) = task.target.as_ref() else {
+            continue;
+        };
+        match predictor.log_likelihood(task, target, seed) {
+            None => return Ok(()),
+            Some(v) => {
+                values.push(v.map_err(|e| {
+                    anyhow::anyhow!("{} log-likelihood failed: {e}", predictor.name())
+                })?)
+            }
+        }
+    }
+    if !values.is_empty() {
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        report.mean.push(LOG_LIKELIHOOD_METRIC, mean);
+        report.nanmean.push(LOG_LIKELIHOOD_METRIC, mean);
+    }
+    Ok(())
 }
 
 /// Cells of a prediction; a pseudo-bulk prediction becomes the observational cells shifted so their mean

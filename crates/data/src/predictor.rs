@@ -71,6 +71,19 @@ pub trait Predictor {
     /// read except by the oracle baseline. Stochastic predictors draw from `seed`.
     fn predict(&self, task: &Task, n_cells: usize, seed: u64) -> Result<Prediction, PredictError>;
 
+    /// The exact log-likelihood of `cells` (held-out cells of the task's query, `n × d`) in nats per gene,
+    /// averaged over cells, for predictors whose [`Capabilities::exact_log_likelihood`] is set (drawing any
+    /// randomness from `seed`); `None` for the others (the default).
+    fn log_likelihood(
+        &self,
+        task: &Task,
+        cells: &Array2<f32>,
+        seed: u64,
+    ) -> Option<Result<f64, PredictError>> {
+        let _ = (task, cells, seed);
+        None
+    }
+
     /// Predicts several queries, task `i` with `seeds[i]`; the result must equal calling
     /// [`Predictor::predict`] on each (up to floating-point reassociation). Methods that can solve several
     /// queries at once (one batched ODE solve) override it; the default predicts one by one.

@@ -9,6 +9,7 @@
 
 pub mod blocks;
 pub mod c3tl;
+pub mod celltarnet;
 pub mod encoding;
 pub mod error;
 pub mod flow;

@@ -127,6 +127,7 @@ pub static METHODS: &[&MethodEntry] = &[
     &crate::mappfn::METHOD,
     &crate::c3tl::METHOD,
     &crate::scdfm::METHOD,
+    &crate::celltarnet::METHOD,
     &crate::toy::METHOD,
 ];
 

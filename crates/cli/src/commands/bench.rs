@@ -45,6 +45,11 @@ pub enum BenchCommand {
     C3tl(super::c3tl::Args),
     /// Seconds per C3TL training epoch on a synthetic Replogle-sized table (4 × 1,677 × 2,000).
     C3tlSpeed(super::c3tl::SpeedArgs),
+    /// CellTarNet on held-out doubles (synthetic combinatorial, Norman) against baselines, with its
+    /// held-out log-likelihood; `--no-prior` ablation.
+    Celltarnet(super::celltarnet::Args),
+    /// CellTarNet sampling time, KV-cached against uncached decoding (1,000 genes × 128 cells by default).
+    CelltarnetSpeed(super::celltarnet::SpeedArgs),
 }
 
 /// Arguments of `cellshift bench`.
@@ -119,6 +124,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(BenchCommand::Suite(suite)) => return super::leaderboard::run(suite),
         Some(BenchCommand::C3tl(c3tl)) => return super::c3tl::run(c3tl),
         Some(BenchCommand::C3tlSpeed(speed)) => return super::c3tl::run_speed(speed),
+        Some(BenchCommand::Celltarnet(a)) => return super::celltarnet::run(a),
+        Some(BenchCommand::CelltarnetSpeed(a)) => return super::celltarnet::run_speed(a),
         None => {}
     }
     set_threads(args.threads);

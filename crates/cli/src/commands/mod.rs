@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod c3tl;
+pub mod celltarnet;
 pub mod demo;
 pub mod evaluate;
 pub mod export;

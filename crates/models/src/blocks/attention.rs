@@ -52,10 +52,16 @@ pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, mask: AttentionMask<'_>, scale
 }
 
 /// Keys and values of the tokens processed so far, `[B, H, L, hd]` each, for sequential sampling.
+///
+/// Without a capacity each append concatenates (copying the whole cache, quadratic over a long
+/// sequence); [`KvCache::with_capacity`] preallocates the token axis once and writes each append in
+/// place, returning views of the filled part.
 #[derive(Debug, Default)]
 pub struct KvCache {
     k: Option<Tensor>,
     v: Option<Tensor>,
+    len: i64,
+    capacity: Option<i64>,
 }
 
 impl KvCache {
@@ -64,13 +70,46 @@ impl KvCache {
         KvCache::default()
     }
 
+    /// An empty cache that preallocates room for `tokens` tokens at the first append (appending beyond
+    /// falls back to concatenation).
+    pub fn with_capacity(tokens: i64) -> KvCache {
+        KvCache {
+            capacity: Some(tokens),
+            ..KvCache::default()
+        }
+    }
+
     /// Appends new keys and values along the token axis and returns all keys and values so far.
     pub fn append(&mut self, k: &Tensor, v: &Tensor) -> (Tensor, Tensor) {
-        let cat = |old: &Option<Tensor>, new: &Tensor| match old {
-            Some(o) => Tensor::cat(&[o, new], 2),
+        let n = k.size()[2];
+        if let Some(cap) = self.capacity.filter(|&c| self.len + n <= c) {
+            let alloc = |t: &Tensor| {
+                let mut s = t.size();
+                s[2] = cap;
+                Tensor::zeros(s.as_slice(), (t.kind(), t.device()))
+            };
+            if self.k.is_none() {
+                self.k = Some(alloc(k));
+                self.v = Some(alloc(v));
+            }
+            let (kb, vb) = (self.k.as_ref().expect("set"), self.v.as_ref().expect("set"));
+            kb.narrow(2, self.len, n)
+                .f_copy_(k)
+                .expect("same shape and kind");
+            vb.narrow(2, self.len, n)
+                .f_copy_(v)
+                .expect("same shape and kind");
+            self.len += n;
+            return (kb.narrow(2, 0, self.len), vb.narrow(2, 0, self.len));
+        }
+        let filled = |t: &Option<Tensor>| t.as_ref().map(|t| t.narrow(2, 0, self.len));
+        let cat = |old: Option<Tensor>, new: &Tensor| match old {
+            Some(o) => Tensor::cat(&[&o, new], 2),
             None => new.shallow_clone(),
         };
-        let (k_all, v_all) = (cat(&self.k, k), cat(&self.v, v));
+        let (k_all, v_all) = (cat(filled(&self.k), k), cat(filled(&self.v), v));
+        self.len += n;
+        self.capacity = None;
         self.k = Some(k_all.shallow_clone());
         self.v = Some(v_all.shallow_clone());
         (k_all, v_all)
@@ -78,7 +117,7 @@ impl KvCache {
 
     /// Number of cached tokens.
     pub fn len(&self) -> i64 {
-        self.k.as_ref().map_or(0, |k| k.size()[2])
+        self.len
     }
 
     /// True when nothing is cached.
@@ -86,10 +125,11 @@ impl KvCache {
         self.len() == 0
     }
 
-    /// Forgets everything.
+    /// Forgets everything (a preallocated buffer is dropped too).
     pub fn reset(&mut self) {
         self.k = None;
         self.v = None;
+        self.len = 0;
     }
 }
 
@@ -277,6 +317,22 @@ mod tests {
         assert!(max_diff(&Tensor::cat(&steps, 2), &full) < 1e-5);
         cache.reset();
         assert!(cache.is_empty());
+        // A preallocated cache (room for 4, then concatenation beyond) gives the same outputs.
+        let mut cache = KvCache::with_capacity(4);
+        let mut steps = Vec::new();
+        for i in 0..6 {
+            let (ks, vs) = cache.append(&k.narrow(2, i, 1), &v.narrow(2, i, 1));
+            assert_eq!(ks.size()[2], i + 1);
+            steps.push(attend(
+                &q.narrow(2, i, 1),
+                &ks,
+                &vs,
+                AttentionMask::Causal,
+                0.5,
+            ));
+        }
+        assert_eq!(cache.len(), 6);
+        assert!(max_diff(&Tensor::cat(&steps, 2), &full) < 1e-5);
     }
 }
 
