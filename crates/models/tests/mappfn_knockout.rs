@@ -35,7 +35,10 @@ fn source(seed: u64) -> SergioTasks {
 /// The knocked-out gene's column of a task's query (its one-hot).
 fn query_gene(task: &Task) -> usize {
     let gene = task.query.treatment.target_genes()[0].to_string();
-    task.genes.iter().position(|g| *g == gene).expect("target gene measured")
+    task.genes
+        .iter()
+        .position(|g| *g == gene)
+        .expect("target gene measured")
 }
 
 #[test]
@@ -56,7 +59,15 @@ fn a_tiny_model_with_the_intervention_skip_sends_the_knocked_out_gene_to_zero() 
     let steps = 250;
     let train = TrainConfig::cpu_pretraining(preprocessing, steps);
     let dir = tempfile::tempdir().expect("tempdir");
-    pretrain(&model, &train, &source(0), dir.path(), Budget::Steps(steps), |_| {}).expect("train");
+    pretrain(
+        &model,
+        &train,
+        &source(0),
+        dir.path(),
+        Budget::Steps(steps),
+        |_| {},
+    )
+    .expect("train");
     let trained = MapPfn::load(dir.path())
         .expect("load")
         .with_sampler(SamplerConfig {
@@ -79,19 +90,31 @@ fn a_tiny_model_with_the_intervention_skip_sends_the_knocked_out_gene_to_zero() 
         let mut swapped = task.clone();
         swapped.query = TaskTreatment::from_label(&task.genes[other], "control", 1.0);
         swapped.target = None;
-        let mean_of = |t: &Task| trained.predict(t, 64, index).expect("predict").mean_profile();
+        let mean_of = |t: &Task| {
+            trained
+                .predict(t, 64, index)
+                .expect("predict")
+                .mean_profile()
+        };
         let predicted = mean_of(&task);
         let (knocked, not_knocked) = (predicted[j], mean_of(&swapped)[j]);
         // The knocked-out gene's part of DEG AUPRC: genes ranked by predicted |shift| from the control,
         // the knocked-out gene (a true DEG) scores 1/rank, ties ranked against it.
-        let shift = |g: usize| (predicted[g] - task.observational.column(g).mean().unwrap_or(0.0)).abs();
-        let rank = 1 + (0..GENES).filter(|&g| g != j && shift(g) >= shift(j)).count();
+        let shift =
+            |g: usize| (predicted[g] - task.observational.column(g).mean().unwrap_or(0.0)).abs();
+        let rank = 1
+            + (0..GENES)
+                .filter(|&g| g != j && shift(g) >= shift(j))
+                .count();
         target_ap.push(1.0 / rank as f32);
         own.push(knocked / control);
         specific.push((not_knocked - knocked) / control);
     }
     let n = own.len() as f32;
-    assert!(n >= 10.0, "too few expressed knock-outs among the held-out tasks: {n}");
+    assert!(
+        n >= 10.0,
+        "too few expressed knock-outs among the held-out tasks: {n}"
+    );
     let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
     let sd = |v: &[f32]| {
         let m = mean(v);
@@ -105,7 +128,10 @@ fn a_tiny_model_with_the_intervention_skip_sends_the_knocked_out_gene_to_zero() 
          knocked-out gene's AP {ap:.3}"
     );
     // The knocked-out gene is predicted near zero …
-    assert!(own_mean.abs() < 0.15, "knocked-out gene at {own_mean:.3} of its control level");
+    assert!(
+        own_mean.abs() < 0.15,
+        "knocked-out gene at {own_mean:.3} of its control level"
+    );
     // … because it is the one knocked out: its drop beyond another knock-out's is at least half its
     // control level, by more than three standard errors.
     assert!(
@@ -114,5 +140,9 @@ fn a_tiny_model_with_the_intervention_skip_sends_the_knocked_out_gene_to_zero() 
     );
     // The identity (predicting the control) shifts no gene, so the tie rule ranks the knocked-out gene
     // last: AP 1/d = 0.05. The trained model ranks it first in most tasks.
-    assert!(ap > 0.45, "knocked-out gene's AP {ap:.3}, the identity's is {:.3}", 1.0 / GENES as f32);
+    assert!(
+        ap > 0.45,
+        "knocked-out gene's AP {ap:.3}, the identity's is {:.3}",
+        1.0 / GENES as f32
+    );
 }

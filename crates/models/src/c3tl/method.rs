@@ -185,7 +185,10 @@ impl Fitted {
         let device = self.x.device();
         let rows = Tensor::from_slice(&loss_rows).to_device(device);
         // With the skip, Γ learns the residual after the perturbation's leave-one-out mean delta.
-        let target = match tch::no_grad(|| self.net.leave_one_out_skip(&self.x, &pert_f.to_kind(Kind::Int64))) {
+        let target = match tch::no_grad(|| {
+            self.net
+                .leave_one_out_skip(&self.x, &pert_f.to_kind(Kind::Int64))
+        }) {
             Some(skip) => &self.x - skip,
             None => self.x.shallow_clone(),
         };

@@ -184,7 +184,9 @@ impl MapPfn {
         };
         let tasks = tasks.as_slice();
         tch::no_grad(|| {
-            let cond = self.net.encode_tasks_scaled(tasks, &layout, scales.as_deref())?;
+            let cond = self
+                .net
+                .encode_tasks_scaled(tasks, &layout, scales.as_deref())?;
             let field = ConditionedNet {
                 net: &self.net,
                 cond: &cond,

@@ -45,7 +45,11 @@ impl InterventionSkip {
     /// Creates `gate`, `offset` and `value_scale` under `pb`.
     pub fn new(pb: &ParamBuilder) -> InterventionSkip {
         InterventionSkip {
-            gate: pb.param("gate", &[1], Init::Values(vec![(GATE_INIT / PARAM_SCALE) as f32])),
+            gate: pb.param(
+                "gate",
+                &[1],
+                Init::Values(vec![(GATE_INIT / PARAM_SCALE) as f32]),
+            ),
             offset: pb.param("offset", &[1], Init::Zeros),
             value_scale: pb.param("value_scale", &[1], Init::Zeros),
         }
@@ -77,8 +81,8 @@ impl InterventionSkip {
             .clamp_min(T_FLOOR)
             .view([rows, 1, 1]);
         let raw_endpoint = (&self.offset + &self.value_scale * tau) * PARAM_SCALE;
-        let endpoint = (raw_endpoint * data_to_model.select(1, 0) + data_to_model.select(1, 1))
-            .unsqueeze(1);
+        let endpoint =
+            (raw_endpoint * data_to_model.select(1, 0) + data_to_model.select(1, 1)).unsqueeze(1);
         let straight = (endpoint - x) / remaining;
         let blend = (&self.gate * PARAM_SCALE).sigmoid() * targeted;
         v + blend * (straight - v)
