@@ -134,6 +134,46 @@ pub struct LatentQuery {
     pub own_row: Option<usize>,
 }
 
+/// The per-query index tensors of [`query_means`]: each query's perturbation and context, the row of its
+/// own entry (0 when absent) and whether it has one (1.0 / 0.0).
+struct QueryIndex {
+    perturbation: Tensor,
+    context: Tensor,
+    own_row: Tensor,
+    own: Tensor,
+}
+
+impl QueryIndex {
+    fn new(queries: &[LatentQuery], device: tch::Device) -> QueryIndex {
+        let index = |f: &dyn Fn(&LatentQuery) -> i64| {
+            Tensor::from_slice(&queries.iter().map(f).collect::<Vec<i64>>()).to_device(device)
+        };
+        let own: Vec<f32> = queries
+            .iter()
+            .map(|q| if q.own_row.is_some() { 1.0 } else { 0.0 })
+            .collect();
+        QueryIndex {
+            perturbation: index(&|q| q.perturbation as i64),
+            context: index(&|q| q.context as i64),
+            own_row: index(&|q| q.own_row.unwrap_or(0) as i64),
+            own: Tensor::from_slice(&own).to_device(device),
+        }
+    }
+}
+
+/// Per query, the mean of `values` over its group (`sums`/`counts` from [`group_sums`], `group`: each
+/// query's group index) without the query's own entry: `(sum − own)/(n − own)`, `n − own` floored at 1.
+fn query_means(
+    values: &Tensor,
+    (sums, counts): (&Tensor, &Tensor),
+    group: &Tensor,
+    index: &QueryIndex,
+) -> Tensor {
+    let others = (counts.index_select(0, group) - &index.own).clamp_min(1.0);
+    (sums.index_select(0, group) - values.index_select(0, &index.own_row) * index.own.unsqueeze(1))
+        / others.unsqueeze(1)
+}
+
 /// The whole network.
 #[derive(Debug)]
 pub struct C3tlNet {
@@ -240,24 +280,13 @@ impl C3tlNet {
             return None;
         }
         let (sums, counts) = group_sums(x, perturbation, self.n_perturbations);
-        let device = x.device();
-        let qp: Vec<i64> = queries.iter().map(|q| q.perturbation as i64).collect();
-        let own_row: Vec<i64> = queries
-            .iter()
-            .map(|q| q.own_row.unwrap_or(0) as i64)
-            .collect();
-        let own: Vec<f32> = queries
-            .iter()
-            .map(|q| if q.own_row.is_some() { 1.0 } else { 0.0 })
-            .collect();
-        let qp = Tensor::from_slice(&qp).to_device(device);
-        let own_row = Tensor::from_slice(&own_row).to_device(device);
-        let own = Tensor::from_slice(&own).to_device(device);
-        let others = (counts.index_select(0, &qp) - &own).clamp_min(1.0);
-        Some(
-            (sums.index_select(0, &qp) - x.index_select(0, &own_row) * own.unsqueeze(1))
-                / others.unsqueeze(1),
-        )
+        let index = QueryIndex::new(queries, x.device());
+        Some(query_means(
+            x,
+            (&sums, &counts),
+            &index.perturbation,
+            &index,
+        ))
     }
 
     /// The leave-one-out latents ẑ_p + ψ̂_c of every entry, `[n, q]`, and the validity of
@@ -325,26 +354,15 @@ impl C3tlNet {
                 )));
             }
         }
-        let device = enc.perturbation.device();
-        let index = |f: &dyn Fn(&LatentQuery) -> i64| {
-            Tensor::from_slice(&queries.iter().map(f).collect::<Vec<i64>>()).to_device(device)
-        };
-        let qp = index(&|q| q.perturbation as i64);
-        let qc = index(&|q| q.context as i64);
-        let own_row = index(&|q| q.own_row.unwrap_or(0) as i64);
-        let own = Tensor::from_slice(
-            &queries
-                .iter()
-                .map(|q| if q.own_row.is_some() { 1f32 } else { 0.0 })
-                .collect::<Vec<f32>>(),
-        )
-        .to_device(device);
-        let own_col = own.unsqueeze(1);
-        let z = (z_sum.index_select(0, &qp)
-            - enc.perturbation.index_select(0, &own_row) * &own_col)
-            / (z_n.index_select(0, &qp) - &own).unsqueeze(1);
-        let psi = (psi_sum.index_select(0, &qc) - enc.context.index_select(0, &own_row) * &own_col)
-            / (psi_n.index_select(0, &qc) - &own).unsqueeze(1);
+        // Every query has another entry in both groups (checked above), so the floor never applies.
+        let index = QueryIndex::new(queries, enc.perturbation.device());
+        let z = query_means(
+            &enc.perturbation,
+            (&z_sum, &z_n),
+            &index.perturbation,
+            &index,
+        );
+        let psi = query_means(&enc.context, (&psi_sum, &psi_n), &index.context, &index);
         Ok(z + psi)
     }
 }
