@@ -134,6 +134,9 @@ pub struct TransferConfig {
     /// Beyond the paper: C3TL decodes a correction to the perturbation's mean observed delta
     /// ([`cellshift_models::c3tl::C3tlConfig::perturbation_skip`]).
     pub perturbation_skip: bool,
+    /// Element type of C3TL's matrix products
+    /// ([`cellshift_models::c3tl::C3tlConfig::matmul_precision`]).
+    pub matmul_precision: cellshift_models::c3tl::config::MatmulPrecision,
     /// Shares of the held-out context's perturbations.
     pub fractions: TransferFractions,
     /// Seed of the splits and of C3TL's initial weights.
@@ -209,6 +212,7 @@ fn method_deltas(
             model.config_mut().patience = p;
         }
         model.config_mut().perturbation_skip = config.perturbation_skip;
+        model.config_mut().matmul_precision = config.matmul_precision;
         let mut ctx = FitContext {
             seed: fit_seed,
             ..FitContext::default()
@@ -592,6 +596,7 @@ mod tests {
             max_epochs: Some(20),
             patience: None,
             perturbation_skip: false,
+            matmul_precision: Default::default(),
             fractions: TransferFractions::default(),
             seed: 0,
         };

@@ -43,6 +43,115 @@ pub const LEADERBOARD_METRICS: &[(&str, Better)] = &[
     ("mag_ratio", Better::NearOne),
 ];
 
+/// Other metrics a leaderboard can show as columns (`cellshift bench suite --columns`): key, direction.
+/// Their metric group must be computed (see [`column_group`]).
+pub const EXTRA_COLUMNS: &[(&str, Better)] = &[
+    ("mse", Better::Lower),
+    ("mae", Better::Lower),
+    ("mse_delta", Better::Lower),
+    ("mae_delta", Better::Lower),
+    ("pearson_delta_top20_de", Better::Higher),
+    ("discrimination_score_l1", Better::Higher),
+    ("discrimination_score_l2", Better::Higher),
+    ("discrimination_score_cosine", Better::Higher),
+    ("de_spearman_lfc_sig", Better::Higher),
+    ("de_direction_match", Better::Higher),
+    ("de_sig_genes_recall", Better::Higher),
+    ("pr_auc", Better::Higher),
+    ("roc_auc", Better::Higher),
+    ("overlap_at_N", Better::Higher),
+    ("precision_at_N", Better::Higher),
+    ("energy_distance", Better::Lower),
+    ("rmse_average", Better::Lower),
+    ("cosine_logfc", Better::Higher),
+    ("centroid_accuracy", Better::Higher),
+    ("corr_20de_allpert", Better::Higher),
+    ("heldout_log_likelihood_per_gene", Better::Higher),
+];
+
+/// The columns of the scDFM / cell-eval papers' tables (`--columns celleval-paper`): MSE, MAE,
+/// DE-Spearman (cell-eval's `de_spearman_lfc_sig`), discrimination score (L1) and Pearson Δ on the top-20
+/// DE genes, after the ranking metric.
+pub const CELLEVAL_PAPER_COLUMNS: &[&str] = &[
+    "mean_rmse",
+    "mse",
+    "mae",
+    "de_spearman_lfc_sig",
+    "discrimination_score_l1",
+    "pearson_delta_top20_de",
+];
+
+/// Which direction is better for a metric the leaderboard knows (`None` for an unknown key).
+pub fn metric_direction(key: &str) -> Option<Better> {
+    LEADERBOARD_METRICS
+        .iter()
+        .chain(EXTRA_COLUMNS)
+        .find(|(m, _)| *m == key)
+        .map(|(_, b)| *b)
+}
+
+/// The metric group that computes a column, as [`MetricGroups::parse`] names it (`None`: computed by the
+/// method itself, e.g. a likelihood).
+pub fn column_group(key: &str) -> Option<&'static str> {
+    match key {
+        "heldout_log_likelihood_per_gene" => None,
+        "mean_rmse" | "w2" | "mmd" | "pds" | "deg_auprc" | "mag_ratio" => Some("mappfn"),
+        "energy_distance" => Some("distribution"),
+        "rmse_average" | "cosine_logfc" => Some("perturbench"),
+        "centroid_accuracy" | "corr_20de_allpert" => Some("systema"),
+        k if k.starts_with("de_") || k.starts_with("pr_") || k.starts_with("roc_") => Some("de"),
+        k if k.starts_with("overlap_") || k.starts_with("precision_") => Some("de"),
+        _ => Some("celleval"),
+    }
+}
+
+/// Parses `--columns`: `default` (the [`LEADERBOARD_METRICS`]), `celleval-paper`
+/// ([`CELLEVAL_PAPER_COLUMNS`]) or a comma-separated list of known metric keys. Returns the columns and
+/// the metric groups they need, so that the caller can add any that are missing.
+pub fn parse_columns(spec: &str) -> anyhow::Result<(Vec<String>, Vec<&'static str>)> {
+    let columns: Vec<String> = match spec.trim() {
+        "" | "default" => LEADERBOARD_METRICS
+            .iter()
+            .map(|(m, _)| m.to_string())
+            .collect(),
+        "celleval-paper" => CELLEVAL_PAPER_COLUMNS
+            .iter()
+            .map(|m| m.to_string())
+            .collect(),
+        list => list
+            .split(',')
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect(),
+    };
+    let mut groups = Vec::new();
+    for c in &columns {
+        if metric_direction(c).is_none() {
+            let known: Vec<&str> = LEADERBOARD_METRICS
+                .iter()
+                .chain(EXTRA_COLUMNS)
+                .map(|(m, _)| *m)
+                .collect();
+            anyhow::bail!(
+                "--columns: unknown metric `{c}`; known: {} (or `default`, `celleval-paper`)",
+                known.join(", ")
+            );
+        }
+        if let Some(g) = column_group(c) {
+            if !groups.contains(&g) {
+                groups.push(g);
+            }
+        }
+    }
+    if columns.first().map(String::as_str) != Some(RANK_METRIC) {
+        anyhow::bail!(
+            "--columns must start with the ranking metric `{RANK_METRIC}` (got `{}`)",
+            columns.first().map(String::as_str).unwrap_or("")
+        );
+    }
+    Ok((columns, groups))
+}
+
 /// The metric that ranks the methods of a suite: the RMSE of the predicted per-gene means.
 pub const RANK_METRIC: &str = "mean_rmse";
 
@@ -166,6 +275,40 @@ pub struct LeaderboardConfig {
     pub runs: PathBuf,
     /// Seed of trainable methods' initial weights and training.
     pub seed: u64,
+    /// Configuration options of trained contenders: (contender name, `KEY=VALUE`), from
+    /// [`parse_model_option`].
+    pub model_options: Vec<(String, String)>,
+}
+
+impl LeaderboardConfig {
+    /// The `KEY=VALUE` options given for the contender named `name`.
+    pub fn model_options_of(&self, name: &str) -> Vec<String> {
+        self.model_options
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, o)| o.clone())
+            .collect()
+    }
+}
+
+/// Parses a leaderboard `--model-option CONTENDER:KEY=VALUE` (the contender as named in `--methods`,
+/// which may itself hold a `:`, e.g. `scdfm:tiny-no-mmd:training.steps=2000`).
+pub fn parse_model_option(spec: &str) -> anyhow::Result<(String, String)> {
+    let (head, value) = spec.split_once('=').ok_or_else(|| {
+        anyhow::anyhow!(
+            "--model-option `{spec}` is not CONTENDER:KEY=VALUE; e.g. celltarnet:prior.enabled=false"
+        )
+    })?;
+    let (name, key) = head.rsplit_once(':').ok_or_else(|| {
+        anyhow::anyhow!(
+            "--model-option `{spec}` names no contender; write CONTENDER:KEY=VALUE, e.g. \
+             celltarnet:prior.enabled=false"
+        )
+    })?;
+    if name.trim().is_empty() || key.trim().is_empty() {
+        anyhow::bail!("--model-option `{spec}` is not CONTENDER:KEY=VALUE");
+    }
+    Ok((name.trim().to_string(), format!("{}={value}", key.trim())))
 }
 
 /// What happened to one contender on one suite.
@@ -407,6 +550,7 @@ fn build(
                     preprocessing: data_preprocessing(&suite.data),
                     inference: config.inference.clone(),
                     seed: config.seed,
+                    model_options: &config.model_options_of(contender.name()),
                 };
                 let predictor = registry::create(name, &request)
                     .map_err(|e| not_applicable(e.to_string(), false))?;
@@ -497,5 +641,57 @@ mod contender_tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown method `nosuch:tiny`"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod column_tests {
+    use super::*;
+
+    #[test]
+    fn columns_parse_presets_lists_and_their_metric_groups() {
+        let (cols, groups) = parse_columns("default").unwrap();
+        assert_eq!(cols.len(), LEADERBOARD_METRICS.len());
+        assert_eq!(groups, vec!["mappfn", "celleval"]);
+        let (cols, groups) = parse_columns("celleval-paper").unwrap();
+        assert_eq!(cols[3], "de_spearman_lfc_sig");
+        assert_eq!(groups, vec!["mappfn", "celleval", "de"]);
+        let (cols, groups) =
+            parse_columns("mean_rmse, mse ,heldout_log_likelihood_per_gene").unwrap();
+        assert_eq!(
+            cols,
+            vec!["mean_rmse", "mse", "heldout_log_likelihood_per_gene"]
+        );
+        assert_eq!(groups, vec!["mappfn", "celleval"]);
+        assert_eq!(
+            metric_direction("de_spearman_lfc_sig"),
+            Some(Better::Higher)
+        );
+        assert_eq!(metric_direction("mae"), Some(Better::Lower));
+    }
+
+    #[test]
+    fn model_options_name_their_contender() {
+        assert_eq!(
+            parse_model_option("celltarnet:prior.enabled=false").unwrap(),
+            ("celltarnet".into(), "prior.enabled=false".into())
+        );
+        assert_eq!(
+            parse_model_option("scdfm:tiny-no-mmd:training.steps=20").unwrap(),
+            ("scdfm:tiny-no-mmd".into(), "training.steps=20".into())
+        );
+        assert!(parse_model_option("prior.enabled=false").is_err());
+        assert!(parse_model_option("celltarnet:prior").is_err());
+    }
+
+    #[test]
+    fn columns_reject_unknown_metrics_and_a_missing_rank_metric() {
+        let err = parse_columns("mean_rmse,de_spearman")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown metric `de_spearman`"), "{err}");
+        assert!(err.contains("de_spearman_lfc_sig"), "{err}");
+        let err = parse_columns("mse,mae").unwrap_err().to_string();
+        assert!(err.contains("must start with the ranking metric"), "{err}");
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use cellshift_data::atomic::write_bytes_atomically;
 
-use crate::leaderboard::{goodness, Entry, Outcome, LEADERBOARD_METRICS, RANK_METRIC};
+use crate::leaderboard::{goodness, metric_direction, Better, Entry, Outcome, RANK_METRIC};
 use crate::plots::{table_heatmap_png, HeatmapCell};
 use crate::summary::fmt;
 
@@ -67,7 +67,7 @@ pub fn write_leaderboard(dir: &Path, board: &mut Leaderboard) -> anyhow::Result<
         }
         let name = format!("{}.png", suite.suite);
         let path = dir.join(&name);
-        suite_png(&path, suite)?;
+        suite_png(&path, suite, &board.metrics)?;
         suite.png = Some(name);
         written.push(path);
     }
@@ -114,7 +114,7 @@ pub fn markdown(board: &Leaderboard) -> String {
             out += &format!("Statistics: {}.\n", parts.join(", "));
         }
         out += "\n";
-        out += &table(&suite.entries);
+        out += &table(&suite.entries, &board.metrics);
         if let Some(png) = &suite.png {
             out += &format!("\n![{}]({png})\n", suite.suite);
         }
@@ -122,8 +122,8 @@ pub fn markdown(board: &Leaderboard) -> String {
     out
 }
 
-fn table(entries: &[Entry]) -> String {
-    let metrics: Vec<&str> = LEADERBOARD_METRICS.iter().map(|(m, _)| *m).collect();
+fn table(entries: &[Entry], columns: &[String]) -> String {
+    let metrics: Vec<&str> = columns.iter().map(String::as_str).collect();
     let mut out = format!(
         "| rank | method | kind | {} |\n|---|---|---|{}\n",
         metrics.join(" | "),
@@ -163,7 +163,7 @@ fn table(entries: &[Entry]) -> String {
     out
 }
 
-fn suite_png(path: &Path, suite: &SuiteBoard) -> anyhow::Result<()> {
+fn suite_png(path: &Path, suite: &SuiteBoard, columns: &[String]) -> anyhow::Result<()> {
     let rows: Vec<String> = suite
         .entries
         .iter()
@@ -172,13 +172,13 @@ fn suite_png(path: &Path, suite: &SuiteBoard) -> anyhow::Result<()> {
             None => format!("–  {}", e.method),
         })
         .collect();
-    let columns: Vec<String> = LEADERBOARD_METRICS
+    let directions: Vec<(&str, Better)> = columns
         .iter()
-        .map(|(m, _)| m.to_string())
+        .map(|m| (m.as_str(), metric_direction(m).unwrap_or(Better::Higher)))
         .collect();
     let mut cells: Vec<Vec<HeatmapCell>> = Vec::with_capacity(rows.len());
     for e in &suite.entries {
-        let row = LEADERBOARD_METRICS
+        let row = directions
             .iter()
             .map(|(m, _)| match (&e.outcome, e.metric(m)) {
                 (Outcome::NotApplicable { .. }, _) => HeatmapCell {
@@ -198,7 +198,7 @@ fn suite_png(path: &Path, suite: &SuiteBoard) -> anyhow::Result<()> {
         cells.push(row);
     }
     // Shade per column: 1 for the best scored value, 0 for the worst.
-    for (j, (m, better)) in LEADERBOARD_METRICS.iter().enumerate() {
+    for (j, (m, better)) in directions.iter().enumerate() {
         let values: Vec<Option<f64>> = suite
             .entries
             .iter()
@@ -225,6 +225,6 @@ fn suite_png(path: &Path, suite: &SuiteBoard) -> anyhow::Result<()> {
         "{}: methods × metrics (green = best of the column; ranked by {RANK_METRIC})",
         suite.suite
     );
-    table_heatmap_png(path, &title, &rows, &columns, &cells)?;
+    table_heatmap_png(path, &title, &rows, columns, &cells)?;
     Ok(())
 }

@@ -80,3 +80,51 @@ fn bench_celltarnet_speed_gives_the_same_cells_cached_and_uncached() {
     assert_ne!(code, 0);
     assert!(stderr.contains("tiny, small, paper"), "{stderr}");
 }
+
+#[test]
+fn train_model_options_set_the_no_prior_ablation_and_name_unknown_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("comb.h5ad").display().to_string();
+    let (code, _, stderr) = cellshift(&[
+        "simulate",
+        "--suite",
+        "combinatorial",
+        "--scale",
+        "tiny",
+        "--seed",
+        "0",
+        "--out",
+        &data,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let run = dir.path().join("run");
+    let train = |option: &str| {
+        cellshift(&[
+            "train",
+            "--method",
+            "celltarnet",
+            "--data",
+            &data,
+            "--out",
+            run.to_str().unwrap(),
+            "--steps",
+            "2",
+            "--threads",
+            "1",
+            "--model-option",
+            option,
+        ])
+    };
+    let (code, _, stderr) = train("prior.enabled=false");
+    assert_eq!(code, 0, "{stderr}");
+    let latest = std::fs::read_to_string(run.join("LATEST")).unwrap();
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join(latest.trim()).join("checkpoint.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(meta["model_config"]["prior"]["enabled"], false, "{meta}");
+    let (code, _, stderr) = train("prior.enable=false");
+    assert_ne!(code, 0);
+    assert!(stderr.contains("unknown field `enable`"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

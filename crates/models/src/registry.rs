@@ -44,6 +44,9 @@ pub struct CreateRequest<'a> {
     pub inference: InferenceOptions,
     /// Seed of the initial weights.
     pub seed: u64,
+    /// `KEY=VALUE` settings of the method's configuration (`--model-option`, dotted keys reach nested
+    /// fields, e.g. `prior.enabled=false`), applied with [`apply_model_options`].
+    pub model_options: &'a [String],
 }
 
 /// One method: its name and the functions of its folder that the commands call.
@@ -98,7 +101,7 @@ pub struct PretrainRequest<'a> {
 }
 
 /// Applies `KEY=VALUE` settings to a method's configuration through its JSON form: `VALUE` is read as
-/// JSON (`true`, `0.1`, `[1,2]`) and else as a string. Unknown keys (the configuration must deny unknown
+/// JSON (`true`, `0.1`, `[1,2]`) and else as a string; `a.b=…` sets field `b` of section `a`. Unknown keys (the configuration must deny unknown
 /// fields) and values of the wrong type are errors that name the option.
 pub fn apply_model_options<T>(config: &T, options: &[String]) -> Result<T>
 where
@@ -114,9 +117,22 @@ where
         })?;
         let value = serde_json::from_str(value)
             .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
-        json.as_object_mut()
+        let mut path: Vec<&str> = key.trim().split('.').collect();
+        let last = path.pop().unwrap_or_default();
+        let mut node = &mut json;
+        for part in &path {
+            node = node
+                .get_mut(*part)
+                .filter(|n| n.is_object())
+                .ok_or_else(|| {
+                    ModelError::Config(format!(
+                        "model option `{option}`: the configuration has no section `{part}`"
+                    ))
+                })?;
+        }
+        node.as_object_mut()
             .ok_or_else(|| ModelError::Config("the configuration is not a JSON object".into()))?
-            .insert(key.to_string(), value);
+            .insert(last.to_string(), value);
     }
     serde_json::from_value(json)
         .map_err(|e| ModelError::Config(format!("model options {}: {e}", options.join(" "))))
@@ -233,5 +249,27 @@ mod option_tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("width=wide"), "{err}");
+    }
+
+    #[test]
+    fn dotted_model_options_reach_nested_sections() {
+        let base = crate::celltarnet::CellTarNetConfig::preset("tiny", 6, 3).unwrap();
+        assert!(base.prior.enabled);
+        let set = apply_model_options(
+            &base,
+            &["prior.enabled=false".into(), "prior.top_k=4".into()],
+        )
+        .unwrap();
+        assert!(!set.prior.enabled);
+        assert_eq!(set.prior.top_k, 4);
+        assert_eq!(set.prior.rank, base.prior.rank);
+        let err = apply_model_options(&base, &["priors.enabled=false".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no section `priors`"), "{err}");
+        let err = apply_model_options(&base, &["prior.enable=false".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `enable`"), "{err}");
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use cellshift_bench::leaderboard::{
-    parse_contenders, run_suite, LeaderboardConfig, LEADERBOARD_METRICS, RANK_METRIC,
+    parse_columns, parse_contenders, parse_model_option, run_suite, LeaderboardConfig, RANK_METRIC,
 };
 use cellshift_bench::leaderboard_report::{markdown, write_leaderboard, Leaderboard, SuiteBoard};
 use cellshift_bench::suites::{load_suite, parse_suites, SuiteLoad, SuiteSettings};
@@ -50,6 +50,16 @@ pub struct Args {
     /// Metric groups computed (the tables show the main ones; the JSON has all).
     #[arg(long, default_value = "mappfn,celleval")]
     pub metrics: String,
+    /// Columns of the tables and heat-maps: `default` (mean_rmse, w2, mmd, pearson_delta, pds, deg_auprc,
+    /// mag_ratio), `celleval-paper` (mean_rmse, mse, mae, de_spearman_lfc_sig, discrimination_score_l1,
+    /// pearson_delta_top20_de: the scDFM paper's table) or a comma-separated list starting with
+    /// mean_rmse. The metric groups they need are added to `--metrics`.
+    #[arg(long, default_value = "default")]
+    pub columns: String,
+    /// Configuration option of a trained contender, `CONTENDER:KEY=VALUE` (repeatable), e.g.
+    /// `celltarnet:prior.enabled=false` or `c3tl:matmul_precision=bf16`.
+    #[arg(long)]
+    pub model_option: Vec<String>,
     /// Output folder: leaderboard.md, leaderboard.json, <suite>.png, runs/ of trained methods.
     #[arg(long, default_value = "leaderboard")]
     pub out: PathBuf,
@@ -66,7 +76,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let scale = SuiteScale::parse(&args.scale)?;
     let suites = parse_suites(&args.suites)?;
-    let groups = MetricGroups::parse(&args.metrics)?;
+    let (columns, needed) = parse_columns(&args.columns)?;
+    let mut metric_list = args.metrics.clone();
+    for group in needed {
+        let present = MetricGroups::parse(&metric_list)?;
+        if MetricGroups::parse(&format!("{metric_list},{group}"))? != present {
+            eprintln!("note: --columns needs the `{group}` metric group; added it to --metrics");
+            metric_list = format!("{metric_list},{group}");
+        }
+    }
+    let groups = MetricGroups::parse(&metric_list)?;
     let mut checkpoints: Vec<(String, PathBuf)> = Vec::new();
     for item in &args.checkpoint {
         let (name, dir) = item.split_once('=').ok_or_else(|| {
@@ -85,6 +104,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .or_else(|| (name == "mappfn" && bundled.exists()).then(|| bundled.clone()))
     };
     let contenders = parse_contenders(&args.methods, &checkpoint_of)?;
+    for option in &args.model_option {
+        let (name, _) = parse_model_option(option)?;
+        if !contenders.iter().any(|c| c.name() == name) {
+            anyhow::bail!(
+                "--model-option `{option}` names `{name}`, which is not among --methods ({})",
+                contenders
+                    .iter()
+                    .map(|c| c.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
     let settings = SuiteSettings {
         scale,
         seed: args.seed,
@@ -100,6 +132,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         runs: args.out.join("runs"),
         seed: args.seed,
+        model_options: args
+            .model_option
+            .iter()
+            .map(|o| parse_model_option(o))
+            .collect::<anyhow::Result<_>>()?,
     };
     let mut boards = Vec::with_capacity(suites.len());
     for name in &suites {
@@ -157,10 +194,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seeds: config.seeds,
         cells: config.n_cells,
         rank_metric: RANK_METRIC.to_string(),
-        metrics: LEADERBOARD_METRICS
-            .iter()
-            .map(|(m, _)| m.to_string())
-            .collect(),
+        metrics: columns,
         suites: boards,
         seconds: started.elapsed().as_secs_f64(),
     };

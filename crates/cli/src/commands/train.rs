@@ -32,6 +32,11 @@ pub struct Args {
     /// Seed of the split (the test conditions of `bench --split-seed` with the same value are never trained on).
     #[arg(long, default_value_t = 42)]
     pub split_seed: u64,
+    /// Set an option of the method's configuration, `KEY=VALUE` (repeatable; `a.b=…` reaches a nested
+    /// field), e.g. `prior.enabled=false` for CellTarNet's no-prior ablation or
+    /// `matmul_precision=bf16` for C3TL.
+    #[arg(long)]
+    pub model_option: Vec<String>,
     #[command(flatten)]
     pub training: TrainingArgs,
     #[command(flatten)]
@@ -51,6 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             preprocessing: data_preprocessing(&data),
             inference: InferenceOptions::default(),
             seed: args.training.seed,
+            model_options: &args.model_option,
         },
     )?;
     let overrides = args.training.overrides(None, args.cells);

@@ -98,6 +98,9 @@ struct Fitted {
     /// context another perturbation) — a property of the table alone — and their scaled deltas.
     loss_rows: Tensor,
     loss_target: Tensor,
+    /// The table in the matrix products' element type (the same tensor as `x` for float32), converted
+    /// once instead of in every epoch.
+    x_compute: Tensor,
 }
 
 /// Values decoded per chunk of the training loss (16 MB of f32, below glibc's largest `mmap` threshold).
@@ -146,6 +149,7 @@ impl Fitted {
             scale: 1.0,
             loss_rows: Tensor::zeros([0], (Kind::Int64, device)),
             loss_target: Tensor::zeros([0, d as i64], (Kind::Float, device)),
+            x_compute: Tensor::zeros([0, d as i64], (Kind::Float, device)),
         };
         fitted.refresh_index(&pert_f, &ctx_f, &scale_t)?;
         Ok(fitted)
@@ -198,6 +202,11 @@ impl Fitted {
             target.index_select(0, &rows)
         };
         self.loss_rows = rows;
+        self.x_compute = tch::no_grad(|| {
+            self.x
+                .to_kind(self.config.matmul_precision.kind())
+                .shallow_clone()
+        });
         self.perturbation = pert_f.to_kind(Kind::Int64);
         self.context = ctx_f.to_kind(Kind::Int64);
         self.scale = scale.double_value(&[0]);
@@ -214,7 +223,9 @@ impl Fitted {
     /// others (leave-one-out), as in training.
     fn predict_deltas(&self, entries: &[Entry]) -> Result<Tensor> {
         tch::no_grad(|| {
-            let enc = self.net.encode(&self.x, &self.perturbation, &self.context);
+            let enc = self
+                .net
+                .encode(&self.x_compute, &self.perturbation, &self.context);
             let queries: Vec<LatentQuery> = entries
                 .iter()
                 .map(|e| LatentQuery {
@@ -265,7 +276,7 @@ impl Trainable for Fitted {
     fn loss(&self, _batch: &(), _rng: &mut Pcg64) -> Result<LossTerms> {
         let (latent, _) =
             self.net
-                .leave_one_out_latents(&self.x, &self.perturbation, &self.context);
+                .leave_one_out_latents(&self.x_compute, &self.perturbation, &self.context);
         let latent = if self.loss_target.size()[0] == latent.size()[0] {
             latent
         } else {
@@ -827,6 +838,8 @@ fn create(request: &CreateRequest<'_>) -> Result<MethodModel> {
     let mut model = C3tl::for_data(request.data, request.preset, request.inference.device)?;
     model.preprocessing = request.preprocessing.clone();
     model.config.seed = request.seed;
+    model.config = crate::registry::apply_model_options(&model.config, request.model_options)?;
+    model.config.validate()?;
     Ok(Box::new(model))
 }
 

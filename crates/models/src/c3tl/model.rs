@@ -11,7 +11,7 @@
 use tch::{Kind, Tensor};
 
 use super::aggregate::{group_sums, leave_one_out_means};
-use super::config::C3tlConfig;
+use super::config::{C3tlConfig, MatmulPrecision};
 use crate::blocks::init::{Init, ParamBuilder};
 use crate::blocks::linear::{Linear, LinearInit};
 use crate::error::{ModelError, Result};
@@ -25,6 +25,8 @@ pub struct Encoder {
     pub identity: Tensor,
     /// The remaining layers.
     pub layers: Vec<Linear>,
+    /// Element type of the matrix products (float32 or bfloat16, [`MatmulPrecision`]).
+    pub compute: Kind,
 }
 
 impl Encoder {
@@ -37,6 +39,7 @@ impl Encoder {
         n_ids: usize,
         hidden: &[usize],
         latent: usize,
+        precision: MatmulPrecision,
     ) -> Encoder {
         let pb = pb.sub(name);
         let widths: Vec<usize> = hidden.iter().copied().chain([latent]).collect();
@@ -56,19 +59,20 @@ impl Encoder {
             input,
             identity,
             layers,
+            compute: precision.kind(),
         }
     }
 
     /// Encodes entries: `x` `[n, d]`, `ids` int64 `[n]` → `[n, latent]`.
     pub fn forward(&self, x: &Tensor, ids: &Tensor) -> Tensor {
-        self.forward_from_input(self.input.forward(x), ids)
+        self.forward_from_input(linear_in(&self.input, x, self.compute), ids)
     }
 
     /// The rest of [`Encoder::forward`] given the expression part of the first layer, `x W_xᵀ + b`.
     pub fn forward_from_input(&self, input: Tensor, ids: &Tensor) -> Tensor {
         let mut h = input + self.identity.index_select(0, ids);
         for layer in &self.layers {
-            h = layer.forward(&h.gelu("none"));
+            h = linear_in(layer, &h.gelu("none"), self.compute);
         }
         h
     }
@@ -79,6 +83,8 @@ impl Encoder {
 pub struct Decoder {
     /// The layers.
     pub layers: Vec<Linear>,
+    /// Element type of the matrix products (float32 or bfloat16, [`MatmulPrecision`]).
+    pub compute: Kind,
 }
 
 impl Decoder {
@@ -89,6 +95,7 @@ impl Decoder {
         latent: usize,
         hidden: &[usize],
         d: usize,
+        precision: MatmulPrecision,
     ) -> Decoder {
         let pb = pb.sub(name);
         let widths: Vec<usize> = [latent]
@@ -97,7 +104,10 @@ impl Decoder {
             .chain([d])
             .collect();
         let layers = linear_stack(&pb, &widths);
-        Decoder { layers }
+        Decoder {
+            layers,
+            compute: precision.kind(),
+        }
     }
 
     /// Decodes latents `[m, latent]` → `[m, d]`.
@@ -107,7 +117,7 @@ impl Decoder {
             if i > 0 {
                 h = h.gelu("none");
             }
-            h = layer.forward(&h);
+            h = linear_in(layer, &h, self.compute);
         }
         h
     }
@@ -202,6 +212,7 @@ impl C3tlNet {
                 c,
                 &config.encoder_hidden,
                 config.latent,
+                config.matmul_precision,
             ),
             context_encoder: Encoder::new(
                 pb,
@@ -210,8 +221,16 @@ impl C3tlNet {
                 p,
                 &config.encoder_hidden,
                 config.latent,
+                config.matmul_precision,
             ),
-            decoder: Decoder::new(pb, "decoder", config.latent, &config.decoder_hidden, d),
+            decoder: Decoder::new(
+                pb,
+                "decoder",
+                config.latent,
+                &config.decoder_hidden,
+                d,
+                config.matmul_precision,
+            ),
             perturbation_skip: config.perturbation_skip,
             n_perturbations: p as i64,
             n_contexts: c as i64,
@@ -220,6 +239,8 @@ impl C3tlNet {
 
     /// Encodes every entry: `x` `[n, d]`, perturbation and context indices int64 `[n]`. The expression
     /// parts of both encoders' first layers are one matrix product (the `[n, d]` table is read once).
+    /// `x` may already be in the encoders' compute type (a cached copy of the table), which saves the
+    /// conversion.
     pub fn encode(&self, x: &Tensor, perturbation: &Tensor, context: &Tensor) -> Encodings {
         let (pe, ce) = (
             &self.perturbation_encoder.input,
@@ -231,7 +252,15 @@ impl C3tlNet {
             _ => None,
         };
         let width = pe.weight.size()[0];
-        let both = x.linear(&weight, bias.as_ref());
+        let compute = self.perturbation_encoder.compute;
+        let both = if compute == Kind::Float {
+            x.to_kind(Kind::Float).linear(&weight, bias.as_ref())
+        } else {
+            let bias = bias.map(|b| b.to_kind(compute));
+            x.to_kind(compute)
+                .linear(&weight.to_kind(compute), bias.as_ref())
+                .to_kind(Kind::Float)
+        };
         Encodings {
             perturbation: self
                 .perturbation_encoder
@@ -365,6 +394,18 @@ impl C3tlNet {
         let psi = query_means(&enc.context, (&psi_sum, &psi_n), &index.context, &index);
         Ok(z + psi)
     }
+}
+
+/// `layer(x)` with its matrix product in `compute` (float32 input and output either way; with bfloat16
+/// the operands are rounded and libtorch accumulates in float32).
+fn linear_in(layer: &Linear, x: &Tensor, compute: Kind) -> Tensor {
+    if compute == Kind::Float {
+        return layer.forward(x);
+    }
+    let bias = layer.bias.as_ref().map(|b| b.to_kind(compute));
+    x.to_kind(compute)
+        .linear(&layer.weight.to_kind(compute), bias.as_ref())
+        .to_kind(Kind::Float)
 }
 
 /// Linear layers `layer0, layer1, …` between consecutive `widths`, with biases and fan-in uniform weights.

@@ -7,7 +7,7 @@ use cellshift_data::{
 use ndarray::{Array2, Array3};
 use tch::{nn, Device, Kind, Tensor};
 
-use super::config::C3tlConfig;
+use super::config::{C3tlConfig, MatmulPrecision};
 use super::method::{auto_validation, C3tl};
 use super::model::{C3tlNet, LatentQuery};
 use super::split::{ContextTransferSplit, TransferFractions};
@@ -322,6 +322,37 @@ fn automatic_validation_keeps_every_entry_predictable() {
 
 #[test]
 fn c3tl_learns_an_additive_latent_problem_that_the_perturbation_mean_cannot() {
+    learns_the_additive_latent_problem(MatmulPrecision::F32);
+}
+
+#[test]
+fn bfloat16_products_learn_the_same_problem() {
+    learns_the_additive_latent_problem(MatmulPrecision::Bf16);
+}
+
+#[test]
+fn bfloat16_products_stay_within_their_rounding_of_float32() {
+    let s = additive_table(3, 8, 64, 2);
+    let (p, c) = (
+        index(&s.table, |e| e.perturbation),
+        index(&s.table, |e| e.context),
+    );
+    let x = tensor(&s.table.deltas);
+    let run = |precision| {
+        let mut config = tiny_config(&s);
+        config.matmul_precision = precision;
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = C3tlNet::new(&ParamBuilder::new(vs.root(), 7), &config);
+        tch::no_grad(|| net.leave_one_out(&x, &p, &c).0)
+    };
+    let (f32_out, bf16_out) = (run(MatmulPrecision::F32), run(MatmulPrecision::Bf16));
+    let rel = (&f32_out - &bf16_out).norm().double_value(&[]) / f32_out.norm().double_value(&[]);
+    // bfloat16 keeps 8 significand bits (relative rounding 2⁻⁹ ≈ 2e-3 per operand); four layers.
+    assert!(rel < 2e-2, "bf16 vs f32 relative difference {rel}");
+    assert!(rel > 1e-5, "bf16 products were not used (difference {rel})");
+}
+
+fn learns_the_additive_latent_problem(precision: MatmulPrecision) {
     // Hundreds of microsecond-sized epochs: one intra-op thread avoids OpenMP hand-offs, which dominate
     // (and, on a busy machine, multiply) the run time at this size.
     tch::set_num_threads(1);
@@ -336,7 +367,9 @@ fn c3tl_learns_an_additive_latent_problem_that_the_perturbation_mean_cannot() {
             _ => test_rows.push(row),
         }
     }
-    let mut model = C3tl::new(tiny_config(&s), Preprocessing::identity(12), Device::Cpu).unwrap();
+    let mut config = tiny_config(&s);
+    config.matmul_precision = precision;
+    let mut model = C3tl::new(config, Preprocessing::identity(12), Device::Cpu).unwrap();
     let mut ctx = FitContext {
         seed: 3,
         ..FitContext::default()
@@ -367,7 +400,7 @@ fn c3tl_learns_an_additive_latent_problem_that_the_perturbation_mean_cannot() {
     let (c3tl, baseline) = (mse(&pred), mse(&pert_mean));
     assert!(
         c3tl < 0.35 * baseline,
-        "C3TL test MSE {c3tl:.5} vs perturbation mean {baseline:.5} after {} epochs (best {})",
+        "C3TL ({precision:?}) test MSE {c3tl:.5} vs perturbation mean {baseline:.5} after {} epochs (best {})",
         history.epochs,
         history.best_epoch
     );

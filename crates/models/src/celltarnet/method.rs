@@ -767,6 +767,7 @@ fn create(request: &CreateRequest<'_>) -> Result<MethodModel> {
     let mut model = CellTarNet::for_data(request.data, request.preset, request.inference.device)?;
     model.preprocessing = request.preprocessing.clone();
     model.config.seed = request.seed;
+    model.config = crate::registry::apply_model_options(&model.config, request.model_options)?;
     Ok(Box::new(model))
 }
 

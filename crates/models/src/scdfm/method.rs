@@ -857,6 +857,7 @@ fn create(request: &CreateRequest<'_>) -> Result<MethodModel> {
     let device = torch_device(request.inference.device);
     let mut model = Scdfm::for_data(request.data, request.preset, device, request.seed)?;
     model.preprocessing = request.preprocessing.clone();
+    model.setup = crate::registry::apply_model_options(&model.setup, request.model_options)?;
     Ok(Box::new(model))
 }
 

@@ -239,6 +239,11 @@ impl Predictor for ToyGaussian {
 }
 
 fn create(request: &CreateRequest<'_>) -> Result<MethodModel> {
+    if let Some(option) = request.model_options.first() {
+        return Err(ModelError::Config(format!(
+            "the toy method has no model options (got `{option}`)"
+        )));
+    }
     let data = request.data;
     let perturbations: Vec<String> = data
         .treatments
