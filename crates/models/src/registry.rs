@@ -253,7 +253,12 @@ mod option_tests {
 
     #[test]
     fn dotted_model_options_reach_nested_sections() {
-        let base = crate::celltarnet::CellTarNetConfig::preset("tiny", 6, 3).unwrap();
+        let base = crate::celltarnet::CellTarNetConfig::preset(
+            "tiny",
+            (0..6).map(|g| format!("g{g}")).collect(),
+            vec!["g0".into(), "g1".into()],
+        )
+        .unwrap();
         assert!(base.prior.enabled);
         let set = apply_model_options(
             &base,

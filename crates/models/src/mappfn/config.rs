@@ -41,6 +41,16 @@ pub struct MapPfnConfig {
     /// and map generated cells back. Not in the reference (off by default); see `standardize.rs`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub standardize_tasks: bool,
+    /// Which cells [`MapPfnConfig::standardize_tasks`] takes the per-gene location and scale from:
+    /// `"control"` (default: the observational set) or `"contexts"` (the pooled cells of the task's
+    /// context experiments, falling back to the control when K = 0). With `"contexts"` a network that
+    /// outputs standard noise predicts the context mean's distribution, the strongest baseline on
+    /// SERGIO tasks, whose populations differ from their control by trajectory noise. Not in the reference.
+    #[serde(
+        default = "default_standardize_reference",
+        skip_serializing_if = "is_default_standardize_reference"
+    )]
+    pub standardize_reference: String,
     /// Intervention skip (not in the reference; off by default): for the genes the query treatment
     /// targets, the velocity is blended (learned gate, starting near the plain head) with the straight
     /// path to a learned endpoint, `(b + c·τ_j − x_j) / (1 − t)`, which with `b = c = 0` sends a knocked-out
@@ -53,6 +63,14 @@ pub struct MapPfnConfig {
 /// Smallest per-gene scale used by [`MapPfnConfig::standardize_tasks`] (log1p units), so that genes that
 /// are (almost) constant in the control are not blown up.
 pub const STANDARDIZE_STD_FLOOR: f32 = 0.1;
+
+fn default_standardize_reference() -> String {
+    "control".into()
+}
+
+fn is_default_standardize_reference(s: &str) -> bool {
+    s == "control"
+}
 
 /// The reference's guidance dropout.
 pub const DEFAULT_CONDITION_DROPOUT: f64 = 0.2;
@@ -81,6 +99,7 @@ impl MapPfnConfig {
             attention_pad_to_multiple: None,
             condition_dropout: DEFAULT_CONDITION_DROPOUT,
             standardize_tasks: false,
+            standardize_reference: default_standardize_reference(),
             intervention_skip: false,
         }
     }
@@ -103,6 +122,7 @@ impl MapPfnConfig {
             attention_pad_to_multiple: None,
             condition_dropout: DEFAULT_CONDITION_DROPOUT,
             standardize_tasks: false,
+            standardize_reference: default_standardize_reference(),
             intervention_skip: false,
         }
     }
@@ -123,6 +143,7 @@ impl MapPfnConfig {
             attention_pad_to_multiple: None,
             condition_dropout: DEFAULT_CONDITION_DROPOUT,
             standardize_tasks: false,
+            standardize_reference: default_standardize_reference(),
             intervention_skip: false,
         }
     }
@@ -156,6 +177,12 @@ impl MapPfnConfig {
     /// Checks the configuration, naming the problem.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(ModelError::Config(m));
+        if !["control", "contexts"].contains(&self.standardize_reference.as_str()) {
+            return bad(format!(
+                "standardize_reference `{}` is not `control` or `contexts`",
+                self.standardize_reference
+            ));
+        }
         if self.n_genes == 0 {
             return bad("n_genes must be at least 1".into());
         }

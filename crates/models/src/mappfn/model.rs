@@ -692,10 +692,12 @@ impl Trainable for MapPfnNet {
                 "a micro-batch needs at least one task".into(),
             ));
         }
-        let scales: Option<Vec<TaskScale>> = self
-            .config
-            .standardize_tasks
-            .then(|| tasks.iter().map(TaskScale::of).collect());
+        let scales: Option<Vec<TaskScale>> = self.config.standardize_tasks.then(|| {
+            tasks
+                .iter()
+                .map(|t| TaskScale::for_config(t, &self.config))
+                .collect()
+        });
         let standardized: Vec<Task>;
         let tasks: &Vec<Task> = match &scales {
             Some(scales) => {

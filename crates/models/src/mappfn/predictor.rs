@@ -165,11 +165,12 @@ impl MapPfn {
         let d = self.net.config().n_genes;
         let b = tasks.len();
         // Optional task standardisation: the network works on standardised tasks, cells are mapped back.
-        let scales: Option<Vec<TaskScale>> = self
-            .net
-            .config()
-            .standardize_tasks
-            .then(|| tasks.iter().map(|t| TaskScale::of(t)).collect());
+        let scales: Option<Vec<TaskScale>> = self.net.config().standardize_tasks.then(|| {
+            tasks
+                .iter()
+                .map(|t| TaskScale::for_config(t, self.net.config()))
+                .collect()
+        });
         let standardized: Vec<Task>;
         let tasks: Vec<&Task> = match &scales {
             Some(scales) => {

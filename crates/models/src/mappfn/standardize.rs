@@ -18,11 +18,30 @@ pub struct TaskScale {
 impl TaskScale {
     /// The control mean and standard deviation (floored) of every gene of `task`.
     pub fn of(task: &Task) -> TaskScale {
-        let d = task.n_genes();
-        let obs = &task.observational;
-        let mean = obs.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(d));
-        let scale = if obs.nrows() > 1 {
-            obs.std_axis(Axis(0), 0.0)
+        Self::of_cells(&task.observational, task.n_genes())
+    }
+
+    /// The scale `config` asks for ([`super::MapPfnConfig::standardize_reference`]): the control's, or
+    /// the pooled context experiments' when the task has any.
+    pub fn for_config(task: &Task, config: &super::MapPfnConfig) -> TaskScale {
+        let (k, n, d) = task.context_cells.dim();
+        if config.standardize_reference == "contexts" && k * n > 0 {
+            let pooled = task
+                .context_cells
+                .to_shape((k * n, d))
+                .map(|v| v.to_owned())
+                .unwrap_or_else(|_| Array2::zeros((0, d)));
+            return Self::of_cells(&pooled, d);
+        }
+        Self::of(task)
+    }
+
+    /// Per-gene mean and floored standard deviation of `cells` (`[n, d]`; unit scale below 2 cells).
+    fn of_cells(cells: &Array2<f32>, d: usize) -> TaskScale {
+        let mean = cells.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(d));
+        let scale = if cells.nrows() > 1 {
+            cells
+                .std_axis(Axis(0), 0.0)
                 .mapv(|s| s.max(STANDARDIZE_STD_FLOOR))
         } else {
             Array1::from_elem(d, 1.0)
@@ -93,5 +112,26 @@ mod tests {
         assert!((target[[0, 1]] - 1.0 / STANDARDIZE_STD_FLOOR).abs() < 1e-4);
         let back = s.inverse(&target);
         assert!((back - t.target.unwrap()).iter().all(|v| v.abs() < 1e-5));
+    }
+
+    #[test]
+    fn the_contexts_reference_pools_the_context_experiments_and_falls_back_to_the_control() {
+        let mut t = task();
+        let mut config = crate::MapPfnConfig::tiny(2);
+        config.standardize_reference = "contexts".into();
+        // K = 0: the control's scale.
+        assert_eq!(TaskScale::for_config(&t, &config), TaskScale::of(&t));
+        // Two context experiments of two cells: pooled gene A = {0, 2, 4, 6} (mean 3, sd √5),
+        // gene B = {1, 1, 1, 1} (sd floored).
+        t.context_cells =
+            Array3::from_shape_vec((2, 2, 2), vec![0.0, 1.0, 2.0, 1.0, 4.0, 1.0, 6.0, 1.0])
+                .unwrap();
+        let s = TaskScale::for_config(&t, &config);
+        let (a, b) = s.affine();
+        assert!((1.0 / a[0] - 5f32.sqrt()).abs() < 1e-5, "{a}");
+        assert!((-b[0] / a[0] - 3.0).abs() < 1e-5, "{b}");
+        assert!((1.0 / a[1] - STANDARDIZE_STD_FLOOR).abs() < 1e-6);
+        config.standardize_reference = "control".into();
+        assert_eq!(TaskScale::for_config(&t, &config), TaskScale::of(&t));
     }
 }
