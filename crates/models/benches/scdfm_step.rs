@@ -4,7 +4,7 @@
 //! `genes + 4` tokens and a random graph mask.
 //!
 //! Run: `cargo bench -p cellshift-models --bench scdfm_step -- [small|paper] [--genes G] [--threads N]
-//! [--iters N]`. GFLOP/s counts 2·MACs of matrix products and attention (`scdfm::model::forward_flops`);
+//! [--iters N] [--warmup N]`. GFLOP/s counts 2·MACs of matrix products and attention (`scdfm::model::forward_flops`);
 //! a training step is counted as 3× the forward, a sampling step as 4 forwards.
 
 use std::time::Instant;
@@ -26,6 +26,7 @@ fn main() {
     };
     let threads = value("--threads", 2);
     let iters = value("--iters", 3);
+    let warmup = value("--warmup", 1);
     let genes = value("--genes", 1000);
     tch::set_num_threads(threads as i32);
     tch::manual_seed(0);
@@ -35,7 +36,7 @@ fn main() {
             args.iter().any(|a| a == s) || !args.iter().any(|a| a == "small" || a == "paper")
         })
         .collect();
-    println!("scDFM CPU speed: {threads} threads, {genes} genes, 48 cells, {iters} timed iterations (after 1 warm-up)");
+    println!("scDFM CPU speed: {threads} threads, {genes} genes, 48 cells, {iters} timed iterations (after {warmup} warm-up)");
     for name in shapes {
         let tokens = genes + 4;
         let config = ScdfmConfig::preset(name, tokens).expect("preset");
@@ -64,11 +65,11 @@ fn main() {
             flow_loss(v, &x0, &x1, &x_t, &t, 0.5, &config.mmd_scales).total
         };
         let mut times = Vec::new();
-        for i in 0..=iters {
+        for i in 0..iters + warmup {
             let start = Instant::now();
             let loss = step();
             opt.backward_step(&loss);
-            if i > 0 {
+            if i >= warmup {
                 times.push(start.elapsed().as_secs_f64());
             }
         }
@@ -76,7 +77,7 @@ fn main() {
         let fwd = forward_flops(&config, 48, genes, tokens);
         let mut stimes = Vec::new();
         tch::no_grad(|| {
-            for i in 0..=iters {
+            for i in 0..iters + warmup {
                 let x = Tensor::randn([n, g], (Kind::Float, Device::Cpu));
                 let start = Instant::now();
                 for t in [0.0f32, 1.0 / 3.0, 2.0 / 3.0, 1.0] {
@@ -84,7 +85,7 @@ fn main() {
                         .forward(&ids, &x, &Tensor::from(t), &xc, &pert, false, None)
                         .expect("forward");
                 }
-                if i > 0 {
+                if i >= warmup {
                     stimes.push(start.elapsed().as_secs_f64());
                 }
             }
