@@ -13,6 +13,10 @@ use common::cellshift;
 use ndarray::{Array2, ArrayD, IxDyn};
 use tch::{Kind, Tensor};
 
+/// The tests of this file run one at a time: HDF5 opens (and locks) the screen each writes without
+/// close-on-exec, so a `cellshift` started by the other test meanwhile would inherit the lock.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn golden() -> Option<PathBuf> {
     require_path(&shared_dir(env!("CARGO_MANIFEST_DIR")).join("golden/scdfm"))
 }
@@ -93,6 +97,7 @@ fn latest(run: &Path) -> PathBuf {
 
 #[test]
 fn the_authors_tiny_checkpoint_imports_bit_for_bit_and_reproduces_their_forward() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(dir) = golden() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let data = golden_screen(&dir, tmp.path());
@@ -230,6 +235,7 @@ fn the_authors_tiny_checkpoint_imports_bit_for_bit_and_reproduces_their_forward(
 
 #[test]
 fn bad_imports_are_named_with_the_fix_and_leave_no_output() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(dir) = golden() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let data = golden_screen(&dir, tmp.path());
