@@ -40,6 +40,8 @@ enum Command {
     Bench(commands::bench::Args),
     /// Write an inference-only (EMA, half-precision) copy of a checkpoint, the form shipped in the repository.
     Export(commands::export::Args),
+    /// Import a method's reference checkpoint (scDFM: the authors' weights) as a cellshift checkpoint.
+    Import(commands::import::Args),
     /// Score predictions against real cells (two .h5ad files, or one .npz case) or score a baseline.
     Evaluate(commands::evaluate::Args),
     /// Run the main job end to end on synthetic data the project makes itself and write a small report.
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => commands::predict::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Export(args) => commands::export::run(args),
+        Command::Import(args) => commands::import::run(args),
         Command::Demo(args) => commands::demo::run(args),
     };
     match result {

@@ -10,11 +10,15 @@ use cellshift_baselines::{baseline_by_name, BASELINE_NAMES};
 use cellshift_bench::plots::{curves_png, Curve};
 use cellshift_bench::prepare::prepare_for_model;
 use cellshift_bench::score::all_holdout_split;
+use cellshift_bench::score::score_on_split;
 use cellshift_bench::summary::find;
-use cellshift_bench::{markdown_table, score_predictor, ScoreConfig, ScoreResult};
+use cellshift_bench::{markdown_table, ScoreConfig, ScoreResult};
 use cellshift_data::atomic::write_bytes_atomically;
-use cellshift_data::{OutputKind, PerturbationData, Predictor, SplitConfig};
+use cellshift_data::{
+    FitContext, OutputKind, PerturbationData, Predictor, Split, SplitConfig, SplitRole,
+};
 use cellshift_metrics::MetricGroups;
+use cellshift_models::scdfm::split::{split_conditions, SplitKind, SplitOptions};
 
 use super::model::{check_k, load_model, model_dir, SamplerArgs};
 use super::training::set_threads;
@@ -28,6 +32,91 @@ pub enum SplitChoice {
     /// Every context is a hold-out context (files of entirely new contexts, e.g. another generator's networks):
     /// half of each context's perturbations are context experiments, the other half are queried.
     Holdout,
+    /// scDFM's `additive` split of a combinatorial screen (any method may use it): 30 % of the doubles
+    /// held out (shuffled with the split seed), every single trained on.
+    Additive,
+    /// scDFM's `unseen` split: `--unseen-genes` random single genes held out with every double that
+    /// contains one of them.
+    Unseen,
+    /// scDFM's `combinations` split: `--held-out-doubles` random doubles held out with the singles of
+    /// their genes.
+    Combinations,
+}
+
+/// Settings of scDFM's splits (`--split additive|unseen|combinations`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct ScdfmSplitArgs {
+    /// With `--split unseen`: single genes held out (their 12).
+    #[arg(long, default_value_t = 12)]
+    pub unseen_genes: usize,
+    /// With `--split combinations`: doubles held out (their 15).
+    #[arg(long, default_value_t = 15)]
+    pub held_out_doubles: usize,
+    /// Reproduce the authors' always-true `split_method == 'additive' or 'combinations'` test: every
+    /// scDFM split (`unseen`, `combinations`) becomes `additive`, as in all their runs.
+    #[arg(long)]
+    pub scdfm_or_bug: bool,
+}
+
+impl SplitChoice {
+    /// The option's value as written on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            SplitChoice::Standard => "standard",
+            SplitChoice::Holdout => "holdout",
+            SplitChoice::Additive => "additive",
+            SplitChoice::Unseen => "unseen",
+            SplitChoice::Combinations => "combinations",
+        }
+    }
+
+    /// The split of `data` this choice and `seed` describe.
+    pub fn split(
+        self,
+        data: &PerturbationData,
+        seed: u64,
+        scdfm: &ScdfmSplitArgs,
+    ) -> anyhow::Result<Split> {
+        let kind = match self {
+            SplitChoice::Standard => {
+                let config = SplitConfig {
+                    seed,
+                    ..SplitConfig::default()
+                };
+                return Ok(Split::new(data, &config)?);
+            }
+            SplitChoice::Holdout => return Ok(Split::new(data, &all_holdout_split(seed))?),
+            SplitChoice::Additive => SplitKind::Additive,
+            SplitChoice::Unseen => SplitKind::Unseen,
+            SplitChoice::Combinations => SplitKind::Combinations,
+        };
+        let options = SplitOptions {
+            n_unseen: scdfm.unseen_genes,
+            n_combinations: scdfm.held_out_doubles,
+            reproduce_or_bug: scdfm.scdfm_or_bug,
+            ..SplitOptions::new(kind, seed)
+        };
+        let split = split_conditions(data, options)
+            .with_context(|| format!("the `{}` split (scDFM's)", self.name()))?;
+        Ok(split.to_split(data, seed))
+    }
+}
+
+/// The conditions of `split` with `role`, as `perturbation` (one context) or `context/perturbation`.
+pub fn condition_names(data: &PerturbationData, split: &Split, role: SplitRole) -> Vec<String> {
+    data.conditions()
+        .iter()
+        .zip(&split.role)
+        .filter(|(_, r)| **r == role)
+        .map(|(c, _)| {
+            let label = data.treatments[c.treatment].label(&data.control_label);
+            if data.contexts.len() == 1 {
+                label
+            } else {
+                format!("{}/{label}", data.contexts[c.context])
+            }
+        })
+        .collect()
 }
 
 /// Benchmarks other than scoring.
@@ -78,6 +167,8 @@ pub struct Args {
     /// Seed of the split.
     #[arg(long, default_value_t = 42)]
     pub split_seed: u64,
+    #[command(flatten)]
+    pub scdfm_split: ScdfmSplitArgs,
     /// Context experiments per task.
     #[arg(long, default_value_t = 8)]
     pub k: usize,
@@ -141,11 +232,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seeds: (0..args.seeds.max(1)).collect(),
         groups,
         split: match args.split {
-            SplitChoice::Standard => SplitConfig {
+            SplitChoice::Holdout => all_holdout_split(args.split_seed),
+            _ => SplitConfig {
                 seed: args.split_seed,
                 ..SplitConfig::default()
             },
-            SplitChoice::Holdout => all_holdout_split(args.split_seed),
         },
     };
     let started = Instant::now();
@@ -177,10 +268,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             (raw, baseline)
         }
     };
+    let split = args
+        .split
+        .split(&data, args.split_seed, &args.scdfm_split)?;
     if !args.k_curve.is_empty() {
-        return k_curve(&args, &data, predictor.as_mut(), config, started);
+        return k_curve(&args, &data, &split, predictor.as_mut(), config, started);
     }
-    let result = score(&data, predictor.as_mut(), &config)?;
+    let result = score(&data, &split, predictor.as_mut(), &config)?;
     print!(
         "{}",
         markdown_table(
@@ -197,7 +291,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(path) = &args.json {
         write_bytes_atomically(
             path,
-            serde_json::to_string_pretty(&result_json(&result, &args, &config))?.as_bytes(),
+            serde_json::to_string_pretty(&result_json(&result, &args, &config, &data, &split))?
+                .as_bytes(),
         )?;
         println!("wrote {}", path.display());
     }
@@ -210,6 +305,7 @@ const CURVE_METRICS: [&str; 5] = ["w2", "mmd", "mean_rmse", "pds", "mag_ratio"];
 fn k_curve(
     args: &Args,
     data: &PerturbationData,
+    split: &Split,
     predictor: &mut dyn Predictor,
     mut config: ScoreConfig,
     started: Instant,
@@ -218,12 +314,14 @@ fn k_curve(
     let mut json_rows = Vec::new();
     for &k in &args.k_curve {
         config.k = k;
-        let result = score(data, predictor, &config)?;
+        let result = score(data, split, predictor, &config)?;
         eprintln!(
             "K = {k} scored ({:.0} s so far)",
             started.elapsed().as_secs_f64()
         );
-        json_rows.push(serde_json::json!({"k": k, "result": result_json(&result, args, &config)}));
+        json_rows.push(
+            serde_json::json!({"k": k, "result": result_json(&result, args, &config, data, split)}),
+        );
         rows.push((format!("{} K={k}", result.method), result.summary));
     }
     print!("{}", markdown_table(&rows, &TABLE_METRICS));
@@ -261,16 +359,29 @@ fn k_curve(
 
 fn score(
     data: &PerturbationData,
+    split: &Split,
     predictor: &mut dyn Predictor,
     config: &ScoreConfig,
 ) -> anyhow::Result<ScoreResult> {
     let spinner = crate::progress::spinner(&format!("scoring {}", predictor.name()));
-    let result = score_predictor(data, predictor, config);
+    let result = score_on_split(
+        data,
+        predictor,
+        split.clone(),
+        config,
+        &mut FitContext::default(),
+    );
     spinner.finish_and_clear();
     result
 }
 
-fn result_json(result: &ScoreResult, args: &Args, config: &ScoreConfig) -> serde_json::Value {
+fn result_json(
+    result: &ScoreResult,
+    args: &Args,
+    config: &ScoreConfig,
+    data: &PerturbationData,
+    split: &Split,
+) -> serde_json::Value {
     serde_json::json!({
         "method": result.method,
         "model": args.model.as_ref().map(|p| p.display().to_string()),
@@ -279,8 +390,9 @@ fn result_json(result: &ScoreResult, args: &Args, config: &ScoreConfig) -> serde
             "k": config.k,
             "cells": config.n_cells,
             "seeds": config.seeds,
-            "split": format!("{:?}", args.split).to_lowercase(),
+            "split": args.split.name(),
             "split_seed": args.split_seed,
+            "test_conditions": condition_names(data, split, SplitRole::Test),
             "sampler": args.model.as_ref().map(|_| format!("{:?}", args.sampler.config())),
         },
         "summary": result.summary,

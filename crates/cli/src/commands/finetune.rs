@@ -1,5 +1,5 @@
 //! `cellshift finetune`: continue training a checkpoint of any method on the train conditions of a screen
-//! (standard split), so the model adapts to the data set; resumes automatically from `--out`. The method
+//! (standard split, or the one `--split` chooses), so the model adapts to the data set; resumes automatically from `--out`. The method
 //! is read from the checkpoint and fitted through its `Predictor::fit` with a run directory.
 
 use std::path::PathBuf;
@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use cellshift_bench::prepare::prepare_for_model;
 
+use super::bench::{ScdfmSplitArgs, SplitChoice};
 use super::model::{check_k, load_model, SamplerArgs};
 use super::training::{fit_into_run, set_threads, TrainingArgs};
-use super::{standard_train_conditions, DataArgs};
+use super::DataArgs;
 
 /// Arguments of `cellshift finetune`.
 #[derive(clap::Args)]
@@ -32,6 +33,11 @@ pub struct Args {
     /// Seed of the split (the test conditions of `bench --split-seed` with the same value are never trained on).
     #[arg(long, default_value_t = 42)]
     pub split_seed: u64,
+    /// Which conditions are held out (the same choice as `bench --split`).
+    #[arg(long, value_enum, default_value = "standard")]
+    pub split: SplitChoice,
+    #[command(flatten)]
+    pub scdfm_split: ScdfmSplitArgs,
     #[command(flatten)]
     pub training: TrainingArgs,
     #[command(flatten)]
@@ -49,7 +55,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for note in &report.notes {
         eprintln!("note: {note}");
     }
-    let train = standard_train_conditions(&data, args.split_seed)?;
+    let train = args
+        .split
+        .split(&data, args.split_seed, &args.scdfm_split)?
+        .train_conditions();
     let overrides = args.training.overrides(Some(args.k), Some(args.cells));
     eprintln!(
         "fine-tuning {} ({}) on {} ({} train conditions); run directory {}",

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod evaluate;
 pub mod export;
 pub mod finetune;
+pub mod import;
 pub mod inspect;
 pub mod leaderboard;
 pub mod model;
@@ -23,20 +24,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use cellshift_data::h5ad::{self, PerturbationColumns, ReadOptions};
-use cellshift_data::{PerturbationData, Split, SplitConfig};
-
-/// The train conditions of the standard split with `seed` (the conditions `bench --split-seed seed` never
-/// tests), which the training commands fit on.
-pub fn standard_train_conditions(data: &PerturbationData, seed: u64) -> anyhow::Result<Vec<usize>> {
-    let split = Split::new(
-        data,
-        &SplitConfig {
-            seed,
-            ..SplitConfig::default()
-        },
-    )?;
-    Ok(split.train_conditions())
-}
+use cellshift_data::PerturbationData;
 
 /// How perturbations are annotated in an input `.h5ad` (AnnData conventions; MapPFN defaults).
 #[derive(clap::Args, Clone, Debug)]

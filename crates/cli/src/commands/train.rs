@@ -1,6 +1,7 @@
-//! `cellshift train`: train a method from scratch on the train conditions of a screen (standard split),
-//! into a run directory; repeating the command resumes the run. The method is looked up in the registry;
-//! methods pre-trained on synthetic priors (MapPFN) use `pretrain` and `finetune` instead.
+//! `cellshift train`: train a method from scratch on the train conditions of a screen (the standard split
+//! or the one `--split` chooses), into a run directory; repeating the command resumes the run. The method
+//! is looked up in the registry; methods pre-trained on synthetic priors (MapPFN) use `pretrain` and
+//! `finetune` instead.
 
 use std::path::PathBuf;
 
@@ -8,8 +9,12 @@ use anyhow::Context;
 use cellshift_bench::prepare::data_preprocessing;
 use cellshift_models::registry::{self, CreateRequest, InferenceOptions};
 
+use cellshift_data::atomic::write_bytes_atomically;
+use cellshift_data::{PerturbationData, Split, SplitRole};
+
+use super::bench::{condition_names, ScdfmSplitArgs, SplitChoice};
 use super::training::{fit_into_run, set_threads, TrainingArgs};
-use super::{standard_train_conditions, DataArgs};
+use super::DataArgs;
 
 /// Arguments of `cellshift train`.
 #[derive(clap::Args)]
@@ -37,6 +42,12 @@ pub struct Args {
     /// `matmul_precision=bf16` for C3TL.
     #[arg(long)]
     pub model_option: Vec<String>,
+    /// Which conditions are held out (the same choice as `bench --split`; the held-out conditions are
+    /// written to `split.json` in the run directory).
+    #[arg(long, value_enum, default_value = "standard")]
+    pub split: SplitChoice,
+    #[command(flatten)]
+    pub scdfm_split: ScdfmSplitArgs,
     #[command(flatten)]
     pub training: TrainingArgs,
     #[command(flatten)]
@@ -47,7 +58,11 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     set_threads(args.training.threads);
     let data = args.columns.read(&args.data)?;
-    let train = standard_train_conditions(&data, args.split_seed)?;
+    let split = args
+        .split
+        .split(&data, args.split_seed, &args.scdfm_split)?;
+    let train = split.train_conditions();
+    record_split(&args, &data, &split)?;
     let mut model = registry::create(
         &args.method,
         &CreateRequest {
@@ -77,4 +92,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &args.out,
     )
     .with_context(|| format!("training into {}", args.out.display()))
+}
+
+/// Name of the file in a run directory that records the split the run trains on.
+pub const SPLIT_FILE: &str = "split.json";
+
+/// Writes the split (choice, seed, train and held-out conditions) to `split.json` in the run directory;
+/// an error when the run was started with another split (resuming must not change the training data).
+fn record_split(args: &Args, data: &PerturbationData, split: &Split) -> anyhow::Result<()> {
+    let json = serde_json::json!({
+        "split": args.split.name(),
+        "split_seed": args.split_seed,
+        "train_conditions": condition_names(data, split, SplitRole::Train),
+        "test_conditions": condition_names(data, split, SplitRole::Test),
+    });
+    let path = args.out.join(SPLIT_FILE);
+    if path.is_file() {
+        let before: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path)?).unwrap_or_default();
+        if before != json {
+            anyhow::bail!(
+                "the run in {} was started with another split ({} seed {}); resume it with the same --split and \
+                 --split-seed, or train into a new --out",
+                args.out.display(),
+                before["split"],
+                before["split_seed"]
+            );
+        }
+        return Ok(());
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating the run directory {}", args.out.display()))?;
+    write_bytes_atomically(&path, serde_json::to_string_pretty(&json)?.as_bytes())?;
+    Ok(())
 }

@@ -21,7 +21,7 @@ use rand_pcg::Pcg64;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
-use super::config::{ScdfmConfig, PRESETS};
+use super::config::{PerturbationMode, ScdfmConfig, PRESETS};
 use super::graph;
 use super::loss;
 use super::model::ScdfmNet;
@@ -145,6 +145,11 @@ pub struct ScdfmSetup {
     pub training: ScdfmTraining,
     /// Seed of the initial weights and of training.
     pub seed: u64,
+    /// Drug mode: the compound tokens, the labels (`name@dose`) of the compounds of the training
+    /// conditions in code-point order; `compounds[i]` is row `SPECIALS.len() + i` of the
+    /// `perturbation_embedder` table and the empty second slot is `control` (row 3). Empty in genetic mode.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compounds: Vec<String>,
 }
 
 /// A fitted network with its variables.
@@ -334,6 +339,52 @@ pub fn vocabulary(data: &PerturbationData) -> Vec<String> {
         .collect()
 }
 
+/// Genetic mode for screens of gene perturbations, drug mode (the authors' `perturbation_embedder`
+/// tokens) for screens of compounds; an error for a screen that mixes both.
+pub fn perturbation_mode(data: &PerturbationData) -> Result<PerturbationMode> {
+    let compound = data
+        .treatments
+        .iter()
+        .find(|t| matches!(t, Treatment::Compound { .. }));
+    let genetic = data.treatments.iter().find(|t| {
+        matches!(
+            t,
+            Treatment::Knockout { .. } | Treatment::Combination { .. }
+        )
+    });
+    match (compound, genetic) {
+        (Some(c), Some(g)) => Err(ModelError::Input(format!(
+            "the screen mixes compounds (e.g. `{}`) and genetic perturbations (e.g. `{}`); scDFM embeds \
+             either perturbed genes (genetic mode) or compound tokens (drug mode), not both in one model; \
+             split the screen into its compound and its genetic conditions and train one model on each",
+            c.label(&data.control_label),
+            g.label(&data.control_label)
+        ))),
+        (Some(_), None) => Ok(PerturbationMode::Drug),
+        _ => Ok(PerturbationMode::Crispr),
+    }
+}
+
+/// The compound labels (`name@dose`) of `data`, or of its conditions `only` when given, in code-point order.
+pub fn compound_labels(data: &PerturbationData, only: Option<&[usize]>) -> Vec<String> {
+    let conditions = data.conditions();
+    let treatments: Vec<&Treatment> = match only {
+        Some(idx) => idx
+            .iter()
+            .filter_map(|&i| conditions.get(i))
+            .filter(|c| !c.cells.is_empty())
+            .map(|c| &data.treatments[c.treatment])
+            .collect(),
+        None => data.treatments.iter().collect(),
+    };
+    let set: BTreeSet<String> = treatments
+        .into_iter()
+        .filter(|t| matches!(t, Treatment::Compound { .. }))
+        .map(|t| t.label(&data.control_label))
+        .collect();
+    set.into_iter().collect()
+}
+
 /// The `[V, V]` mask over `vocab` from a var-order graph mask over `genes`: gene pairs as in the graph,
 /// every other token blocked except its own diagonal. With `vocab` = specials + sorted `genes` this is
 /// their `sorted_pad_mask`.
@@ -375,19 +426,14 @@ impl Scdfm {
                 data.n_genes()
             )));
         }
-        if let Some(t) = data
-            .treatments
-            .iter()
-            .find(|t| matches!(t, Treatment::Compound { .. }))
-        {
-            return Err(ModelError::Input(format!(
-                "scDFM's genetic mode embeds perturbed genes; the data holds compound `{}`. Drug mode exists in \
-                 the network (`perturbation = drug`) but is not wired to data sets yet; use a genetic screen",
-                t.label(&data.control_label)
-            )));
-        }
+        let drug = perturbation_mode(data)?;
         let vocab = vocabulary(data);
-        let net = ScdfmConfig::preset(preset, vocab.len())?;
+        let mut rows = vocab.len();
+        if drug == PerturbationMode::Drug {
+            rows = rows.max(SPECIALS.len() + compound_labels(data, None).len());
+        }
+        let mut net = ScdfmConfig::preset(preset, rows)?;
+        net.perturbation = drug;
         let mut training = ScdfmTraining::preset(preset);
         training.clamp_output = data.x.iter().all(|&v| v >= 0.0);
         Ok(Scdfm {
@@ -398,6 +444,7 @@ impl Scdfm {
                 trained_tokens: Vec::new(),
                 training,
                 seed,
+                compounds: Vec::new(),
             },
             preprocessing: Preprocessing {
                 normalize_total: None,
@@ -436,6 +483,20 @@ impl Scdfm {
         if data.genes != self.setup.genes {
             return Err(genes_mismatch(&self.setup.genes, &data.genes));
         }
+        let mode = perturbation_mode(data)?;
+        if mode != self.setup.net.perturbation {
+            return Err(ModelError::Input(format!(
+                "this scDFM model was built in {} mode but the training data call for {} mode; create the \
+                 model on the data it is trained on",
+                mode_name(self.setup.net.perturbation),
+                mode_name(mode)
+            )));
+        }
+        let mut setup = self.setup.clone();
+        if mode == PerturbationMode::Drug {
+            setup.compounds = compound_labels(data, Some(train_conditions));
+            setup.net.ntoken = setup.net.ntoken.max(SPECIALS.len() + setup.compounds.len());
+        }
         let conditions = data.conditions();
         let mut groups = Vec::new();
         let mut graph_cells = Vec::new();
@@ -460,7 +521,8 @@ impl Scdfm {
                 continue;
             }
             let label = treatment.label(&data.control_label);
-            let pert = perturbation_tokens(treatment, &label, &|g| token.get(g).copied(), None)?;
+            let pert =
+                perturbation_ids(&setup, treatment, &label, &|g| token.get(g).copied(), None)?;
             let controls = data
                 .conditions()
                 .iter()
@@ -485,7 +547,6 @@ impl Scdfm {
                     .into(),
             ));
         }
-        let mut setup = self.setup.clone();
         setup.seed = ctx.seed;
         setup.trained_tokens = trained.into_iter().collect();
         if let Some(steps) = ctx.overrides.steps {
@@ -607,7 +668,8 @@ impl Scdfm {
                 continue;
             }
             let label = task.query_label().to_string();
-            let pert = perturbation_tokens(
+            let pert = perturbation_ids(
+                &f.setup,
                 &task.query.treatment,
                 &label,
                 &|g| f.token.get(g).copied(),
@@ -727,6 +789,79 @@ fn genes_mismatch(model: &[String], data: &[String]) -> ModelError {
         data.len(),
         model.len()
     ))
+}
+
+fn mode_name(mode: PerturbationMode) -> &'static str {
+    match mode {
+        PerturbationMode::Crispr => "genetic",
+        PerturbationMode::Drug => "drug",
+    }
+}
+
+/// The two perturbation token ids of a treatment in the mode of `setup`: gene tokens (see
+/// [`perturbation_tokens`]) in genetic mode, `[compound, control]` rows of the `perturbation_embedder` table
+/// in drug mode. Errors name a treatment of the other kind and a compound absent from training.
+fn perturbation_ids(
+    setup: &ScdfmSetup,
+    treatment: &Treatment,
+    label: &str,
+    token: &dyn Fn(&str) -> Option<i64>,
+    trained: Option<&BTreeSet<&str>>,
+) -> Result<[i64; 2]> {
+    match (setup.net.perturbation, treatment) {
+        (PerturbationMode::Crispr, Treatment::Compound { .. }) => Err(ModelError::Input(format!(
+            "cannot predict `{label}`: it is a compound, but this scDFM model is in genetic mode (it embeds \
+             perturbed genes); train a drug-mode model on a compound screen (`cellshift train --method scdfm` \
+             on data whose perturbations are compounds)"
+        ))),
+        (PerturbationMode::Crispr, _) => perturbation_tokens(treatment, label, token, trained),
+        (PerturbationMode::Drug, Treatment::Compound { name, dose }) => {
+            let key = format!("{name}@{dose}");
+            match setup.compounds.binary_search(&key) {
+                Ok(i) => Ok([(SPECIALS.len() + i) as i64, 3]),
+                Err(_) => {
+                    let doses: Vec<&str> = setup
+                        .compounds
+                        .iter()
+                        .filter(|c| c.rsplit_once('@').is_some_and(|(n, _)| n == name))
+                        .map(String::as_str)
+                        .collect();
+                    let seen = if doses.is_empty() {
+                        format!(
+                            "the model was trained on {} compound(s): {}",
+                            setup.compounds.len(),
+                            preview(&setup.compounds)
+                        )
+                    } else {
+                        format!(
+                            "the model saw `{name}` only as {} (each dose is its own token)",
+                            doses.join(", ")
+                        )
+                    };
+                    Err(ModelError::Input(format!(
+                        "cannot predict compound `{key}`: it was absent from training, and scDFM's drug mode \
+                         cannot embed compounds absent from training (each compound is a token learned in \
+                         training); {seen}. Put `{key}` into the training conditions or predict a compound \
+                         the model was trained on"
+                    )))
+                }
+            }
+        }
+        (PerturbationMode::Drug, _) => Err(ModelError::Input(format!(
+            "cannot predict `{label}`: it is a genetic perturbation, but this scDFM model is in drug mode \
+             (trained on compounds); train a genetic-mode model on a genetic screen"
+        ))),
+    }
+}
+
+/// The first few items of a list, for messages.
+fn preview(items: &[String]) -> String {
+    let head: Vec<&str> = items.iter().take(5).map(String::as_str).collect();
+    if items.len() > head.len() {
+        format!("{}, …", head.join(", "))
+    } else {
+        head.join(", ")
+    }
 }
 
 /// The two perturbation tokens of a treatment: `[A, control]` for a single, `[A, B]` for a double. With
@@ -901,7 +1036,34 @@ pub fn import_reference(
             mask.dim()
         )));
     }
+    if net.perturbation == PerturbationMode::Drug {
+        return Err(ModelError::Input(
+            "importing a drug-mode state_dict needs the authors' compound vocabulary, which this importer does \
+             not take; import a genetic (`perturbation_function=\"crisper\"`) checkpoint, or train drug mode \
+             here with `cellshift train --method scdfm` on a compound screen"
+                .into(),
+        ));
+    }
+    if vocab.len() < SPECIALS.len() || vocab[..SPECIALS.len()] != SPECIALS {
+        return Err(ModelError::Input(format!(
+            "the vocabulary must start with the specials {} (their GeneVocab); it starts with {}",
+            SPECIALS.join(", "),
+            preview(&vocab[..vocab.len().min(SPECIALS.len())])
+        )));
+    }
+    if v > net.ntoken {
+        return Err(ModelError::Input(format!(
+            "the vocabulary has {v} tokens but the checkpoint's token table has only {} rows; pass the \
+             vocabulary the checkpoint was trained with",
+            net.ntoken
+        )));
+    }
     let known: BTreeSet<&str> = vocab.iter().map(String::as_str).collect();
+    if known.len() != v {
+        return Err(ModelError::Input(
+            "the vocabulary lists a token twice; pass their GeneVocab (each token once)".into(),
+        ));
+    }
     if let Some(g) = genes.iter().find(|g| !known.contains(g.as_str())) {
         return Err(ModelError::Input(format!(
             "gene `{g}` of the panel is not in the checkpoint's vocabulary; use the genes the model was trained on"
@@ -914,6 +1076,7 @@ pub fn import_reference(
         vocab,
         training: ScdfmTraining::preset("paper"),
         seed: 0,
+        compounds: Vec::new(),
     };
     let mut fitted = Fitted::build(setup, Some(mask), Device::Cpu)?;
     super::reference::load_reference(&mut fitted.vs, state_dict)?;

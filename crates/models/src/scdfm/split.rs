@@ -7,6 +7,7 @@
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use cellshift_data::split::{Split, SplitMode, SplitRole};
 use cellshift_data::{PerturbationData, Treatment};
 
 use crate::error::{ModelError, Result};
@@ -61,6 +62,32 @@ pub struct ConditionSplit {
     pub test: Vec<usize>,
 }
 
+impl ConditionSplit {
+    /// The split as the scoring harness takes it: control conditions are controls, the held-out
+    /// conditions are tested, every other condition is trained on.
+    pub fn to_split(&self, data: &PerturbationData, seed: u64) -> Split {
+        let conditions = data.conditions();
+        let role = (0..conditions.len())
+            .map(|i| {
+                if data.treatments[conditions[i].treatment].is_control() {
+                    SplitRole::Control
+                } else if self.test.binary_search(&i).is_ok() {
+                    SplitRole::Test
+                } else {
+                    SplitRole::Train
+                }
+            })
+            .collect();
+        Split {
+            holdout_context: None,
+            role,
+            test_other: vec![false; conditions.len()],
+            mode: SplitMode::InDistribution,
+            seed,
+        }
+    }
+}
+
 /// Splits the conditions of `data` (singles `A`, doubles `A+B`, control).
 pub fn split_conditions(data: &PerturbationData, options: SplitOptions) -> Result<ConditionSplit> {
     let kind = if options.reproduce_or_bug {
@@ -106,7 +133,8 @@ pub fn split_conditions(data: &PerturbationData, options: SplitOptions) -> Resul
         SplitKind::Unseen => {
             if singles.len() < options.n_unseen || options.n_unseen == 0 {
                 return Err(ModelError::Input(format!(
-                    "the unseen split holds out {} single genes, but the data has {} singles; lower n_unseen",
+                    "the unseen split holds out {} single genes, but the data has {} singles; lower n_unseen \
+                     (`--unseen-genes` on the command line)",
                     options.n_unseen,
                     singles.len()
                 )));
@@ -125,7 +153,8 @@ pub fn split_conditions(data: &PerturbationData, options: SplitOptions) -> Resul
         SplitKind::Combinations => {
             if doubles.len() < options.n_combinations || options.n_combinations == 0 {
                 return Err(ModelError::Input(format!(
-                    "the combinations split holds out {} doubles, but the data has {}; lower n_combinations",
+                    "the combinations split holds out {} doubles, but the data has {}; lower n_combinations \
+                     (`--held-out-doubles` on the command line)",
                     options.n_combinations,
                     doubles.len()
                 )));

@@ -906,3 +906,149 @@ fn add_with_seed(data: &PerturbationData, seed: u64) -> super::split::ConditionS
     use super::split::{split_conditions, SplitKind, SplitOptions};
     split_conditions(data, SplitOptions::new(SplitKind::Additive, seed)).unwrap()
 }
+
+// ---- drug mode on a compound screen -------------------------------------------------------------
+
+use cellshift_data::Treatment;
+
+/// The synthetic screen with compounds `drugA`, `drugB`, `drugC` (dose 1) instead of gene perturbations.
+fn compound_screen() -> PerturbationData {
+    let genes: Vec<String> = (0..6).map(|i| format!("g{i}")).collect();
+    let mut data = synthetic_data(
+        &genes,
+        &[
+            ("control", 0.0),
+            ("drugA", 0.5),
+            ("drugB", -0.5),
+            ("drugC", 0.8),
+        ],
+    );
+    for t in data.treatments.iter_mut() {
+        if let Treatment::Knockout { gene } = t {
+            *t = Treatment::Compound {
+                name: gene.clone(),
+                dose: 1.0,
+            };
+        }
+    }
+    data
+}
+
+fn compound_task(data: &PerturbationData, name: &str, dose: f64) -> Task {
+    let mut task = task_for(data, "control");
+    let treatment = Treatment::Compound {
+        name: name.into(),
+        dose,
+    };
+    task.query = cellshift_data::TaskTreatment {
+        label: treatment.label("control"),
+        treatment,
+        value: 1.0,
+    };
+    task
+}
+
+#[test]
+fn drug_mode_trains_on_compounds_predicts_seen_ones_and_refuses_unseen_ones() {
+    use super::config::PerturbationMode;
+    let data = compound_screen();
+    let dir = tempfile::tempdir().unwrap();
+    let m = quick_fit(&data, &["drugC@1"], Some(dir.path().to_path_buf()));
+    assert_eq!(m.setup().net.perturbation, PerturbationMode::Drug);
+    assert_eq!(
+        m.setup().compounds,
+        ["drugA@1", "drugB@1"],
+        "training compounds only"
+    );
+    let predict = |m: &Scdfm, name: &str, dose: f64| {
+        m.predict_tasks(&[compound_task(&data, name, dose)], 10, &[7])
+            .map(|mut v| v.remove(0))
+    };
+    let a = predict(&m, "drugA", 1.0).unwrap();
+    let b = predict(&m, "drugB", 1.0).unwrap();
+    assert_eq!(a.dim(), (10, 6));
+    assert!(a.iter().all(|v| v.is_finite() && *v >= 0.0));
+    assert_ne!(
+        a, b,
+        "each compound has its own perturbation_embedder token"
+    );
+    // The compound tokens go through the perturbation_embedder table (saved with the weights).
+    let net = m.net().unwrap();
+    let ids = Tensor::from_slice(&[4i64, 3, 5, 3]).view([2, 2]);
+    let e = net.perturbation_embedding(&ids, false);
+    assert!(e.get(0).not_equal_tensor(&e.get(1)).any().int64_value(&[]) == 1);
+    // The checkpoint keeps the compound vocabulary and the table.
+    let loaded = load_scdfm(dir.path(), &Default::default()).unwrap();
+    assert_eq!(loaded.setup().compounds, m.setup().compounds);
+    assert_eq!(predict(&loaded, "drugA", 1.0).unwrap(), a);
+    // A compound absent from training (held out, or another dose) is named, with the reason.
+    let e = predict(&m, "drugC", 1.0).unwrap_err().to_string();
+    assert!(
+        e.contains("compound `drugC@1`")
+            && e.contains("cannot embed compounds absent from training")
+            && e.contains("drugA@1, drugB@1"),
+        "{e}"
+    );
+    let e = predict(&m, "drugA", 2.0).unwrap_err().to_string();
+    assert!(
+        e.contains("`drugA@2`") && e.contains("only as drugA@1"),
+        "{e}"
+    );
+    // A genetic query to a drug-mode model.
+    let e = m
+        .predict_tasks(&[task_for(&data, "g1")], 4, &[0])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("genetic perturbation") && e.contains("drug mode"),
+        "{e}"
+    );
+}
+
+#[test]
+fn mixed_screens_and_compounds_in_genetic_mode_are_refused_with_the_fix() {
+    let mut mixed = compound_screen();
+    mixed.treatments[1] = Treatment::Knockout { gene: "g1".into() };
+    let e = Scdfm::for_data(&mixed, "tiny", Device::Cpu, 0)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("mixes compounds")
+            && e.contains("`g1`")
+            && e.contains("train one model on each"),
+        "{e}"
+    );
+    let genetic = screen();
+    let m = quick_fit(&genetic, &[], None);
+    let e = m
+        .predict_tasks(&[compound_task(&genetic, "drugA", 1.0)], 4, &[0])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`drugA@1`") && e.contains("genetic mode"), "{e}");
+    // A genetic model is not fitted on a compound screen.
+    let mut fresh = Scdfm::for_data(&genetic, "tiny", Device::Cpu, 0).unwrap();
+    let mut compounds = compound_screen();
+    compounds.genes = genetic.genes.clone();
+    let e = fresh
+        .fit_conditions(&compounds, &[0, 1], &mut FitContext::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("genetic mode") && e.contains("drug mode"), "{e}");
+}
+
+#[test]
+fn reference_configuration_is_read_from_the_parameter_shapes() {
+    let Some(dir) = golden() else { return };
+    let c = reference::config_from_reference(&dir.join("model.safetensors")).unwrap();
+    assert_eq!(
+        (
+            c.ntoken,
+            c.d_model,
+            c.nhead,
+            c.nlayers,
+            c.frequency_embedding_size
+        ),
+        (32, 32, 4, 2, 256)
+    );
+    assert_eq!(c.gene_encoder_nhead, 8);
+}
