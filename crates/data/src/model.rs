@@ -74,11 +74,14 @@ impl std::hash::Hash for Treatment {
 }
 
 impl Treatment {
-    /// Parses an `obs` label: the control label gives [`Treatment::Control`], `A+B` a combination,
-    /// anything else a single-gene knock-out of that gene.
+    /// Parses an `obs` label: the control label gives [`Treatment::Control`], `NAME@DOSE` (a number after
+    /// the last `@`) a compound at that dose, `A+B` a combination, anything else a single-gene knock-out
+    /// of that gene.
     pub fn from_label(label: &str, control_label: &str) -> Treatment {
         if label == control_label {
             Treatment::Control
+        } else if let Some(compound) = Self::compound_from_label(label) {
+            compound
         } else if label.contains('+') {
             let genes: Vec<String> = label.split('+').map(|g| g.trim().to_string()).collect();
             Treatment::Combination { genes }
@@ -87,6 +90,17 @@ impl Treatment {
                 gene: label.to_string(),
             }
         }
+    }
+
+    /// A compound label `NAME@DOSE` (the form [`Treatment::label`] writes, e.g. `dexamethasone@100`):
+    /// a non-empty name, `@`, and a finite number. `None` for anything else.
+    fn compound_from_label(label: &str) -> Option<Treatment> {
+        let (name, dose) = label.rsplit_once('@')?;
+        let dose: f64 = dose.trim().parse().ok()?;
+        (!name.trim().is_empty() && dose.is_finite()).then(|| Treatment::Compound {
+            name: name.trim().to_string(),
+            dose,
+        })
     }
 
     /// The label written to `obs` (inverse of [`Treatment::from_label`]).
@@ -543,6 +557,40 @@ fn check_unique(what: &str, names: &[String]) -> Result<(), DataError> {
 mod tests {
     use super::*;
     use ndarray::array;
+
+    #[test]
+    fn compound_labels_parse_and_round_trip() {
+        let t = Treatment::from_label("dexamethasone@100", "ctrl");
+        assert_eq!(
+            t,
+            Treatment::Compound {
+                name: "dexamethasone".into(),
+                dose: 100.0
+            }
+        );
+        assert_eq!(Treatment::from_label(&t.label("ctrl"), "ctrl"), t);
+        let half = Treatment::Compound {
+            name: "SAHA".into(),
+            dose: 0.5,
+        };
+        assert_eq!(Treatment::from_label(&half.label("ctrl"), "ctrl"), half);
+        // Not a number after `@`, or no name: a gene label as before.
+        for label in ["GENE@X", "@10", "A@B+C"] {
+            assert!(
+                !matches!(
+                    Treatment::from_label(label, "ctrl"),
+                    Treatment::Compound { .. }
+                ),
+                "{label}"
+            );
+        }
+        assert_eq!(
+            Treatment::from_label("KLF1+TGFBR2", "ctrl"),
+            Treatment::Combination {
+                genes: vec!["KLF1".into(), "TGFBR2".into()]
+            }
+        );
+    }
 
     fn small() -> PerturbationData {
         let x = array![
