@@ -273,8 +273,10 @@ pub struct LeaderboardConfig {
     pub inference: InferenceOptions,
     /// Where trainable methods write their runs (`<runs>/<suite>/<method>`).
     pub runs: PathBuf,
-    /// Seed of trainable methods' initial weights and training.
+    /// Seed of the suites' splits (recorded with the results).
     pub seed: u64,
+    /// Seed of trainable methods' initial weights and training (`--train-seed`; by default `seed`).
+    pub train_seed: u64,
     /// Configuration options of trained contenders: (contender name, `KEY=VALUE`), from
     /// [`parse_model_option`].
     pub model_options: Vec<(String, String)>,
@@ -470,7 +472,7 @@ fn score_contender(
     };
     let mut fit = FitContext {
         run_dir,
-        seed: config.seed,
+        seed: config.train_seed,
         ..FitContext::default()
     };
     match score_on_split(
@@ -549,7 +551,7 @@ fn build(
                     data: &suite.data,
                     preprocessing: data_preprocessing(&suite.data),
                     inference: config.inference.clone(),
-                    seed: config.seed,
+                    seed: config.train_seed,
                     model_options: &config.model_options_of(contender.name()),
                 };
                 let predictor = registry::create(name, &request)

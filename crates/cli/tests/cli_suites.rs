@@ -221,3 +221,81 @@ fn mappfn_is_not_applicable_where_targets_are_not_measured() {
     let control = entries.iter().find(|e| e["method"] == "control").unwrap();
     assert_eq!(control["rank"], 1, "{control}");
 }
+
+#[test]
+fn leaderboard_columns_model_options_and_the_train_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, train_seed: &str| {
+        let out = dir.path().join(name);
+        let (code, _, stderr) = cellshift(&[
+            "bench",
+            "suite",
+            "--suites",
+            "combinatorial",
+            "--methods",
+            "scdfm,additive",
+            "--model-option",
+            "scdfm:training.steps=5",
+            "--model-option",
+            "scdfm:training.grid_points=3",
+            "--scale",
+            "tiny",
+            "--seeds",
+            "1",
+            "--cells",
+            "32",
+            "--columns",
+            "celleval-paper",
+            "--train-seed",
+            train_seed,
+            "--threads",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stderr.contains("added it to --metrics"), "{stderr}");
+        let md = std::fs::read_to_string(out.join("leaderboard.md")).unwrap();
+        assert!(
+            md.contains("| mean_rmse | mse | mae | de_spearman_lfc_sig |"),
+            "{md}"
+        );
+        let board = stats(&out.join("leaderboard.json"));
+        let toy = board["suites"][0]["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["method"] == "scdfm")
+            .unwrap()
+            .clone();
+        let steps = std::fs::read_to_string(out.join("runs/combinatorial/scdfm/LATEST")).unwrap();
+        assert!(steps.trim().ends_with("0000005"), "{steps}");
+        let metric = |key: &str| {
+            toy["summary"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["metric"] == key)
+                .unwrap_or_else(|| panic!("{key} missing: {toy}"))["mean"]
+                .as_f64()
+                .unwrap()
+        };
+        assert!(metric("de_spearman_lfc_sig").is_finite());
+        metric("mean_rmse")
+    };
+    let (a, b, c) = (run("a", "0"), run("b", "0"), run("c", "1"));
+    assert_eq!(a, b, "the same train seed must give the same model");
+    assert_ne!(a, c, "another train seed must retrain differently");
+    let (code, _, stderr) = cellshift(&[
+        "bench",
+        "suite",
+        "--suites",
+        "combinatorial",
+        "--methods",
+        "additive",
+        "--columns",
+        "mean_rmse,nope",
+    ]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("unknown metric `nope`"), "{stderr}");
+}

@@ -56,6 +56,10 @@ pub struct Args {
     /// mean_rmse. The metric groups they need are added to `--metrics`.
     #[arg(long, default_value = "default")]
     pub columns: String,
+    /// Seed of trained methods' initial weights and training (default: `--seed`), to repeat a method's
+    /// training on the same suites and splits.
+    #[arg(long)]
+    pub train_seed: Option<u64>,
     /// Configuration option of a trained contender, `CONTENDER:KEY=VALUE` (repeatable), e.g.
     /// `celltarnet:prior.enabled=false` or `c3tl:matmul_precision=bf16`.
     #[arg(long)]
@@ -132,6 +136,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         runs: args.out.join("runs"),
         seed: args.seed,
+        train_seed: args.train_seed.unwrap_or(args.seed),
         model_options: args
             .model_option
             .iter()
