@@ -273,8 +273,6 @@ pub struct LeaderboardConfig {
     pub inference: InferenceOptions,
     /// Where trainable methods write their runs (`<runs>/<suite>/<method>`).
     pub runs: PathBuf,
-    /// Seed of the suites' splits (recorded with the results).
-    pub seed: u64,
     /// Seed of trainable methods' initial weights and training (`--train-seed`; by default `seed`).
     pub train_seed: u64,
     /// Configuration options of trained contenders: (contender name, `KEY=VALUE`), from

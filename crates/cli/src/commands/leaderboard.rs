@@ -135,7 +135,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ..InferenceOptions::default()
         },
         runs: args.out.join("runs"),
-        seed: args.seed,
         train_seed: args.train_seed.unwrap_or(args.seed),
         model_options: args
             .model_option
