@@ -222,7 +222,11 @@ impl CellTarNetNet {
             total += &cont;
             components.push(("infonce".to_string(), cont.detach()));
         }
-        Ok(LossTerms { total, components })
+        Ok(LossTerms {
+            total,
+            components,
+            backpropagated: false,
+        })
     }
 
     /// Samples standardised cells `[B, G]` from standard-normal noise `z` given noise-augmented control

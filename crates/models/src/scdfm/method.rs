@@ -25,6 +25,7 @@ use super::config::{PerturbationMode, ScdfmConfig, PRESETS};
 use super::graph;
 use super::loss;
 use super::model::ScdfmNet;
+use super::recompute;
 use crate::blocks::{Init, ParamBuilder};
 use crate::error::{ModelError, Result};
 use crate::flow::solver::{linspace_f32, odeint_rk4_38};
@@ -84,6 +85,11 @@ pub struct ScdfmTraining {
     /// contiguous chunks of `genes_per_step` genes — the gene-set size seen in training — each from its own
     /// noise and the same control cell, so genes of different chunks are not jointly sampled.
     pub predict_gene_chunk: Option<usize>,
+    /// Beyond the authors' code: keep only each PAD block's input during the forward pass and recompute
+    /// the block in the backward pass ([`super::recompute`]). Same gradients, about one more forward of
+    /// the blocks per step, a fraction of the memory: the paper shape at 1,000 genes needs it on a CPU.
+    #[serde(default)]
+    pub activation_checkpointing: bool,
 }
 
 impl ScdfmTraining {
@@ -104,6 +110,7 @@ impl ScdfmTraining {
             predict_batch: 48,
             clamp_output: true,
             predict_gene_chunk: None,
+            activation_checkpointing: false,
         };
         match name {
             "paper" => paper,
@@ -229,17 +236,41 @@ impl Trainable for Fitted {
             .to_device(device);
         tch::manual_seed(rng.gen::<i64>() & i64::MAX);
         let x_t = (-&t + 1.0).unsqueeze(-1) * &x0 + t.unsqueeze(-1) * &b.x1;
-        let v = self
-            .net
-            .forward(&b.genes, &x_t, &t, &b.xc, &b.pert, true, None)?;
         let cfg = &self.setup.net;
-        let parts = loss::flow_loss(v, &x0, &b.x1, &x_t, &t, cfg.gamma, &cfg.mmd_scales);
+        let loss_of =
+            |v: Tensor| loss::flow_loss(v, &x0, &b.x1, &x_t, &t, cfg.gamma, &cfg.mmd_scales);
+        let (parts, backpropagated) = if self.setup.training.activation_checkpointing {
+            let (_, parts) = recompute::forward_backward(
+                &self.net,
+                &b.genes,
+                &x_t,
+                &t,
+                &b.xc,
+                &b.pert,
+                true,
+                |v| {
+                    let parts = loss_of(v);
+                    (parts.total.shallow_clone(), parts)
+                },
+            )?;
+            (parts, true)
+        } else {
+            let v = self
+                .net
+                .forward(&b.genes, &x_t, &t, &b.xc, &b.pert, true, None)?;
+            (loss_of(v), false)
+        };
         Ok(LossTerms {
             components: vec![
                 ("cfm".into(), parts.cfm.detach()),
                 ("mmd".into(), parts.mmd.detach() * cfg.gamma),
             ],
-            total: parts.total,
+            total: if backpropagated {
+                parts.total.detach()
+            } else {
+                parts.total
+            },
+            backpropagated,
         })
     }
 }

@@ -4,7 +4,7 @@
 //! blocks; trained with CFM + γ·MMD² and sampled with torchdiffeq's 3/8-rule RK4 on a 20-point grid.
 //!
 //! Layout: [`config`] (presets, code-vs-paper switches, ablations), [`graph`] (co-expression mask),
-//! [`model`] (the network, authors' parameter names), [`loss`] (CFM + MMD), [`reference`] (loading the
+//! [`model`] (the network, authors' parameter names), [`loss`] (CFM + MMD), [`recompute`] (activation checkpointing for training in less memory), [`reference`] (loading the
 //! authors' state_dicts), [`split`] (their additive / unseen / combinations splits), [`method`] (vocabulary, training, sampling, checkpoints, registry entry).
 
 pub mod config;
@@ -12,6 +12,7 @@ pub mod graph;
 pub mod loss;
 pub mod method;
 pub mod model;
+pub mod recompute;
 pub mod reference;
 pub mod split;
 

@@ -458,6 +458,40 @@ impl ScdfmNet {
         train: bool,
         mut record: Option<&mut Activations>,
     ) -> Result<Tensor> {
+        let mut rec = |k: &str, v: &Tensor| {
+            if let Some(r) = record.as_deref_mut() {
+                r.insert(k.to_string(), v.detach().copy());
+            }
+        };
+        let (mut h, cond) = self.stem(genes, x_t, t, x_c, pert, train, &mut rec)?;
+        for (i, (bs, bc)) in self.blocks.iter().enumerate() {
+            let y = self.layer_input(i, &h, &cond, train, &mut rec);
+            let (a, y) = bs.forward(&y, &y, &cond.tau);
+            rec(&format!("blocks.{i}.diff_self_attn.attn"), &a);
+            rec(&format!("blocks.{i}.diff_self_attn"), &y);
+            let (a, y) = bc.forward(&y, &cond.value_control, &cond.tau);
+            rec(&format!("blocks.{i}.diff_cross_attn.attn"), &a);
+            rec(&format!("blocks.{i}.diff_cross_attn"), &y);
+            h = y;
+        }
+        let v = self.head(&h, &cond);
+        rec("final_layer", &v);
+        Ok(v)
+    }
+
+    /// Everything before the PAD layers: checks the inputs, encodes genes, perturbation, values and time.
+    /// Returns the fused token stream `[B, G, d]` and what every layer reads besides it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn stem(
+        &self,
+        genes: &Tensor,
+        x_t: &Tensor,
+        t: &Tensor,
+        x_c: &Tensor,
+        pert: &Tensor,
+        train: bool,
+        rec: &mut dyn FnMut(&str, &Tensor),
+    ) -> Result<(Tensor, Conditioning)> {
         let b = x_t.size()[0];
         if genes.dim() != 2 || x_t.size() != genes.size() || x_c.size() != genes.size() {
             return Err(ModelError::Input(format!(
@@ -491,11 +525,6 @@ impl ScdfmNet {
             t.shallow_clone()
         };
         let p = self.config.dropout;
-        let mut rec = |k: &str, v: &Tensor| {
-            if let Some(r) = record.as_deref_mut() {
-                r.insert(k.to_string(), v.detach().copy());
-            }
-        };
         let gene_emb = self.encode_tokens(genes, train);
         rec("gene_emb", &gene_emb);
         let ep = self.perturbation_embedding(pert, train);
@@ -513,7 +542,7 @@ impl ScdfmNet {
         rec("value_encoder_2", &ve2);
         let v1 = ve1 + &gene_emb;
         let v2 = ve2 + &gene_emb;
-        let mut h = self.fusion3.forward(
+        let h = self.fusion3.forward(
             &self.fusion2.forward(
                 &self
                     .fusion0
@@ -533,39 +562,65 @@ impl ScdfmNet {
         );
         rec("t_embedder", &tau);
         let (_, g, d) = h.size3().expect("[B, G, d]");
-        let ep_tok = ep.unsqueeze(1).expand([b, g, d], false);
-        for (i, ((ga, gn), ((a0, a3), (bs, bc)))) in self
-            .gene_adaln
-            .iter()
-            .zip(self.adapters.iter().zip(&self.blocks))
-            .enumerate()
-        {
-            let m = ga.forward(&gene_emb.silu()).chunk(3, -1);
-            h = &h + &m[1] * (gn.forward(&h) * &m[2] + &m[0]);
-            rec(&format!("gene_adaLN.{i}"), &h);
-            let z = dropout(
-                a0.forward(&Tensor::cat(&[&h, &ep_tok], -1)).leaky_relu(),
-                p,
-                train,
-            );
-            h = a3.forward(&z).leaky_relu();
-            rec(&format!("adapter_layer.{i}"), &h);
-            let (a, y) = bs.forward(&h, &h, &tau);
-            rec(&format!("blocks.{i}.diff_self_attn.attn"), &a);
-            rec(&format!("blocks.{i}.diff_self_attn"), &y);
-            let (a, y) = bc.forward(&y, &v2, &tau);
-            rec(&format!("blocks.{i}.diff_cross_attn.attn"), &a);
-            rec(&format!("blocks.{i}.diff_cross_attn"), &y);
-            h = y;
-        }
+        let perturbation_tokens = ep.unsqueeze(1).expand([b, g, d], false);
+        Ok((
+            h,
+            Conditioning {
+                gene_emb,
+                perturbation_tokens,
+                value_control: v2,
+                tau,
+            },
+        ))
+    }
+
+    /// Layer `i`'s gene-adaLN and perturbation adapter on the stream `h`: the input of its PAD blocks.
+    pub(crate) fn layer_input(
+        &self,
+        i: usize,
+        h: &Tensor,
+        cond: &Conditioning,
+        train: bool,
+        rec: &mut dyn FnMut(&str, &Tensor),
+    ) -> Tensor {
+        let (ga, gn) = &self.gene_adaln[i];
+        let (a0, a3) = &self.adapters[i];
+        let m = ga.forward(&cond.gene_emb.silu()).chunk(3, -1);
+        let h = h + &m[1] * (gn.forward(h) * &m[2] + &m[0]);
+        rec(&format!("gene_adaLN.{i}"), &h);
+        let z = dropout(
+            a0.forward(&Tensor::cat(&[&h, &cond.perturbation_tokens], -1))
+                .leaky_relu(),
+            self.config.dropout,
+            train,
+        );
+        let h = a3.forward(&z).leaky_relu();
+        rec(&format!("adapter_layer.{i}"), &h);
+        h
+    }
+
+    /// The expression head on the last layer's stream: the velocity `[B, G]`.
+    pub(crate) fn head(&self, h: &Tensor, cond: &Conditioning) -> Tensor {
         let z = self.head[0]
-            .forward(&Tensor::cat(&[&h, &ep_tok], -1))
+            .forward(&Tensor::cat(&[h, &cond.perturbation_tokens], -1))
             .leaky_relu();
         let z = self.head[1].forward(&z).leaky_relu();
-        let v = self.head[2].forward(&z).squeeze_dim(-1);
-        rec("final_layer", &v);
-        Ok(v)
+        self.head[2].forward(&z).squeeze_dim(-1)
     }
+}
+
+/// What the PAD layers and the head read besides the token stream, computed once per forward by
+/// [`ScdfmNet::stem`].
+#[derive(Debug)]
+pub struct Conditioning {
+    /// Contextualised gene embeddings `[B, G, d]` (the gene-adaLN input).
+    pub gene_emb: Tensor,
+    /// The perturbation embedding broadcast over the genes `[B, G, d]`.
+    pub perturbation_tokens: Tensor,
+    /// Control-value encoding plus gene embedding `[B, G, d]` (the cross-attention's second input).
+    pub value_control: Tensor,
+    /// Time embedding τ `[B, d]`.
+    pub tau: Tensor,
 }
 
 /// Number of elements of every variable of a store.

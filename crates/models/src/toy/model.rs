@@ -145,6 +145,7 @@ impl Trainable for ToyGaussian {
                 ("nll".into(), nll.detach()),
                 ("shift_l2".into(), penalty.detach()),
             ],
+            backpropagated: false,
         })
     }
 }

@@ -38,6 +38,9 @@ pub struct LossTerms {
     pub total: Tensor,
     /// Named parts, already weighted as they enter `total` (values only; no gradient needed).
     pub components: Vec<(String, Tensor)>,
+    /// The model has already back-propagated `total` into its parameters' gradients (e.g. with
+    /// activation checkpointing), so the trainer must not call `backward` again.
+    pub backpropagated: bool,
 }
 
 impl LossTerms {
@@ -46,6 +49,7 @@ impl LossTerms {
         LossTerms {
             total,
             components: Vec::new(),
+            backpropagated: false,
         }
     }
 
@@ -234,6 +238,7 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
         self.params.zero_grad();
         let terms = self.model.loss(&batch, &mut stream)?;
         let components = tch::no_grad(|| terms.component_values());
+        let terms_backpropagated = terms.backpropagated;
         let loss = terms.total;
         let loss_value = loss.double_value(&[]);
         if !loss_value.is_finite() {
@@ -242,7 +247,9 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
                 loss: loss_value,
             });
         }
-        loss.backward();
+        if !terms_backpropagated {
+            loss.backward();
+        }
         let grad = self.params.flat_grad();
         let grad_norm =
             tch::no_grad(|| grad.square().sum(tch::Kind::Float).sqrt().double_value(&[]));
