@@ -58,3 +58,23 @@ mod tests {
         }
     }
 }
+
+/// A task for method tests: predict `label` (a treatment label, `+` for combinations) from every control
+/// cell of the data's first control condition, with no context experiments.
+pub fn control_query_task(data: &crate::PerturbationData, label: &str) -> crate::Task {
+    let control = data
+        .conditions()
+        .iter()
+        .find(|c| data.treatments[c.treatment].is_control())
+        .expect("the data has control cells");
+    crate::Task {
+        context: "default".into(),
+        context_index: 0,
+        genes: std::sync::Arc::new(data.genes.clone()),
+        observational: data.cells_of(control),
+        experiments: vec![],
+        context_cells: ndarray::Array3::zeros((0, 0, data.n_genes())),
+        query: crate::TaskTreatment::from_label(label, "control", 1.0),
+        target: None,
+    }
+}

@@ -13,7 +13,7 @@
 use std::time::Instant;
 
 use cellshift_models::scdfm::loss::flow_loss;
-use cellshift_models::scdfm::model::forward_flops;
+use cellshift_models::scdfm::model::{forward_flops, VelocityInputs};
 use cellshift_models::scdfm::recompute;
 use cellshift_models::scdfm::{ScdfmConfig, ScdfmNet};
 use tch::nn::{self, OptimizerConfig};
@@ -74,10 +74,15 @@ fn main() {
             let x_t = (-&t + 1.0).unsqueeze(-1) * &x0 + t.unsqueeze(-1) * &x1;
             let loss_of = |v| flow_loss(v, &x0, &x1, &x_t, &t, 0.5, &config.mmd_scales).total;
             if recompute {
-                let _ = recompute::forward_backward(&net, &ids, &x_t, &t, &xc, &pert, true, |v| {
-                    (loss_of(v), ())
-                })
-                .expect("forward/backward");
+                let inputs = VelocityInputs {
+                    genes: &ids,
+                    x_t: &x_t,
+                    t: &t,
+                    x_c: &xc,
+                    pert: &pert,
+                };
+                let _ = recompute::forward_backward(&net, &inputs, true, |v| (loss_of(v), ()))
+                    .expect("forward/backward");
             } else {
                 let v = net
                     .forward(&ids, &x_t, &t, &xc, &pert, true, None)

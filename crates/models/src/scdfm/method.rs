@@ -24,7 +24,7 @@ use tch::{nn, Device, Kind, Tensor};
 use super::config::{PerturbationMode, ScdfmConfig, PRESETS};
 use super::graph;
 use super::loss;
-use super::model::ScdfmNet;
+use super::model::{ScdfmNet, VelocityInputs};
 use super::recompute;
 use crate::blocks::{Init, ParamBuilder};
 use crate::error::{ModelError, Result};
@@ -240,19 +240,17 @@ impl Trainable for Fitted {
         let loss_of =
             |v: Tensor| loss::flow_loss(v, &x0, &b.x1, &x_t, &t, cfg.gamma, &cfg.mmd_scales);
         let (parts, backpropagated) = if self.setup.training.activation_checkpointing {
-            let (_, parts) = recompute::forward_backward(
-                &self.net,
-                &b.genes,
-                &x_t,
-                &t,
-                &b.xc,
-                &b.pert,
-                true,
-                |v| {
-                    let parts = loss_of(v);
-                    (parts.total.shallow_clone(), parts)
-                },
-            )?;
+            let inputs = VelocityInputs {
+                genes: &b.genes,
+                x_t: &x_t,
+                t: &t,
+                x_c: &b.xc,
+                pert: &b.pert,
+            };
+            let (_, parts) = recompute::forward_backward(&self.net, &inputs, true, |v| {
+                let parts = loss_of(v);
+                (parts.total.shallow_clone(), parts)
+            })?;
             (parts, true)
         } else {
             let v = self

@@ -463,7 +463,14 @@ impl ScdfmNet {
                 r.insert(k.to_string(), v.detach().copy());
             }
         };
-        let (mut h, cond) = self.stem(genes, x_t, t, x_c, pert, train, &mut rec)?;
+        let inputs = VelocityInputs {
+            genes,
+            x_t,
+            t,
+            x_c,
+            pert,
+        };
+        let (mut h, cond) = self.stem(&inputs, train, &mut rec)?;
         for (i, (bs, bc)) in self.blocks.iter().enumerate() {
             let y = self.layer_input(i, &h, &cond, train, &mut rec);
             let (a, y) = bs.forward(&y, &y, &cond.tau);
@@ -481,17 +488,19 @@ impl ScdfmNet {
 
     /// Everything before the PAD layers: checks the inputs, encodes genes, perturbation, values and time.
     /// Returns the fused token stream `[B, G, d]` and what every layer reads besides it.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn stem(
         &self,
-        genes: &Tensor,
-        x_t: &Tensor,
-        t: &Tensor,
-        x_c: &Tensor,
-        pert: &Tensor,
+        inputs: &VelocityInputs<'_>,
         train: bool,
         rec: &mut dyn FnMut(&str, &Tensor),
     ) -> Result<(Tensor, Conditioning)> {
+        let VelocityInputs {
+            genes,
+            x_t,
+            t,
+            x_c,
+            pert,
+        } = *inputs;
         let b = x_t.size()[0];
         if genes.dim() != 2 || x_t.size() != genes.size() || x_c.size() != genes.size() {
             return Err(ModelError::Input(format!(
@@ -607,6 +616,21 @@ impl ScdfmNet {
         let z = self.head[1].forward(&z).leaky_relu();
         self.head[2].forward(&z).squeeze_dim(-1)
     }
+}
+
+/// The inputs of one velocity evaluation (see [`ScdfmNet::forward`] for their shapes).
+#[derive(Clone, Copy, Debug)]
+pub struct VelocityInputs<'a> {
+    /// Gene token ids `[B, G]`.
+    pub genes: &'a Tensor,
+    /// The state on the path `[B, G]`.
+    pub x_t: &'a Tensor,
+    /// Time `[B]` or 0-d.
+    pub t: &'a Tensor,
+    /// Paired control cells `[B, G]`.
+    pub x_c: &'a Tensor,
+    /// Perturbation token ids `[B, 2]`.
+    pub pert: &'a Tensor,
 }
 
 /// What the PAD layers and the head read besides the token stream, computed once per forward by

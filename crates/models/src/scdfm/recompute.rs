@@ -10,7 +10,7 @@
 
 use tch::Tensor;
 
-use super::model::{Conditioning, ScdfmNet};
+use super::model::{Conditioning, ScdfmNet, VelocityInputs};
 use crate::error::Result;
 
 /// A fresh leaf with the values of `x` that collects the gradient flowing into it.
@@ -38,18 +38,13 @@ struct SavedLayer {
 /// Runs the forward pass, calls `loss_of(velocity)`, and back-propagates its first value into the
 /// parameters' gradients with the PAD blocks recomputed. Returns what `loss_of` returned (the loss
 /// detached from any graph). Gradients accumulate like `loss.backward()` would.
-#[allow(clippy::too_many_arguments)]
 pub fn forward_backward<T>(
     net: &ScdfmNet,
-    genes: &Tensor,
-    x_t: &Tensor,
-    t: &Tensor,
-    x_c: &Tensor,
-    pert: &Tensor,
+    inputs: &VelocityInputs<'_>,
     train: bool,
     loss_of: impl FnOnce(Tensor) -> (Tensor, T),
 ) -> Result<(Tensor, T)> {
-    let (stem_h, stem_cond) = net.stem(genes, x_t, t, x_c, pert, train, &mut |_, _| {})?;
+    let (stem_h, stem_cond) = net.stem(inputs, train, &mut |_, _| {})?;
     // The stem's outputs as leaves: every later use accumulates into their gradients, and the stem is
     // back-propagated once at the end.
     let cond = Conditioning {

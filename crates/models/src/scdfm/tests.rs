@@ -10,7 +10,7 @@ use tch::{nn, Device, Kind, Tensor};
 use super::config::{AttentionKind, MaskRows, ScdfmConfig};
 use super::graph;
 use super::loss;
-use super::model::{Activations, DiffAttention, ScdfmNet};
+use super::model::{Activations, DiffAttention, ScdfmNet, VelocityInputs};
 use super::reference;
 use crate::flow::solver::odeint_rk4_38;
 
@@ -329,6 +329,44 @@ fn forward_velocity_and_activations_match_golden() {
     );
 }
 
+/// The golden training step's inputs: `(x1, xc, x0, t, x_t)` on the step's gene subset.
+fn golden_training_inputs(d: &HashMap<String, Tensor>) -> (Tensor, Tensor, Tensor, Tensor, Tensor) {
+    let idx = &d["input_gene_idx"];
+    let x1 = d["target"].index_select(1, idx);
+    let xc = d["source"].index_select(1, idx);
+    let (t, x0) = (d["t"].shallow_clone(), d["x0"].shallow_clone());
+    let x_t = (-&t + 1.0).unsqueeze(-1) * &x0 + t.unsqueeze(-1) * &x1;
+    (x1, xc, x0, t, x_t)
+}
+
+/// Asserts that every parameter's gradient equals their code's (`train_grads.safetensors`); returns the
+/// worst absolute difference.
+fn assert_golden_gradients(vs: &nn::VarStore) -> f64 {
+    let grads: HashMap<String, Tensor> =
+        Tensor::read_safetensors(golden().unwrap().join("train_grads.safetensors"))
+            .unwrap()
+            .into_iter()
+            .collect();
+    let vars = vs.variables();
+    assert_eq!(
+        grads.len(),
+        vars.len(),
+        "every model parameter receives a gradient there"
+    );
+    let mut worst = 0f64;
+    for (name, want) in &grads {
+        let got = vars[name].grad();
+        worst = worst.max(assert_close(
+            &format!("grad {name}"),
+            &got,
+            want,
+            1e-5,
+            1e-4,
+        ));
+    }
+    worst
+}
+
 #[test]
 fn training_loss_and_gradients_match_golden() {
     let Some(d) = npz("train_loss.npz") else {
@@ -336,13 +374,8 @@ fn training_loss_and_gradients_match_golden() {
     };
     let j = json("train_loss.json");
     let (vs, net) = golden_model(tiny_config()).unwrap();
-    let idx = &d["input_gene_idx"];
-    let x1 = d["target"].index_select(1, idx);
-    let xc = d["source"].index_select(1, idx);
-    let genes = &d["gene_input"];
-    let t = &d["t"];
-    let x0 = &d["x0"];
-    let x_t = (-t + 1.0).unsqueeze(-1) * x0 + t.unsqueeze(-1) * &x1;
+    let (x1, xc, x0, t, x_t) = golden_training_inputs(&d);
+    let (genes, t, x0) = (&d["gene_input"], &t, &x0);
     assert_close("x_t", &x_t, &d["x_t"], 1e-6, 1e-6);
     let v = net
         .forward(genes, &x_t, t, &xc, &d["perturbation_id"], false, None)
@@ -375,28 +408,7 @@ fn training_loss_and_gradients_match_golden() {
         num("loss_total")
     );
     parts.total.backward();
-    let grads: HashMap<String, Tensor> =
-        Tensor::read_safetensors(golden().unwrap().join("train_grads.safetensors"))
-            .unwrap()
-            .into_iter()
-            .collect();
-    let vars = vs.variables();
-    let mut worst = 0f64;
-    for (name, want) in &grads {
-        let got = vars[name].grad();
-        worst = worst.max(assert_close(
-            &format!("grad {name}"),
-            &got,
-            want,
-            1e-5,
-            1e-4,
-        ));
-    }
-    assert_eq!(
-        grads.len(),
-        vars.len(),
-        "every model parameter receives a gradient there"
-    );
+    let worst = assert_golden_gradients(&vs);
     println!("worst gradient |diff| {worst:.2e}");
 }
 
@@ -408,24 +420,18 @@ fn recomputed_blocks_give_the_golden_loss_and_gradients() {
     };
     let j = json("train_loss.json");
     let (vs, net) = golden_model(tiny_config()).unwrap();
-    let idx = &d["input_gene_idx"];
-    let x1 = d["target"].index_select(1, idx);
-    let xc = d["source"].index_select(1, idx);
-    let (t, x0) = (&d["t"], &d["x0"]);
-    let x_t = (-t + 1.0).unsqueeze(-1) * x0 + t.unsqueeze(-1) * &x1;
-    let (total, parts) = super::recompute::forward_backward(
-        &net,
-        &d["gene_input"],
-        &x_t,
-        t,
-        &xc,
-        &d["perturbation_id"],
-        false,
-        |v| {
-            let p = loss::flow_loss(v, x0, &x1, &x_t, t, 0.5, &[0.5, 1.0, 2.0, 4.0]);
-            (p.total.shallow_clone(), p)
-        },
-    )
+    let (x1, xc, x0, t, x_t) = golden_training_inputs(&d);
+    let inputs = VelocityInputs {
+        genes: &d["gene_input"],
+        x_t: &x_t,
+        t: &t,
+        x_c: &xc,
+        pert: &d["perturbation_id"],
+    };
+    let (total, parts) = super::recompute::forward_backward(&net, &inputs, false, |v| {
+        let p = loss::flow_loss(v, &x0, &x1, &x_t, &t, 0.5, &[0.5, 1.0, 2.0, 4.0]);
+        (p.total.shallow_clone(), p)
+    })
     .unwrap();
     assert!(!total.requires_grad(), "the returned loss is detached");
     let want = j["loss_total"].as_f64().unwrap();
@@ -435,101 +441,7 @@ fn recomputed_blocks_give_the_golden_loss_and_gradients() {
         "total {got} vs {want}"
     );
     assert_close("velocity", &parts.velocity, &d["velocity"], 5e-6, 1e-5);
-    let grads: HashMap<String, Tensor> =
-        Tensor::read_safetensors(golden().unwrap().join("train_grads.safetensors"))
-            .unwrap()
-            .into_iter()
-            .collect();
-    let vars = vs.variables();
-    assert_eq!(grads.len(), vars.len());
-    for (name, want) in &grads {
-        assert_close(
-            &format!("grad {name}"),
-            &vars[name].grad(),
-            want,
-            1e-5,
-            1e-4,
-        );
-    }
-}
-
-#[test]
-fn recomputed_blocks_match_the_plain_backward_with_dropout_on() {
-    // A random net with dropout in training mode: the recomputation draws no random numbers, so the
-    // same seed gives the same dropout masks and the gradients must agree to float32 rounding.
-    let genes = 12i64;
-    let tokens = genes + 4;
-    let config = ScdfmConfig {
-        dropout: 0.1, // their runs' value (the tiny preset has none)
-        ..ScdfmConfig::preset("tiny", tokens as usize).unwrap()
-    };
-    let mask = Tensor::rand([tokens, tokens], (Kind::Float, Device::Cpu))
-        .gt(0.7)
-        .logical_and(&Tensor::eye(tokens, (Kind::Bool, Device::Cpu)).logical_not());
-    let vs = nn::VarStore::new(Device::Cpu);
-    let net = ScdfmNet::new(vs.root(), &config, &mask, 3).unwrap();
-    let n = 6i64;
-    let ids = (Tensor::arange(genes, (Kind::Int64, Device::Cpu)) + 4)
-        .unsqueeze(0)
-        .repeat([n, 1]);
-    let pert = Tensor::from_slice(&[5i64, 9]).unsqueeze(0).repeat([n, 1]);
-    tch::manual_seed(11);
-    let x1 = Tensor::rand([n, genes], (Kind::Float, Device::Cpu)) * 3.0;
-    let xc = Tensor::rand([n, genes], (Kind::Float, Device::Cpu)) * 3.0;
-    let x0 = Tensor::randn([n, genes], (Kind::Float, Device::Cpu));
-    let t = Tensor::rand([n], (Kind::Float, Device::Cpu));
-    let x_t = (-&t + 1.0).unsqueeze(-1) * &x0 + t.unsqueeze(-1) * &x1;
-    let loss_of = |v: Tensor| loss::flow_loss(v, &x0, &x1, &x_t, &t, 0.5, &[0.5, 1.0, 2.0]).total;
-    let grads = || -> Vec<(String, Tensor)> {
-        let mut g: Vec<(String, Tensor)> = vs
-            .variables()
-            .into_iter()
-            .map(|(k, v)| {
-                let g = v.grad().copy();
-                (k, g)
-            })
-            .collect();
-        g.sort_by(|a, b| a.0.cmp(&b.0));
-        g
-    };
-    tch::manual_seed(42);
-    let plain = loss_of(net.forward(&ids, &x_t, &t, &xc, &pert, true, None).unwrap());
-    plain.backward();
-    let want = grads();
-    for (_, v) in vs.variables() {
-        let mut g = v.grad();
-        let _ = g.zero_();
-    }
-    tch::manual_seed(42);
-    let (total, ()) =
-        super::recompute::forward_backward(&net, &ids, &x_t, &t, &xc, &pert, true, |v| {
-            (loss_of(v), ())
-        })
-        .unwrap();
-    assert!((total.double_value(&[]) - plain.double_value(&[])).abs() < 1e-6);
-    let got = grads();
-    let mut nonzero = 0;
-    for ((name, w), (_, g)) in want.iter().zip(&got) {
-        assert_close(&format!("grad {name}"), g, w, 1e-6, 1e-4);
-        nonzero += (w.abs().max().double_value(&[]) > 0.0) as usize;
-    }
-    assert!(
-        nonzero > want.len() / 2,
-        "most parameters receive a gradient"
-    );
-    // A different dropout seed changes the gradients: the comparison above is not vacuous.
-    for (_, v) in vs.variables() {
-        let mut g = v.grad();
-        let _ = g.zero_();
-    }
-    tch::manual_seed(43);
-    loss_of(net.forward(&ids, &x_t, &t, &xc, &pert, true, None).unwrap()).backward();
-    let other = grads();
-    let differs = want
-        .iter()
-        .zip(&other)
-        .any(|((_, a), (_, b))| (a - b).abs().max().double_value(&[]) > 1e-4);
-    assert!(differs, "dropout draws affect the gradients");
+    assert_golden_gradients(&vs);
 }
 
 #[test]
@@ -687,9 +599,7 @@ fn vocabulary_mask_reproduces_their_sorted_pad_mask() {
 // ---- the method on a small synthetic screen ---------------------------------------------------------
 
 use super::method::{load_scdfm, Scdfm};
-use cellshift_data::{
-    CellAnnotations, FitContext, PerturbationData, Predictor, Task, TaskTreatment,
-};
+use cellshift_data::{CellAnnotations, FitContext, PerturbationData, Predictor, Task};
 
 /// 40 cells per condition over `genes`; condition `label` shifts every gene by `shift` (cells ≥ 0).
 fn synthetic_data(genes: &[String], conditions: &[(&str, f32)]) -> PerturbationData {
@@ -732,21 +642,7 @@ fn screen() -> PerturbationData {
 }
 
 fn task_for(data: &PerturbationData, label: &str) -> Task {
-    let control = data
-        .conditions()
-        .iter()
-        .find(|c| data.treatments[c.treatment].is_control())
-        .unwrap();
-    Task {
-        context: "default".into(),
-        context_index: 0,
-        genes: std::sync::Arc::new(data.genes.clone()),
-        observational: data.cells_of(control),
-        experiments: vec![],
-        context_cells: ndarray::Array3::zeros((0, 0, data.n_genes())),
-        query: TaskTreatment::from_label(label, "control", 1.0),
-        target: None,
-    }
+    cellshift_data::testing::control_query_task(data, label)
 }
 
 fn conditions_without(data: &PerturbationData, held_out: &[&str]) -> Vec<usize> {
@@ -856,50 +752,6 @@ fn resuming_a_run_equals_training_it_in_one_go() {
             .remove(0)
     };
     assert_eq!(train(one.path(), &[10]), train(two.path(), &[4, 10]));
-}
-
-#[test]
-fn training_with_activation_checkpointing_equals_plain_training() {
-    // Through the shared trainer (dropout on, Adam, schedule): the recomputed backward must train the same
-    // model, so that `training.activation_checkpointing` is a memory switch and nothing else.
-    let data = screen();
-    let train = |recompute: bool| {
-        let mut m = Scdfm::for_data(&data, "tiny", Device::Cpu, 0).unwrap();
-        m.setup_mut().net.dropout = 0.1;
-        m.setup_mut().training.cells_per_step = 8;
-        m.setup_mut().training.steps = 6;
-        m.setup_mut().training.activation_checkpointing = recompute;
-        let mut losses = Vec::new();
-        let mut progress = |p: &cellshift_data::Progress| losses.push(p.loss);
-        let mut ctx = FitContext {
-            seed: 2,
-            progress: Some(&mut progress),
-            ..FitContext::default()
-        };
-        m.fit_conditions(&data, &conditions_without(&data, &[]), &mut ctx)
-            .unwrap();
-        let cells = m
-            .predict_tasks(&[task_for(&data, "A")], 4, &[0])
-            .unwrap()
-            .remove(0);
-        (losses, cells)
-    };
-    let (plain_losses, plain) = train(false);
-    let (losses, cells) = train(true);
-    assert_eq!(losses.len(), 6);
-    for (a, b) in plain_losses.iter().zip(&losses) {
-        assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "loss {a} vs {b}");
-    }
-    let worst = plain
-        .iter()
-        .zip(cells.iter())
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
-    assert!(worst < 1e-4, "predictions differ by {worst}");
-    assert!(
-        plain_losses[0] != plain_losses[5],
-        "training moved the loss"
-    );
 }
 
 #[test]
