@@ -83,7 +83,8 @@ pub struct C3tlConfig {
     pub auto_val_fraction: f64,
     /// Beyond the paper (off by default): add the perturbation's mean observed delta over its other
     /// contexts (leave-one-out, like ẑ_p) to the decoder's output, so Γ(ẑ_p + ψ̂_c) only learns the
-    /// context-specific correction. Carries each perturbation's identity past the additive latent.
+    /// context-specific correction. Carries each perturbation's identity past the additive latent. The
+    /// decoder's last layer then starts at zero, so training starts from the perturbation mean.
     #[serde(default)]
     pub perturbation_skip: bool,
     /// Beyond the paper: the element type of the matrix products (default float32; `bf16` trades

@@ -223,14 +223,27 @@ impl C3tlNet {
                 config.latent,
                 config.matmul_precision,
             ),
-            decoder: Decoder::new(
-                pb,
-                "decoder",
-                config.latent,
-                &config.decoder_hidden,
-                d,
-                config.matmul_precision,
-            ),
+            decoder: {
+                let decoder = Decoder::new(
+                    pb,
+                    "decoder",
+                    config.latent,
+                    &config.decoder_hidden,
+                    d,
+                    config.matmul_precision,
+                );
+                // With the skip the decoder is a correction to the perturbation mean: start it at zero.
+                if config.perturbation_skip {
+                    let last = decoder.layers.last().expect("decoder layers");
+                    tch::no_grad(|| {
+                        let _ = last.weight.shallow_clone().zero_();
+                        if let Some(b) = &last.bias {
+                            let _ = b.shallow_clone().zero_();
+                        }
+                    });
+                }
+                decoder
+            },
             perturbation_skip: config.perturbation_skip,
             n_perturbations: p as i64,
             n_contexts: c as i64,
