@@ -110,6 +110,18 @@ impl Decoder {
         }
     }
 
+    /// Sets the last layer's weights and bias to zero, so that the decoder outputs zero until trained.
+    pub fn zero_output(&self) {
+        if let Some(last) = self.layers.last() {
+            tch::no_grad(|| {
+                let _ = last.weight.shallow_clone().zero_();
+                if let Some(b) = &last.bias {
+                    let _ = b.shallow_clone().zero_();
+                }
+            });
+        }
+    }
+
     /// Decodes latents `[m, latent]` → `[m, d]`.
     pub fn forward(&self, latent: &Tensor) -> Tensor {
         let mut h = latent.shallow_clone();
@@ -234,13 +246,7 @@ impl C3tlNet {
                 );
                 // With the skip the decoder is a correction to the perturbation mean: start it at zero.
                 if config.perturbation_skip {
-                    let last = decoder.layers.last().expect("decoder layers");
-                    tch::no_grad(|| {
-                        let _ = last.weight.shallow_clone().zero_();
-                        if let Some(b) = &last.bias {
-                            let _ = b.shallow_clone().zero_();
-                        }
-                    });
+                    decoder.zero_output();
                 }
                 decoder
             },
