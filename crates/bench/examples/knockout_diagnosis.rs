@@ -179,6 +179,7 @@ fn main() -> anyhow::Result<()> {
                 max_steps: 10_000,
             },
             guidance: 2.0,
+            ..SamplerConfig::default()
         },
         ..InferenceOptions::default()
     };

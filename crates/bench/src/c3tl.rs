@@ -141,6 +141,16 @@ pub struct TransferConfig {
     pub fractions: TransferFractions,
     /// Seed of the splits and of C3TL's initial weights.
     pub seed: u64,
+    /// Beyond the paper: C3TL's prediction is the mean of this many models fitted from different initial
+    /// weights (1 = one model, the paper). Averaging removes the part of each fitted correction that
+    /// depends on the initialisation.
+    pub ensemble: usize,
+}
+
+/// Seed of the initial weights of ensemble member `member` of a fold fitted from `fit_seed` (member 0 uses
+/// `fit_seed` itself, so an ensemble of one is the single model).
+fn member_seed(fit_seed: u64, member: usize) -> u64 {
+    fit_seed.wrapping_add((member as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
 /// One method on one fold.
@@ -204,37 +214,17 @@ fn method_deltas(
 ) -> anyhow::Result<(Array2<f32>, Option<FitHistory>)> {
     let d = data.n_genes();
     if method == C3TL {
-        let mut model = C3tl::for_data(data, &config.preset, DeviceSpec::Cpu)?;
-        if let Some(e) = config.max_epochs {
-            model.config_mut().max_epochs = e;
+        if config.ensemble == 0 {
+            anyhow::bail!(
+                "the C3TL ensemble needs at least 1 model (1 = the paper's single model)"
+            );
         }
-        if let Some(p) = config.patience {
-            model.config_mut().patience = p;
+        let (mut sum, history) = c3tl_deltas(data, split, config, fit_seed)?;
+        for member in 1..config.ensemble {
+            sum += &c3tl_deltas(data, split, config, member_seed(fit_seed, member))?.0;
         }
-        model.config_mut().perturbation_skip = config.perturbation_skip;
-        model.config_mut().matmul_precision = config.matmul_precision;
-        let mut ctx = FitContext {
-            seed: fit_seed,
-            ..FitContext::default()
-        };
-        let history = model.fit_with_validation(
-            data,
-            &split.train_conditions(data),
-            &split.validation,
-            &mut ctx,
-        )?;
-        let vocab = model.vocabulary();
-        let entries = split
-            .test
-            .iter()
-            .map(|&i| {
-                vocab
-                    .entry_of(data, i)?
-                    .ok_or_else(|| anyhow::anyhow!("test condition {i} is a control condition"))
-                    .map_err(|e| cellshift_models::ModelError::Input(e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        return Ok((model.predict_entries(&entries)?, Some(history)));
+        sum /= config.ensemble as f32;
+        return Ok((sum, Some(history)));
     }
     let mut baseline = baseline_by_name(method).map_err(|e| anyhow::anyhow!("{e}"))?;
     baseline
@@ -283,6 +273,46 @@ fn method_deltas(
             .assign(&(prediction.mean_profile() - &control_mean));
     }
     Ok((out, None))
+}
+
+/// C3TL fitted on the fold (initial weights from `fit_seed`): its deltas for the test conditions and its fit.
+fn c3tl_deltas(
+    data: &PerturbationData,
+    split: &ContextTransferSplit,
+    config: &TransferConfig,
+    fit_seed: u64,
+) -> anyhow::Result<(Array2<f32>, FitHistory)> {
+    let mut model = C3tl::for_data(data, &config.preset, DeviceSpec::Cpu)?;
+    if let Some(e) = config.max_epochs {
+        model.config_mut().max_epochs = e;
+    }
+    if let Some(p) = config.patience {
+        model.config_mut().patience = p;
+    }
+    model.config_mut().perturbation_skip = config.perturbation_skip;
+    model.config_mut().matmul_precision = config.matmul_precision;
+    let mut ctx = FitContext {
+        seed: fit_seed,
+        ..FitContext::default()
+    };
+    let history = model.fit_with_validation(
+        data,
+        &split.train_conditions(data),
+        &split.validation,
+        &mut ctx,
+    )?;
+    let vocab = model.vocabulary();
+    let entries = split
+        .test
+        .iter()
+        .map(|&i| {
+            vocab
+                .entry_of(data, i)?
+                .ok_or_else(|| anyhow::anyhow!("test condition {i} is a control condition"))
+                .map_err(|e| cellshift_models::ModelError::Input(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((model.predict_entries(&entries)?, history))
 }
 
 /// Runs every method on one fold.
@@ -567,15 +597,13 @@ mod tests {
         assert!((s.mse - (4.0 + 16.0 + 4.0 + 16.0) / 6.0).abs() < 1e-12);
     }
 
-    #[test]
-    fn mcfaline_fold_scores_c3tl_and_reports_inapplicable_baselines() {
+    /// The McFaline-Figueroa lines of the shared PerturBench devel set (None, with a message, when absent).
+    fn mcfaline_lines() -> Option<PerturbationData> {
         use cellshift_data::h5ad::{read_perturbation_data, PerturbationColumns, ReadOptions};
         use cellshift_data::testing::{require_path, shared_dir};
-        let Some(path) = require_path(
+        let path = require_path(
             &shared_dir(env!("CARGO_MANIFEST_DIR")).join("data/perturbench/devel.h5ad"),
-        ) else {
-            return;
-        };
+        )?;
         let columns = PerturbationColumns {
             perturbation: "condition".into(),
             control: "control".into(),
@@ -590,6 +618,58 @@ mod tests {
             .collect();
         let data = all.select_cells(&cells).unwrap();
         assert_eq!(data.contexts, vec!["A172", "T98G", "U87MG"]);
+        Some(data)
+    }
+
+    #[test]
+    fn an_ensemble_predicts_the_mean_of_its_members() {
+        let Some(data) = mcfaline_lines() else { return };
+        let mut config = TransferConfig {
+            methods: vec![C3TL.into()],
+            preset: "tiny".into(),
+            max_epochs: Some(5),
+            patience: None,
+            perturbation_skip: false,
+            matmul_precision: Default::default(),
+            fractions: TransferFractions::default(),
+            seed: 0,
+            ensemble: 3,
+        };
+        let split =
+            ContextTransferSplit::leave_one_context_out(&data, 1, config.fractions, 0).unwrap();
+        let (ensemble, _) = method_deltas(&data, &split, C3TL, &config, 7).unwrap();
+        let members: Vec<Array2<f32>> = (0..3)
+            .map(|m| {
+                c3tl_deltas(&data, &split, &config, member_seed(7, m))
+                    .unwrap()
+                    .0
+            })
+            .collect();
+        let mean = (&members[0] + &members[1] + &members[2]) / 3.0;
+        let diff = (&ensemble - &mean)
+            .mapv(f32::abs)
+            .fold(0.0f32, |a, &b| a.max(b));
+        assert!(
+            diff < 1e-5,
+            "ensemble differs from its members' mean by {diff}"
+        );
+        assert!(
+            (&members[0] - &members[1]).mapv(f32::abs).sum() > 1e-3,
+            "members must start from different weights"
+        );
+        config.ensemble = 1;
+        let (single, _) = method_deltas(&data, &split, C3TL, &config, 7).unwrap();
+        assert_eq!(single, members[0], "an ensemble of one is the single model");
+        config.ensemble = 0;
+        let err = method_deltas(&data, &split, C3TL, &config, 7)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at least 1 model"), "{err}");
+    }
+
+    #[test]
+    fn mcfaline_fold_scores_c3tl_and_reports_inapplicable_baselines() {
+        let Some(data) = mcfaline_lines() else { return };
         let config = TransferConfig {
             methods: vec![C3TL.into(), "closest_context".into(), "linear".into()],
             preset: "tiny".into(),
@@ -599,6 +679,7 @@ mod tests {
             matmul_precision: Default::default(),
             fractions: TransferFractions::default(),
             seed: 0,
+            ensemble: 1,
         };
         let split =
             ContextTransferSplit::leave_one_context_out(&data, 0, config.fractions, 0).unwrap();

@@ -24,6 +24,7 @@ fn shipped_linear_scm_checkpoint_predicts_held_out_interventions() {
         .with_sampler(SamplerConfig {
             solver: OdeSolver::Rk4 { steps: 5 },
             guidance: 2.0,
+            ..SamplerConfig::default()
         })
         .expect("sampler");
     let (mut gene_errors, mut model_sq, mut control_sq) = (Vec::new(), 0.0f64, 0.0f64);

@@ -110,6 +110,8 @@ fn shapes_with_zero_and_several_contexts_and_unequal_set_sizes() {
         .with_sampler(SamplerConfig {
             solver: OdeSolver::Euler { steps: 4 },
             guidance: 2.0,
+            populations: 1,
+            nonnegative: false,
         })
         .expect("sampler");
     let s = model
@@ -398,6 +400,8 @@ fn checkpoint_round_trip_and_sidecar() {
     let sampler = SamplerConfig {
         solver: OdeSolver::Euler { steps: 5 },
         guidance: 2.0,
+        populations: 1,
+        nonnegative: false,
     };
     let (ema, ema2) = (
         ema.with_sampler(sampler).expect("s"),
@@ -426,6 +430,8 @@ fn inference_export_keeps_the_ema_predictions_and_can_be_fine_tuned() {
     let sampler = SamplerConfig {
         solver: OdeSolver::Euler { steps: 4 },
         guidance: 2.0,
+        populations: 1,
+        nonnegative: false,
     };
     let full = MapPfn::load(&dir.path().join("run"))
         .expect("load")
@@ -493,6 +499,8 @@ fn batched_queries_equal_one_by_one_solves_with_a_fixed_step_solver() {
         .with_sampler(SamplerConfig {
             solver: OdeSolver::Rk4 { steps: 3 },
             guidance: 2.0,
+            populations: 1,
+            nonnegative: false,
         })
         .expect("sampler");
     let tasks: Vec<Task> = (0..3).map(|i| source.task(i).expect("task")).collect();
@@ -526,6 +534,58 @@ fn batched_queries_equal_one_by_one_solves_with_a_fixed_step_solver() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("share K"), "{err}");
+}
+
+#[test]
+fn pooled_populations_interleave_independently_sampled_sets() {
+    single_thread();
+    let d = 5;
+    let source = GaussianShiftSource::new(d, 8, 2, 3).expect("source");
+    let task = source.task(0).expect("task");
+    let sampler = |populations| SamplerConfig {
+        solver: OdeSolver::Rk4 { steps: 3 },
+        guidance: 2.0,
+        populations,
+        nonnegative: false,
+    };
+    let net = || MapPfnNet::new(MapPfnConfig::tiny(d), 4, Device::Cpu).expect("tiny");
+    let single = MapPfn::from_net(net(), Preprocessing::identity(d))
+        .with_sampler(sampler(1))
+        .expect("sampler");
+    let pooled = MapPfn::from_net(net(), Preprocessing::identity(d))
+        .with_sampler(sampler(3))
+        .expect("sampler");
+    let (seed, n) = (21u64, 10);
+    let got = pooled.sample(&task, n, seed).expect("pooled").cells;
+    assert_eq!(got.dim(), (n, d));
+    // Cell r comes from population r mod 3; population 0 is the reference sample of the query's seed.
+    let sets: Vec<_> = (0..3)
+        .map(|j| {
+            single
+                .sample(
+                    &task,
+                    n,
+                    cellshift_models::mappfn::predictor::population_seed(seed, j),
+                )
+                .expect("set")
+                .cells
+        })
+        .collect();
+    for r in 0..n {
+        let diff = (&got.row(r) - &sets[r % 3].row(r))
+            .mapv(f32::abs)
+            .fold(0.0f32, |a, &b| a.max(b));
+        assert!(
+            diff < 1e-4,
+            "cell {r} differs from its population by {diff}"
+        );
+    }
+    assert_ne!(sets[0], sets[1], "populations must use different noise");
+    let err = MapPfn::from_net(net(), Preprocessing::identity(d))
+        .with_sampler(sampler(0))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("populations must be at least 1"), "{err}");
 }
 
 #[test]
@@ -747,6 +807,8 @@ fn a_tiny_model_learns_mean_shifts_in_context() {
     let sampler = SamplerConfig {
         solver: OdeSolver::Dopri5Fixed { dt: 0.1 },
         guidance: 2.0,
+        populations: 1,
+        nonnegative: false,
     };
     let trained = MapPfn::load(dir.path())
         .expect("load")
@@ -846,6 +908,8 @@ fn standardized_tasks_make_predictions_equivariant_to_per_gene_affine_maps() {
         .with_sampler(SamplerConfig {
             solver: OdeSolver::Euler { steps: 8 },
             guidance: 2.0,
+            populations: 1,
+            nonnegative: false,
         })
         .expect("sampler");
         let cells = |t: &Task| match model.predict(t, 16, 7).expect("predict") {

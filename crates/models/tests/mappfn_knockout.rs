@@ -73,6 +73,7 @@ fn a_tiny_model_with_the_intervention_skip_sends_the_knocked_out_gene_to_zero() 
         .with_sampler(SamplerConfig {
             solver: OdeSolver::Dopri5Fixed { dt: 0.1 },
             guidance: 1.0,
+            ..SamplerConfig::default()
         })
         .expect("sampler");
 

@@ -68,6 +68,10 @@ pub struct Args {
     /// Seed of the splits and C3TL's initial weights.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Beyond the paper: average the predictions of this many C3TL models fitted from different initial
+    /// weights (1 = one model, the paper)
+    #[arg(long, default_value_t = 1)]
+    pub ensemble: usize,
     /// Data-efficiency sweep: numbers of training contexts (e.g. `1,2`); with --sweep-adaptation.
     #[arg(long, value_delimiter = ',')]
     pub sweep_contexts: Vec<usize>,
@@ -196,6 +200,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             validation: args.validation,
         },
         seed: args.seed,
+        ensemble: args.ensemble,
     };
     let started = Instant::now();
     if !args.sweep_contexts.is_empty() || !args.sweep_adaptation.is_empty() {

@@ -113,6 +113,15 @@ pub struct SamplerArgs {
     /// Classifier-free guidance weight ω (1 = no guidance).
     #[arg(long, default_value_t = 2.0)]
     pub guidance: f64,
+    /// Pool every P-th cell of P populations sampled from independent noise into each prediction (MapPFN;
+    /// default 1, the reference). MapPFN draws a query's cells jointly, so one sampled set carries one
+    /// set-level offset; pooling averages it out. Costs P times the sampling.
+    #[arg(long, default_value_t = 1)]
+    pub populations: usize,
+    /// Clamp predicted values at zero (MapPFN; default off, the reference), for non-negative data such as
+    /// log1p counts.
+    #[arg(long)]
+    pub nonnegative: bool,
 }
 
 impl SamplerArgs {
@@ -125,6 +134,8 @@ impl SamplerArgs {
             rtol: 1e-3,
             atol: 1e-3,
             guidance: 2.0,
+            populations: 1,
+            nonnegative: false,
         }
     }
 
@@ -148,6 +159,8 @@ impl SamplerArgs {
         SamplerConfig {
             solver,
             guidance: self.guidance,
+            populations: self.populations,
+            nonnegative: self.nonnegative,
         }
     }
 }

@@ -117,6 +117,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let model = MapPfn::load(&args.model)?.with_sampler(SamplerConfig {
                 solver,
                 guidance: 2.0,
+                populations: 1,
+                nonnegative: false,
             })?;
             let started = Instant::now();
             let samples = model.sample_batch(&refs, args.cells, seeds)?;

@@ -1,4 +1,5 @@
-//! Sampler settings of flow-matching methods: the ODE solver and the classifier-free guidance weight.
+//! Sampler settings of flow-matching methods: the ODE solver, the classifier-free guidance weight and how
+//! many independently sampled populations a prediction pools.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +13,21 @@ pub struct SamplerConfig {
     pub solver: OdeSolver,
     /// Guidance weight ω in `ω·v_cond − (ω − 1)·v_uncond` (default 2; 1 = no guidance).
     pub guidance: f64,
+    /// Populations pooled into one prediction (default 1, the reference). A set generator such as MapPFN
+    /// draws a query's cells jointly, so one sampled set carries one draw of a set-level offset (a SERGIO
+    /// trajectory, a batch); with `P > 1` the prediction takes every P-th cell of P sets sampled from
+    /// independent noise, a Monte-Carlo estimate of the population marginalised over that offset.
+    /// Costs P times the sampling.
+    #[serde(default = "one_population")]
+    pub populations: usize,
+    /// Clamp predicted values at zero (default off, the reference). For non-negative data such as log1p
+    /// counts, where a flow smears a gene's zeros into small negative and positive values.
+    #[serde(default)]
+    pub nonnegative: bool,
+}
+
+fn one_population() -> usize {
+    1
 }
 
 impl Default for SamplerConfig {
@@ -19,6 +35,8 @@ impl Default for SamplerConfig {
         SamplerConfig {
             solver: OdeSolver::default(),
             guidance: 2.0,
+            populations: 1,
+            nonnegative: false,
         }
     }
 }
@@ -31,6 +49,11 @@ impl SamplerConfig {
                 "guidance weight {} must be a finite number ≥ 0 (default 2)",
                 self.guidance
             )));
+        }
+        if self.populations == 0 {
+            return Err(ModelError::Config(
+                "populations must be at least 1 (1 = one sampled set, the reference)".into(),
+            ));
         }
         self.solver.validate()
     }

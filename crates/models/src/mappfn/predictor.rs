@@ -136,6 +136,10 @@ impl MapPfn {
     /// noise [`MapPfn::sample`] would draw). The tasks must share K and their set sizes. With a fixed-step
     /// solver every query equals its own solve; with the adaptive solver the step sizes are shared, chosen
     /// for the hardest query (each query stays within the tolerances).
+    ///
+    /// With `populations = P > 1` (see [`SamplerConfig::populations`]) each query is sampled P times, the
+    /// first from `seeds[i]` and the others from seeds derived from it, and its cells are pooled: cell r
+    /// comes from population `r mod P`. With `nonnegative` the cells are clamped at zero.
     pub fn sample_batch(
         &self,
         tasks: &[&Task],
@@ -143,6 +147,43 @@ impl MapPfn {
         seeds: &[u64],
     ) -> Result<Vec<Sample>> {
         self.sampler.validate()?;
+        let mut samples = self.sample_populations(tasks, n_cells, seeds)?;
+        if self.sampler.nonnegative {
+            for s in &mut samples {
+                s.cells.mapv_inplace(|v| v.max(0.0));
+            }
+        }
+        Ok(samples)
+    }
+
+    /// [`MapPfn::sample_batch`] before the optional clamp at zero.
+    fn sample_populations(
+        &self,
+        tasks: &[&Task],
+        n_cells: usize,
+        seeds: &[u64],
+    ) -> Result<Vec<Sample>> {
+        let p = self.sampler.populations;
+        if p == 1 {
+            return self.sample_sets(tasks, n_cells, seeds);
+        }
+        let replicated: Vec<&Task> = tasks
+            .iter()
+            .flat_map(|t| std::iter::repeat(*t).take(p))
+            .collect();
+        let population_seeds: Vec<u64> = seeds
+            .iter()
+            .flat_map(|&s| (0..p).map(move |j| population_seed(s, j)))
+            .collect();
+        let sets = self.sample_sets(&replicated, n_cells, &population_seeds)?;
+        Ok(sets
+            .chunks(p)
+            .map(|populations| pool_populations(populations, n_cells))
+            .collect())
+    }
+
+    /// One sampled set per task (the reference sampler; see [`MapPfn::sample_batch`]).
+    fn sample_sets(&self, tasks: &[&Task], n_cells: usize, seeds: &[u64]) -> Result<Vec<Sample>> {
         if tasks.is_empty() || tasks.len() != seeds.len() {
             return Err(ModelError::Input(format!(
                 "sample_batch needs one seed per task and at least one task (got {} tasks, {} seeds)",
@@ -232,6 +273,31 @@ impl MapPfn {
                 })
                 .collect()
         })
+    }
+}
+
+/// The noise seed of population `j` of a query sampled from `seed` (population 0 is the query's own).
+pub fn population_seed(seed: u64, j: usize) -> u64 {
+    if j == 0 {
+        seed
+    } else {
+        rng::stream_seed(seed, "mappfn-population", j as u64)
+    }
+}
+
+/// Pools equally sized sets sampled in one solve: cell r of the result is cell r of set `r mod P`; the
+/// solver statistics are those of the shared solve.
+fn pool_populations(populations: &[Sample], n_cells: usize) -> Sample {
+    let p = populations.len();
+    let d = populations[0].cells.ncols();
+    let mut cells = Array2::<f32>::zeros((n_cells, d));
+    for (r, mut row) in cells.rows_mut().into_iter().enumerate() {
+        row.assign(&populations[r % p].cells.row(r));
+    }
+    Sample {
+        cells,
+        evaluations: populations[0].evaluations,
+        steps: populations[0].steps,
     }
 }
 
