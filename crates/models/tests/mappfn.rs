@@ -110,8 +110,7 @@ fn shapes_with_zero_and_several_contexts_and_unequal_set_sizes() {
         .with_sampler(SamplerConfig {
             solver: OdeSolver::Euler { steps: 4 },
             guidance: 2.0,
-            populations: 1,
-            nonnegative: false,
+            ..SamplerConfig::default()
         })
         .expect("sampler");
     let s = model
@@ -400,8 +399,7 @@ fn checkpoint_round_trip_and_sidecar() {
     let sampler = SamplerConfig {
         solver: OdeSolver::Euler { steps: 5 },
         guidance: 2.0,
-        populations: 1,
-        nonnegative: false,
+        ..SamplerConfig::default()
     };
     let (ema, ema2) = (
         ema.with_sampler(sampler).expect("s"),
@@ -430,8 +428,7 @@ fn inference_export_keeps_the_ema_predictions_and_can_be_fine_tuned() {
     let sampler = SamplerConfig {
         solver: OdeSolver::Euler { steps: 4 },
         guidance: 2.0,
-        populations: 1,
-        nonnegative: false,
+        ..SamplerConfig::default()
     };
     let full = MapPfn::load(&dir.path().join("run"))
         .expect("load")
@@ -499,8 +496,7 @@ fn batched_queries_equal_one_by_one_solves_with_a_fixed_step_solver() {
         .with_sampler(SamplerConfig {
             solver: OdeSolver::Rk4 { steps: 3 },
             guidance: 2.0,
-            populations: 1,
-            nonnegative: false,
+            ..SamplerConfig::default()
         })
         .expect("sampler");
     let tasks: Vec<Task> = (0..3).map(|i| source.task(i).expect("task")).collect();
@@ -546,7 +542,7 @@ fn pooled_populations_interleave_independently_sampled_sets() {
         solver: OdeSolver::Rk4 { steps: 3 },
         guidance: 2.0,
         populations,
-        nonnegative: false,
+        ..SamplerConfig::default()
     };
     let net = || MapPfnNet::new(MapPfnConfig::tiny(d), 4, Device::Cpu).expect("tiny");
     let single = MapPfn::from_net(net(), Preprocessing::identity(d))
@@ -586,6 +582,83 @@ fn pooled_populations_interleave_independently_sampled_sets() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("populations must be at least 1"), "{err}");
+    let err = MapPfn::from_net(net(), Preprocessing::identity(d))
+        .with_sampler(SamplerConfig {
+            temperature: 0.0,
+            ..sampler(1)
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("temperature 0 must be"), "{err}");
+    // Clamping at zero: the same cells with the negative values set to zero.
+    let clamped = MapPfn::from_net(net(), Preprocessing::identity(d))
+        .with_sampler(SamplerConfig {
+            nonnegative: true,
+            ..sampler(1)
+        })
+        .expect("sampler")
+        .sample(&task, n, seed)
+        .expect("clamped")
+        .cells;
+    assert!(
+        sets[0].iter().any(|&v| v < 0.0),
+        "the test needs negative values"
+    );
+    assert_eq!(clamped, sets[0].mapv(|v| v.max(0.0)));
+}
+
+#[test]
+fn a_lower_temperature_starts_the_flow_from_scaled_noise() {
+    single_thread();
+    // With one Euler step, x₁ = x₀ + v(x₀, 0): the temperature must scale x₀ and nothing else, so the
+    // prediction at T is the network's map applied to T·x₀ (checked against the velocity directly).
+    let d = 4;
+    let source = GaussianShiftSource::new(d, 8, 2, 3).expect("source");
+    let task = source.task(1).expect("task");
+    let make = |temperature| {
+        MapPfn::from_net(
+            MapPfnNet::new(MapPfnConfig::tiny(d), 6, Device::Cpu).expect("tiny"),
+            Preprocessing::identity(d),
+        )
+        .with_sampler(SamplerConfig {
+            solver: OdeSolver::Euler { steps: 1 },
+            guidance: 1.0,
+            temperature,
+            ..SamplerConfig::default()
+        })
+        .expect("sampler")
+    };
+    let (n, seed) = (6, 3u64);
+    let hot = make(0.5).sample(&task, n, seed).expect("T = 0.5").cells;
+    let reference = make(1.0);
+    let base = reference.sample(&task, n, seed).expect("T = 1").cells;
+    // Recover x₀ at T = 1 from the same stream the sampler draws.
+    let mut stream = cellshift_models::rng::stream(seed, "mappfn-sample", 0);
+    let x0: Vec<f32> = cellshift_models::rng::normals(&mut stream, n * d);
+    let layout = MapPfnNet::layout_of(&task, n);
+    let net = reference.net();
+    let cond = net.encode_tasks(&[&task], &layout).expect("encode");
+    let velocity_at = |scale: f32| {
+        let x = Tensor::from_slice(&x0.iter().map(|v| v * scale).collect::<Vec<_>>())
+            .view([1, n as i64, d as i64]);
+        let t = Tensor::from_slice(&[0.0f32]);
+        let v = net
+            .velocity_with(&cond, &x, &t, &Tensor::from_slice(&[false]))
+            .expect("v");
+        (x + v).view([-1])
+    };
+    for (scale, got) in [(1.0f32, &base), (0.5, &hot)] {
+        let want = Vec::<f32>::try_from(velocity_at(scale)).expect("vec");
+        let diff = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            diff < 1e-4,
+            "temperature {scale}: one Euler step differs by {diff}"
+        );
+    }
 }
 
 #[test]
@@ -807,8 +880,7 @@ fn a_tiny_model_learns_mean_shifts_in_context() {
     let sampler = SamplerConfig {
         solver: OdeSolver::Dopri5Fixed { dt: 0.1 },
         guidance: 2.0,
-        populations: 1,
-        nonnegative: false,
+        ..SamplerConfig::default()
     };
     let trained = MapPfn::load(dir.path())
         .expect("load")
@@ -908,8 +980,7 @@ fn standardized_tasks_make_predictions_equivariant_to_per_gene_affine_maps() {
         .with_sampler(SamplerConfig {
             solver: OdeSolver::Euler { steps: 8 },
             guidance: 2.0,
-            populations: 1,
-            nonnegative: false,
+            ..SamplerConfig::default()
         })
         .expect("sampler");
         let cells = |t: &Task| match model.predict(t, 16, 7).expect("predict") {

@@ -122,6 +122,10 @@ pub struct SamplerArgs {
     /// log1p counts.
     #[arg(long)]
     pub nonnegative: bool,
+    /// Standard deviation of the source noise (MapPFN; default 1, the reference); below 1 the generated
+    /// cells are less spread, as a temperature in normalizing-flow sampling.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
 }
 
 impl SamplerArgs {
@@ -136,6 +140,7 @@ impl SamplerArgs {
             guidance: 2.0,
             populations: 1,
             nonnegative: false,
+            temperature: 1.0,
         }
     }
 
@@ -161,6 +166,7 @@ impl SamplerArgs {
             guidance: self.guidance,
             populations: self.populations,
             nonnegative: self.nonnegative,
+            temperature: self.temperature,
         }
     }
 }

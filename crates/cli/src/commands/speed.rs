@@ -117,8 +117,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let model = MapPfn::load(&args.model)?.with_sampler(SamplerConfig {
                 solver,
                 guidance: 2.0,
-                populations: 1,
-                nonnegative: false,
+                ..SamplerConfig::default()
             })?;
             let started = Instant::now();
             let samples = model.sample_batch(&refs, args.cells, seeds)?;

@@ -237,7 +237,12 @@ impl MapPfn {
             let mut noise = Vec::with_capacity(b * n_cells * d);
             for &seed in seeds {
                 let mut stream = rng::stream(seed, "mappfn-sample", 0);
-                noise.extend(rng::normals(&mut stream, n_cells * d));
+                let temperature = self.sampler.temperature as f32;
+                noise.extend(
+                    rng::normals(&mut stream, n_cells * d)
+                        .into_iter()
+                        .map(|z| z * temperature),
+                );
             }
             let x0 = Tensor::from_slice(&noise)
                 .reshape([b as i64, n_cells as i64, d as i64])
