@@ -78,6 +78,12 @@ fn demo_predicts_a_new_network_and_a_user_screen_with_the_bundled_model() {
         report.contains("| mappfn |") && report.contains("(`mappfn`)"),
         "{report}"
     );
+    // The bundled checkpoint carries the sampler chosen for it on validation networks; the demo uses it
+    // and the report says so.
+    assert!(
+        report.contains("8 pooled population(s)") && report.contains("clamped at 0"),
+        "{report}"
+    );
 
     // The same on a user's file: the simulated raw counts, read back and normalised as the model expects.
     let screen = out.join("simulated_counts.h5ad").display().to_string();
@@ -98,9 +104,15 @@ fn demo_predicts_a_new_network_and_a_user_screen_with_the_bundled_model() {
         "4",
         "--threads",
         "2",
+        "--reference-sampler",
     ]);
     assert!(stdout.contains("context `demo_grn`"), "{stdout}");
     assert!(mean_of(&row(&stdout, "mappfn")[0]).is_finite());
+    let report = std::fs::read_to_string(Path::new(&user_out).join("report.md")).unwrap();
+    assert!(
+        report.contains("ω = 2, 1 pooled population(s), source-noise temperature 1 ("),
+        "{report}"
+    );
     let (code, _, err) = cellshift(&[
         "demo",
         "--data",
@@ -155,6 +167,7 @@ fn tta_pools_subsets_of_a_wider_screen_and_refuses_a_screen_of_the_model_width()
         "4",
         "--threads",
         "2",
+        "--reference-sampler",
         "--json",
         &json_s,
     ]);

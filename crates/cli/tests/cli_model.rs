@@ -275,33 +275,6 @@ fn finetune_continues_from_the_pretrained_weights() {
         err.contains("stopped at micro-batch 2 of 2, run finished"),
         "{err}"
     );
-    // The half-precision inference export predicts too.
-    let exported = tmp.path().join("export").display().to_string();
-    let (out, _) = ok(&["export", "--model", &tuned, "--out", &exported]);
-    assert!(out.contains("Half"), "{out}");
-    ok(&[
-        "predict",
-        "--model",
-        &exported,
-        "--data",
-        &data,
-        "--context",
-        "linear_0",
-        "--query",
-        "X01",
-        "--k",
-        "2",
-        "--cells",
-        "5",
-        "--solver",
-        "euler",
-        "--solver-steps",
-        "2",
-        "--threads",
-        "1",
-        "--out",
-        tmp.path().join("p.h5ad").to_str().unwrap(),
-    ]);
 }
 
 #[test]
@@ -427,4 +400,129 @@ fn bench_speed_compares_solvers_on_the_same_noise() {
     assert!(solvers
         .iter()
         .all(|s| s["w2_to_reference"].as_f64().unwrap().abs() < 1.0));
+}
+
+#[test]
+fn an_exported_checkpoint_recommends_its_sampler_and_options_override_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (run, data) = setup(tmp.path());
+    let exported = tmp.path().join("calibrated").display().to_string();
+    let (out, _) = ok(&[
+        "export",
+        "--model",
+        &run,
+        "--out",
+        &exported,
+        "--recommend-guidance",
+        "1",
+        "--recommend-populations",
+        "2",
+        "--recommend-temperature",
+        "0.5",
+        "--recommend-nonnegative",
+        "true",
+        "--recommend-chosen-on",
+        "validation networks",
+    ]);
+    assert!(
+        out.contains("populations = 2") && out.contains("Half"),
+        "{out}"
+    );
+    // The half-precision export predicts, with the sampler that wins: options given, then the checkpoint's
+    // settings, then the reference.
+    let out_path = tmp.path().join("p.h5ad");
+    let predict = |extra: &[&str]| -> (String, Vec<f32>, String) {
+        let mut a = vec![
+            "predict",
+            "--model",
+            &exported,
+            "--data",
+            &data,
+            "--context",
+            "linear_0",
+            "--query",
+            "X01",
+            "--k",
+            "2",
+            "--cells",
+            "6",
+            "--solver",
+            "euler",
+            "--solver-steps",
+            "2",
+            "--threads",
+            "1",
+            "--out",
+            out_path.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        let (_, err) = ok(&a);
+        let pred = read_h5ad(&out_path, &ReadOptions::default()).unwrap();
+        let sampler = pred.uns.get("cellshift").unwrap().get("sampler").unwrap();
+        let x = pred.x.as_ref().unwrap().to_dense();
+        (format!("{sampler:?}"), x.iter().copied().collect(), err)
+    };
+    let (sampler, x, err) = predict(&[]);
+    for field in [
+        "guidance: 1.0",
+        "populations: 2",
+        "nonnegative: true",
+        "temperature: 0.5",
+    ] {
+        assert!(sampler.contains(field), "{field} missing in {sampler}");
+    }
+    assert!(
+        x.iter().all(|&v| v >= 0.0),
+        "the recommended clamp was not applied"
+    );
+    assert!(
+        err.contains("recommended settings") && err.contains("validation networks"),
+        "{err}"
+    );
+    let (sampler, x, _) = predict(&["--populations", "3", "--nonnegative", "false"]);
+    for field in ["populations: 3", "nonnegative: false", "temperature: 0.5"] {
+        assert!(sampler.contains(field), "{field} missing in {sampler}");
+    }
+    assert!(
+        x.iter().any(|&v| v < 0.0),
+        "unclamped cells of a linear SCM go negative"
+    );
+    let (sampler, _, _) = predict(&["--reference-sampler"]);
+    for field in [
+        "guidance: 2.0",
+        "populations: 1",
+        "nonnegative: false",
+        "temperature: 1.0",
+    ] {
+        assert!(sampler.contains(field), "{field} missing in {sampler}");
+    }
+    // Unusable settings are refused before anything is written.
+    let bad = tmp.path().join("bad").display().to_string();
+    fails(
+        &[
+            "export",
+            "--model",
+            &run,
+            "--out",
+            &bad,
+            "--recommend-populations",
+            "0",
+            "--recommend-chosen-on",
+            "x",
+        ],
+        &["populations must be at least 1"],
+    );
+    assert!(!Path::new(&bad).exists());
+    fails(
+        &[
+            "export",
+            "--model",
+            &run,
+            "--out",
+            &bad,
+            "--recommend-populations",
+            "2",
+        ],
+        &["--recommend-chosen-on"],
+    );
 }

@@ -19,6 +19,7 @@ use cellshift_data::{
 };
 use cellshift_metrics::MetricGroups;
 use cellshift_models::scdfm::split::{split_conditions, SplitKind, SplitOptions};
+use cellshift_models::SamplerConfig;
 
 use super::model::{check_k, load_model, model_dir, SamplerArgs};
 use super::training::set_threads;
@@ -240,7 +241,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
     };
     let started = Instant::now();
-    let (data, mut predictor): (PerturbationData, Box<dyn Predictor>) = match &args.baseline {
+    let (data, mut predictor, sampler): (
+        PerturbationData,
+        Box<dyn Predictor>,
+        Option<SamplerConfig>,
+    ) = match &args.baseline {
         None => {
             let dir = model_dir(args.model.as_deref())?;
             let loaded = load_model(&dir, &args.sampler)?;
@@ -260,19 +265,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             for note in &report.notes {
                 eprintln!("note: {note}");
             }
-            (data, loaded.model)
+            (data, loaded.model, Some(loaded.sampler))
         }
         Some(name) => {
             let baseline = baseline_by_name(name)
                 .map_err(|e| anyhow::anyhow!("{e} (valid names: {})", BASELINE_NAMES.join(", ")))?;
-            (raw, baseline)
+            (raw, baseline, None)
         }
     };
     let split = args
         .split
         .split(&data, args.split_seed, &args.scdfm_split)?;
     if !args.k_curve.is_empty() {
-        return k_curve(&args, &data, &split, predictor.as_mut(), config, started);
+        return k_curve(
+            &args,
+            &data,
+            &split,
+            predictor.as_mut(),
+            config,
+            sampler.as_ref(),
+            started,
+        );
     }
     let result = score(&data, &split, predictor.as_mut(), &config)?;
     print!(
@@ -291,8 +304,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(path) = &args.json {
         write_bytes_atomically(
             path,
-            serde_json::to_string_pretty(&result_json(&result, &args, &config, &data, &split))?
-                .as_bytes(),
+            serde_json::to_string_pretty(&result_json(
+                &result,
+                &args,
+                &config,
+                &data,
+                &split,
+                sampler.as_ref(),
+            ))?
+            .as_bytes(),
         )?;
         println!("wrote {}", path.display());
     }
@@ -308,6 +328,7 @@ fn k_curve(
     split: &Split,
     predictor: &mut dyn Predictor,
     mut config: ScoreConfig,
+    sampler: Option<&SamplerConfig>,
     started: Instant,
 ) -> anyhow::Result<()> {
     let mut rows = Vec::new();
@@ -320,7 +341,7 @@ fn k_curve(
             started.elapsed().as_secs_f64()
         );
         json_rows.push(
-            serde_json::json!({"k": k, "result": result_json(&result, args, &config, data, split)}),
+            serde_json::json!({"k": k, "result": result_json(&result, args, &config, data, split, sampler)}),
         );
         rows.push((format!("{} K={k}", result.method), result.summary));
     }
@@ -381,6 +402,7 @@ fn result_json(
     config: &ScoreConfig,
     data: &PerturbationData,
     split: &Split,
+    sampler: Option<&SamplerConfig>,
 ) -> serde_json::Value {
     serde_json::json!({
         "method": result.method,
@@ -393,7 +415,7 @@ fn result_json(
             "split": args.split.name(),
             "split_seed": args.split_seed,
             "test_conditions": condition_names(data, split, SplitRole::Test),
-            "sampler": args.model.as_ref().map(|_| format!("{:?}", args.sampler.config())),
+            "sampler": sampler.map(|s| format!("{s:?}")),
         },
         "summary": result.summary,
         "reports": result.reports.iter().map(|(seed, context, report)| serde_json::json!({

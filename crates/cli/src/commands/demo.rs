@@ -19,6 +19,7 @@ use cellshift_data::h5ad::{self, PerturbationColumns, ReadOptions, WriteOptions}
 use cellshift_data::preprocess::{preprocess, LogBase, NormalizeTarget, PreprocessOptions};
 use cellshift_data::{PerturbationData, Predictor};
 use cellshift_metrics::MetricGroups;
+use cellshift_models::SamplerConfig;
 use cellshift_prior::{SergioPrior, SergioPriorConfig};
 use ndarray::Axis;
 
@@ -41,7 +42,7 @@ pub struct Args {
     /// Context experiments (measured knock-outs) per prediction.
     #[arg(long, default_value_t = 8)]
     pub k: usize,
-    /// Cells per set (64, as in the bundled model's pre-training, keeps the demo under a minute on 2 cores).
+    /// Cells per set (64, as in the bundled model's pre-training).
     #[arg(long, default_value_t = 64)]
     pub cells: usize,
     /// Resampling seeds for mean ± std.
@@ -62,6 +63,8 @@ pub struct Args {
     /// CPU threads for libtorch (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    #[command(flatten)]
+    pub sampler: SamplerArgs,
     #[command(flatten)]
     pub columns: DataArgs,
 }
@@ -114,6 +117,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         groups: MetricGroups::parse("mappfn,celleval")?,
         split: cellshift_bench::score::all_holdout_split(args.seed),
     };
+    let sampler = model.as_ref().map(|m| m.sampler);
     let mut predictors: Vec<Box<dyn Predictor>> = Vec::new();
     if let Some(model) = model {
         predictors.push(model.model);
@@ -152,10 +156,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &args,
         &source,
         &data,
-        &table,
-        &shown_name,
-        &plots,
-        start.elapsed().as_secs_f64(),
+        &Outcome {
+            table: &table,
+            shown: &shown_name,
+            plots: &plots,
+            sampler: sampler.as_ref(),
+            seconds: start.elapsed().as_secs_f64(),
+        },
     );
     let report_path = args.out.join("report.md");
     write_bytes_atomically(&report_path, report.as_bytes())?;
@@ -168,8 +175,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// The model to demonstrate: `--model`, else the bundled checkpoint; `None` with `--no-model` or when
-/// no checkpoint is bundled (a note says so). Loaded through the method registry with the default
-/// sampler (adaptive Dopri5 at 1e-3, validated against the reference sampler in BENCHMARKS.md).
+/// no checkpoint is bundled (a note says so). Loaded through the method registry with the sampler options
+/// over the checkpoint's recommended settings (adaptive Dopri5 at 1e-3 by default, validated against the
+/// reference sampler in BENCHMARKS.md).
 fn load_model(args: &Args) -> anyhow::Result<Option<LoadedModel>> {
     if args.no_model {
         return Ok(None);
@@ -188,7 +196,7 @@ fn load_model(args: &Args) -> anyhow::Result<Option<LoadedModel>> {
             bundled
         }
     };
-    let model = super::model::load_model(&dir, &SamplerArgs::default_sampler())?;
+    let model = super::model::load_model(&dir, &args.sampler)?;
     let caps = model.model.capabilities();
     println!(
         "0. {} checkpoint {} ({} genes, up to K = {})",
@@ -388,15 +396,33 @@ fn write_plots(
     Ok(files)
 }
 
+/// What the demo produced, for its report.
+struct Outcome<'a> {
+    /// The scores as a markdown table.
+    table: &'a str,
+    /// The method whose predictions are plotted.
+    shown: &'a str,
+    /// The plot files, relative to the report.
+    plots: &'a [String],
+    /// The model's resolved sampler (`None` without a model).
+    sampler: Option<&'a SamplerConfig>,
+    /// Wall time of the whole job.
+    seconds: f64,
+}
+
 fn report_markdown(
     args: &Args,
     source: &Source,
     data: &PerturbationData,
-    table: &str,
-    shown: &str,
-    plots: &[String],
-    seconds: f64,
+    outcome: &Outcome,
 ) -> String {
+    let Outcome {
+        table,
+        shown,
+        plots,
+        sampler,
+        seconds,
+    } = *outcome;
     let mut md = String::from("# cellshift demo report\n\n");
     let perturbations = data.treatments.iter().filter(|t| !t.is_control()).count();
     md += &match source {
@@ -421,6 +447,20 @@ fn report_markdown(
          seeds.\n\n",
         args.k, args.cells, args.seeds
     );
+    if let Some(s) = sampler {
+        md += &format!(
+            "The model samples with ω = {}, {} pooled population(s), source-noise temperature {}{} \
+             (`--reference-sampler` for the reference: ω = 2, 1 population, temperature 1, no clamp).\n\n",
+            s.guidance,
+            s.populations,
+            s.temperature,
+            if s.nonnegative {
+                ", predictions clamped at 0"
+            } else {
+                ""
+            }
+        );
+    }
     md += "## Scores\n\n";
     md += table;
     md += "\nw2: Sinkhorn divergence (ε = 0.1); mmd: RBF MMD²; mean_rmse: RMSE of per-gene means; pds: \

@@ -1,10 +1,13 @@
 //! `cellshift export`: write an inference-only copy of a checkpoint (EMA weights, no optimiser state), in
-//! half precision by default — the form in which checkpoints are shipped in the repository.
+//! half precision by default — the form in which checkpoints are shipped in the repository — optionally
+//! with the sampler settings chosen for it on validation data.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use cellshift_models::train::checkpoint::export_inference;
+use cellshift_models::train::checkpoint::{
+    export_inference, set_recommended_sampler, RecommendedSampler,
+};
 
 /// Arguments of `cellshift export`.
 #[derive(clap::Args)]
@@ -18,6 +21,23 @@ pub struct Args {
     /// Keep float32 weights (default: float16, half the size).
     #[arg(long)]
     pub f32: bool,
+    /// Record a guidance weight ω as the checkpoint's recommended sampler setting (used by `predict`,
+    /// `bench`, `demo` and `bench tta` unless `--guidance` or `--reference-sampler` is given).
+    #[arg(long, requires = "recommend_chosen_on")]
+    pub recommend_guidance: Option<f64>,
+    /// Record a number of pooled populations as the recommended setting.
+    #[arg(long, requires = "recommend_chosen_on")]
+    pub recommend_populations: Option<usize>,
+    /// Record a source-noise temperature as the recommended setting.
+    #[arg(long, requires = "recommend_chosen_on")]
+    pub recommend_temperature: Option<f64>,
+    /// Record clamping at zero (true or false) as the recommended setting.
+    #[arg(long, requires = "recommend_chosen_on")]
+    pub recommend_nonnegative: Option<bool>,
+    /// Where the recommended settings were chosen (data that neither trained nor tests the model), kept in
+    /// the checkpoint and printed whenever they are used.
+    #[arg(long)]
+    pub recommend_chosen_on: Option<String>,
 }
 
 /// Runs `cellshift export`.
@@ -27,8 +47,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         tch::Kind::Half
     };
+    let recommended = args
+        .recommend_chosen_on
+        .as_ref()
+        .map(|chosen_on| RecommendedSampler {
+            guidance: args.recommend_guidance,
+            populations: args.recommend_populations,
+            temperature: args.recommend_temperature,
+            nonnegative: args.recommend_nonnegative,
+            chosen_on: chosen_on.clone(),
+        });
+    if let Some(r) = &recommended {
+        r.validate()?;
+    }
     let dir = export_inference(&args.model, &args.out, kind)
         .with_context(|| format!("exporting {}", args.model.display()))?;
+    if let Some(r) = recommended {
+        let described = r.describe();
+        set_recommended_sampler(&dir, Some(r))
+            .with_context(|| format!("recording the recommended sampler in {}", dir.display()))?;
+        println!("recommended sampler: {described}");
+    }
     let bytes = std::fs::metadata(dir.join("checkpoint.safetensors"))
         .map(|m| m.len())
         .unwrap_or(0);

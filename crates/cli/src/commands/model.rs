@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use cellshift_models::flow::OdeSolver;
 use cellshift_models::registry::{self, InferenceOptions, MethodModel};
+use cellshift_models::train::checkpoint::{self, RecommendedSampler};
 use cellshift_models::train::Preprocessing;
 use cellshift_models::SamplerConfig;
 
@@ -44,20 +45,40 @@ pub struct LoadedModel {
     pub method: &'static str,
     /// The preprocessing its inputs must have.
     pub preprocessing: Preprocessing,
+    /// The sampler it predicts with (the options, the checkpoint's recommendation, the reference).
+    pub sampler: SamplerConfig,
 }
 
-/// Loads the checkpoint at `dir` through the method registry (the checkpoint names its method).
+/// Loads the checkpoint at `dir` through the method registry (the checkpoint names its method), sampling
+/// with `sampler`'s options over the checkpoint's recommended settings (see [`SamplerArgs::resolve`]).
 pub fn load_model(dir: &Path, sampler: &SamplerArgs) -> anyhow::Result<LoadedModel> {
     let load = || -> anyhow::Result<LoadedModel> {
         let (entry, preprocessing) = registry::checkpoint_method(dir)?;
+        let (_, meta) = checkpoint::read_meta(dir)?;
+        let recommended = meta.recommended_sampler.as_ref();
+        if let Some(r) = recommended {
+            if sampler.reference_sampler {
+                eprintln!(
+                    "note: ignoring the checkpoint's recommended sampler (--reference-sampler)"
+                );
+            } else {
+                eprintln!(
+                    "note: sampling with the checkpoint's recommended settings where no option is given: {} \
+                     (chosen on {}); --reference-sampler for the reference",
+                    r.describe(),
+                    r.chosen_on
+                );
+            }
+        }
         let options = InferenceOptions {
-            sampler: sampler.config(),
+            sampler: sampler.resolve(recommended),
             ..InferenceOptions::default()
         };
         Ok(LoadedModel {
             model: (entry.load)(dir, &options)?,
             method: entry.name,
             preprocessing,
+            sampler: options.sampler,
         })
     };
     load().with_context(|| format!("loading the model {}", dir.display()))
@@ -110,22 +131,29 @@ pub struct SamplerArgs {
     /// Absolute tolerance of the adaptive solver.
     #[arg(long, default_value_t = 1e-3)]
     pub atol: f64,
-    /// Classifier-free guidance weight ω (1 = no guidance).
-    #[arg(long, default_value_t = 2.0)]
-    pub guidance: f64,
-    /// Pool every P-th cell of P populations sampled from independent noise into each prediction (MapPFN;
-    /// default 1, the reference). MapPFN draws a query's cells jointly, so one sampled set carries one
-    /// set-level offset; pooling averages it out. Costs P times the sampling.
-    #[arg(long, default_value_t = 1)]
-    pub populations: usize,
-    /// Clamp predicted values at zero (MapPFN; default off, the reference), for non-negative data such as
-    /// log1p counts.
+    /// Classifier-free guidance weight ω (1 = no guidance; default 2, the reference, unless the checkpoint
+    /// recommends another).
     #[arg(long)]
-    pub nonnegative: bool,
-    /// Standard deviation of the source noise (MapPFN; default 1, the reference); below 1 the generated
-    /// cells are less spread, as a temperature in normalizing-flow sampling.
-    #[arg(long, default_value_t = 1.0)]
-    pub temperature: f64,
+    pub guidance: Option<f64>,
+    /// Pool every P-th cell of P populations sampled from independent noise into each prediction (MapPFN;
+    /// default 1, the reference, unless the checkpoint recommends another). MapPFN draws a query's cells
+    /// jointly, so one sampled set carries one set-level offset; pooling averages it out. Costs P times
+    /// the sampling.
+    #[arg(long)]
+    pub populations: Option<usize>,
+    /// Clamp predicted values at zero (MapPFN; `--nonnegative` or `--nonnegative false`; default off, the
+    /// reference, unless the checkpoint recommends it), for non-negative data such as log1p counts.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub nonnegative: Option<bool>,
+    /// Standard deviation of the source noise (MapPFN; default 1, the reference, unless the checkpoint
+    /// recommends another); below 1 the generated cells are less spread, as a temperature in
+    /// normalizing-flow sampling.
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// Ignore the sampler settings a checkpoint recommends (`cellshift export --recommend-…`) and use the
+    /// reference defaults for every option not given.
+    #[arg(long)]
+    pub reference_sampler: bool,
 }
 
 impl SamplerArgs {
@@ -137,15 +165,29 @@ impl SamplerArgs {
             solver_steps: 20,
             rtol: 1e-3,
             atol: 1e-3,
-            guidance: 2.0,
-            populations: 1,
-            nonnegative: false,
-            temperature: 1.0,
+            guidance: None,
+            populations: None,
+            nonnegative: None,
+            temperature: None,
+            reference_sampler: false,
         }
     }
 
-    /// The sampler configuration these options describe.
+    /// The sampler configuration these options describe, with the reference default for every option
+    /// not given.
     pub fn config(&self) -> SamplerConfig {
+        self.resolve(None)
+    }
+
+    /// The sampler configuration: each option given wins, then the checkpoint's `recommended` setting
+    /// (ignored with `--reference-sampler`), then the reference default.
+    pub fn resolve(&self, recommended: Option<&RecommendedSampler>) -> SamplerConfig {
+        let recommended = if self.reference_sampler {
+            None
+        } else {
+            recommended
+        };
+        let reference = SamplerConfig::default();
         let solver = match self.solver {
             SolverKind::Dopri5Fixed => OdeSolver::Dopri5Fixed { dt: self.dt },
             SolverKind::Dopri5 => OdeSolver::Dopri5Adaptive {
@@ -163,10 +205,22 @@ impl SamplerArgs {
         };
         SamplerConfig {
             solver,
-            guidance: self.guidance,
-            populations: self.populations,
-            nonnegative: self.nonnegative,
-            temperature: self.temperature,
+            guidance: self
+                .guidance
+                .or(recommended.and_then(|r| r.guidance))
+                .unwrap_or(reference.guidance),
+            populations: self
+                .populations
+                .or(recommended.and_then(|r| r.populations))
+                .unwrap_or(reference.populations),
+            nonnegative: self
+                .nonnegative
+                .or(recommended.and_then(|r| r.nonnegative))
+                .unwrap_or(reference.nonnegative),
+            temperature: self
+                .temperature
+                .or(recommended.and_then(|r| r.temperature))
+                .unwrap_or(reference.temperature),
         }
     }
 }

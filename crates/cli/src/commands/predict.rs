@@ -163,10 +163,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }),
     );
     meta.insert("seed".into(), UnsValue::I64(args.seed as i64));
-    meta.insert(
-        "sampler".into(),
-        text(format!("{:?}", args.sampler.config())),
-    );
+    meta.insert("sampler".into(), text(format!("{:?}", loaded.sampler)));
     let experiments: BTreeMap<String, UnsValue> = args
         .query
         .iter()

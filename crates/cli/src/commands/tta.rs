@@ -115,7 +115,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "genes": data.n_genes(),
             "protocol": {
                 "subsets": args.subsets, "subset_size": width, "k": args.k, "cells": args.cells,
-                "split_seed": args.split_seed, "sampler": format!("{:?}", args.sampler.config()),
+                "split_seed": args.split_seed, "sampler": format!("{:?}", loaded.sampler),
             },
             "summary": summary.iter().map(|(name, (mean, std))| (name.to_string(), serde_json::json!({"mean": mean, "std": std}))).collect::<serde_json::Map<_, _>>(),
             "seeds": results,

@@ -826,7 +826,7 @@ impl Predictor for C3tl {
                     .mean_axis(Axis(0))
                     .unwrap_or_else(|| Array1::zeros(d));
                 Prediction::PseudoBulk(match slot {
-                    Some(i) => control + &deltas.row(i),
+                    Some(i) => control + deltas.row(i),
                     None => control,
                 })
             })

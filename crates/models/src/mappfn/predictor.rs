@@ -169,7 +169,7 @@ impl MapPfn {
         }
         let replicated: Vec<&Task> = tasks
             .iter()
-            .flat_map(|t| std::iter::repeat(*t).take(p))
+            .flat_map(|t| std::iter::repeat_n(*t, p))
             .collect();
         let population_seeds: Vec<u64> = seeds
             .iter()

@@ -100,6 +100,67 @@ pub struct CheckpointMeta {
     pub finetuned_from: Option<String>,
     /// The tensor file.
     pub tensors: TensorFileInfo,
+    /// Sampler settings chosen for this checkpoint on validation data, used by the model commands unless
+    /// the user sets the option or asks for the reference sampler (absent for most checkpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommended_sampler: Option<RecommendedSampler>,
+}
+
+/// Sampler settings recorded in a checkpoint after calibrating it on data it was not trained or tested on
+/// (`cellshift export --recommend-…`). Each field left `None` keeps the reference default.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecommendedSampler {
+    /// Classifier-free guidance weight ω.
+    pub guidance: Option<f64>,
+    /// Independently sampled populations pooled into each prediction.
+    pub populations: Option<usize>,
+    /// Standard deviation of the source noise.
+    pub temperature: Option<f64>,
+    /// Clamp predictions at zero.
+    pub nonnegative: Option<bool>,
+    /// Where and how the settings were chosen, for the record (e.g. "validation networks, seed 2000").
+    pub chosen_on: String,
+}
+
+impl RecommendedSampler {
+    /// Errors, naming the setting, unless every given setting is usable.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: &str| Err(ModelError::Config(format!("recommended sampler: {what}")));
+        if self.guidance.is_some_and(|g| !g.is_finite()) {
+            return bad("the guidance weight must be a finite number");
+        }
+        if self.populations == Some(0) {
+            return bad("populations must be at least 1");
+        }
+        if self
+            .temperature
+            .is_some_and(|t| !(t.is_finite() && t > 0.0))
+        {
+            return bad("the temperature must be a positive number");
+        }
+        Ok(())
+    }
+
+    /// The settings as one human-readable line (`ω = 1, populations = 8, …`).
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(g) = self.guidance {
+            parts.push(format!("ω = {g}"));
+        }
+        if let Some(p) = self.populations {
+            parts.push(format!("populations = {p}"));
+        }
+        if let Some(t) = self.temperature {
+            parts.push(format!("temperature = {t}"));
+        }
+        if let Some(n) = self.nonnegative {
+            parts.push(format!("nonnegative = {n}"));
+        }
+        if parts.is_empty() {
+            parts.push("the reference defaults".into());
+        }
+        parts.join(", ")
+    }
 }
 
 /// A checkpoint read from disk and verified.
@@ -403,4 +464,25 @@ pub fn export_inference(src: &Path, out_dir: &Path, precision: tch::Kind) -> Res
         meta.task_source
     );
     write_checkpoint(out_dir, meta, &tensors, 1)
+}
+
+/// Records `sampler` as the recommended sampler of the checkpoint at `path` (a checkpoint or run
+/// directory), or removes the recommendation with `None`; only the sidecar is rewritten (atomically), the
+/// tensors and their checksum are untouched. Returns the checkpoint directory.
+pub fn set_recommended_sampler(
+    path: &Path,
+    sampler: Option<RecommendedSampler>,
+) -> Result<PathBuf> {
+    if let Some(s) = &sampler {
+        s.validate()?;
+    }
+    let (dir, mut meta) = read_meta(path)?;
+    meta.recommended_sampler = sampler;
+    let meta_path = dir.join(META_FILE);
+    let json = serde_json::to_vec_pretty(&meta).map_err(|e| ModelError::Json {
+        path: meta_path.clone(),
+        source: e,
+    })?;
+    write_atomic(&meta_path, &json)?;
+    Ok(dir)
 }

@@ -346,6 +346,8 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
             last_loss_components: self.last_components.clone(),
             finetuned_from: self.finetuned_from.clone(),
             tensors: TensorFileInfo { file: String::new(), bytes: 0, fnv1a64: String::new() },
+            // A recommendation was calibrated for other weights; training invalidates it.
+            recommended_sampler: None,
         };
         checkpoint::write_checkpoint(
             run_dir,

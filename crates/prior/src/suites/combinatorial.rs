@@ -43,7 +43,10 @@ pub const Z_THRESHOLD: f64 = 4.0;
 /// Sub-stream of the suite seed that chooses the doubles.
 const STREAM_DOUBLES: u64 = 0xD0B1E;
 /// Sub-stream of the suite seed that chooses the placebo doubles.
-const STREAM_PLACEBO: u64 = 0x91AC_EB0;
+const STREAM_PLACEBO: u64 = 0x091A_CEB0;
+
+/// A pair of gene indices (a double knock-out).
+type Pair = (usize, usize);
 /// Placebo doubles (pairs of genes that regulate nothing) simulated to calibrate the noise.
 pub const PLACEBO_DOUBLES: usize = 12;
 /// Attempts with derived seeds when a network's control condition is unusable.
@@ -204,7 +207,7 @@ fn simulate(
             children[a][h] && children[b][h] && (0..n).all(|r| !children[r][h] || r == a || r == b)
         })
     };
-    let (related, unrelated): (Vec<(usize, usize)>, Vec<(usize, usize)>) =
+    let (related, unrelated): (Vec<Pair>, Vec<Pair>) =
         pairs.iter().partition(|&&(a, b)| sole_pair(a, b));
     let mut rng = rng_from_seed(derive_seed(cfg.seed, STREAM_DOUBLES));
     let n_related = cfg.n_doubles.div_ceil(2).min(related.len());
