@@ -205,22 +205,31 @@ impl SamplerArgs {
         };
         SamplerConfig {
             solver,
-            guidance: self
-                .guidance
-                .or(recommended.and_then(|r| r.guidance))
-                .unwrap_or(reference.guidance),
-            populations: self
-                .populations
-                .or(recommended.and_then(|r| r.populations))
-                .unwrap_or(reference.populations),
-            nonnegative: self
-                .nonnegative
-                .or(recommended.and_then(|r| r.nonnegative))
-                .unwrap_or(reference.nonnegative),
-            temperature: self
-                .temperature
-                .or(recommended.and_then(|r| r.temperature))
-                .unwrap_or(reference.temperature),
+            guidance: first_set(
+                self.guidance,
+                recommended.and_then(|r| r.guidance),
+                reference.guidance,
+            ),
+            populations: first_set(
+                self.populations,
+                recommended.and_then(|r| r.populations),
+                reference.populations,
+            ),
+            nonnegative: first_set(
+                self.nonnegative,
+                recommended.and_then(|r| r.nonnegative),
+                reference.nonnegative,
+            ),
+            temperature: first_set(
+                self.temperature,
+                recommended.and_then(|r| r.temperature),
+                reference.temperature,
+            ),
         }
     }
+}
+
+/// The option given on the command line, else the checkpoint's recommendation, else the reference.
+fn first_set<T>(given: Option<T>, recommended: Option<T>, reference: T) -> T {
+    given.or(recommended).unwrap_or(reference)
 }
