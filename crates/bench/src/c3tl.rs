@@ -134,6 +134,9 @@ pub struct TransferConfig {
     /// Beyond the paper: C3TL decodes a correction to the perturbation's mean observed delta
     /// ([`cellshift_models::c3tl::C3tlConfig::perturbation_skip`]).
     pub perturbation_skip: bool,
+    /// Beyond the paper: C3TL averages each training context latent over a random subset of this many
+    /// entries per epoch (0 = off; [`cellshift_models::c3tl::C3tlConfig::context_subsample`]).
+    pub context_subsample: usize,
     /// Element type of C3TL's matrix products
     /// ([`cellshift_models::c3tl::C3tlConfig::matmul_precision`]).
     pub matmul_precision: cellshift_models::c3tl::config::MatmulPrecision,
@@ -290,6 +293,7 @@ fn c3tl_deltas(
         model.config_mut().patience = p;
     }
     model.config_mut().perturbation_skip = config.perturbation_skip;
+    model.config_mut().context_subsample = config.context_subsample;
     model.config_mut().matmul_precision = config.matmul_precision;
     let mut ctx = FitContext {
         seed: fit_seed,
@@ -630,6 +634,7 @@ mod tests {
             max_epochs: Some(5),
             patience: None,
             perturbation_skip: false,
+            context_subsample: 0,
             matmul_precision: Default::default(),
             fractions: TransferFractions::default(),
             seed: 0,
@@ -676,6 +681,7 @@ mod tests {
             max_epochs: Some(20),
             patience: None,
             perturbation_skip: false,
+            context_subsample: 0,
             matmul_precision: Default::default(),
             fractions: TransferFractions::default(),
             seed: 0,

@@ -51,6 +51,10 @@ pub struct Args {
     /// the decoder's output, which then learns only the context-specific correction.
     #[arg(long)]
     pub perturbation_skip: bool,
+    /// Beyond the paper: in each training epoch C3TL averages every context latent over a random subset
+    /// of this many of the context's entries, as few as the held-out context has (0 = off, the paper).
+    #[arg(long, default_value_t = 0)]
+    pub context_subsample: usize,
     /// Element type of C3TL's matrix products: `f32` (default) or `bf16` (beyond the paper: bfloat16
     /// operands, float32 accumulation, weights and loss; ≈ 3× faster on CPUs with AVX-512 BF16).
     #[arg(long, default_value = "f32")]
@@ -194,6 +198,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_epochs: args.max_epochs,
         patience: args.patience,
         perturbation_skip: args.perturbation_skip,
+        context_subsample: args.context_subsample,
         matmul_precision: MatmulPrecision::parse(&args.precision)?,
         fractions: TransferFractions {
             adaptation: args.adaptation,

@@ -32,6 +32,24 @@ pub fn leave_one_out_means(values: &Tensor, groups: &Tensor, n_groups: i64) -> (
     (means, valid)
 }
 
+/// Leave-one-out means over a kept subset: entry `i`'s mean is over the *kept* other members of its group
+/// (`keep` `[n]`, 1.0 kept / 0.0 dropped), `(Σ_kept − keep_i·v_i)/(n_kept − keep_i)`, `[n, q]`. With every
+/// entry kept this is [`leave_one_out_means`]. The caller keeps at least one other member of every group
+/// whose entries it scores (the denominator is floored at 1 otherwise, giving a mean of zero).
+pub fn subset_leave_one_out_means(
+    values: &Tensor,
+    groups: &Tensor,
+    n_groups: i64,
+    keep: &Tensor,
+) -> Tensor {
+    let kept = values * keep.unsqueeze(1);
+    let (sums, _) = group_sums(&kept, groups, n_groups);
+    let counts =
+        Tensor::zeros([n_groups], (Kind::Float, values.device())).index_add(0, groups, keep);
+    let others = (counts.index_select(0, groups) - keep).clamp_min(1.0);
+    (sums.index_select(0, groups) - kept) / others.unsqueeze(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +112,52 @@ mod tests {
         }
         // Groups 1 and 4 have one member: no leave-one-out information.
         assert_eq!(valid, vec![true, true, true, true, false, true, false]);
+    }
+
+    #[test]
+    fn subset_means_average_the_kept_others_only() {
+        let values: Vec<Vec<f32>> = (0..6)
+            .map(|i| vec![i as f32, (i * i) as f32 - 3.0])
+            .collect();
+        let groups = [0i64, 0, 0, 0, 1, 1];
+        let keep = [1.0f32, 0.0, 1.0, 1.0, 1.0, 1.0];
+        let g = Tensor::from_slice(&groups);
+        let means = rows(&subset_leave_one_out_means(
+            &tensor(&values),
+            &g,
+            2,
+            &Tensor::from_slice(&keep),
+        ));
+        // Entry 1 (dropped) averages the kept 0, 2, 3; entry 0 (kept) averages 2 and 3; group 1 is
+        // plain leave-one-out.
+        let mean = |ids: &[usize]| -> Vec<f32> {
+            (0..2)
+                .map(|j| ids.iter().map(|&i| values[i][j]).sum::<f32>() / ids.len() as f32)
+                .collect()
+        };
+        for (i, expect) in [
+            mean(&[2, 3]),
+            mean(&[0, 2, 3]),
+            mean(&[0, 3]),
+            mean(&[0, 2]),
+            mean(&[5]),
+            mean(&[4]),
+        ]
+        .iter()
+        .enumerate()
+        {
+            for (a, b) in means[i].iter().zip(expect) {
+                assert!((a - b).abs() < 1e-5, "entry {i}: {a} vs {b}");
+            }
+        }
+        // Keeping everyone is the plain leave-one-out mean.
+        let all = rows(&subset_leave_one_out_means(
+            &tensor(&values),
+            &g,
+            2,
+            &Tensor::ones([6], (Kind::Float, tch::Device::Cpu)),
+        ));
+        assert_eq!(all, rows(&leave_one_out_means(&tensor(&values), &g, 2).0));
     }
 
     #[test]

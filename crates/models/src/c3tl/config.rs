@@ -87,6 +87,13 @@ pub struct C3tlConfig {
     /// decoder's last layer then starts at zero, so training starts from the perturbation mean.
     #[serde(default)]
     pub perturbation_skip: bool,
+    /// Beyond the paper (0 = off, the default): in each training epoch every context latent ψ̂_c is
+    /// averaged over a random subset of this many of the context's other entries instead of all of them,
+    /// so that training sees context latents as noisy as the held-out context's, which has only its few
+    /// adaptation entries (the spec's "randomly mask entries", peers.md §1.4). Contexts with no more
+    /// entries than this are averaged over all of them. Must be 0 or at least 2.
+    #[serde(default)]
+    pub context_subsample: usize,
     /// Beyond the paper: the element type of the matrix products (default float32; `bf16` trades
     /// ≈ 3e-3 relative error per product for speed, see [`MatmulPrecision::Bf16`]).
     #[serde(default)]
@@ -130,6 +137,7 @@ impl C3tlConfig {
             patience,
             auto_val_fraction: 0.05,
             perturbation_skip: false,
+            context_subsample: 0,
             matmul_precision: MatmulPrecision::F32,
             table_entries: 0,
             seed: 0,
@@ -175,6 +183,13 @@ impl C3tlConfig {
         }
         if self.max_epochs == 0 || self.patience == 0 {
             return bad("max_epochs and patience must be at least 1".into());
+        }
+        if self.context_subsample == 1 {
+            return bad(
+                "context_subsample must be 0 (off) or at least 2: a context latent averaged over one \
+                 entry leaves no other entry for that entry's own leave-one-out prediction"
+                    .into(),
+            );
         }
         if !(0.0..0.5).contains(&self.auto_val_fraction) {
             return bad(format!(

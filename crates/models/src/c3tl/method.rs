@@ -98,6 +98,8 @@ struct Fitted {
     /// context another perturbation) — a property of the table alone — and their scaled deltas.
     loss_rows: Tensor,
     loss_target: Tensor,
+    /// Table rows of each context (for [`C3tlConfig::context_subsample`]).
+    context_rows: Vec<Vec<usize>>,
     /// The table in the matrix products' element type (the same tensor as `x` for float32), converted
     /// once instead of in every epoch.
     x_compute: Tensor,
@@ -149,6 +151,7 @@ impl Fitted {
             scale: 1.0,
             loss_rows: Tensor::zeros([0], (Kind::Int64, device)),
             loss_target: Tensor::zeros([0, d as i64], (Kind::Float, device)),
+            context_rows: Vec::new(),
             x_compute: Tensor::zeros([0, d as i64], (Kind::Float, device)),
         };
         fitted.refresh_index(&pert_f, &ctx_f, &scale_t)?;
@@ -162,6 +165,7 @@ impl Fitted {
         let (np, nc) = (self.config.perturbations.len(), self.config.contexts.len());
         self.rows.clear();
         let (mut per_p, mut per_c) = (vec![0usize; np], vec![0usize; nc]);
+        self.context_rows = vec![Vec::new(); nc];
         for (row, (&p, &c)) in p.iter().zip(&c).enumerate() {
             let (p, c) = (p as usize, c as usize);
             if p >= np || c >= nc {
@@ -178,6 +182,7 @@ impl Fitted {
             );
             per_p[p] += 1;
             per_c[c] += 1;
+            self.context_rows[c].push(row);
         }
         let loss_rows: Vec<i64> = p
             .iter()
@@ -250,6 +255,21 @@ impl Fitted {
         })
     }
 
+    /// The entries that feed the context latents in one training epoch with
+    /// [`C3tlConfig::context_subsample`] `k`: `k` random rows of every context with more than `k` entries,
+    /// every row of the others; 1.0 / 0.0 per row, `[n]`.
+    fn context_subset(&self, k: usize, rng: &mut Pcg64) -> Tensor {
+        let mut keep = vec![0f32; self.context.size()[0] as usize];
+        for rows in &self.context_rows {
+            if rows.len() <= k {
+                rows.iter().for_each(|&r| keep[r] = 1.0);
+            } else {
+                rows.choose_multiple(rng, k).for_each(|&r| keep[r] = 1.0);
+            }
+        }
+        Tensor::from_slice(&keep).to_device(self.x.device())
+    }
+
     /// Number of table entries whose leave-one-out prediction is defined.
     fn loss_entries(&self) -> i64 {
         self.loss_rows.size()[0]
@@ -272,11 +292,22 @@ impl Trainable for Fitted {
         &self.vs
     }
 
-    /// Leave-one-out MSE (in units of the delta scale) over every entry with a defined prediction.
-    fn loss(&self, _batch: &(), _rng: &mut Pcg64) -> Result<LossTerms> {
-        let (latent, _) =
-            self.net
-                .leave_one_out_latents(&self.x_compute, &self.perturbation, &self.context);
+    /// Leave-one-out MSE (in units of the delta scale) over every entry with a defined prediction; with
+    /// [`C3tlConfig::context_subsample`] the context latents average a random subset drawn from `rng`.
+    fn loss(&self, _batch: &(), rng: &mut Pcg64) -> Result<LossTerms> {
+        let latent = match self.config.context_subsample {
+            k if k >= 2 => self.net.subset_context_latents(
+                &self.x_compute,
+                &self.perturbation,
+                &self.context,
+                &self.context_subset(k, rng),
+            ),
+            _ => {
+                self.net
+                    .leave_one_out_latents(&self.x_compute, &self.perturbation, &self.context)
+                    .0
+            }
+        };
         let latent = if self.loss_target.size()[0] == latent.size()[0] {
             latent
         } else {

@@ -10,7 +10,7 @@
 
 use tch::{Kind, Tensor};
 
-use super::aggregate::{group_sums, leave_one_out_means};
+use super::aggregate::{group_sums, leave_one_out_means, subset_leave_one_out_means};
 use super::config::{C3tlConfig, MatmulPrecision};
 use crate::blocks::init::{Init, ParamBuilder};
 use crate::blocks::linear::{Linear, LinearInit};
@@ -351,6 +351,23 @@ impl C3tlNet {
         (z + psi, z_ok.logical_and(&psi_ok))
     }
 
+    /// [`C3tlNet::leave_one_out_latents`] with each context latent averaged over a subset of the
+    /// context's other entries only (`context_keep` `[n]`, 1.0 for the entries that feed their context's
+    /// mean): training with few entries per context latent, as the held-out context has at test time
+    /// ([`C3tlConfig::context_subsample`]). Returns the latents `[n, q]`.
+    pub fn subset_context_latents(
+        &self,
+        x: &Tensor,
+        perturbation: &Tensor,
+        context: &Tensor,
+        context_keep: &Tensor,
+    ) -> Tensor {
+        let enc = self.encode(x, perturbation, context);
+        let (z, _) = leave_one_out_means(&enc.perturbation, perturbation, self.n_perturbations);
+        let psi = subset_leave_one_out_means(&enc.context, context, self.n_contexts, context_keep);
+        z + psi
+    }
+
     /// Mean squared error of the decoded `latent` rows against `target` (`[m, d]`), decoding and scoring
     /// at most `chunk_values` values at a time: the sum is the same, but no table-sized temporary is
     /// allocated (each would be a fresh `mmap`, with its page faults, in every epoch).
@@ -362,7 +379,7 @@ impl C3tlNet {
         while start < m {
             let len = rows.min(m - start);
             let pred = self.decoder.forward(&latent.narrow(0, start, len));
-            total = total + pred.mse_loss(&target.narrow(0, start, len), tch::Reduction::Sum);
+            total += pred.mse_loss(&target.narrow(0, start, len), tch::Reduction::Sum);
             start += len;
         }
         total / ((m * d).max(1) as f64)

@@ -137,7 +137,8 @@ pub fn duplicate_perturbations(
 ) -> Result<Vec<DuplicatePerturbation>> {
     let controls = control_means(data);
     // Per treatment: its deltas by context, for the non-control treatments observed somewhere.
-    let mut profiles: Vec<(usize, Vec<(usize, Array1<f32>)>)> = Vec::new();
+    type DeltasByContext = Vec<(usize, Array1<f32>)>;
+    let mut profiles: Vec<(usize, DeltasByContext)> = Vec::new();
     for t in 0..data.treatments.len() {
         if data.treatments[t].is_control() {
             continue;

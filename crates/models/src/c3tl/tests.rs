@@ -325,12 +325,63 @@ fn automatic_validation_keeps_every_entry_predictable() {
 
 #[test]
 fn c3tl_learns_an_additive_latent_problem_that_the_perturbation_mean_cannot() {
-    learns_the_additive_latent_problem(MatmulPrecision::F32);
+    learns_the_additive_latent_problem(MatmulPrecision::F32, 0);
 }
 
 #[test]
 fn bfloat16_products_learn_the_same_problem() {
-    learns_the_additive_latent_problem(MatmulPrecision::Bf16);
+    learns_the_additive_latent_problem(MatmulPrecision::Bf16, 0);
+}
+
+#[test]
+fn subsampled_context_latents_learn_the_same_problem() {
+    learns_the_additive_latent_problem(MatmulPrecision::F32, 4);
+}
+
+#[test]
+fn context_subsampling_follows_the_seed_and_changes_the_fit() {
+    tch::set_num_threads(1);
+    let s = additive_table(3, 12, 6, 4);
+    let fit = |subsample: usize, seed: u64| {
+        let mut config = tiny_config(&s);
+        config.context_subsample = subsample;
+        config.max_epochs = 30;
+        let mut model = C3tl::new(config, Preprocessing::identity(6), Device::Cpu).unwrap();
+        let mut ctx = FitContext {
+            seed,
+            ..FitContext::default()
+        };
+        model
+            .fit_table(s.table.clone(), s.table.select(&[]), &mut ctx)
+            .unwrap();
+        model.predict_entries(&s.table.entries).unwrap()
+    };
+    let (a, b) = (fit(3, 5), fit(3, 5));
+    assert_eq!(a, b, "two subsampled fits with one seed differ");
+    let max_diff =
+        |x: &Array2<f32>, y: &Array2<f32>| (x - y).iter().fold(0f32, |m, v| m.max(v.abs()));
+    // Every context has 12 entries, so a subset of 3 draws differ between seeds and from using all.
+    assert!(
+        max_diff(&a, &fit(3, 6)) > 1e-4,
+        "the subset ignores the seed"
+    );
+    assert!(
+        max_diff(&a, &fit(0, 5)) > 1e-4,
+        "subsampling changed nothing"
+    );
+    // A subset as large as every context is the paper's full leave-one-out average.
+    assert!(max_diff(&fit(12, 5), &fit(0, 5)) < 1e-5);
+}
+
+#[test]
+fn a_context_subsample_of_one_is_refused() {
+    let s = additive_table(3, 4, 3, 1);
+    let mut config = tiny_config(&s);
+    config.context_subsample = 1;
+    let err = C3tl::new(config, Preprocessing::identity(3), Device::Cpu)
+        .expect_err("a subsample of one must be refused")
+        .to_string();
+    assert!(err.contains("context_subsample"), "{err}");
 }
 
 #[test]
@@ -355,7 +406,7 @@ fn bfloat16_products_stay_within_their_rounding_of_float32() {
     assert!(rel > 1e-5, "bf16 products were not used (difference {rel})");
 }
 
-fn learns_the_additive_latent_problem(precision: MatmulPrecision) {
+fn learns_the_additive_latent_problem(precision: MatmulPrecision, context_subsample: usize) {
     // Hundreds of microsecond-sized epochs: one intra-op thread avoids OpenMP hand-offs, which dominate
     // (and, on a busy machine, multiply) the run time at this size.
     tch::set_num_threads(1);
@@ -372,6 +423,7 @@ fn learns_the_additive_latent_problem(precision: MatmulPrecision) {
     }
     let mut config = tiny_config(&s);
     config.matmul_precision = precision;
+    config.context_subsample = context_subsample;
     let mut model = C3tl::new(config, Preprocessing::identity(12), Device::Cpu).unwrap();
     let mut ctx = FitContext {
         seed: 3,
