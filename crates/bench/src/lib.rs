@@ -16,5 +16,8 @@ pub mod suites;
 pub mod summary;
 pub mod tta;
 
-pub use score::{prediction_cells, score_predictor, ScoreConfig, ScoreResult, ScoredQuery};
+pub use score::{
+    prediction_cells, score_predictor, score_predictor_observed, ScoreConfig, ScoreResult,
+    ScoredQuery,
+};
 pub use summary::{markdown_table, MetricSummary};

@@ -90,6 +90,40 @@ pub fn score_on_split(
     config: &ScoreConfig,
     fit: &mut FitContext<'_>,
 ) -> anyhow::Result<ScoreResult> {
+    score_on_split_observed(data, predictor, split, config, fit, &|_, _| {})
+}
+
+/// Queries predicted together between two progress reports of [`score_on_split_observed`].
+pub const QUERIES_PER_PROGRESS_STEP: usize = 5;
+
+/// As [`score_predictor`], calling `predicted(done, total)` after each group of at most
+/// [`QUERIES_PER_PROGRESS_STEP`] queries is predicted (over every seed and context), for progress bars.
+pub fn score_predictor_observed(
+    data: &PerturbationData,
+    predictor: &mut dyn Predictor,
+    config: &ScoreConfig,
+    predicted: &dyn Fn(usize, usize),
+) -> anyhow::Result<ScoreResult> {
+    let split = Split::new(data, &config.split)?;
+    score_on_split_observed(
+        data,
+        predictor,
+        split,
+        config,
+        &mut FitContext::default(),
+        predicted,
+    )
+}
+
+/// As [`score_on_split`], reporting progress as [`score_predictor_observed`] does.
+pub fn score_on_split_observed(
+    data: &PerturbationData,
+    predictor: &mut dyn Predictor,
+    split: Split,
+    config: &ScoreConfig,
+    fit: &mut FitContext<'_>,
+    predicted: &dyn Fn(usize, usize),
+) -> anyhow::Result<ScoreResult> {
     predictor
         .fit(data, &split.train_conditions(), fit)
         .map_err(|e| anyhow::anyhow!("fitting {}: {e}", predictor.name()))?;
@@ -102,10 +136,23 @@ pub fn score_on_split(
     )?;
     let mut reports = Vec::new();
     let mut examples = Vec::new();
+    let per_seed: usize = by_context.values().map(Vec::len).sum();
+    let progress = Counter {
+        done: std::cell::Cell::new(0),
+        total: per_seed * config.seeds.len(),
+        report: predicted,
+    };
     for &seed in &config.seeds {
         for (&context, queries) in &by_context {
-            let (report, scored) =
-                score_context(data, &sampler, &*predictor, queries, seed, config)?;
+            let (report, scored) = score_context(
+                data,
+                &sampler,
+                &*predictor,
+                queries,
+                seed,
+                config,
+                &progress,
+            )?;
             if reports.is_empty() {
                 examples = scored;
             }
@@ -206,6 +253,7 @@ fn score_context(
     queries: &[usize],
     seed: u64,
     config: &ScoreConfig,
+    progress: &Counter<'_>,
 ) -> anyhow::Result<(EvalReport, Vec<ScoredQuery>)> {
     let ContextTasks {
         tasks,
@@ -222,10 +270,20 @@ fn score_context(
             .target;
         inputs.push(input);
     }
-    // All queries of the context at once: methods that can batch them solve them together.
-    let predictions = predictor
-        .predict_many(&inputs, config.n_cells, &seeds)
-        .map_err(|e| anyhow::anyhow!("{} failed: {e}", predictor.name()))?;
+    // Queries in groups: methods that can batch them solve each group together, and progress is
+    // reported between groups.
+    let mut predictions = Vec::with_capacity(inputs.len());
+    for (group, group_seeds) in inputs
+        .chunks(QUERIES_PER_PROGRESS_STEP)
+        .zip(seeds.chunks(QUERIES_PER_PROGRESS_STEP))
+    {
+        predictions.extend(
+            predictor
+                .predict_many(group, config.n_cells, group_seeds)
+                .map_err(|e| anyhow::anyhow!("{} failed: {e}", predictor.name()))?,
+        );
+        progress.add(group.len());
+    }
     let (mut trues, mut preds, mut names, mut targets) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut scored = Vec::with_capacity(tasks.len());
@@ -256,6 +314,20 @@ fn score_context(
     let mut report = evaluate(&case, &config.groups, &options)?;
     add_log_likelihood(&mut report, predictor, &tasks, &seeds)?;
     Ok((report, scored))
+}
+
+/// Counts predicted queries and reports them to an observer.
+struct Counter<'a> {
+    done: std::cell::Cell<usize>,
+    total: usize,
+    report: &'a dyn Fn(usize, usize),
+}
+
+impl Counter<'_> {
+    fn add(&self, n: usize) {
+        self.done.set(self.done.get() + n);
+        (self.report)(self.done.get(), self.total);
+    }
 }
 
 /// Metric key of the held-out log-likelihood (nats per gene) of predictors with an exact likelihood.

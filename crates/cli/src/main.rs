@@ -3,6 +3,8 @@
 //! naming the problem and the fix, with a non-zero exit status.
 
 mod commands;
+mod memory;
+mod outputs;
 mod progress;
 
 use std::process::ExitCode;
@@ -51,6 +53,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    remove_partial_outputs_on_interrupt();
     let result = match cli.command {
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Preprocess(args) => commands::preprocess::run(args),
@@ -72,6 +75,16 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// On SIGINT, SIGTERM or SIGHUP: remove the outputs still being written (atomic writes' temporary files),
+/// say so, and exit with 130, so an interrupted command leaves no partial file behind.
+fn remove_partial_outputs_on_interrupt() {
+    let _ = ctrlc::set_handler(|| {
+        let removed = cellshift_data::atomic::remove_pending_outputs();
+        eprintln!("interrupted: removed {removed} partial output(s); nothing was half-written");
+        std::process::exit(130);
+    });
 }
 
 /// Joins an error and its causes into one line ("outer: inner: root").

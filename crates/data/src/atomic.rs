@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::error::DataError;
 
@@ -37,6 +38,7 @@ pub fn write_atomically<T>(
         }
     }
     let tmp = partial_path(dest);
+    let _pending = PendingGuard::register(&tmp);
     match write(&tmp) {
         Ok(value) => {
             std::fs::rename(&tmp, dest).map_err(|source| {
@@ -53,6 +55,65 @@ pub fn write_atomically<T>(
             Err(e)
         }
     }
+}
+
+/// Temporary files being written right now, removed by [`remove_pending_outputs`] when the process is
+/// interrupted (a signal handler cannot run the destructors of the writing thread).
+static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Keeps `path` in [`PENDING`] for as long as it lives.
+struct PendingGuard(PathBuf);
+
+impl PendingGuard {
+    fn register(path: &Path) -> PendingGuard {
+        if let Ok(mut pending) = PENDING.lock() {
+            pending.push(path.to_path_buf());
+        }
+        PendingGuard(path.to_path_buf())
+    }
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        if let Ok(mut pending) = PENDING.lock() {
+            if let Some(i) = pending.iter().position(|p| *p == self.0) {
+                pending.swap_remove(i);
+            }
+        }
+    }
+}
+
+/// Registers a temporary path that is not written through [`write_atomically`] (e.g. a folder being
+/// filled before a rename), so an interrupt removes it; the returned guard unregisters it when dropped.
+pub fn register_pending(path: &Path) -> impl Drop {
+    PendingGuard::register(path)
+}
+
+/// Removes every temporary output still being written (files or folders) and returns how many were
+/// removed. Called on SIGINT/SIGTERM so an interrupted command leaves no partial output behind.
+pub fn remove_pending_outputs() -> usize {
+    remove_pending_under(None)
+}
+
+/// [`remove_pending_outputs`] limited to paths under `folder` (all of them with `None`).
+fn remove_pending_under(folder: Option<&Path>) -> usize {
+    let paths: Vec<PathBuf> = match PENDING.lock() {
+        Ok(pending) => pending.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    };
+    let mut removed = 0;
+    for path in paths
+        .into_iter()
+        .filter(|p| folder.is_none_or(|f| p.starts_with(f)))
+    {
+        let gone = if path.is_dir() {
+            std::fs::remove_dir_all(&path).is_ok()
+        } else {
+            std::fs::remove_file(&path).is_ok()
+        };
+        removed += usize::from(gone);
+    }
+    removed
 }
 
 /// Writes bytes to `dest` atomically (JSON, CSV, markdown, PNG outputs).
@@ -102,6 +163,23 @@ mod tests {
         write_bytes_atomically(&dest, b"new").unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"new");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn an_interrupted_write_is_removed_by_remove_pending_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("big.h5ad");
+        let result = write_atomically(&dest, |tmp| {
+            std::fs::write(tmp, b"half written").unwrap();
+            // What a signal handler does while the writer is still busy.
+            assert_eq!(remove_pending_under(Some(tmp.parent().unwrap())), 1);
+            assert!(!tmp.exists(), "the partial file must be gone");
+            Ok(())
+        });
+        // The rename then fails (the partial file was removed), and nothing is left.
+        assert!(result.is_err());
+        assert!(!dest.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]

@@ -448,12 +448,16 @@ fn pipeline_subsets_to_hvgs_or_fills_the_panel_from_them() {
     let mut hvg_genes: Vec<usize> = hvg.selected.clone();
     hvg_genes.sort_unstable();
     let hvg_names: Vec<String> = hvg_genes.iter().map(|&g| data.genes[g].clone()).collect();
-    // HVG only: columns are the HVGs in data order, values are log1p(normalize_total(counts))
+    // HVG only (scanpy's plain selection): columns are the HVGs in data order, values are
+    // log1p(normalize_total(counts))
     let opts = PreprocessOptions {
         min_cells_per_treatment: None,
         normalize: Some(NormalizeTarget::MedianOfTotals),
         log1p: Some(LogBase::Natural),
-        hvg: Some(HvgOptions::seurat_v3(10)),
+        hvg: Some(HvgOptions {
+            keep_perturbed: false,
+            ..HvgOptions::seurat_v3(10)
+        }),
         panel: None,
         pseudobulk: true,
     };
@@ -486,4 +490,74 @@ fn pipeline_subsets_to_hvgs_or_fills_the_panel_from_them() {
     // U1, U2 have no one-hot over the panel and are dropped with their cells
     assert_eq!(out.data.n_cells(), 4 * 60);
     out.split.unwrap().check_matches(&out.data).unwrap();
+}
+
+#[test]
+fn hvg_keeps_the_measured_perturbed_genes_by_default() {
+    let data = pipeline_data();
+    let n = 4;
+    let hvg = highly_variable_genes(&data, &HvgOptions::seurat_v3(n)).unwrap();
+    let top: Vec<String> = hvg.selected_genes();
+    let targets = ["T1", "T2", "T3"];
+    let missing = targets
+        .iter()
+        .filter(|t| !top.iter().any(|g| g == *t))
+        .count();
+    assert!(
+        missing > 0,
+        "the fixture must have a perturbed gene outside the top {n} HVGs: {top:?}"
+    );
+    let opts = PreprocessOptions {
+        min_cells_per_treatment: None,
+        normalize: Some(NormalizeTarget::MedianOfTotals),
+        log1p: Some(LogBase::Natural),
+        hvg: Some(HvgOptions::seurat_v3(n)),
+        panel: None,
+        pseudobulk: false,
+    };
+    let out = preprocess(&data, &opts).unwrap();
+    assert_eq!(out.data.genes.len(), n, "{:?}", out.data.genes);
+    for t in targets {
+        assert!(
+            out.data.genes.iter().any(|g| g == t),
+            "{t} dropped: {:?}",
+            out.data.genes
+        );
+    }
+    // The rest are the most variable of the other genes.
+    let rest: Vec<&String> = out
+        .data
+        .genes
+        .iter()
+        .filter(|g| !targets.contains(&g.as_str()))
+        .collect();
+    let expected: Vec<&String> = top
+        .iter()
+        .filter(|g| !targets.contains(&g.as_str()))
+        .take(n - targets.len())
+        .collect();
+    let mut rest_sorted = rest.clone();
+    rest_sorted.sort();
+    let mut expected_sorted = expected.clone();
+    expected_sorted.sort();
+    assert_eq!(rest_sorted, expected_sorted);
+    assert!(out
+        .report
+        .steps
+        .iter()
+        .any(|s| s.contains("kept") && s.contains("perturbed")));
+    // Off: scanpy's plain top genes, the perturbed genes outside them are dropped.
+    let plain = PreprocessOptions {
+        hvg: Some(HvgOptions {
+            keep_perturbed: false,
+            ..HvgOptions::seurat_v3(n)
+        }),
+        ..opts
+    };
+    let out = preprocess(&data, &plain).unwrap();
+    let mut top_sorted = top.clone();
+    top_sorted.sort();
+    let mut got = out.data.genes.clone();
+    got.sort();
+    assert_eq!(got, top_sorted);
 }

@@ -5,6 +5,7 @@
 //! simulated truth, and writes a small report (markdown + PNG plots). With `--data FILE --context C` it does
 //! the same on a user's screen: half of the context's perturbations are measured, the other half predicted.
 
+use crate::outputs::{check_outputs, Output};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -13,7 +14,7 @@ use cellshift_baselines::baseline_by_name;
 use cellshift_bench::inference::resolve_context;
 use cellshift_bench::plots::{histograms_png, scatter_png};
 use cellshift_bench::prepare::prepare_for_model;
-use cellshift_bench::{markdown_table, score_predictor, ScoreConfig, ScoreResult};
+use cellshift_bench::{markdown_table, score_predictor_observed, ScoreConfig, ScoreResult};
 use cellshift_data::atomic::write_bytes_atomically;
 use cellshift_data::h5ad::{self, PerturbationColumns, ReadOptions, WriteOptions};
 use cellshift_data::preprocess::{preprocess, LogBase, NormalizeTarget, PreprocessOptions};
@@ -95,6 +96,12 @@ enum Source {
 
 /// Runs `cellshift demo`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let inputs: Vec<&std::path::Path> = [&args.model, &args.data]
+        .into_iter()
+        .flatten()
+        .map(|p| p.as_path())
+        .collect();
+    check_outputs(&inputs, &[Output::Folder(&args.out)])?;
     let start = Instant::now();
     set_threads(args.threads);
     std::fs::create_dir_all(&args.out)
@@ -128,7 +135,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut results: Vec<ScoreResult> = Vec::new();
     for predictor in predictors.iter_mut() {
         let begun = Instant::now();
-        let result = score_predictor(&data, predictor.as_mut(), &score_config)?;
+        let bar = crate::progress::bar(
+            (score_config.seeds.len() * data.treatments.len()) as u64,
+            &format!("   predicting with {}", predictor.name()),
+        );
+        let result =
+            score_predictor_observed(&data, predictor.as_mut(), &score_config, &|done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })?;
+        bar.finish();
         println!(
             "   {:<14} scored in {:.1} s",
             result.method,

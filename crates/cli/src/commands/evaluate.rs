@@ -1,6 +1,7 @@
 //! `cellshift evaluate`: score predicted against real cells (two `.h5ad` files in the cell-eval
 //! convention, or one `.npz` case in the golden layout), or score a baseline on a data set.
 
+use crate::outputs::{check_outputs, Output};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -62,6 +63,17 @@ pub struct Args {
 
 /// Runs `cellshift evaluate`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let inputs: Vec<&std::path::Path> = [&args.case, &args.pred, &args.real, &args.data]
+        .into_iter()
+        .flatten()
+        .map(|p| p.as_path())
+        .collect();
+    let outputs: Vec<Output> = [&args.json, &args.csv]
+        .into_iter()
+        .flatten()
+        .map(|p| Output::File(p))
+        .collect();
+    check_outputs(&inputs, &outputs)?;
     let groups = MetricGroups::parse(&args.metrics)?;
     if let Some(name) = &args.baseline {
         return run_baseline(&args, name, groups);
@@ -84,7 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let spinner = crate::progress::spinner("computing metrics");
     let report = evaluate(&case, &groups, &options)?;
-    spinner.finish_and_clear();
+    spinner.finish();
     print!("{}", report.to_table());
     write_outputs(&report, &args)
 }
@@ -201,7 +213,7 @@ fn run_baseline(args: &Args, name: &str, groups: MetricGroups) -> anyhow::Result
     };
     let spinner = crate::progress::spinner(&format!("scoring {name}"));
     let result = score_predictor(&data, baseline.as_mut(), &config)?;
-    spinner.finish_and_clear();
+    spinner.finish();
     let metrics = [
         "w2",
         "mmd",

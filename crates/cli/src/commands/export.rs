@@ -2,6 +2,7 @@
 //! half precision by default — the form in which checkpoints are shipped in the repository — optionally
 //! with the sampler settings chosen for it on validation data.
 
+use crate::outputs::{check_outputs, Output};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -42,6 +43,7 @@ pub struct Args {
 
 /// Runs `cellshift export`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    check_outputs(&[&args.model], &[Output::NewFolder(&args.out)])?;
     let kind = if args.f32 {
         tch::Kind::Float
     } else {

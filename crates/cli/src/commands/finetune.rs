@@ -2,6 +2,7 @@
 //! (standard split, or the one `--split` chooses), so the model adapts to the data set; resumes automatically from `--out`. The method
 //! is read from the checkpoint and fitted through its `Predictor::fit` with a run directory.
 
+use crate::outputs::{check_outputs, Output};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -46,6 +47,7 @@ pub struct Args {
 
 /// Runs `cellshift finetune`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    check_outputs(&[&args.model, &args.data], &[Output::Folder(&args.out)])?;
     set_threads(args.training.threads);
     let mut loaded = load_model(&args.model, &SamplerArgs::default_sampler())?;
     check_k(&loaded, args.k)?;

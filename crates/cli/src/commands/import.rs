@@ -2,6 +2,7 @@
 //! of this project, in the format `cellshift train` writes, so that `predict` and `bench --model` use it.
 //! Methods with a reference importer: scDFM (the authors' `origin` state_dict saved as safetensors).
 
+use crate::outputs::{check_outputs, Output};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -61,6 +62,13 @@ const IMPORTERS: &[(&str, Importer)] = &[("scdfm", import_scdfm)];
 
 /// Runs `cellshift import`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let inputs: Vec<&std::path::Path> = [&args.params, &args.vocab, &args.mask]
+        .into_iter()
+        .flatten()
+        .map(|p| p.as_path())
+        .chain([args.reference.as_path(), args.data.as_path()])
+        .collect();
+    check_outputs(&inputs, &[Output::NewFolder(&args.out)])?;
     let entry = registry::method(&args.method)?;
     let Some((_, importer)) = IMPORTERS.iter().find(|(name, _)| *name == entry.name) else {
         bail!(

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use cellshift_data::control_label::AUTO_CONTROL;
-use cellshift_data::PerturbationData;
+use cellshift_data::{h5ad, PerturbationData};
 
 use super::DataArgs;
 
@@ -23,11 +23,25 @@ pub struct Args {
 /// Runs `cellshift inspect`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let data = args.data.read(&args.file)?;
-    print!("{}", summary(&args, &data));
+    let obs_columns = h5ad::obs_column_names(&args.file)?;
+    let context_column = h5ad::chosen_context_column(&obs_columns, &args.data.columns());
+    print!("{}", summary(&args, &data, context_column.as_deref()));
     Ok(())
 }
 
-fn summary(args: &Args, data: &PerturbationData) -> String {
+/// How the context column was chosen, for the summary.
+fn context_column_line(args: &Args, chosen: Option<&str>) -> String {
+    match (chosen, &args.data.context_column) {
+        (Some(name), Some(_)) => format!("{name} (given with --context-column)"),
+        (Some(name), None) => format!("{name} (detected; override with --context-column)"),
+        (None, _) => format!(
+            "none — every cell is in one context (looked for: {}; name one with --context-column)",
+            h5ad::AUTO_CONTEXT_COLUMNS.join(", ")
+        ),
+    }
+}
+
+fn summary(args: &Args, data: &PerturbationData, context_column: Option<&str>) -> String {
     let mut out = String::new();
     let control = data.treatments.iter().position(|t| t.is_control());
     let n_control = control
@@ -53,6 +67,10 @@ fn summary(args: &Args, data: &PerturbationData) -> String {
     out += &format!(
         "control label     {} ({} cells) — {how}\n",
         data.control_label, n_control
+    );
+    out += &format!(
+        "context column    {}\n",
+        context_column_line(args, context_column)
     );
     out += &format!(
         "contexts          {} ({})\n",

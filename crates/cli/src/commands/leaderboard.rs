@@ -2,6 +2,7 @@
 //! suites with known ground truth and the real screens of the shared folder) with each suite's standard
 //! split, over resampling seeds, written as one leaderboard (markdown, JSON, a heat-map PNG per suite).
 
+use crate::outputs::{check_outputs, Output};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -76,6 +77,7 @@ pub struct Args {
 
 /// Runs `cellshift bench suite`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    check_outputs(&[&args.shared], &[Output::Folder(&args.out)])?;
     set_threads(args.threads);
     let started = Instant::now();
     let scale = SuiteScale::parse(&args.scale)?;

@@ -4,6 +4,7 @@
 //! cells per query); a pseudo-bulk method (C3TL) writes one predicted profile per query instead — its
 //! delta on top of the mean of all the context's control cells — and no cells are made up.
 
+use crate::outputs::{check_outputs, Output};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -64,6 +65,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     set_threads(args.threads);
     let model_path = model_dir(args.model.as_deref())?;
+    check_outputs(&[&args.data, &model_path], &[Output::File(&args.out)])?;
     let loaded = load_model(&model_path, &args.sampler)?;
     check_k(&loaded, args.k)?;
     let raw = args.columns.read(&args.data)?;

@@ -1,5 +1,6 @@
 //! `cellshift preprocess`: normalise, log1p, gene panel / highly variable genes, pseudo-bulk → `.h5ad`.
 
+use crate::outputs::{check_outputs, Output};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -35,9 +36,13 @@ pub struct Args {
     /// Keep cells of treatments whose target is not a panel gene (the MapPFN reference drops them).
     #[arg(long)]
     pub keep_unencodable: bool,
-    /// Select this many highly variable genes (scanpy `seurat_v3` on the raw counts).
+    /// Select this many highly variable genes (scanpy `seurat_v3` on the raw counts). The measured
+    /// perturbed genes are kept first and the most variable other genes fill the rest.
     #[arg(long)]
     pub hvg: Option<usize>,
+    /// With --hvg: scanpy's plain top genes, dropping perturbed genes that are not among them.
+    #[arg(long)]
+    pub hvg_drop_perturbed: bool,
     /// Drop treatments with fewer cells than this (MapPFN: 200).
     #[arg(long)]
     pub min_cells: Option<usize>,
@@ -54,13 +59,21 @@ pub struct Args {
 
 /// Runs `cellshift preprocess`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut outputs = vec![Output::File(&args.out)];
+    if let Some(path) = &args.pseudobulk {
+        outputs.push(Output::File(path));
+    }
+    check_outputs(&[&args.input], &outputs)?;
     let spinner = crate::progress::spinner("reading input");
     let data = args.data.read(&args.input)?;
     let options = PreprocessOptions {
         min_cells_per_treatment: args.min_cells,
         normalize: parse_normalize(&args.normalize)?,
         log1p: parse_log(&args.log1p)?,
-        hvg: args.hvg.map(HvgOptions::seurat_v3),
+        hvg: args.hvg.map(|n| HvgOptions {
+            keep_perturbed: !args.hvg_drop_perturbed,
+            ..HvgOptions::seurat_v3(n)
+        }),
         panel: args.panel.map(|n_genes| PanelConfig {
             n_genes,
             split: SplitConfig {
@@ -88,7 +101,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )
         .with_context(|| format!("writing {}", path.display()))?;
     }
-    spinner.finish_and_clear();
+    spinner.finish();
     for step in &result.report.steps {
         println!("{step}");
     }

@@ -1,6 +1,7 @@
 //! `cellshift pretrain`: pre-train MapPFN on tasks streamed from a synthetic prior (linear SCM or SERGIO),
 //! with a live progress bar, a step or wall-time budget, and automatic resumption from the output directory.
 
+use crate::outputs::{check_outputs, Output};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
@@ -64,6 +65,7 @@ pub struct Args {
 
 /// Runs `cellshift pretrain`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    check_outputs(&[], &[Output::Folder(&args.out)])?;
     if args.paired && args.unpaired {
         bail!("--paired and --unpaired contradict each other; give one");
     }

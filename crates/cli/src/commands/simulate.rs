@@ -1,6 +1,7 @@
 //! `cellshift simulate`: synthetic screens from the priors (linear SCM, random SERGIO GRN) or from a
 //! user-supplied network, written as `.h5ad` (`obs`: context, perturbation, treatment_value).
 
+use crate::outputs::{check_outputs, Output};
 use std::path::{Path, PathBuf};
 
 use std::time::Instant;
@@ -124,6 +125,12 @@ fn write_screen(data: &PerturbationData, args: &Args) -> anyhow::Result<()> {
 
 /// Runs `cellshift simulate`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let inputs: Vec<&std::path::Path> = args.grn.iter().map(|p| p.as_path()).collect();
+    let mut outputs = vec![Output::File(&args.out)];
+    if let Some(path) = &args.stats {
+        outputs.push(Output::File(path));
+    }
+    check_outputs(&inputs, &outputs)?;
     if let Some(kind) = args.suite {
         return run_suite(kind, &args);
     }
@@ -214,7 +221,7 @@ fn run_suite(kind: SuiteKind, args: &Args) -> anyhow::Result<()> {
         }
     };
     let seconds = started.elapsed().as_secs_f64();
-    spinner.finish_and_clear();
+    spinner.finish();
     write_screen(&data, args)?;
     if !discarded.is_empty() {
         eprintln!(
@@ -267,7 +274,7 @@ fn simulate_user_grn(path: &Path, args: &Args) -> anyhow::Result<PerturbationDat
     let spinner = crate::progress::spinner("simulating");
     let seed = spec.seed;
     let report = simulate_knockouts_detailed(&spec, &selection, seed, true)?;
-    spinner.finish_and_clear();
+    spinner.finish();
     if !report.discarded.is_empty() {
         eprintln!(
             "warning: knock-outs discarded because a simulated cell had zero expression in every gene before \
@@ -282,6 +289,38 @@ fn simulate_random(args: &Args) -> anyhow::Result<PerturbationData> {
     if args.contexts == 0 {
         anyhow::bail!("--contexts must be at least 1");
     }
+    let (genes, cells) = match args.prior {
+        PriorKind::Linear => {
+            let d = LinearScmConfig::default();
+            (
+                args.genes.unwrap_or(d.n_nodes),
+                args.cells.unwrap_or(d.n_samples),
+            )
+        }
+        PriorKind::Sergio => {
+            let d = SergioPriorConfig::default();
+            (
+                args.genes.unwrap_or(d.n_genes),
+                args.cells.unwrap_or(d.n_cells),
+            )
+        }
+    };
+    // Every gene is knocked out once, plus the control: (genes + 1) conditions of `cells` cells per
+    // context, float32, held twice while the contexts are stacked.
+    let bytes = (args.contexts as u64)
+        .saturating_mul(genes as u64 + 1)
+        .saturating_mul(cells as u64)
+        .saturating_mul(genes as u64)
+        .saturating_mul(8);
+    crate::memory::check_fits(
+        bytes,
+        &format!(
+            "simulating {} context(s) × {} conditions × {cells} cells × {genes} genes",
+            args.contexts,
+            genes + 1
+        ),
+        "lower --cells (cells per condition) or --genes",
+    )?;
     let bar = crate::progress::bar(args.contexts as u64, "simulating networks");
     let mut parts = Vec::with_capacity(args.contexts);
     for i in 0..args.contexts {
@@ -321,7 +360,7 @@ fn simulate_random(args: &Args) -> anyhow::Result<PerturbationData> {
         parts.push(part);
         bar.inc(1);
     }
-    bar.finish_and_clear();
+    bar.finish();
     concat_contexts(parts)
 }
 

@@ -3,6 +3,7 @@
 //! is looked up in the registry; methods pre-trained on synthetic priors (MapPFN) use `pretrain` and
 //! `finetune` instead.
 
+use crate::outputs::{check_outputs, Output};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -56,6 +57,7 @@ pub struct Args {
 
 /// Runs `cellshift train`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    check_outputs(&[&args.data], &[Output::Folder(&args.out)])?;
     set_threads(args.training.threads);
     let data = args.columns.read(&args.data)?;
     let split = args

@@ -2,6 +2,7 @@
 //! augmentation over random overlapping gene subsets (MapPFN paper §6); compares pooling over all subsets
 //! with one subset alone and with the target-only reference, mean ± std over resampling seeds.
 
+use crate::outputs::{check_outputs, Output};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -54,6 +55,8 @@ pub struct Args {
 
 /// Runs `cellshift bench tta`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let outputs: Vec<Output> = args.json.iter().map(|p| Output::File(p)).collect();
+    check_outputs(&[&args.model, &args.data], &outputs)?;
     set_threads(args.threads);
     let started = Instant::now();
     let loaded = load_model(&args.model, &args.sampler)?;
@@ -93,7 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let spinner = crate::progress::spinner("predicting gene subsets");
     let results = tta_benchmark(&data, loaded.model.as_ref(), &config)?;
-    spinner.finish_and_clear();
+    spinner.finish();
     let summary = summarise(&results);
     println!(
         "DEG AUPRC on {} genes ({} subsets of {width}, K = {}, {} cells, {} seeds)",

@@ -26,8 +26,8 @@ pub struct PerturbationColumns {
     /// Label of unperturbed cells (`--control`, e.g. `non-targeting` for Papalexi); `auto`
     /// ([`crate::control_label::AUTO_CONTROL`]) detects it from the labels.
     pub control: String,
-    /// Context column (`--context-column`). `None` = automatic: `context` or else `cell_line` when
-    /// present, otherwise every cell is in one context.
+    /// Context column (`--context-column`). `None` = automatic: the first of [`AUTO_CONTEXT_COLUMNS`]
+    /// present (`context`, `cell_type`, `celltype`, `cell_line`, …), otherwise every cell is in one context.
     pub context: Option<String>,
     /// Column with the intervention value of each cell (default `treatment_value`); optional in the
     /// file: when absent treated cells get 1.0. Control cells always get 0.0.
@@ -48,8 +48,37 @@ impl Default for PerturbationColumns {
     }
 }
 
-/// Context column names tried, in order, when [`PerturbationColumns::context`] is `None`.
-const AUTO_CONTEXT_COLUMNS: [&str; 2] = ["context", "cell_line"];
+/// Context column names tried, in order, when [`PerturbationColumns::context`] is `None`: the names real
+/// screens use for the biological context (cell type, cell line, tissue).
+pub const AUTO_CONTEXT_COLUMNS: [&str; 8] = [
+    "context",
+    "cell_type",
+    "celltype",
+    "cell_line",
+    "cellline",
+    "cell_line_name",
+    "cell_context",
+    "tissue",
+];
+
+/// The context column the reader uses for a file whose `obs` has `columns`: the one given, else the first
+/// of [`AUTO_CONTEXT_COLUMNS`] present, else `None` (one context).
+pub fn chosen_context_column(columns: &[String], cols: &PerturbationColumns) -> Option<String> {
+    match &cols.context {
+        Some(name) => columns.iter().find(|c| *c == name).cloned(),
+        None => AUTO_CONTEXT_COLUMNS
+            .iter()
+            .find(|a| columns.iter().any(|c| c == *a))
+            .map(|a| a.to_string()),
+    }
+}
+
+/// The names of the `obs` columns of an `.h5ad` file (no column is decoded).
+pub fn obs_column_names(path: &Path) -> Result<Vec<String>, DataError> {
+    let file = open_anndata(path)?;
+    let (_, all_columns) = read_dataframe_columns(&file, "obs", path, |_| false)?;
+    Ok(all_columns)
+}
 
 fn missing_column(all_columns: &[String], column: &str, flag: &str) -> DataError {
     DataError::MissingColumn {

@@ -26,6 +26,15 @@ pub struct HvgOptions {
     pub span: f64,
     /// Refuse non-integer input (seurat_v3 is defined on raw counts; scanpy only warns).
     pub require_integers: bool,
+    /// In [`crate::preprocess::preprocess`]: keep every measured perturbed gene in the gene subset (they
+    /// come first, the most variable other genes fill the rest of the `n_top_genes`), so the effect of a
+    /// knock-out on its own target stays visible. Off: the plain seurat_v3 top genes (scanpy).
+    #[serde(default = "keep_perturbed_default")]
+    pub keep_perturbed: bool,
+}
+
+fn keep_perturbed_default() -> bool {
+    true
 }
 
 impl HvgOptions {
@@ -35,6 +44,7 @@ impl HvgOptions {
             n_top_genes,
             span: 0.3,
             require_integers: true,
+            keep_perturbed: true,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! Order (MapPFN spec §7): filter treatments → HVG on raw counts → normalise (all genes) → log1p →
 //! HVG subset (if no panel) → split + panel + keep encodable treatments → pseudo-bulk.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::checks::{detect_scale, ScaleReport};
 use super::hvg::{highly_variable_genes, HvgOptions, HvgResult};
@@ -181,11 +181,19 @@ pub fn preprocess(
         current.scale = ExpressionScale::detect(current.x.iter());
     }
 
-    let hvg_genes: Option<Vec<String>> = hvg.as_ref().map(|r| {
-        let mut idx = r.selected.clone();
-        idx.sort_unstable();
-        idx.iter().map(|&g| r.genes[g].clone()).collect()
-    });
+    let hvg_genes: Option<Vec<String>> = match (&hvg, &options.hvg) {
+        (Some(r), Some(h)) => {
+            let (genes, kept) = hvg_subset(r, &required, h.keep_perturbed);
+            if kept > 0 {
+                steps.push(format!(
+                    "kept {kept} measured perturbed genes that are not among the top highly variable genes \
+                     (turn off with --hvg-drop-perturbed)"
+                ));
+            }
+            Some(genes)
+        }
+        _ => None,
+    };
     let mut split = None;
     let mut panel = None;
     match &options.panel {
@@ -235,4 +243,29 @@ pub fn preprocess(
             steps,
         },
     })
+}
+
+/// The genes an HVG selection keeps, in data order, and how many perturbed genes were added to it: with
+/// `keep_perturbed`, every measured perturbed gene (`required`) first, then the most variable other genes
+/// up to `n_top_genes` in all (more when the perturbed genes alone exceed it); otherwise the top genes.
+fn hvg_subset(r: &HvgResult, required: &[String], keep_perturbed: bool) -> (Vec<String>, usize) {
+    let n = r.selected.len();
+    let mut chosen: Vec<usize> = Vec::with_capacity(n.max(required.len()));
+    let mut added = 0;
+    if keep_perturbed {
+        let top: HashSet<usize> = r.selected.iter().copied().collect();
+        for gene in required {
+            if let Some(g) = r.genes.iter().position(|x| x == gene) {
+                added += usize::from(!top.contains(&g));
+                chosen.push(g);
+            }
+        }
+        let have: HashSet<usize> = chosen.iter().copied().collect();
+        let room = n.saturating_sub(chosen.len());
+        chosen.extend(r.selected.iter().filter(|g| !have.contains(g)).take(room));
+    } else {
+        chosen.extend(&r.selected);
+    }
+    chosen.sort_unstable();
+    (chosen.iter().map(|&g| r.genes[g].clone()).collect(), added)
 }
