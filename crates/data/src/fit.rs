@@ -19,6 +19,8 @@ pub enum Budget {
 pub struct Progress {
     /// Micro-batches done in the run (including earlier invocations).
     pub step: u64,
+    /// The micro-batch this invocation started from (0 for a new run, > 0 when it resumed one).
+    pub start_step: u64,
     /// Micro-batches this invocation will stop at when the budget is in steps (else the run's total).
     pub target_step: u64,
     /// Length of the whole run in micro-batches.

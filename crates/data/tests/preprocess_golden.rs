@@ -425,7 +425,7 @@ fn mappfn_split_ttest_and_panel_match_the_reference() {
     assert_eq!(overlap as u64, g["thp1_panel50_overlap"].as_u64().unwrap());
     println!("MapPFN §7 panel vs thp1_panel50.h5ad var: {overlap}/50 genes in common");
     let panel_file = papalexi_path("thp1_panel50.h5ad");
-    if panel_file.exists() {
+    if let Some(panel_file) = cellshift_data::testing::require_path(&panel_file) {
         assert_eq!(read_var(&panel_file).unwrap().index, ref_genes);
     }
 }

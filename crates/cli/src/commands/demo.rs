@@ -465,8 +465,9 @@ fn report_markdown(
     );
     if let Some(s) = sampler {
         md += &format!(
-            "The model samples with ω = {}, {} pooled population(s), source-noise temperature {}{} \
-             (`--reference-sampler` for the reference: ω = 2, 1 population, temperature 1, no clamp).\n\n",
+            "The model samples with ω = {}, {} pooled population(s), source-noise temperature {}{}, ODE \
+             solver {} (`--reference-sampler` for the reference: ω = 2, 1 population, temperature 1, no \
+             clamp).\n\n",
             s.guidance,
             s.populations,
             s.temperature,
@@ -474,7 +475,8 @@ fn report_markdown(
                 ", predictions clamped at 0"
             } else {
                 ""
-            }
+            },
+            s.solver.describe()
         );
     }
     md += "## Scores\n\n";

@@ -2,6 +2,7 @@
 //! half precision by default — the form in which checkpoints are shipped in the repository — optionally
 //! with the sampler settings chosen for it on validation data.
 
+use super::model::{SamplerArgs, SolverKind};
 use crate::outputs::{check_outputs, Output};
 use std::path::PathBuf;
 
@@ -35,6 +36,22 @@ pub struct Args {
     /// Record clamping at zero (true or false) as the recommended setting.
     #[arg(long, requires = "recommend_chosen_on")]
     pub recommend_nonnegative: Option<bool>,
+    /// Record an ODE solver as the recommended setting, with `--recommend-solver-steps` (Euler, RK4),
+    /// `--recommend-dt` (fixed-step Dopri5) or `--recommend-rtol`/`--recommend-atol` (adaptive Dopri5).
+    #[arg(long, value_enum, requires = "recommend_chosen_on")]
+    pub recommend_solver: Option<SolverKind>,
+    /// Steps of the recommended Euler or RK4 solver.
+    #[arg(long, default_value_t = 20)]
+    pub recommend_solver_steps: usize,
+    /// Step of the recommended fixed-step Dopri5 solver.
+    #[arg(long, default_value_t = 0.01)]
+    pub recommend_dt: f64,
+    /// Relative tolerance of the recommended adaptive solver.
+    #[arg(long, default_value_t = 1e-3)]
+    pub recommend_rtol: f64,
+    /// Absolute tolerance of the recommended adaptive solver.
+    #[arg(long, default_value_t = 1e-3)]
+    pub recommend_atol: f64,
     /// Where the recommended settings were chosen (data that neither trained nor tests the model), kept in
     /// the checkpoint and printed whenever they are used.
     #[arg(long)]
@@ -57,6 +74,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             populations: args.recommend_populations,
             temperature: args.recommend_temperature,
             nonnegative: args.recommend_nonnegative,
+            solver: args.recommend_solver.map(|kind| {
+                SamplerArgs {
+                    solver_steps: args.recommend_solver_steps,
+                    dt: args.recommend_dt,
+                    rtol: args.recommend_rtol,
+                    atol: args.recommend_atol,
+                    ..SamplerArgs::default_sampler()
+                }
+                .solver_of(kind)
+            }),
             chosen_on: chosen_on.clone(),
         });
     if let Some(r) = &recommended {

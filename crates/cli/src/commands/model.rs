@@ -115,10 +115,11 @@ pub enum SolverKind {
 /// Sampler options of the model commands.
 #[derive(clap::Args, Clone, Debug)]
 pub struct SamplerArgs {
-    /// ODE solver (default: adaptive Dopri5 at rtol = atol = 1e-3, which matches the reference's
-    /// 601-evaluation fixed-step sampler with about 25 evaluations; `dopri5-fixed` is the reference).
-    #[arg(long, value_enum, default_value = "dopri5")]
-    pub solver: SolverKind,
+    /// ODE solver (default: the checkpoint's recommended solver, else adaptive Dopri5 at rtol = atol =
+    /// 1e-3, which matches the reference's 601-evaluation fixed-step sampler with about 25 evaluations;
+    /// `dopri5-fixed` is the reference).
+    #[arg(long, value_enum)]
+    pub solver: Option<SolverKind>,
     /// Step of the fixed-step Dopri5 solver.
     #[arg(long, default_value_t = 0.01)]
     pub dt: f64,
@@ -160,7 +161,7 @@ impl SamplerArgs {
     /// The defaults of the options (for commands that do not sample).
     pub fn default_sampler() -> SamplerArgs {
         SamplerArgs {
-            solver: SolverKind::Dopri5,
+            solver: None,
             dt: 0.01,
             solver_steps: 20,
             rtol: 1e-3,
@@ -170,6 +171,25 @@ impl SamplerArgs {
             nonnegative: None,
             temperature: None,
             reference_sampler: false,
+        }
+    }
+
+    /// The solver of `kind` with this command line's step, step count and tolerances.
+    pub fn solver_of(&self, kind: SolverKind) -> OdeSolver {
+        match kind {
+            SolverKind::Dopri5Fixed => OdeSolver::Dopri5Fixed { dt: self.dt },
+            SolverKind::Dopri5 => OdeSolver::Dopri5Adaptive {
+                rtol: self.rtol,
+                atol: self.atol,
+                dt0: 0.05,
+                max_steps: 10_000,
+            },
+            SolverKind::Euler => OdeSolver::Euler {
+                steps: self.solver_steps,
+            },
+            SolverKind::Rk4 => OdeSolver::Rk4 {
+                steps: self.solver_steps,
+            },
         }
     }
 
@@ -189,19 +209,10 @@ impl SamplerArgs {
         };
         let reference = SamplerConfig::default();
         let solver = match self.solver {
-            SolverKind::Dopri5Fixed => OdeSolver::Dopri5Fixed { dt: self.dt },
-            SolverKind::Dopri5 => OdeSolver::Dopri5Adaptive {
-                rtol: self.rtol,
-                atol: self.atol,
-                dt0: 0.05,
-                max_steps: 10_000,
-            },
-            SolverKind::Euler => OdeSolver::Euler {
-                steps: self.solver_steps,
-            },
-            SolverKind::Rk4 => OdeSolver::Rk4 {
-                steps: self.solver_steps,
-            },
+            Some(kind) => self.solver_of(kind),
+            None => recommended
+                .and_then(|r| r.solver)
+                .unwrap_or_else(|| self.solver_of(SolverKind::Dopri5)),
         };
         SamplerConfig {
             solver,

@@ -160,7 +160,14 @@ pub fn report_progress(total_steps: u64) -> impl FnMut(&Progress) {
     });
     let mut last_line = Instant::now();
     let mut smoothed: Option<f64> = None;
+    let mut first = true;
     move |p: &Progress| {
+        if std::mem::take(&mut first) && p.start_step > 0 {
+            eprintln!(
+                "resuming the run from its checkpoint at micro-batch {} of {}",
+                p.start_step, p.run_steps
+            );
+        }
         let loss = match smoothed {
             None => p.loss,
             Some(s) => 0.98 * s + 0.02 * p.loss,

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use cellshift_data::{
     Budget, Capabilities, DeviceSpec, FitContext, OutputKind, PerturbationData, PredictError,
@@ -32,8 +32,10 @@ use crate::train::ema::{EmaConfig, EmaInit};
 use crate::train::optim::AdamWConfig;
 use crate::train::schedule::{LrSchedule, ScheduleSizing};
 use crate::train::source::BatchSource;
-use crate::train::trainer::{load_weights, named_trainables};
-use crate::train::{LossTerms, Preprocessing, TrainConfig, Trainable, Trainer};
+use crate::train::trainer::load_weights;
+use crate::train::{
+    EarlyStopping, LossTerms, Preprocessing, Start, StepReport, TrainConfig, Trainable, Trainer,
+};
 
 /// Method name in checkpoints and on the command line.
 pub const NAME: &str = "c3tl";
@@ -465,115 +467,69 @@ impl C3tl {
             val_entries: validation.len(),
             ..FitHistory::default()
         };
-        if let Some(dir) = ctx.run_dir.clone() {
-            if checkpoint::has_checkpoint(&dir) {
-                let ck = checkpoint::read_checkpoint(&dir)?;
-                if ck.meta.method != NAME || ck.meta.model_config != fitted.config_json() {
-                    return Err(ModelError::RunMismatch {
-                        path: dir,
-                        detail: "it holds a different model or a fit on different data".into(),
-                    });
-                }
-                load_weights(&fitted.vs, &ck, false)?;
-                history.loaded_from_run = true;
-                history.seconds = started.elapsed().as_secs_f64();
-                self.fitted = Some(fitted);
-                self.history = Some(history.clone());
-                return Ok(history);
-            }
-        }
-        let max_epochs = match ctx.budget {
-            Some(Budget::Steps(n)) => n.min(fitted.config.max_epochs).max(1),
-            _ => ctx
-                .overrides
-                .steps
-                .unwrap_or(fitted.config.max_epochs)
-                .max(1),
-        };
-        let deadline = match ctx.budget {
-            Some(Budget::Minutes(m)) if m.is_finite() && m >= 0.0 => {
-                Some(Duration::from_secs_f64(m * 60.0))
-            }
-            _ => None,
-        };
+        let max_epochs = ctx
+            .overrides
+            .steps
+            .unwrap_or(fitted.config.max_epochs)
+            .max(1);
+        let budget = ctx.budget.unwrap_or(Budget::Steps(max_epochs));
         let lr = ctx.overrides.lr.unwrap_or(fitted.config.lr);
-        let train_config = train_config(&fitted.config, lr, max_epochs, &self.preprocessing);
+        let mut train_config = train_config(&fitted.config, lr, max_epochs, &self.preprocessing);
+        if let Some(n) = ctx.overrides.checkpoint_every {
+            train_config.checkpoint_every = n.max(1);
+        }
         let val_target = tensor_2d(&validation.deltas, self.device);
-        let mut best: Option<(f64, Vec<Tensor>)> = None;
-        let mut since_best = 0;
-        {
-            let mut trainer = Trainer::new(&fitted, train_config)?;
-            for epoch in 1..=max_epochs {
-                if deadline.is_some_and(|d| started.elapsed() >= d) {
-                    break;
-                }
-                let step = trainer.step(&WholeTable)?;
-                let train_mse = step.loss * fitted.scale * fitted.scale;
-                history.train_mse.push(train_mse);
-                history.epochs = epoch;
-                let criterion = if validation.is_empty() {
-                    train_mse
-                } else {
-                    let pred = fitted.predict_deltas(&validation.entries)?;
-                    let v = (pred - &val_target)
-                        .square()
-                        .mean(Kind::Float)
-                        .double_value(&[]);
-                    history.val_mse.push(v);
-                    v
-                };
-                if best.as_ref().is_none_or(|(b, _)| criterion < *b) {
-                    let weights = tch::no_grad(|| {
-                        named_trainables(&fitted.vs)
-                            .into_iter()
-                            .map(|(_, t)| t.detach().copy())
-                            .collect()
-                    });
-                    best = Some((criterion, weights));
-                    history.best_epoch = epoch;
-                    since_best = 0;
-                } else {
-                    since_best += 1;
-                }
-                let elapsed = started.elapsed();
-                let rate = epoch as f64 / elapsed.as_secs_f64().max(1e-9);
-                let mut components = vec![("train_mse".to_string(), train_mse)];
-                if let Some(v) = history.val_mse.last() {
-                    components.push(("val_mse".to_string(), *v));
-                }
-                // Early stopping ends the run: the last report says so (its run length is this epoch).
-                let stop = since_best >= fitted.config.patience;
-                let run_steps = if stop { epoch } else { max_epochs };
-                ctx.report(&Progress {
-                    step: epoch,
-                    target_step: run_steps,
-                    run_steps,
-                    updates: epoch,
-                    loss: step.loss,
-                    components,
-                    lr,
-                    grad_norm: step.grad_norm,
-                    steps_per_sec: rate,
-                    eta: Some(Duration::from_secs_f64((run_steps - epoch) as f64 / rate)),
-                    elapsed,
-                });
-                if stop {
-                    break;
+        let delta_scale2 = fitted.scale * fitted.scale;
+        // The stopping criterion: the validation MSE (data units), or the training MSE without
+        // validation entries; both are reported beside the loss.
+        let criterion = |step: &StepReport| -> Result<(f64, Vec<(String, f64)>)> {
+            let train_mse = step.loss * delta_scale2;
+            let mut named = vec![("train_mse".to_string(), train_mse)];
+            if validation.is_empty() {
+                return Ok((train_mse, named));
+            }
+            let pred = fitted.predict_deltas(&validation.entries)?;
+            let v = (pred - &val_target)
+                .square()
+                .mean(Kind::Float)
+                .double_value(&[]);
+            named.push(("val_mse".to_string(), v));
+            Ok((v, named))
+        };
+        let early = EarlyStopping {
+            criterion: &criterion,
+            patience: fitted.config.patience,
+        };
+        let run_dir = ctx.run_dir.clone();
+        let (mut train_mse, mut val_mse) = (Vec::new(), Vec::new());
+        let mut report = |p: &Progress| {
+            for (name, v) in &p.components {
+                match name.as_str() {
+                    "train_mse" => train_mse.push(*v),
+                    "val_mse" => val_mse.push(*v),
+                    _ => {}
                 }
             }
-            if let Some((value, weights)) = &best {
-                tch::no_grad(|| -> Result<()> {
-                    for ((_, mut var), w) in named_trainables(&fitted.vs).into_iter().zip(weights) {
-                        var.f_copy_(w)?;
-                    }
-                    Ok(())
-                })?;
-                if !validation.is_empty() {
-                    history.best_val_mse = Some(*value);
-                }
-            }
-            if let Some(dir) = &ctx.run_dir {
-                trainer.save_checkpoint(dir)?;
+            ctx.report(p)
+        };
+        let run = crate::train::trainer::train(
+            &fitted,
+            &train_config,
+            &WholeTable,
+            run_dir.as_deref(),
+            budget,
+            Start::Fresh,
+            Some(&early),
+            &mut report,
+        )?;
+        history.train_mse = train_mse;
+        history.val_mse = val_mse;
+        history.epochs = run.step;
+        history.loaded_from_run = run.start_step > 0 && run.step == run.start_step;
+        if let Some((epoch, value)) = run.best {
+            history.best_epoch = epoch;
+            if !validation.is_empty() {
+                history.best_val_mse = Some(value);
             }
         }
         history.seconds = started.elapsed().as_secs_f64();

@@ -30,9 +30,7 @@ use crate::train::optim::AdamWConfig;
 use crate::train::schedule::{LrSchedule, ScheduleSizing};
 use crate::train::source::BatchSource;
 use crate::train::trainer::load_weights;
-use crate::train::{
-    train_in_dir, LossTerms, Preprocessing, Start, TrainConfig, Trainable, Trainer,
-};
+use crate::train::{LossTerms, Preprocessing, Start, TrainConfig, Trainable};
 
 /// Method name in checkpoints and on the command line.
 pub const NAME: &str = "celltarnet";
@@ -467,64 +465,27 @@ impl CellTarNet {
         if let Some(bs) = ctx.overrides.batch_size {
             tc.batch_size = bs.max(2);
         }
+        if let Some(n) = ctx.overrides.checkpoint_every {
+            tc.checkpoint_every = n.max(1);
+        }
         let budget = ctx.budget.unwrap_or(Budget::Steps(steps));
         let mut last_loss = f64::NAN;
-        let done;
-        if let Some(dir) = ctx.run_dir.clone() {
-            let mut report = |p: &cellshift_data::Progress| {
-                last_loss = p.loss;
-                ctx.report(p)
-            };
-            let run = train_in_dir(
-                &fitted,
-                &tc,
-                &source,
-                &dir,
-                budget,
-                Start::Fresh,
-                &mut report,
-            )?;
-            done = run.step;
-            let ck = checkpoint::read_checkpoint(&dir)?;
-            load_weights(&fitted.vs, &ck, false)?;
-        } else {
-            let mut trainer = Trainer::new(&fitted, tc)?;
-            let target = match budget {
-                Budget::Steps(n) => n.min(steps),
-                Budget::Minutes(_) => steps,
-            };
-            let deadline = match budget {
-                Budget::Minutes(m) if m.is_finite() && m >= 0.0 => Some(m * 60.0),
-                _ => None,
-            };
-            let mut step = 0;
-            while step < target {
-                if deadline.is_some_and(|d| started.elapsed().as_secs_f64() >= d) {
-                    break;
-                }
-                let r = trainer.step(&source)?;
-                step += 1;
-                last_loss = r.loss;
-                let elapsed = started.elapsed();
-                let rate = step as f64 / elapsed.as_secs_f64().max(1e-9);
-                ctx.report(&cellshift_data::Progress {
-                    step,
-                    target_step: target,
-                    run_steps: steps,
-                    updates: step,
-                    loss: r.loss,
-                    components: r.components,
-                    lr: r.lr.unwrap_or(lr),
-                    grad_norm: r.grad_norm,
-                    steps_per_sec: rate,
-                    eta: Some(std::time::Duration::from_secs_f64(
-                        (target - step) as f64 / rate,
-                    )),
-                    elapsed,
-                });
-            }
-            done = step;
-        }
+        let run_dir = ctx.run_dir.clone();
+        let mut report = |p: &cellshift_data::Progress| {
+            last_loss = p.loss;
+            ctx.report(p)
+        };
+        let run = crate::train::trainer::train(
+            &fitted,
+            &tc,
+            &source,
+            run_dir.as_deref(),
+            budget,
+            Start::Fresh,
+            None,
+            &mut report,
+        )?;
+        let done = run.step;
         let summary = FitSummary {
             steps: done,
             last_loss,

@@ -38,6 +38,18 @@ impl Default for OdeSolver {
 }
 
 impl OdeSolver {
+    /// The solver in words (`RK4, 2 steps`, `adaptive Dopri5, rtol 0.001, atol 0.001`, …).
+    pub fn describe(&self) -> String {
+        match *self {
+            OdeSolver::Euler { steps } => format!("Euler, {steps} steps"),
+            OdeSolver::Rk4 { steps } => format!("RK4, {steps} steps"),
+            OdeSolver::Dopri5Fixed { dt } => format!("fixed-step Dopri5, dt {dt}"),
+            OdeSolver::Dopri5Adaptive { rtol, atol, .. } => {
+                format!("adaptive Dopri5, rtol {rtol}, atol {atol}")
+            }
+        }
+    }
+
     /// Checks the parameters, naming the problem.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(ModelError::Config(m));

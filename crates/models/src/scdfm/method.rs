@@ -36,7 +36,7 @@ use crate::train::ema::{EmaConfig, EmaInit};
 use crate::train::optim::AdamWConfig;
 use crate::train::schedule::{LrSchedule, ScheduleSizing};
 use crate::train::source::BatchSource;
-use crate::train::trainer::{load_weights, train_in_dir, Start};
+use crate::train::trainer::{load_weights, Start};
 use crate::train::{LossTerms, Preprocessing, TrainConfig, Trainable, Trainer};
 
 /// Method name in checkpoints and on the command line.
@@ -613,52 +613,16 @@ impl Scdfm {
         let budget = ctx.budget.unwrap_or(Budget::Steps(config.total_steps));
         let run_dir = ctx.run_dir.clone();
         let mut report = |p: &Progress| ctx.report(p);
-        match run_dir {
-            Some(dir) => {
-                train_in_dir(
-                    &fitted,
-                    &config,
-                    &source,
-                    &dir,
-                    budget,
-                    Start::Fresh,
-                    &mut report,
-                )?;
-            }
-            None => {
-                let mut trainer = Trainer::new(&fitted, config.clone())?;
-                let target = match budget {
-                    Budget::Steps(n) => n.min(config.total_steps),
-                    Budget::Minutes(_) => config.total_steps,
-                };
-                let start = std::time::Instant::now();
-                for step in 1..=target {
-                    if let Budget::Minutes(m) = budget {
-                        if start.elapsed().as_secs_f64() >= m * 60.0 {
-                            break;
-                        }
-                    }
-                    let r = trainer.step(&source)?;
-                    let elapsed = start.elapsed();
-                    let rate = step as f64 / elapsed.as_secs_f64().max(1e-9);
-                    report(&Progress {
-                        step,
-                        target_step: target,
-                        run_steps: config.total_steps,
-                        updates: step,
-                        loss: r.loss,
-                        components: r.components,
-                        lr: r.lr.unwrap_or(0.0),
-                        grad_norm: r.grad_norm,
-                        steps_per_sec: rate,
-                        eta: Some(std::time::Duration::from_secs_f64(
-                            (target - step) as f64 / rate,
-                        )),
-                        elapsed,
-                    });
-                }
-            }
-        }
+        crate::train::trainer::train(
+            &fitted,
+            &config,
+            &source,
+            run_dir.as_deref(),
+            budget,
+            Start::Fresh,
+            None,
+            &mut report,
+        )?;
         self.setup = fitted.setup.clone();
         self.fitted = Some(fitted);
         Ok(())

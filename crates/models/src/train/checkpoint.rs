@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use super::config::{Preprocessing, TrainConfig};
+use super::early_stop::EarlyStoppingState;
 use crate::error::{ModelError, Result};
+use crate::flow::OdeSolver;
 use crate::rng::Fnv1a64;
 
 /// Value of [`CheckpointMeta::format`].
@@ -104,6 +106,9 @@ pub struct CheckpointMeta {
     /// the user sets the option or asks for the reference sampler (absent for most checkpoints).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recommended_sampler: Option<RecommendedSampler>,
+    /// Early-stopping state of a run that stops early (its best weights are the `best/` tensors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stopping: Option<EarlyStoppingState>,
 }
 
 /// Sampler settings recorded in a checkpoint after calibrating it on data it was not trained or tested on
@@ -118,6 +123,9 @@ pub struct RecommendedSampler {
     pub temperature: Option<f64>,
     /// Clamp predictions at zero.
     pub nonnegative: Option<bool>,
+    /// ODE solver (absent in checkpoints recommended before solvers were: the commands' default then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solver: Option<OdeSolver>,
     /// Where and how the settings were chosen, for the record (e.g. "validation networks, seed 2000").
     pub chosen_on: String,
 }
@@ -138,6 +146,9 @@ impl RecommendedSampler {
         {
             return bad("the temperature must be a positive number");
         }
+        if let Some(solver) = &self.solver {
+            solver.validate()?;
+        }
         Ok(())
     }
 
@@ -155,6 +166,9 @@ impl RecommendedSampler {
         }
         if let Some(n) = self.nonnegative {
             parts.push(format!("nonnegative = {n}"));
+        }
+        if let Some(solver) = &self.solver {
+            parts.push(format!("solver = {}", solver.describe()));
         }
         if parts.is_empty() {
             parts.push("the reference defaults".into());

@@ -20,6 +20,7 @@ use super::checkpoint::{
     self, CheckpointMeta, Counters, LoadedCheckpoint, RngPosition, TensorFileInfo,
 };
 use super::config::{Budget, Progress, TrainConfig};
+use super::early_stop::{EarlyStopping, EarlyStoppingState};
 use super::ema::Ema;
 use super::flat::FlatParams;
 use super::optim::AdamW;
@@ -148,8 +149,14 @@ pub struct RunSummary {
     pub losses: Vec<f64>,
     /// The last checkpoint written.
     pub checkpoint: Option<PathBuf>,
-    /// Whether the run reached `total_steps`.
+    /// Whether the run is over: it reached `total_steps` or stopped early.
     pub finished: bool,
+    /// The run stopped early (its weights are the best micro-batch's).
+    pub stopped_early: bool,
+    /// The micro-batch this invocation started from (> 0 when it resumed a run).
+    pub start_step: u64,
+    /// With early stopping: the best micro-batch (1-based) and its criterion.
+    pub best: Option<(u64, f64)>,
     /// Wall time of this invocation.
     pub elapsed: Duration,
 }
@@ -175,6 +182,8 @@ pub struct Trainer<'m, M: Trainable + ?Sized> {
     last_loss: Option<f64>,
     last_components: Vec<(String, f64)>,
     finetuned_from: Option<String>,
+    early: Option<EarlyStoppingState>,
+    best: Option<Tensor>,
 }
 
 impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
@@ -203,6 +212,8 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
             last_loss: None,
             last_components: Vec::new(),
             finetuned_from: None,
+            early: None,
+            best: None,
         })
     }
 
@@ -320,6 +331,11 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
                 out.push((format!("grad_accum/{n}"), t));
             }
         }
+        if let Some(best) = &self.best {
+            for (n, t) in layout.named_views(best) {
+                out.push((format!("best/{n}"), t));
+            }
+        }
         out
     }
 
@@ -348,6 +364,7 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
             tensors: TensorFileInfo { file: String::new(), bytes: 0, fnv1a64: String::new() },
             // A recommendation was calibrated for other weights; training invalidates it.
             recommended_sampler: None,
+            early_stopping: self.early.clone(),
         };
         checkpoint::write_checkpoint(
             run_dir,
@@ -384,8 +401,23 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
             if c.accumulated == 0 {
                 let _ = self.accum.zero_();
             }
+            self.best = match ck.meta.early_stopping.as_ref().and_then(|e| e.best) {
+                Some(_) => {
+                    let best = self.params.flat.zeros_like();
+                    for (i, n) in layout.names.iter().enumerate() {
+                        layout.view(&best, i).f_copy_(ck.tensor(
+                            "best",
+                            n,
+                            &layout.shapes[i],
+                        )?)?;
+                    }
+                    Some(best)
+                }
+                None => None,
+            };
             Ok(())
         })?;
+        self.early = ck.meta.early_stopping.clone();
         self.counters = c;
         self.optimizer.updates = c.updates;
         self.ema.count = c.ema_updates;
@@ -427,13 +459,16 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
         Ok(())
     }
 
-    /// Trains until the budget or `total_steps` is reached, checkpointing into `run_dir` every
-    /// `checkpoint_every` micro-batches and at the end; calls `on_progress` after every micro-batch.
+    /// Trains until the budget or `total_steps` is reached (or `early` stops the run), checkpointing into
+    /// `run_dir` (when given) every `checkpoint_every` micro-batches and at the end; calls `on_progress`
+    /// after every micro-batch. With early stopping, a run that is over (finished or stopped) ends on the
+    /// weights of its best micro-batch.
     pub fn run<S: BatchSource<M::Batch> + ?Sized>(
         &mut self,
         source: &S,
-        run_dir: &Path,
+        run_dir: Option<&Path>,
         budget: Budget,
+        early: Option<&EarlyStopping<'_>>,
         on_progress: &mut dyn FnMut(&Progress),
     ) -> Result<RunSummary> {
         self.task_source = source.describe();
@@ -449,30 +484,51 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
                 (total, Some(Duration::from_secs_f64(m * 60.0)))
             }
         };
+        if early.is_some() && self.early.is_none() {
+            self.early = Some(EarlyStoppingState::default());
+        }
         let start = Instant::now();
         let first_step = self.counters.micro_batches;
         let mut saved_at = first_step;
         let mut checkpoint = None;
         let mut losses = Vec::new();
-        while self.counters.micro_batches < target {
+        while self.counters.micro_batches < target && !self.stopped_early() {
             if deadline.is_some_and(|d| start.elapsed() >= d) {
                 break;
             }
-            let report = self.step(source)?;
+            let mut report = self.step(source)?;
             losses.push(report.loss);
             let step = self.counters.micro_batches;
-            if step % self.config.checkpoint_every == 0 {
-                checkpoint = Some(self.save_checkpoint(run_dir)?);
-                saved_at = step;
+            let mut run_steps = total;
+            if let Some(e) = early {
+                let (criterion, extra) = (e.criterion)(&report)?;
+                report.components.extend(extra);
+                let state = self.early.get_or_insert_with(EarlyStoppingState::default);
+                if state.record(step, criterion) {
+                    self.best = Some(tch::no_grad(|| self.params.flat.detach().copy()));
+                }
+                if state.since_best >= e.patience {
+                    state.stopped = true;
+                    run_steps = step;
+                }
+            }
+            if let Some(dir) = run_dir {
+                if step % self.config.checkpoint_every == 0 && !self.stopped_early() {
+                    checkpoint = Some(self.save_checkpoint(dir)?);
+                    saved_at = step;
+                }
             }
             let elapsed = start.elapsed();
             let done = (step - first_step) as f64;
             let rate = done / elapsed.as_secs_f64().max(1e-9);
-            let eta = (rate > 0.0).then(|| Duration::from_secs_f64((target - step) as f64 / rate));
+            let target_step = target.min(run_steps);
+            let eta =
+                (rate > 0.0).then(|| Duration::from_secs_f64((target_step - step) as f64 / rate));
             on_progress(&Progress {
                 step,
-                target_step: target,
-                run_steps: total,
+                start_step: first_step,
+                target_step,
+                run_steps,
                 updates: self.counters.updates,
                 loss: report.loss,
                 components: report.components,
@@ -483,19 +539,42 @@ impl<'m, M: Trainable + ?Sized> Trainer<'m, M> {
                 elapsed,
             });
         }
-        if self.counters.micro_batches != saved_at
-            || (checkpoint.is_none() && !checkpoint::has_checkpoint(run_dir))
-        {
-            checkpoint = Some(self.save_checkpoint(run_dir)?);
+        let over = self.counters.micro_batches >= total || self.stopped_early();
+        let mut weights_changed = false;
+        // A run that is over ends on its best weights; so does an in-memory run (it cannot be resumed).
+        if (over || run_dir.is_none()) && early.is_some() {
+            if let Some(best) = &self.best {
+                tch::no_grad(|| self.params.flat.copy_(best));
+                weights_changed = true;
+            }
+        }
+        if let Some(dir) = run_dir {
+            if self.counters.micro_batches != saved_at
+                || weights_changed && self.counters.micro_batches > first_step
+                || (checkpoint.is_none() && !checkpoint::has_checkpoint(dir))
+            {
+                checkpoint = Some(self.save_checkpoint(dir)?);
+            }
         }
         Ok(RunSummary {
             step: self.counters.micro_batches,
             updates: self.counters.updates,
             losses,
             checkpoint,
-            finished: self.counters.micro_batches >= total,
+            finished: over,
+            stopped_early: self.stopped_early(),
+            start_step: first_step,
+            best: self
+                .early
+                .as_ref()
+                .and_then(|e| e.best.map(|b| (e.best_step, b))),
             elapsed: start.elapsed(),
         })
+    }
+
+    /// True when early stopping has ended the run.
+    pub fn stopped_early(&self) -> bool {
+        self.early.as_ref().is_some_and(|e| e.stopped)
     }
 }
 
@@ -510,8 +589,35 @@ pub fn train_in_dir<M: Trainable + ?Sized, S: BatchSource<M::Batch> + ?Sized>(
     start: Start<'_>,
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<RunSummary> {
+    train(
+        model,
+        config,
+        source,
+        Some(run_dir),
+        budget,
+        start,
+        None,
+        on_progress,
+    )
+}
+
+/// The one training loop of every method: trains `model` in the run directory `run_dir` when given
+/// (resuming from its latest checkpoint when there is one: its method, model configuration and training
+/// configuration must match) or in memory, from `start` otherwise, with optional early stopping. The
+/// model's variables hold the final weights (the best ones when early stopping ended the run) afterwards.
+#[allow(clippy::too_many_arguments)]
+pub fn train<M: Trainable + ?Sized, S: BatchSource<M::Batch> + ?Sized>(
+    model: &M,
+    config: &TrainConfig,
+    source: &S,
+    run_dir: Option<&Path>,
+    budget: Budget,
+    start: Start<'_>,
+    early: Option<&EarlyStopping<'_>>,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<RunSummary> {
     let mut trainer = Trainer::new(model, config.clone())?;
-    if checkpoint::has_checkpoint(run_dir) {
+    if let Some(run_dir) = run_dir.filter(|d| checkpoint::has_checkpoint(d)) {
         let ck = checkpoint::read_checkpoint(run_dir)?;
         let mismatch = |detail: String| ModelError::RunMismatch {
             path: run_dir.to_path_buf(),
@@ -534,5 +640,5 @@ pub fn train_in_dir<M: Trainable + ?Sized, S: BatchSource<M::Batch> + ?Sized>(
     } else if let Start::FinetuneFrom(ck) = start {
         trainer.start_from(ck)?;
     }
-    trainer.run(source, run_dir, budget, on_progress)
+    trainer.run(source, run_dir, budget, early, on_progress)
 }
