@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::cellshift;
+use common::{cellshift, cellshift_env};
 
 fn ok(args: &[&str]) -> (String, String) {
     let (code, out, err) = cellshift(args);
@@ -47,7 +47,8 @@ fn demo_predicts_a_new_network_and_a_user_screen_with_the_bundled_model() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
     let out_s = out.display().to_string();
-    let (stdout, _) = ok(&[
+    // Not a terminal (the output is captured): progress comes as plain lines, here at a short interval.
+    let args = [
         "demo",
         "--out",
         &out_s,
@@ -59,7 +60,35 @@ fn demo_predicts_a_new_network_and_a_user_screen_with_the_bundled_model() {
         "4",
         "--threads",
         "2",
-    ]);
+    ];
+    let (code, stdout, stderr) = cellshift_env(&args, &[("CELLSHIFT_PROGRESS_SECS", "0.001")]);
+    assert_eq!(code, 0, "cellshift {args:?} failed:\n{stdout}\n{stderr}");
+    for stage in [
+        "0. mappfn checkpoint",
+        "1. drawing a new regulatory network",
+        "2. normalising",
+        "3. half of the knock-outs",
+        "4. writing the report",
+    ] {
+        assert!(
+            stdout.contains(stage),
+            "stage `{stage}` not announced:\n{stdout}"
+        );
+    }
+    assert!(
+        stderr.contains("predicting with mappfn: started"),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("predicting with mappfn: ") && l.contains(" s elapsed")),
+        "no progress line for the predictions:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("predicting with mappfn: done in"),
+        "{stderr}"
+    );
     let mappfn = row(&stdout, "mappfn");
     let control = row(&stdout, "control");
     // Columns: w2, mmd, mean_rmse, pds, mag_ratio, deg_auprc, pearson_delta.
@@ -81,7 +110,9 @@ fn demo_predicts_a_new_network_and_a_user_screen_with_the_bundled_model() {
     // The bundled checkpoint carries the sampler chosen for it on validation networks; the demo uses it
     // and the report says so.
     assert!(
-        report.contains("8 pooled population(s)") && report.contains("clamped at 0"),
+        report.contains("4 pooled population(s)")
+            && report.contains("clamped at 0")
+            && report.contains("ODE solver RK4, 2 steps"),
         "{report}"
     );
 
@@ -110,7 +141,9 @@ fn demo_predicts_a_new_network_and_a_user_screen_with_the_bundled_model() {
     assert!(mean_of(&row(&stdout, "mappfn")[0]).is_finite());
     let report = std::fs::read_to_string(Path::new(&user_out).join("report.md")).unwrap();
     assert!(
-        report.contains("ω = 2, 1 pooled population(s), source-noise temperature 1 ("),
+        report.contains(
+            "ω = 2, 1 pooled population(s), source-noise temperature 1, ODE solver adaptive Dopri5"
+        ),
         "{report}"
     );
     let (code, _, err) = cellshift(&[

@@ -932,6 +932,29 @@ fn a_tiny_model_learns_mean_shifts_in_context() {
     assert_eq!(meta.counters.updates, 4);
     assert_eq!(meta.counters.ema_updates, steps + 4);
     assert!(meta.finetuned_from.is_some());
+    // It starts from the pre-trained raw weights: four fine-tuning steps move them far less than the
+    // distance between the pre-trained network and a freshly initialised one (a fine-tune that skipped
+    // loading them would start from the fresh weights).
+    let pre = checkpoint::read_checkpoint(dir.path()).expect("pre-trained");
+    let tuned = checkpoint::read_checkpoint(ft_dir.path()).expect("fine-tuned");
+    let fresh = MapPfnNet::new(pre.model_config("mappfn").expect("config"), 0, Device::Cpu)
+        .expect("fresh net");
+    let (mut moved, mut apart) = (0.0, 0.0);
+    for (name, var) in named_variables(fresh.var_store()) {
+        let p = pre
+            .tensor("model", &name, &var.size())
+            .expect("pre-trained tensor");
+        let t = tuned
+            .tensor("model", &name, &var.size())
+            .expect("fine-tuned tensor");
+        moved += (t - p).abs().sum(Kind::Double).double_value(&[]);
+        apart += (&var - p).abs().sum(Kind::Double).double_value(&[]);
+    }
+    assert!(
+        moved < 0.05 * apart,
+        "fine-tuning moved the weights by {moved:.3} (L1) from the pre-trained ones, which are {apart:.3} \
+         from a fresh network: it did not start from the pre-trained weights"
+    );
 }
 
 #[test]
