@@ -753,6 +753,32 @@ fn load(path: &Path, options: &InferenceOptions) -> Result<MethodModel> {
     Ok(Box::new(load_celltarnet(path, options)?))
 }
 
+/// Sets the flow's output heads (zero at initialisation, so an untrained flow is the identity) to
+/// N(0, scale²) draws from `r`: a flow that transforms its input, for speed and sampling checks.
+fn randomize_heads(vs: &nn::VarStore, r: &mut Pcg64, scale: f64) {
+    tch::no_grad(|| {
+        for (name, mut v) in vs.variables() {
+            if name.contains(".head.") {
+                let values = rng::normals(r, v.numel());
+                v.copy_(&(Tensor::from_slice(&values).view(v.size().as_slice()) * scale));
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+impl CellTarNet {
+    /// Test hook: [`randomize_heads`] on the fitted flow.
+    pub(super) fn randomize_heads_for_test(&self, seed: u64, scale: f64) {
+        let fitted = self.fitted.as_ref().expect("a fitted model");
+        randomize_heads(
+            &fitted.vs,
+            &mut rng::stream(seed, "celltarnet-test-heads", 0),
+            scale,
+        );
+    }
+}
+
 /// One sampling-speed measurement of [`sampling_speed`].
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct SamplingTime {
@@ -799,14 +825,7 @@ pub fn sampling_speed(
     let (mean, std) = (vec![0.0f32; genes], vec![1.0f32; genes]);
     let fitted = Fitted::build(config.clone(), Device::Cpu, Some((&mean, &std)), Some(&adj))?;
     let mut r = rng::stream(seed, "celltarnet-speed", 0);
-    tch::no_grad(|| {
-        for (name, mut v) in fitted.vs.variables() {
-            if name.contains(".head.") {
-                let values = rng::normals(&mut r, v.numel());
-                v.copy_(&(Tensor::from_slice(&values).view(v.size().as_slice()) * 0.05));
-            }
-        }
-    });
+    randomize_heads(&fitted.vs, &mut r, 0.05);
     let (n, g) = (cells as i64, genes as i64);
     let control = tensor(rng::normals(&mut r, cells * genes), &[n, g]);
     let z = tensor(rng::normals(&mut r, cells * genes), &[n, g]);

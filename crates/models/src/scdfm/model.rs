@@ -433,17 +433,21 @@ impl ScdfmNet {
         Ok(())
     }
 
-    /// Perturbation embedding e_p `[B, d]` from token ids `[B, 2]`.
-    pub fn perturbation_embedding(&self, pert: &Tensor, train: bool) -> Tensor {
+    /// The encoded perturbation tokens `[B, 2, d]` from token ids `[B, 2]` (their GeneEncoder output, or
+    /// the drug embedding table in drug mode).
+    pub fn perturbation_tokens(&self, pert: &Tensor, train: bool) -> Tensor {
         match &self.pert_embedder {
-            None => self
-                .encode_tokens(pert, train)
-                .mean_dim(1, false, Kind::Float),
+            None => self.encode_tokens(pert, train),
             Some((table, norm)) => norm
                 .forward(&table.index_select(0, &pert.flatten(0, -1)))
-                .view([pert.size()[0], pert.size()[1], -1])
-                .mean_dim(1, false, Kind::Float),
+                .view([pert.size()[0], pert.size()[1], -1]),
         }
+    }
+
+    /// Perturbation embedding e_p `[B, d]` from token ids `[B, 2]`: the mean of the encoded tokens.
+    pub fn perturbation_embedding(&self, pert: &Tensor, train: bool) -> Tensor {
+        self.perturbation_tokens(pert, train)
+            .mean_dim(1, false, Kind::Float)
     }
 
     /// The velocity `[B, G]`. `genes`: `[B, G]` token ids; `x_t`, `x_c`: `[B, G]`; `t`: `[B]` or 0-d;
@@ -536,7 +540,9 @@ impl ScdfmNet {
         let p = self.config.dropout;
         let gene_emb = self.encode_tokens(genes, train);
         rec("gene_emb", &gene_emb);
-        let ep = self.perturbation_embedding(pert, train);
+        let tokens = self.perturbation_tokens(pert, train);
+        rec("perturbation_tokens", &tokens);
+        let ep = tokens.mean_dim(1, false, Kind::Float);
         rec("perturbation_emb", &ep);
         let value = |i: usize, x: &Tensor| {
             let (l1, l2, n) = &self.value_encoders[i];
