@@ -10,7 +10,7 @@
 //! | `context_mean` | control + the mean shift of the perturbations of the query's context |
 //! | `additive` | control + the sum of the single-gene shifts (combinations) |
 //! | `matching_mean` | control + the mean of the single-gene shifts (combinations, Systema) |
-//! | `linear` | control + Ahlmann-Eltze et al.'s PCA/ridge linear model |
+//! | `linear` | control + Ahlmann-Eltze et al.'s PCA/ridge linear model (ridge relative to the data's scale) |
 //! | `closest_context` | control + the perturbation's shift in the most similar training context (C3TL) |
 //!
 //! Every baseline returns cells ([`cellshift_data::Prediction::Cells`]): the task's observational cells
@@ -37,7 +37,7 @@ pub use closest_context::{ClosestContext, ContextSimilarity, SourceContext};
 pub use context_mean::{ContextMean, ContextMeanSource};
 pub use control::ControlBaseline;
 pub use error::BaselineError;
-pub use linear::LinearModel;
+pub use linear::{LinearModel, Ridge};
 pub use matching_mean::MatchingMean;
 pub use oracle::OracleBaseline;
 pub use perturbation_mean::PerturbationMean;

@@ -20,7 +20,8 @@ pub const BASELINE_NAMES: &[&str] = &[
 ];
 
 /// A new, unfitted baseline with its default settings (`context_mean` reads the training conditions,
-/// `linear` uses 10 components and ridge 0.1). Errors on an unknown name, listing the valid ones.
+/// `linear` uses 10 components, unit-length perturbation embeddings and a cross-validated ridge). Errors on
+/// an unknown name, listing the valid ones.
 pub fn baseline_by_name(name: &str) -> Result<Box<dyn Predictor + Send + Sync>, BaselineError> {
     Ok(match name {
         ControlBaseline::NAME => Box::new(ControlBaseline::new()),

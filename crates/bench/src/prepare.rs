@@ -92,9 +92,20 @@ pub fn prepare_for_model(
             ExpressionScale::LogNormalized => report.notes.push(
                 "the data look log-normalised already; used as given (the model expects total-count normalisation + natural log1p)".into(),
             ),
-            ExpressionScale::Other => report.notes.push(
-                "the data are neither raw counts nor log-normalised (negative or very large values); used as given".into(),
-            ),
+            ExpressionScale::Other => {
+                let (min, max) = out
+                    .x
+                    .iter()
+                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+                        (lo.min(v), hi.max(v))
+                    });
+                return Err(anyhow::anyhow!(
+                    "the expression values range from {min} to {max}: neither raw counts (non-negative integers) \
+                     nor log-normalised values, which is what the model was trained on (total-count \
+                     normalisation + natural log1p). Give the raw counts (e.g. --layer counts) or \
+                     log1p-normalised values; scaled or centred data (negative values) cannot be predicted"
+                ));
+            }
         }
     }
     Ok((out, report))

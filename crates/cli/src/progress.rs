@@ -1,7 +1,8 @@
 //! Progress for commands that take seconds or more. On a terminal: an animated bar with ETA (or a
-//! spinner). Otherwise (a log file, a pipe, CI): plain lines on stderr, when the step starts, at least every
-//! `CELLSHIFT_PROGRESS_SECS` seconds (default 30) while it runs, and when it ends, so a long run is never
-//! silent in a log.
+//! spinner). Otherwise (a log file, a pipe, CI): plain lines on stderr, at least every
+//! `CELLSHIFT_PROGRESS_SECS` seconds (default 30) while a step runs; once a step has printed, each change
+//! of stage and its end are printed too. A step shorter than the interval prints nothing, so a quick
+//! command (or a quick failure's one-line error) stays quiet.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,6 +29,8 @@ struct Shared {
     position: AtomicU64,
     started: Instant,
     done: AtomicBool,
+    /// A plain line has been printed for this step.
+    printed: AtomicBool,
 }
 
 impl Shared {
@@ -73,6 +76,7 @@ impl Progress {
             position: AtomicU64::new(0),
             started: Instant::now(),
             done: AtomicBool::new(false),
+            printed: AtomicBool::new(false),
         });
         if std::io::stderr().is_terminal() {
             let bar = match len {
@@ -96,7 +100,6 @@ impl Progress {
                 ticker: None,
             };
         }
-        eprintln!("{message}: started");
         let interval = log_interval();
         let state = Arc::clone(&shared);
         let ticker = std::thread::spawn(move || {
@@ -105,6 +108,7 @@ impl Progress {
                 std::thread::sleep(Duration::from_millis(50).min(interval));
                 if last.elapsed() >= interval && !state.done.load(Ordering::Relaxed) {
                     eprintln!("{}", state.line());
+                    state.printed.store(true, Ordering::Relaxed);
                     last = Instant::now();
                 }
             }
@@ -147,7 +151,8 @@ impl Progress {
         }
         match &self.bar {
             Some(bar) => bar.set_message(message.to_string()),
-            None => eprintln!("{message}: started"),
+            None if self.shared.printed.load(Ordering::Relaxed) => eprintln!("{message}: started"),
+            None => {}
         }
     }
 
@@ -162,7 +167,7 @@ impl Progress {
         }
         if let Some(ticker) = self.ticker.take() {
             let _ = ticker.join();
-            if report {
+            if report && self.shared.printed.load(Ordering::Relaxed) {
                 eprintln!(
                     "{}: done in {:.1} s",
                     self.shared.message(),

@@ -14,6 +14,11 @@ use ndarray::Array2;
 
 /// A small count screen: 2 cell types × (control, KO of g0, KO of g1), 30 cells each, 8 genes.
 fn screen() -> PerturbationData {
+    screen_of(8)
+}
+
+/// [`screen`] with `genes` genes.
+fn screen_of(genes: usize) -> PerturbationData {
     let (mut labels, mut contexts) = (Vec::new(), Vec::new());
     for context in ["typeA", "typeB"] {
         for label in ["control", "g0", "g1"] {
@@ -23,9 +28,11 @@ fn screen() -> PerturbationData {
             }
         }
     }
-    let x = Array2::from_shape_fn((labels.len(), 8), |(i, g)| ((i * 7 + g * 3) % 11) as f32);
+    let x = Array2::from_shape_fn((labels.len(), genes), |(i, g)| {
+        ((i * 7 + g * 3) % 11) as f32
+    });
     PerturbationData::new(
-        (0..8).map(|g| format!("g{g}")).collect(),
+        (0..genes).map(|g| format!("g{g}")).collect(),
         x,
         CellAnnotations {
             treatment_labels: labels,
@@ -244,12 +251,105 @@ fn progress_is_printed_as_lines_when_stderr_is_not_a_terminal() {
         &[("CELLSHIFT_PROGRESS_SECS", "0.001")],
     );
     assert_eq!(code, 0, "{err}");
-    for stage in [
-        "reading input: started",
-        "preprocessing: started",
-        "writing output: started",
-    ] {
-        assert!(err.contains(stage), "`{stage}` missing from: {err}");
-    }
+    let stages = ["reading input: ", "preprocessing: ", "writing output: "];
+    assert!(
+        err.lines().any(|l| stages.iter().any(|s| l.starts_with(s))),
+        "no progress line in: {err}"
+    );
     assert!(err.contains("done in"), "{err}");
+    // At the default interval (30 s) a step this short prints nothing.
+    let (code, _, err) = cellshift(&[
+        "preprocess",
+        input.to_str().unwrap(),
+        "--out",
+        dir.path().join("again.h5ad").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !err.lines().any(|l| stages.iter().any(|s| l.starts_with(s))),
+        "a short step must stay quiet: {err}"
+    );
+}
+
+/// [`screen`] with every value mapped by `f`, written to `dir/name`.
+fn write_mapped(dir: &Path, name: &str, genes: usize, f: impl Fn(f32) -> f32) -> PathBuf {
+    let mut data = screen_of(genes);
+    data.x.mapv_inplace(f);
+    data.scale = cellshift_data::ExpressionScale::detect(data.x.iter());
+    let path = dir.join(name);
+    write_perturbation_data(
+        &path,
+        &data,
+        &PerturbationColumns {
+            context: Some("cell_type".into()),
+            ..PerturbationColumns::default()
+        },
+        &WriteOptions::default(),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn raw_counts_are_not_scored_against_log_values_without_a_word() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = write_mapped(dir.path(), "raw.h5ad", 8, |v| (v * 20.0).round());
+    let log = write_mapped(dir.path(), "log.h5ad", 8, |v| {
+        (v * 20.0).round().ln_1p() + 0.01
+    });
+    let (raw_s, log_s) = (raw.to_str().unwrap(), log.to_str().unwrap());
+    let args = [
+        "evaluate",
+        "--pred",
+        log_s,
+        "--real",
+        raw_s,
+        "--context",
+        "typeA",
+        "--metrics",
+        "mappfn",
+    ];
+    assert_refused(&args, "--allow-scale-mismatch");
+    let mut allowed = args.to_vec();
+    allowed.push("--allow-scale-mismatch");
+    let (code, _, err) = cellshift(&allowed);
+    assert_eq!(code, 0, "{err}");
+    // The same scale on both sides is scored as before.
+    let (code, _, err) = cellshift(&[
+        "evaluate",
+        "--pred",
+        log_s,
+        "--real",
+        log_s,
+        "--context",
+        "typeA",
+        "--metrics",
+        "mappfn",
+    ]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn negative_values_are_refused_by_a_model_that_expects_counts_or_log_values() {
+    let dir = tempfile::tempdir().unwrap();
+    // Centred values: what a scaled AnnData (sc.pp.scale) holds; 50 genes, as the bundled model.
+    let scaled = write_mapped(dir.path(), "scaled.h5ad", 50, |v| v - 5.0 + 0.25);
+    let out = dir.path().join("pred.h5ad");
+    assert_refused(
+        &[
+            "predict",
+            "--data",
+            scaled.to_str().unwrap(),
+            "--context",
+            "typeA",
+            "--query",
+            "g0",
+            "--k",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "scaled or centred data",
+    );
+    assert!(!out.exists());
 }

@@ -19,6 +19,7 @@ pub mod rng;
 pub mod scdfm;
 pub mod sources;
 pub mod synthetic;
+#[cfg(any(test, feature = "test-methods"))]
 pub mod toy;
 pub mod train;
 

@@ -139,6 +139,17 @@ where
 }
 
 /// Every method, in the order listings show them.
+#[cfg(not(any(test, feature = "test-methods")))]
+pub static METHODS: &[&MethodEntry] = &[
+    &crate::mappfn::METHOD,
+    &crate::c3tl::METHOD,
+    &crate::scdfm::METHOD,
+    &crate::celltarnet::METHOD,
+];
+
+/// Every method, in the order listings show them, and the test-only `toy-gaussian` (compiled for tests
+/// only: the `test-methods` feature, which the command line's tests enable).
+#[cfg(any(test, feature = "test-methods"))]
 pub static METHODS: &[&MethodEntry] = &[
     &crate::mappfn::METHOD,
     &crate::c3tl::METHOD,

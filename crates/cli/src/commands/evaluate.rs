@@ -47,6 +47,9 @@ pub struct Args {
     /// Write per-perturbation metrics as CSV.
     #[arg(long)]
     pub csv: Option<PathBuf>,
+    /// Score --pred against --real even when one holds raw counts and the other log-normalised values.
+    #[arg(long)]
+    pub allow_scale_mismatch: bool,
     /// Context experiments per task for `--baseline` scoring.
     #[arg(long, default_value_t = 8)]
     pub k: usize,
@@ -123,6 +126,9 @@ fn case_from_h5ad(
     let pred = args.columns.read(pred_path)?;
     let real = args.columns.read(real_path)?;
     check_same_genes(&pred, &real).context("--pred and --real")?;
+    if !args.allow_scale_mismatch {
+        check_same_scale(&pred, &real)?;
+    }
     let context = pick_context(&real, args.context.as_deref())?;
     let real_control = control_cells(&real, &context, real_path)?;
     let mut trues = Vec::new();
@@ -158,6 +164,31 @@ fn case_from_h5ad(
     }
     let case = EvalCase::new(real_control, trues, preds, Some(names), Some(targets))?;
     Ok((case, real.genes.clone()))
+}
+
+/// Refuses to score raw counts against log-normalised values (or the reverse): every distance metric
+/// would measure the scale difference, not the prediction. Flagged when one file is raw counts, the other
+/// log-normalised, and their largest values differ more than 4×.
+fn check_same_scale(pred: &PerturbationData, real: &PerturbationData) -> anyhow::Result<()> {
+    use cellshift_data::ExpressionScale::{LogNormalized, RawCounts};
+    let max = |d: &PerturbationData| d.x.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
+    let (mp, mr) = (max(pred), max(real));
+    let apart = mp.max(mr) > 4.0 * mp.min(mr).max(f32::MIN_POSITIVE);
+    if apart
+        && matches!(
+            (pred.scale, real.scale),
+            (RawCounts, LogNormalized) | (LogNormalized, RawCounts)
+        )
+    {
+        anyhow::bail!(
+            "--pred holds {} (largest value {mp}) but --real holds {} (largest value {mr}); the metrics would \
+             measure the difference of scale. Bring both to the same scale (e.g. `cellshift preprocess \
+             --normalize median --log1p e` on the raw file), or give --allow-scale-mismatch",
+            pred.scale.describe(),
+            real.scale.describe()
+        );
+    }
+    Ok(())
 }
 
 fn pick_context(data: &PerturbationData, wanted: Option<&str>) -> anyhow::Result<String> {

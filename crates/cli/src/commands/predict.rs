@@ -21,6 +21,9 @@ use super::model::{check_k, load_model, model_dir, SamplerArgs};
 use super::training::set_threads;
 use super::DataArgs;
 
+/// Queries predicted together between two moves of the progress bar.
+const QUERIES_PER_GROUP: usize = 5;
+
 /// Arguments of `cellshift predict`.
 #[derive(clap::Args)]
 pub struct Args {
@@ -86,12 +89,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             inference_task(&data, context, query, args.value, args.k, args.cells, seed)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    // All queries at once: methods that batch (MapPFN: one batched ODE solve) solve them together.
-    let predictions = loaded
-        .model
-        .predict_many(&tasks, args.cells, &seeds)
-        .map_err(|e| anyhow::anyhow!("{} failed: {e}", loaded.method))
-        .context("predicting the queries")?;
+    // Queries in groups: methods that batch (MapPFN: one batched ODE solve) solve each group together,
+    // and the progress bar moves between groups.
+    let bar = crate::progress::bar(
+        tasks.len() as u64,
+        &format!("predicting with {}", loaded.method),
+    );
+    let mut predictions = Vec::with_capacity(tasks.len());
+    for (group, group_seeds) in tasks
+        .chunks(QUERIES_PER_GROUP)
+        .zip(seeds.chunks(QUERIES_PER_GROUP))
+    {
+        predictions.extend(
+            loaded
+                .model
+                .predict_many(group, args.cells, group_seeds)
+                .map_err(|e| anyhow::anyhow!("{} failed: {e}", loaded.method))
+                .context("predicting the queries")?,
+        );
+        bar.inc(group.len() as u64);
+    }
+    bar.finish();
     eprintln!(
         "predicted {} queries × {} cells in `{}` with {}",
         args.query.len(),
