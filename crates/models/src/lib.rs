@@ -14,6 +14,7 @@ pub mod encoding;
 pub mod error;
 pub mod flow;
 pub mod mappfn;
+pub mod method;
 pub mod registry;
 pub mod rng;
 pub mod scdfm;

@@ -25,7 +25,7 @@ use super::model::{C3tlNet, LatentQuery};
 use super::table::{DeltaTable, Entry, Vocabulary};
 use crate::blocks::init::{Init, ParamBuilder};
 use crate::error::{ModelError, Result};
-use crate::registry::{torch_device, CreateRequest, InferenceOptions, MethodEntry, MethodModel};
+use crate::method::{torch_device, CreateRequest, InferenceOptions, MethodEntry, MethodModel};
 use crate::rng;
 use crate::train::checkpoint;
 use crate::train::ema::{EmaConfig, EmaInit};
@@ -825,7 +825,7 @@ fn create(request: &CreateRequest<'_>) -> Result<MethodModel> {
     let mut model = C3tl::for_data(request.data, request.preset, request.inference.device)?;
     model.preprocessing = request.preprocessing.clone();
     model.config.seed = request.seed;
-    model.config = crate::registry::apply_model_options(&model.config, request.model_options)?;
+    model.config = crate::method::apply_model_options(&model.config, request.model_options)?;
     model.config.validate()?;
     Ok(Box::new(model))
 }

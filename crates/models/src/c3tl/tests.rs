@@ -14,7 +14,8 @@ use super::split::{ContextTransferSplit, TransferFractions};
 use super::synthetic::{additive_table, SyntheticTable};
 use super::table::{DeltaTable, Entry, Vocabulary};
 use crate::blocks::init::ParamBuilder;
-use crate::registry::{self, InferenceOptions};
+use crate::method::InferenceOptions;
+use crate::registry;
 use crate::train::Preprocessing;
 
 fn tiny_config(s: &SyntheticTable) -> C3tlConfig {

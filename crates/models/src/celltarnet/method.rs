@@ -22,7 +22,7 @@ use super::model::{CellTarNetNet, TrainBatch};
 use super::prior::{gene_adjacency, token_adjacency};
 use crate::blocks::init::ParamBuilder;
 use crate::error::{ModelError, Result};
-use crate::registry::{torch_device, CreateRequest, InferenceOptions, MethodEntry, MethodModel};
+use crate::method::{torch_device, CreateRequest, InferenceOptions, MethodEntry, MethodModel};
 use crate::rng;
 use crate::train::checkpoint;
 use crate::train::ema::{EmaConfig, EmaInit};
@@ -728,7 +728,7 @@ fn create(request: &CreateRequest<'_>) -> Result<MethodModel> {
     let mut model = CellTarNet::for_data(request.data, request.preset, request.inference.device)?;
     model.preprocessing = request.preprocessing.clone();
     model.config.seed = request.seed;
-    model.config = crate::registry::apply_model_options(&model.config, request.model_options)?;
+    model.config = crate::method::apply_model_options(&model.config, request.model_options)?;
     Ok(Box::new(model))
 }
 

@@ -15,7 +15,7 @@ use super::model::CellTarNetNet;
 use super::prior::{gene_adjacency, token_adjacency};
 use super::PriorConfig;
 use crate::blocks::init::ParamBuilder;
-use crate::registry::InferenceOptions;
+use crate::method::InferenceOptions;
 use crate::rng;
 
 fn names(prefix: &str, n: usize) -> Vec<String> {

@@ -8,7 +8,7 @@ use super::config::MapPfnConfig;
 use super::predictor::{MapPfn, WeightSet};
 use super::training::{finetune_on, pretrain_on};
 use crate::error::{ModelError, Result};
-use crate::registry::{
+use crate::method::{
     apply_model_options, torch_device, InferenceOptions, MethodEntry, MethodModel, PretrainRequest,
 };
 use crate::sources::DataTasks;

@@ -29,7 +29,7 @@ use super::recompute;
 use crate::blocks::{Init, ParamBuilder};
 use crate::error::{ModelError, Result};
 use crate::flow::solver::{linspace_f32, odeint_rk4_38};
-use crate::registry::{torch_device, CreateRequest, InferenceOptions, MethodEntry, MethodModel};
+use crate::method::{torch_device, CreateRequest, InferenceOptions, MethodEntry, MethodModel};
 use crate::rng;
 use crate::train::checkpoint;
 use crate::train::ema::{EmaConfig, EmaInit};
@@ -985,7 +985,7 @@ fn create(request: &CreateRequest<'_>) -> Result<MethodModel> {
     let device = torch_device(request.inference.device);
     let mut model = Scdfm::for_data(request.data, request.preset, device, request.seed)?;
     model.preprocessing = request.preprocessing.clone();
-    model.setup = crate::registry::apply_model_options(&model.setup, request.model_options)?;
+    model.setup = crate::method::apply_model_options(&model.setup, request.model_options)?;
     Ok(Box::new(model))
 }
 

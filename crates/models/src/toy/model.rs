@@ -12,7 +12,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 use super::config::ToyConfig;
 use crate::error::{ModelError, Result};
-use crate::registry::{torch_device, CreateRequest, InferenceOptions, MethodEntry, MethodModel};
+use crate::method::{torch_device, CreateRequest, InferenceOptions, MethodEntry, MethodModel};
 use crate::rng;
 use crate::sources::DataTasks;
 use crate::train::checkpoint;
