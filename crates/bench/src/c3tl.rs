@@ -150,10 +150,10 @@ pub struct TransferConfig {
     pub ensemble: usize,
 }
 
-/// Seed of the initial weights of ensemble member `member` of a fold fitted from `fit_seed` (member 0 uses
-/// `fit_seed` itself, so an ensemble of one is the single model).
+/// Seed of the initial weights of ensemble member `member` of a fold fitted from `fit_seed`
+/// ([`cellshift_data::seed::member_seed`]).
 fn member_seed(fit_seed: u64, member: usize) -> u64 {
-    fit_seed.wrapping_add((member as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    cellshift_data::seed::member_seed(fit_seed, member as u64)
 }
 
 /// One method on one fold.
@@ -332,7 +332,7 @@ pub fn run_fold(
             .row_mut(row)
             .assign(&condition_delta(data, i, &controls)?);
     }
-    let fit_seed = config.seed.wrapping_add(split.test_context as u64);
+    let fit_seed = cellshift_data::seed::offset_seed(config.seed, split.test_context as u64);
     let mut methods = Vec::new();
     for method in &config.methods {
         let started = Instant::now();

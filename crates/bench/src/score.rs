@@ -228,7 +228,7 @@ pub fn shared_control_tasks(
     let mut observational: Option<Array2<f32>> = None;
     let (mut tasks, mut seeds) = (Vec::with_capacity(queries.len()), Vec::new());
     for (i, &q) in queries.iter().enumerate() {
-        let task_seed = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
+        let task_seed = cellshift_data::seed::query_seed(seed, i as u64);
         let mut task = sampler.task_for(q, k, task_seed)?;
         match &observational {
             None => observational = Some(task.observational.clone()),

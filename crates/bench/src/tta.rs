@@ -213,7 +213,7 @@ fn score_context(
             let mut input = subset_task(task, genes);
             input.target = None;
             inputs.push(input);
-            seeds.push(task_seed.wrapping_mul(31).wrapping_add(s as u64));
+            seeds.push(cellshift_data::seed::subset_seed(task_seed, s as u64));
         }
         subsets.push(drawn);
     }

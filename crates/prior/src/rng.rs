@@ -12,22 +12,7 @@ pub fn rng_from_seed(seed: u64) -> PriorRng {
     PriorRng::seed_from_u64(seed)
 }
 
-/// SplitMix64 finaliser: a bijective mixing of 64-bit values.
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Derives an independent seed for sub-stream `stream` of `seed` (e.g. data set `i` of a base seed, or
-/// the SDE-noise stream of a simulation seed). Deterministic and well mixed; distinct `(seed, stream)`
-/// pairs give unrelated seeds.
-pub fn derive_seed(seed: u64, stream: u64) -> u64 {
-    mix64(
-        mix64(seed ^ 0x9E37_79B9_7F4A_7C15)
-            .wrapping_add(mix64(stream.wrapping_add(0x2545_F491_4F6C_DD1D))),
-    )
-}
+pub use cellshift_data::seed::derive_seed;
 
 /// Uniform draw on `[low, high)` exactly as rand 0.8's `UniformFloat<f64>::sample` computes it:
 /// `low + (high − low) · ((u64 >> 12) · 2⁻⁵²)`.

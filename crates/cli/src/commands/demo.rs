@@ -119,7 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         k: args.k,
         n_cells: args.cells,
         seeds: (0..args.seeds.max(1))
-            .map(|s| args.seed.wrapping_add(s))
+            .map(|s| cellshift_data::seed::offset_seed(args.seed, s))
             .collect(),
         groups: MetricGroups::parse("mappfn,celleval")?,
         split: cellshift_bench::score::all_holdout_split(args.seed),

@@ -79,7 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let context = resolve_context(&data, args.context.as_deref())?;
     let seeds: Vec<u64> = (0..args.query.len() as u64)
-        .map(|i| args.seed.wrapping_mul(1_000_003).wrapping_add(i))
+        .map(|i| cellshift_data::seed::query_seed(args.seed, i))
         .collect();
     let tasks = args
         .query

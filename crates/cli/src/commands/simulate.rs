@@ -324,7 +324,7 @@ fn simulate_random(args: &Args) -> anyhow::Result<PerturbationData> {
     let bar = crate::progress::bar(args.contexts as u64, "simulating networks");
     let mut parts = Vec::with_capacity(args.contexts);
     for i in 0..args.contexts {
-        let seed = args.seed.wrapping_add(i as u64);
+        let seed = cellshift_data::seed::offset_seed(args.seed, i as u64);
         let context = format!("{:?}_{i}", args.prior).to_lowercase();
         let part = match args.prior {
             PriorKind::Linear => {

@@ -47,7 +47,7 @@ const STREAM_NOISE: u64 = 0x0015E;
 /// `seed + j + 1` for the knock-out of spec gene `j` (as in the reference).
 pub fn condition_seed(seed: u64, knockout: Option<usize>, paired: bool) -> u64 {
     match knockout {
-        Some(j) if !paired => seed.wrapping_add(j as u64 + 1),
+        Some(j) if !paired => cellshift_data::seed::offset_seed(seed, j as u64 + 1),
         _ => seed,
     }
 }
