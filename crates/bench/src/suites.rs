@@ -288,6 +288,118 @@ fn perturbench(name: &str, path: &Path, settings: &SuiteSettings) -> anyhow::Res
     }
 }
 
+/// A suite made of the user's own screen (`bench suite --data FILE.h5ad`), scored with the same outputs as
+/// the built-in suites. The data are brought to the scale every method is scored on (raw counts:
+/// median total + natural log1p; log-normalised values: as given; anything else: as given, with a
+/// warning, and methods that need counts or log1p values refuse it). The split
+/// follows what the screen holds: doubles whose singles are measured → predict half of those doubles
+/// ([`double_split`]); several contexts → the reference split (a hold-out context, half its perturbations
+/// tested); one context → half of its perturbations tested, the other half its context experiments. K is
+/// 8, or fewer when the training half of a tested context measures fewer perturbations.
+pub fn file_suite(path: &Path, columns: &PerturbationColumns, seed: u64) -> anyhow::Result<Suite> {
+    use cellshift_data::ExpressionScale;
+    let started = Instant::now();
+    let raw = h5ad::read_perturbation_data(path, columns, &ReadOptions::matrix_only())
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    let (data, scale_note) = match raw.scale {
+        ExpressionScale::RawCounts => (
+            log_normalised(&raw)?,
+            "raw counts, log-normalised (median total, natural log1p)",
+        ),
+        ExpressionScale::LogNormalized => (raw, "log-normalised values, used as given"),
+        ExpressionScale::Other => {
+            eprintln!(
+                "warning: {} holds {}; used as given (methods trained on counts or log1p values refuse it, \
+                 the baselines score it)",
+                path.display(),
+                raw.scale.describe()
+            );
+            (
+                raw,
+                "neither counts nor log-normalised (e.g. scaled): used as given",
+            )
+        }
+    };
+    let has_doubles = data
+        .treatments
+        .iter()
+        .any(|t| matches!(t, Treatment::Combination { .. }));
+    let name = path.file_stem().map_or_else(
+        || "screen".to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let what = format!(
+        "{} (the user's screen): {} cells × {} genes, {} context(s), {} perturbations; {scale_note}",
+        path.display(),
+        data.n_cells(),
+        data.n_genes(),
+        data.contexts.len(),
+        data.treatments.iter().filter(|t| !t.is_control()).count()
+    );
+    let (split, split_description, task) = if has_doubles {
+        let split = double_split(&data, seed)?;
+        let text = double_split_description(&data, &split);
+        (split, text, "predicting held-out doubles")
+    } else if data.contexts.len() > 1 {
+        let split = Split::new(&data, &standard_split(seed))?;
+        let text = holdout_description(&split);
+        (split, text, "predicting a held-out context's perturbations")
+    } else {
+        let config = SplitConfig {
+            seed: seed & 0xFFFF_FFFF,
+            mode: SplitMode::AllContextsHoldout,
+            ..SplitConfig::default()
+        };
+        let split = Split::new(&data, &config)?;
+        let text =
+            format!(
+            "one context (seed {}): {} test perturbations, {} measured ones as context experiments",
+            split.seed,
+            split.role.iter().filter(|r| **r == SplitRole::Test).count(),
+            split.role.iter().filter(|r| **r == SplitRole::Train).count(),
+        );
+        (
+            split,
+            text,
+            "predicting half of the perturbations from the other half",
+        )
+    };
+    let k = context_experiments_available(&data, &split).min(8);
+    Ok(Suite {
+        name,
+        description: format!("{what}; {task}"),
+        split_description,
+        data,
+        split,
+        k,
+        seconds: started.elapsed().as_secs_f64(),
+        stats: serde_json::Value::Null,
+    })
+}
+
+/// The fewest training perturbations measured in a context that has test perturbations (the most
+/// context experiments every test query can be given).
+fn context_experiments_available(data: &PerturbationData, split: &Split) -> usize {
+    let conds = data.conditions();
+    let tested: std::collections::BTreeSet<usize> = conds
+        .iter()
+        .zip(&split.role)
+        .filter(|(_, r)| **r == SplitRole::Test)
+        .map(|(c, _)| c.context)
+        .collect();
+    tested
+        .iter()
+        .map(|&ctx| {
+            conds
+                .iter()
+                .zip(&split.role)
+                .filter(|(c, r)| c.context == ctx && **r == SplitRole::Train)
+                .count()
+        })
+        .min()
+        .unwrap_or(0)
+}
+
 /// The reference split: one hold-out context, half its perturbations tested, the rest trained on.
 fn standard_split(seed: u64) -> SplitConfig {
     SplitConfig {

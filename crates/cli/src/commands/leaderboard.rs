@@ -10,13 +10,14 @@ use cellshift_bench::leaderboard::{
     parse_columns, parse_contenders, parse_model_option, run_suite, LeaderboardConfig, RANK_METRIC,
 };
 use cellshift_bench::leaderboard_report::{markdown, write_leaderboard, Leaderboard, SuiteBoard};
-use cellshift_bench::suites::{load_suite, parse_suites, SuiteLoad, SuiteSettings};
+use cellshift_bench::suites::{file_suite, load_suite, parse_suites, SuiteLoad, SuiteSettings};
 use cellshift_metrics::MetricGroups;
 use cellshift_models::registry::InferenceOptions;
 use cellshift_prior::SuiteScale;
 
 use super::model::{SamplerArgs, BUNDLED_CHECKPOINT};
 use super::training::set_threads;
+use super::DataArgs;
 
 /// Arguments of `cellshift bench suite`.
 #[derive(clap::Args)]
@@ -65,6 +66,13 @@ pub struct Args {
     /// `celltarnet:prior.enabled=false` or `c3tl:matmul_precision=bf16`.
     #[arg(long)]
     pub model_option: Vec<String>,
+    /// Rank the methods on this screen (`.h5ad`) instead of the built-in suites (`--suites` is then not
+    /// used): raw counts are log-normalised; the split follows the screen (held-out doubles, a held-out
+    /// context, or half of one context's perturbations). Name its columns with the options below.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub data_columns: DataArgs,
     /// Output folder: leaderboard.md, leaderboard.json, <suite>.png, runs/ of trained methods.
     #[arg(long, default_value = "leaderboard")]
     pub out: PathBuf,
@@ -77,7 +85,11 @@ pub struct Args {
 
 /// Runs `cellshift bench suite`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    check_outputs(&[&args.shared], &[Output::Folder(&args.out)])?;
+    let mut inputs: Vec<&std::path::Path> = vec![&args.shared];
+    if let Some(data) = &args.data {
+        inputs.push(data);
+    }
+    check_outputs(&inputs, &[Output::Folder(&args.out)])?;
     set_threads(args.threads);
     let started = Instant::now();
     let scale = SuiteScale::parse(&args.scale)?;
@@ -145,8 +157,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .collect::<anyhow::Result<_>>()?,
     };
     let mut boards = Vec::with_capacity(suites.len());
-    for name in &suites {
-        let board = match load_suite(name, &settings)? {
+    let names = match &args.data {
+        Some(path) => vec![path.display().to_string()],
+        None => suites.clone(),
+    };
+    for name in &names {
+        let load = match &args.data {
+            Some(path) => SuiteLoad::Ready(Box::new(file_suite(
+                path,
+                &args.data_columns.columns(),
+                args.seed,
+            )?)),
+            None => load_suite(name, &settings)?,
+        };
+        let board = match load {
             SuiteLoad::Skipped(reason) => {
                 eprintln!("{reason}");
                 SuiteBoard {
