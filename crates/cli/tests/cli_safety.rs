@@ -353,3 +353,72 @@ fn negative_values_are_refused_by_a_model_that_expects_counts_or_log_values() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn a_run_trained_on_other_data_is_refused_and_restart_starts_it_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let simulate = |name: &str, seed: &str| {
+        let path = dir.path().join(name);
+        let (code, _, err) = cellshift(&[
+            "simulate",
+            "--prior",
+            "linear",
+            "--genes",
+            "6",
+            "--cells",
+            "40",
+            "--contexts",
+            "2",
+            "--seed",
+            seed,
+            "--out",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        path
+    };
+    let first = simulate("first.h5ad", "5");
+    let second = simulate("second.h5ad", "6");
+    let run = dir.path().join("run");
+    let train = |data: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--method",
+            "c3tl",
+            "--preset",
+            "tiny",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "--steps",
+            "3",
+            "--threads",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        cellshift(&args)
+    };
+    let (code, _, err) = train(&first, &[]);
+    assert_eq!(code, 0, "{err}");
+    // The same data again: the finished run is kept (nothing to train).
+    let (code, _, err) = train(&first, &[]);
+    assert_eq!(code, 0, "{err}");
+    // Other data into the same run: refused, naming the way out.
+    let (code, _, err) = train(&second, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("trained on other data") && err.contains("--restart"),
+        "{err}"
+    );
+    // Other settings: refused too.
+    let (code, _, err) = train(&first, &["--lr", "0.5"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--restart"), "{err}");
+    // --restart starts the run over on the new data.
+    let (code, _, err) = train(&second, &["--restart"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("--restart: removed"), "{err}");
+    let (code, _, err) = train(&second, &[]);
+    assert_eq!(code, 0, "{err}");
+}

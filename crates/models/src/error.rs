@@ -22,7 +22,7 @@ pub enum ModelError {
     #[error("checkpoint {path} is unusable: {reason}")]
     CheckpointCorrupt { path: PathBuf, reason: String },
     /// A run directory already holds a run with a different configuration.
-    #[error("{path} already holds a run with a different configuration ({detail}); choose a new output directory or delete the old run")]
+    #[error("{path} already holds a run with a different configuration ({detail}); choose a new output directory, or give --restart to start the run over")]
     RunMismatch { path: PathBuf, detail: String },
     /// An I/O error.
     #[error("I/O error on {path}: {source}")]

@@ -66,6 +66,9 @@ pub struct Args {
 /// Runs `cellshift pretrain`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     check_outputs(&[], &[Output::Folder(&args.out)])?;
+    if args.training.restart {
+        super::training::clear_run(&args.out)?;
+    }
     if args.paired && args.unpaired {
         bail!("--paired and --unpaired contradict each other; give one");
     }

@@ -66,6 +66,92 @@ pub struct TrainingArgs {
     /// CPU threads for libtorch (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Start the run in `--out` over: remove its checkpoints and its record of the training data first
+    /// (other files in the folder are kept).
+    #[arg(long)]
+    pub restart: bool,
+}
+
+/// The file of a run folder recording which data the run is trained on.
+const TRAINING_DATA_FILE: &str = "training_data.json";
+
+/// Removes what a run folder holds of a run (`LATEST`, the `ckpt-*` folders, the training-data record),
+/// keeping any other file.
+pub fn clear_run(out: &std::path::Path) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return Ok(());
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if name.starts_with("ckpt-") && path.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+            removed += 1;
+        } else if name == "LATEST" || name == TRAINING_DATA_FILE {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    eprintln!(
+        "--restart: removed {removed} checkpoint(s) of the run in {}",
+        out.display()
+    );
+    Ok(())
+}
+
+/// Fingerprint of the training data: FNV-1a over the genes, the expression matrix, each cell's
+/// treatment and context, and the training conditions.
+fn data_fingerprint(data: &PerturbationData, train: &[usize]) -> String {
+    let mut h = cellshift_data::seed::Fnv1a64::default();
+    for g in &data.genes {
+        h.update(g.as_bytes());
+        h.update(&[0]);
+    }
+    for v in data.x.iter() {
+        h.update(&v.to_le_bytes());
+    }
+    for (t, c) in data.cell_treatment.iter().zip(&data.cell_context) {
+        h.update(data.treatments[*t].label(&data.control_label).as_bytes());
+        h.update(data.contexts[*c].as_bytes());
+        h.update(&[0]);
+    }
+    for &c in train {
+        h.update(&(c as u64).to_le_bytes());
+    }
+    format!("{:016x}", h.0)
+}
+
+/// Records the training data of a new run in its folder, or refuses a folder whose run was trained on
+/// other data (a resumed run must see the same data; a finished one would otherwise keep its old model).
+fn check_training_data(
+    out: &std::path::Path,
+    data: &PerturbationData,
+    train: &[usize],
+) -> anyhow::Result<()> {
+    let record = out.join(TRAINING_DATA_FILE);
+    let fingerprint = data_fingerprint(data, train);
+    let summary = format!(
+        "{} cells × {} genes, {} training conditions",
+        data.n_cells(),
+        data.n_genes(),
+        train.len()
+    );
+    if let Ok(text) = std::fs::read_to_string(&record) {
+        let old: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        if old["fingerprint"].as_str() != Some(fingerprint.as_str()) {
+            bail!(
+                "{} holds a run trained on other data ({}; now {summary}); choose a new --out, or give \
+                 --restart to start this run over",
+                out.display(),
+                old["summary"].as_str().unwrap_or("unrecorded")
+            );
+        }
+        return Ok(());
+    }
+    std::fs::create_dir_all(out)?;
+    let json = serde_json::json!({ "fingerprint": fingerprint, "summary": summary });
+    cellshift_data::atomic::write_bytes_atomically(&record, json.to_string().as_bytes())?;
+    Ok(())
 }
 
 impl TrainingArgs {
@@ -214,6 +300,10 @@ pub fn fit_into_run(
     overrides: TrainOverrides,
     out: &std::path::Path,
 ) -> anyhow::Result<()> {
+    if args.restart {
+        clear_run(out)?;
+    }
+    check_training_data(out, data, train)?;
     let mut last: Option<(u64, u64)> = None;
     let mut bar = report_progress(overrides.steps.unwrap_or(0));
     let mut ctx = FitContext {
