@@ -79,6 +79,16 @@ pub fn check_outputs(inputs: &[&Path], outputs: &[Output<'_>]) -> anyhow::Result
     Ok(())
 }
 
+/// The paths given among optional path arguments (`--json`, `--plot`, `--model`, …), in order.
+pub fn given<'a>(paths: &[&'a Option<PathBuf>]) -> Vec<&'a Path> {
+    paths.iter().filter_map(|p| p.as_deref()).collect()
+}
+
+/// [`given`] as file outputs.
+pub fn given_files<'a>(paths: &[&'a Option<PathBuf>]) -> Vec<Output<'a>> {
+    given(paths).into_iter().map(Output::File).collect()
+}
+
 /// True when `a` and `b` name the same existing file, or the same path once resolved (for a file that
 /// does not exist yet, its folder is resolved and its name appended).
 pub fn same_file(a: &Path, b: &Path) -> bool {

@@ -8,13 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::cellshift;
-
-fn ok(args: &[&str]) -> (String, String) {
-    let (code, out, err) = cellshift(args);
-    assert_eq!(code, 0, "cellshift {args:?} failed:\n{out}\n{err}");
-    (out, err)
-}
+use common::{ok, simulate_linear};
 
 /// The latest checkpoint folder of a run.
 fn latest(run: &Path) -> PathBuf {
@@ -34,23 +28,9 @@ fn sidecar(run: &Path) -> serde_json::Value {
 
 /// A small two-context screen every method trains on.
 fn screen(dir: &Path) -> String {
-    let data = dir.join("screen.h5ad").display().to_string();
-    ok(&[
-        "simulate",
-        "--prior",
-        "linear",
-        "--genes",
-        "6",
-        "--cells",
-        "40",
-        "--contexts",
-        "2",
-        "--seed",
-        "5",
-        "--out",
-        &data,
-    ]);
-    data
+    let data = dir.join("screen.h5ad");
+    simulate_linear(&data, "2", "5");
+    data.display().to_string()
 }
 
 /// The training command of `method` into `run` (8 micro-batches, a checkpoint every 2).

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use cellshift_data::h5ad::{write_perturbation_data, PerturbationColumns, WriteOptions};
 use cellshift_data::{CellAnnotations, PerturbationData};
-use common::{cellshift, cellshift_env};
+use common::{cellshift, cellshift_env, simulate_linear};
 use ndarray::Array2;
 
 /// A small count screen: 2 cell types × (control, KO of g0, KO of g1), 30 cells each, 8 genes.
@@ -359,22 +359,7 @@ fn a_run_trained_on_other_data_is_refused_and_restart_starts_it_over() {
     let dir = tempfile::tempdir().unwrap();
     let simulate = |name: &str, seed: &str| {
         let path = dir.path().join(name);
-        let (code, _, err) = cellshift(&[
-            "simulate",
-            "--prior",
-            "linear",
-            "--genes",
-            "6",
-            "--cells",
-            "40",
-            "--contexts",
-            "2",
-            "--seed",
-            seed,
-            "--out",
-            path.to_str().unwrap(),
-        ]);
-        assert_eq!(code, 0, "{err}");
+        simulate_linear(&path, "2", seed);
         path
     };
     let first = simulate("first.h5ad", "5");

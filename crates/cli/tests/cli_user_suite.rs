@@ -3,13 +3,7 @@
 
 mod common;
 
-use common::cellshift;
-
-fn ok(args: &[&str]) -> (String, String) {
-    let (code, out, err) = cellshift(args);
-    assert_eq!(code, 0, "cellshift {args:?} failed:\n{out}\n{err}");
-    (out, err)
-}
+use common::{cellshift, ok, simulate_linear};
 
 #[test]
 fn a_users_screen_is_ranked_like_a_built_in_suite() {
@@ -17,21 +11,7 @@ fn a_users_screen_is_ranked_like_a_built_in_suite() {
     for (contexts, split_words) in [("2", "hold-out context"), ("1", "one context")] {
         let data = dir.path().join(format!("screen{contexts}.h5ad"));
         let data_s = data.display().to_string();
-        ok(&[
-            "simulate",
-            "--prior",
-            "linear",
-            "--genes",
-            "6",
-            "--cells",
-            "40",
-            "--contexts",
-            contexts,
-            "--seed",
-            "4",
-            "--out",
-            &data_s,
-        ]);
+        simulate_linear(&data, contexts, "4");
         let out = dir.path().join(format!("board{contexts}"));
         let (stdout, _) = ok(&[
             "bench",

@@ -2,7 +2,7 @@
 //! (condition-level split, K context experiments from the train half of the query's context, several
 //! resampling seeds), print the main metrics and write the full metric JSON (mean ± std over seeds).
 
-use crate::outputs::{check_outputs, Output};
+use crate::outputs::{check_outputs, given, given_files};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -221,17 +221,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(BenchCommand::CelltarnetSpeed(a)) => return super::celltarnet::run_speed(a),
         None => {}
     }
-    let inputs: Vec<&std::path::Path> = [&args.model, &args.data]
-        .into_iter()
-        .flatten()
-        .map(|p| p.as_path())
-        .collect();
-    let outputs: Vec<Output> = [&args.json, &args.plot]
-        .into_iter()
-        .flatten()
-        .map(|p| Output::File(p))
-        .collect();
-    check_outputs(&inputs, &outputs)?;
+    check_outputs(
+        &given(&[&args.model, &args.data]),
+        &given_files(&[&args.json, &args.plot]),
+    )?;
     set_threads(args.threads);
     let groups = MetricGroups::parse(&args.metrics)?;
     let data_path = args

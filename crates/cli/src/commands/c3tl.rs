@@ -2,7 +2,7 @@
 //! the paper's 8 % / 2 % / 90 % split, against pseudo-bulk readings of the baselines; optionally the
 //! data-efficiency sweep with a heat map) and the epoch-time benchmark on a synthetic table.
 
-use crate::outputs::{check_outputs, Output};
+use crate::outputs::{check_outputs, given_files};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -176,12 +176,7 @@ fn prune_duplicates(
 
 /// Runs `cellshift bench c3tl`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let outputs: Vec<Output> = [&args.json, &args.plot]
-        .into_iter()
-        .flatten()
-        .map(|p| Output::File(p))
-        .collect();
-    check_outputs(&[&args.data], &outputs)?;
+    check_outputs(&[&args.data], &given_files(&[&args.json, &args.plot]))?;
     set_threads(args.threads);
     let data = restrict(args.columns.read(&args.data)?, &args.contexts)?;
     let (data, pruned) = if args.keep_duplicates {
@@ -340,8 +335,7 @@ fn run_sweep(
 
 /// Runs `cellshift bench c3tl-speed`.
 pub fn run_speed(args: SpeedArgs) -> anyhow::Result<()> {
-    let outputs: Vec<Output> = args.json.iter().map(|p| Output::File(p)).collect();
-    check_outputs(&[], &outputs)?;
+    check_outputs(&[], &given_files(&[&args.json]))?;
     set_threads(args.threads);
     let threads = tch::get_num_threads();
     let made = Instant::now();

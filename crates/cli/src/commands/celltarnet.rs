@@ -2,7 +2,7 @@
 //! suites (held-out doubles) against baselines, with its held-out log-likelihood and the `--no-prior`
 //! ablation; and the sampling time of the KV-cached against the uncached decoding.
 
-use crate::outputs::{check_outputs, Output};
+use crate::outputs::{check_outputs, given_files};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -108,8 +108,7 @@ fn with_l2(mut summary: Vec<MetricSummary>, genes: usize) -> Vec<MetricSummary> 
 
 /// Runs `cellshift bench celltarnet`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let outputs: Vec<Output> = args.json.iter().map(|p| Output::File(p)).collect();
-    check_outputs(&[&args.shared], &outputs)?;
+    check_outputs(&[&args.shared], &given_files(&[&args.json]))?;
     set_threads(args.threads);
     let started = Instant::now();
     let scale = SuiteScale::parse(&args.scale)?;
@@ -311,8 +310,7 @@ pub struct SpeedArgs {
 
 /// Runs `cellshift bench celltarnet-speed`.
 pub fn run_speed(args: SpeedArgs) -> anyhow::Result<()> {
-    let outputs: Vec<Output> = args.json.iter().map(|p| Output::File(p)).collect();
-    check_outputs(&[], &outputs)?;
+    check_outputs(&[], &given_files(&[&args.json]))?;
     set_threads(args.threads);
     let modes = args
         .modes

@@ -5,7 +5,7 @@
 //! simulated truth, and writes a small report (markdown + PNG plots). With `--data FILE --context C` it does
 //! the same on a user's screen: half of the context's perturbations are measured, the other half predicted.
 
-use crate::outputs::{check_outputs, Output};
+use crate::outputs::{check_outputs, given, Output};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -96,12 +96,10 @@ enum Source {
 
 /// Runs `cellshift demo`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let inputs: Vec<&std::path::Path> = [&args.model, &args.data]
-        .into_iter()
-        .flatten()
-        .map(|p| p.as_path())
-        .collect();
-    check_outputs(&inputs, &[Output::Folder(&args.out)])?;
+    check_outputs(
+        &given(&[&args.model, &args.data]),
+        &[Output::Folder(&args.out)],
+    )?;
     let start = Instant::now();
     set_threads(args.threads);
     std::fs::create_dir_all(&args.out)

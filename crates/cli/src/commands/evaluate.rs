@@ -1,7 +1,7 @@
 //! `cellshift evaluate`: score predicted against real cells (two `.h5ad` files in the cell-eval
 //! convention, or one `.npz` case in the golden layout), or score a baseline on a data set.
 
-use crate::outputs::{check_outputs, Output};
+use crate::outputs::{check_outputs, given, given_files};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -66,17 +66,10 @@ pub struct Args {
 
 /// Runs `cellshift evaluate`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let inputs: Vec<&std::path::Path> = [&args.case, &args.pred, &args.real, &args.data]
-        .into_iter()
-        .flatten()
-        .map(|p| p.as_path())
-        .collect();
-    let outputs: Vec<Output> = [&args.json, &args.csv]
-        .into_iter()
-        .flatten()
-        .map(|p| Output::File(p))
-        .collect();
-    check_outputs(&inputs, &outputs)?;
+    check_outputs(
+        &given(&[&args.case, &args.pred, &args.real, &args.data]),
+        &given_files(&[&args.json, &args.csv]),
+    )?;
     let groups = MetricGroups::parse(&args.metrics)?;
     if let Some(name) = &args.baseline {
         return run_baseline(&args, name, groups);

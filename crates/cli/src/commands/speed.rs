@@ -4,7 +4,7 @@
 //! "W2" between its cells and the reference's (same noise), the sampling noise (W2 between the reference's
 //! cells and a solve from different noise), and the change of the main metrics against the true cells.
 
-use crate::outputs::{check_outputs, Output};
+use crate::outputs::{check_outputs, given_files};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -70,8 +70,7 @@ const METRICS: [&str; 5] = ["w2", "mmd", "mean_rmse", "mag_ratio", "pds"];
 
 /// Runs `cellshift bench speed`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let outputs: Vec<Output> = args.json.iter().map(|p| Output::File(p)).collect();
-    check_outputs(&[&args.model, &args.data], &outputs)?;
+    check_outputs(&[&args.model, &args.data], &given_files(&[&args.json]))?;
     set_threads(args.threads);
     let base = MapPfn::load(&args.model)
         .with_context(|| format!("loading the model {}", args.model.display()))?;

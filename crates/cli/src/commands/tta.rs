@@ -2,7 +2,7 @@
 //! augmentation over random overlapping gene subsets (MapPFN paper §6); compares pooling over all subsets
 //! with one subset alone and with the target-only reference, mean ± std over resampling seeds.
 
-use crate::outputs::{check_outputs, Output};
+use crate::outputs::{check_outputs, given_files};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -55,8 +55,7 @@ pub struct Args {
 
 /// Runs `cellshift bench tta`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let outputs: Vec<Output> = args.json.iter().map(|p| Output::File(p)).collect();
-    check_outputs(&[&args.model, &args.data], &outputs)?;
+    check_outputs(&[&args.model, &args.data], &given_files(&[&args.json]))?;
     set_threads(args.threads);
     let started = Instant::now();
     let loaded = load_model(&args.model, &args.sampler)?;
