@@ -44,7 +44,7 @@ pub const LEADERBOARD_METRICS: &[(&str, Better)] = &[
 ];
 
 /// Other metrics a leaderboard can show as columns (`cellshift bench suite --columns`): key, direction.
-/// Their metric group must be computed (see [`column_group`]).
+/// Their metric groups must be computed (see [`column_groups`]).
 pub const EXTRA_COLUMNS: &[(&str, Better)] = &[
     ("mse", Better::Lower),
     ("mae", Better::Lower),
@@ -67,7 +67,73 @@ pub const EXTRA_COLUMNS: &[(&str, Better)] = &[
     ("centroid_accuracy", Better::Higher),
     ("corr_20de_allpert", Better::Higher),
     ("heldout_log_likelihood_per_gene", Better::Higher),
+    (VCC_SCORE, Better::Higher),
 ];
+
+/// Key of the VCC-style scaled score ([`add_vcc_scores`]).
+pub const VCC_SCORE: &str = "vcc_score";
+
+/// The cell-mean baseline the VCC score is scaled against: cell-eval's baseline is the mean of the
+/// training perturbations' pseudo-bulks repeated for every perturbation (`build_base_mean_adata`), which is
+/// the leaderboard's `context_mean`.
+pub const VCC_BASELINE: &str = "context_mean";
+
+/// The metrics of cell-eval's `vcc` profile and whether lower is better for each.
+const VCC_METRICS: [(&str, Better); 3] = [
+    ("mae", Better::Lower),
+    ("discrimination_score_l1", Better::Higher),
+    ("overlap_at_N", Better::Higher),
+];
+
+/// Adds the VCC-style scaled score to every scored entry of a suite that also scored [`VCC_BASELINE`],
+/// as cell-eval's `score` normalises the `vcc` profile against the cell-mean baseline (cell-eval
+/// `score_agg_metrics`; the Virtual Cell Challenge's overall score): per metric, a lower-is-better one
+/// scores `1 − model/base` and a higher-is-better one (best 1) `(model − base)/(1 − base)`; NaN counts as 0;
+/// each is clipped at 0; the score is their mean (0 = no better than the baseline, 1 = perfect). It is
+/// computed from the means over seeds (its std is reported as 0). Entries missing one of the three
+/// metrics get no score.
+pub fn add_vcc_scores(entries: &mut [Entry]) {
+    let Some(base) = entries
+        .iter()
+        .find(|e| e.method == VCC_BASELINE)
+        .map(|e| VCC_METRICS.map(|(m, _)| e.metric(m).map(|s| s.mean)))
+    else {
+        return;
+    };
+    for entry in entries.iter_mut() {
+        let mut parts = Vec::with_capacity(3);
+        let mut seeds = usize::MAX;
+        for ((metric, better), base) in VCC_METRICS.iter().zip(base) {
+            let (Some(model), Some(base)) = (entry.metric(metric), base) else {
+                parts.clear();
+                break;
+            };
+            seeds = seeds.min(model.n);
+            let scaled = match better {
+                Better::Lower => 1.0 - model.mean / base,
+                // The vcc profile has no near-one metric; treat any other as higher-is-better.
+                Better::Higher | Better::NearOne => (model.mean - base) / (1.0 - base),
+            };
+            parts.push(if scaled.is_nan() {
+                0.0
+            } else {
+                scaled.max(0.0)
+            });
+        }
+        if parts.len() != VCC_METRICS.len() {
+            continue;
+        }
+        if let Outcome::Scored { summary } = &mut entry.outcome {
+            summary.retain(|m| m.metric != VCC_SCORE);
+            summary.push(MetricSummary {
+                metric: VCC_SCORE.to_string(),
+                mean: parts.iter().sum::<f64>() / parts.len() as f64,
+                std: 0.0,
+                n: seeds,
+            });
+        }
+    }
+}
 
 /// The columns of the scDFM / cell-eval papers' tables (`--columns celleval-paper`): MSE, MAE,
 /// DE-Spearman (cell-eval's `de_spearman_lfc_sig`), discrimination score (L1) and Pearson Δ on the top-20
@@ -90,18 +156,19 @@ pub fn metric_direction(key: &str) -> Option<Better> {
         .map(|(_, b)| *b)
 }
 
-/// The metric group that computes a column, as [`MetricGroups::parse`] names it (`None`: computed by the
+/// The metric groups that compute a column, as [`MetricGroups::parse`] names them (none: computed by the
 /// method itself, e.g. a likelihood).
-pub fn column_group(key: &str) -> Option<&'static str> {
+pub fn column_groups(key: &str) -> &'static [&'static str] {
     match key {
-        "heldout_log_likelihood_per_gene" => None,
-        "mean_rmse" | "w2" | "mmd" | "pds" | "deg_auprc" | "mag_ratio" => Some("mappfn"),
-        "energy_distance" => Some("distribution"),
-        "rmse_average" | "cosine_logfc" => Some("perturbench"),
-        "centroid_accuracy" | "corr_20de_allpert" => Some("systema"),
-        k if k.starts_with("de_") || k.starts_with("pr_") || k.starts_with("roc_") => Some("de"),
-        k if k.starts_with("overlap_") || k.starts_with("precision_") => Some("de"),
-        _ => Some("celleval"),
+        "heldout_log_likelihood_per_gene" => &[],
+        VCC_SCORE => &["celleval", "de"],
+        "mean_rmse" | "w2" | "mmd" | "pds" | "deg_auprc" | "mag_ratio" => &["mappfn"],
+        "energy_distance" => &["distribution"],
+        "rmse_average" | "cosine_logfc" => &["perturbench"],
+        "centroid_accuracy" | "corr_20de_allpert" => &["systema"],
+        k if k.starts_with("de_") || k.starts_with("pr_") || k.starts_with("roc_") => &["de"],
+        k if k.starts_with("overlap_") || k.starts_with("precision_") => &["de"],
+        _ => &["celleval"],
     }
 }
 
@@ -137,7 +204,7 @@ pub fn parse_columns(spec: &str) -> anyhow::Result<(Vec<String>, Vec<&'static st
                 known.join(", ")
             );
         }
-        if let Some(g) = column_group(c) {
+        for &g in column_groups(c) {
             if !groups.contains(&g) {
                 groups.push(g);
             }
@@ -399,6 +466,7 @@ pub fn run_suite(
             }
         })
         .collect();
+    add_vcc_scores(&mut entries);
     rank(&mut entries);
     entries
 }
@@ -693,5 +761,94 @@ mod column_tests {
         assert!(err.contains("de_spearman_lfc_sig"), "{err}");
         let err = parse_columns("mse,mae").unwrap_err().to_string();
         assert!(err.contains("must start with the ranking metric"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod vcc_tests {
+    use super::*;
+
+    fn entry(method: &str, metrics: &[(&str, f64)]) -> Entry {
+        Entry {
+            method: method.into(),
+            kind: "baseline".into(),
+            rank: None,
+            seconds: 0.0,
+            outcome: Outcome::Scored {
+                summary: metrics
+                    .iter()
+                    .map(|(m, v)| MetricSummary {
+                        metric: m.to_string(),
+                        mean: *v,
+                        std: 0.0,
+                        n: 3,
+                    })
+                    .collect(),
+            },
+        }
+    }
+
+    fn vcc(e: &Entry) -> Option<f64> {
+        e.metric(VCC_SCORE).map(|m| m.mean)
+    }
+
+    #[test]
+    fn the_vcc_score_scales_each_metric_against_the_cell_mean_baseline() {
+        let base = [
+            ("mae", 0.2),
+            ("discrimination_score_l1", 0.5),
+            ("overlap_at_N", 0.2),
+        ];
+        let mut entries = vec![
+            entry(VCC_BASELINE, &base),
+            // mae 0.1 → 1 − 0.1/0.2 = 0.5; discrimination 0.75 → 0.25/0.5 = 0.5; overlap 0.6 → 0.4/0.8 = 0.5.
+            entry(
+                "good",
+                &[
+                    ("mae", 0.1),
+                    ("discrimination_score_l1", 0.75),
+                    ("overlap_at_N", 0.6),
+                ],
+            ),
+            // Worse than the baseline on every metric: each part clips at 0.
+            entry(
+                "worse",
+                &[
+                    ("mae", 0.4),
+                    ("discrimination_score_l1", 0.3),
+                    ("overlap_at_N", 0.1),
+                ],
+            ),
+            // A NaN part counts as 0: (0.5 + 0 + 0.5) / 3.
+            entry(
+                "nan",
+                &[
+                    ("mae", 0.1),
+                    ("discrimination_score_l1", f64::NAN),
+                    ("overlap_at_N", 0.6),
+                ],
+            ),
+            // A missing metric: no score.
+            entry("partial", &[("mae", 0.1)]),
+        ];
+        add_vcc_scores(&mut entries);
+        assert_eq!(vcc(&entries[0]), Some(0.0), "the baseline scores 0");
+        assert!((vcc(&entries[1]).unwrap() - 0.5).abs() < 1e-12);
+        assert_eq!(vcc(&entries[2]), Some(0.0));
+        assert!((vcc(&entries[3]).unwrap() - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(vcc(&entries[4]), None);
+        // Without the baseline nothing is scored.
+        let mut alone = vec![entry("good", &[("mae", 0.1)])];
+        add_vcc_scores(&mut alone);
+        assert_eq!(vcc(&alone[0]), None);
+    }
+
+    #[test]
+    fn the_vcc_column_asks_for_the_groups_it_needs() {
+        let (_, groups) = parse_columns("mean_rmse,vcc_score").unwrap();
+        assert!(
+            groups.contains(&"celleval") && groups.contains(&"de"),
+            "{groups:?}"
+        );
     }
 }
