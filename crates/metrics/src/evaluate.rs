@@ -320,6 +320,31 @@ struct PertWork {
     energy: f64,
 }
 
+/// The Sinkhorn "W2" sets of MapPFN's metrics: the main float32 run and the optional reference variants.
+#[derive(Default)]
+struct W2Sets {
+    main: Option<W2Set>,
+    f64: Option<W2Set>,
+    tight: Option<W2Set>,
+    replica: Option<W2Set>,
+    pot: Option<Vec<f64>>,
+}
+
+/// Metrics computed over all perturbations at once.
+struct JointMetrics {
+    pds: Option<(f64, Vec<f64>)>,
+    disc: Vec<(DiscriminationMetric, ScoresWithTieFree)>,
+    perturbench: Option<crate::perturbench::PerturbenchMetrics>,
+    systema: Option<(Vec<f64>, Vec<f64>, Vec<f64>)>,
+}
+
+/// The per-gene means a case's metrics share: control `c`, true `mt` and predicted `mp` pseudo-bulks.
+struct Means {
+    c: ndarray::Array1<f64>,
+    mt: Array2<f64>,
+    mp: Array2<f64>,
+}
+
 /// Evaluates `case` with the selected `groups`. Validates the case first (gene counts, ≥ 2 cells per
 /// matrix, finite values, control cells present) and returns a [`MetricsError`] naming the problem.
 pub fn evaluate(
@@ -329,7 +354,47 @@ pub fn evaluate(
 ) -> Result<EvalReport, MetricsError> {
     let t_total = Instant::now();
     case.validate()?;
-    let p = case.n_perts();
+    let gene_names = checked_gene_names(case, opts)?;
+    let mut timing = Ordered::default();
+    let t = Instant::now();
+    let w2 = sinkhorn_sets(case, groups, opts)?;
+    timing.push("sinkhorn_s", t.elapsed().as_secs_f64());
+    let means = Means {
+        c: col_means(case.obs.view()),
+        mt: stack_means(&case.trues),
+        mp: stack_means(&case.preds),
+    };
+    let t = Instant::now();
+    let work = per_perturbation_work(case, groups, opts, &means);
+    timing.push("per_perturbation_s", t.elapsed().as_secs_f64());
+    let joint = joint_metrics(case, groups, opts, &means, &gene_names);
+    let per: Vec<PerturbationReport> = (0..case.n_perts())
+        .map(|i| PerturbationReport {
+            name: case.names[i].clone(),
+            values: perturbation_values(i, groups, &w2, &work[i], &joint),
+        })
+        .collect();
+    let (mean_o, nanmean_o) = means_over_perturbations(&per);
+    let (global, de_sig, ped) = global_metrics(case, groups, opts, &work, &joint);
+    let cell_eval =
+        (groups.celleval && groups.de).then(|| cell_eval_block(case, &work, &joint, de_sig, ped));
+    timing.push("total_s", t_total.elapsed().as_secs_f64());
+    Ok(EvalReport {
+        case: opts.case_name.clone(),
+        n_obs: case.obs.nrows(),
+        n_genes: case.n_genes(),
+        n_perts: case.n_perts(),
+        per_perturbation: per,
+        mean: mean_o,
+        nanmean: nanmean_o,
+        global,
+        cell_eval,
+        timing,
+    })
+}
+
+/// The gene names of the report (given, or `g0`, `g1`, …), after checking the options' lengths.
+fn checked_gene_names(case: &EvalCase, opts: &EvalOptions) -> Result<Vec<String>, MetricsError> {
     let d = case.n_genes();
     if let Some(g) = &opts.gene_names {
         if g.len() != d {
@@ -349,14 +414,19 @@ pub fn evaluate(
             });
         }
     }
-    let gene_names: Vec<String> = opts
+    Ok(opts
         .gene_names
         .clone()
-        .unwrap_or_else(|| (0..d).map(|j| format!("g{j}")).collect());
-    let mut timing = Ordered::default();
+        .unwrap_or_else(|| (0..d).map(|j| format!("g{j}")).collect()))
+}
 
-    // ---- Sinkhorn (MapPFN)
-    let t = Instant::now();
+/// The Sinkhorn divergences of every perturbation (MapPFN group), with the optional reference variants.
+fn sinkhorn_sets(
+    case: &EvalCase,
+    groups: &MetricGroups,
+    opts: &EvalOptions,
+) -> Result<W2Sets, MetricsError> {
+    let p = case.n_perts();
     let mut w2_main = None;
     let mut w2_64 = None;
     let mut w2_tight = None;
@@ -405,22 +475,31 @@ pub fn evaluate(
             w2_pot = Some(v?);
         }
     }
-    timing.push("sinkhorn_s", t.elapsed().as_secs_f64());
+    Ok(W2Sets {
+        main: w2_main,
+        f64: w2_64,
+        tight: w2_tight,
+        replica: w2_rep,
+        pot: w2_pot,
+    })
+}
 
-    // ---- means
-    let c = col_means(case.obs.view());
-    let mt = stack_means(&case.trues);
-    let mp = stack_means(&case.preds);
-
-    // ---- per-perturbation work in parallel
-    let t = Instant::now();
+/// The per-perturbation metrics other than Sinkhorn, computed in parallel over perturbations.
+fn per_perturbation_work(
+    case: &EvalCase,
+    groups: &MetricGroups,
+    opts: &EvalOptions,
+    means: &Means,
+) -> Vec<PertWork> {
+    let p = case.n_perts();
+    let (c, mt, mp) = (&means.c, &means.mt, &means.mp);
     let need_ed = groups.celleval;
     let sigma_ctrl = if need_ed {
         mean_pairwise_euclidean(case.obs.view(), case.obs.view())
     } else {
         f64::NAN
     };
-    let work: Vec<PertWork> = (0..p)
+    (0..p)
         .into_par_iter()
         .map(|i| {
             let (tr, pr, ob) = (case.trues[i].view(), case.preds[i].view(), case.obs.view());
@@ -451,18 +530,28 @@ pub fn evaluate(
             }
             w
         })
-        .collect();
-    timing.push("per_perturbation_s", t.elapsed().as_secs_f64());
+        .collect()
+}
 
-    // ---- joint metrics
+/// The metrics computed over all perturbations at once: MapPFN's PDS, cell-eval's discrimination scores,
+/// PerturBench's and Systema's.
+fn joint_metrics(
+    case: &EvalCase,
+    groups: &MetricGroups,
+    opts: &EvalOptions,
+    means: &Means,
+    gene_names: &[String],
+) -> JointMetrics {
+    let p = case.n_perts();
+    let (c, mt, mp) = (&means.c, &means.mt, &means.mp);
     let pds = if groups.mappfn {
-        pds_mappfn(&mt, &mp)
+        pds_mappfn(mt, mp)
     } else {
         None
     };
     let disc: Vec<(DiscriminationMetric, ScoresWithTieFree)> = if groups.celleval {
-        let re = &mt - &c.view().insert_axis(ndarray::Axis(0));
-        let pe = &mp - &c.view().insert_axis(ndarray::Axis(0));
+        let re = mt - &c.view().insert_axis(ndarray::Axis(0));
+        let pe = mp - &c.view().insert_axis(ndarray::Axis(0));
         [
             DiscriminationMetric::L1,
             DiscriminationMetric::L2,
@@ -472,7 +561,7 @@ pub fn evaluate(
         .map(|m| {
             (
                 m,
-                discrimination_scores(&re, &pe, &case.names, &gene_names, m),
+                discrimination_scores(&re, &pe, &case.names, gene_names, m),
             )
         })
         .collect()
@@ -481,13 +570,13 @@ pub fn evaluate(
     };
     let pb = groups
         .perturbench
-        .then(|| perturbench_metrics(&mt, &mp, c.view()));
+        .then(|| perturbench_metrics(mt, mp, c.view()));
     let sys = groups.systema.then(|| {
         let mu = opts
             .systema_reference
             .clone()
-            .unwrap_or_else(|| perturbed_mean(&mt));
-        let acc = centroid_accuracy(&mt, &mp);
+            .unwrap_or_else(|| perturbed_mean(mt));
+        let acc = centroid_accuracy(mt, mp);
         let all: Vec<f64> = (0..p)
             .map(|i| pearson_delta_pert(mt.row(i), mp.row(i), mu.view()))
             .collect();
@@ -500,120 +589,130 @@ pub fn evaluate(
         (acc, all, top)
     });
 
-    // ---- assemble per perturbation
-    let mut per: Vec<PerturbationReport> = Vec::with_capacity(p);
-    for i in 0..p {
-        let w = &work[i];
-        let mut v: Ordered<MetricValue> = Ordered::default();
-        let fl = |x: f64| MetricValue::Float(x);
-        if let Some(s) = &w2_main {
-            v.push("w2", fl(s.tp[i]));
-            v.push(
-                "w2_n_iters",
-                MetricValue::IntList(s.n_iters[i].iter().map(|&k| k as i64).collect()),
-            );
-            v.push(
-                "w2_converged",
-                MetricValue::BoolList(s.converged[i].to_vec()),
-            );
-            v.push("w2_obs_true", fl(s.ot[i]));
-            v.push("w2_obs_pred", fl(s.op[i]));
-            v.push("mag_ratio", fl(s.op[i] / (s.ot[i] + 1e-8)));
-        }
-        if let Some(s) = &w2_64 {
-            v.push("w2_f64", fl(s.tp[i]));
-            v.push("mag_ratio_f64", fl(s.op[i] / (s.ot[i] + 1e-8)));
-        }
-        if let Some(s) = &w2_tight {
-            v.push("w2_tight", fl(s.tp[i]));
-            v.push(
-                "w2_tight_converged",
-                MetricValue::BoolList(s.converged[i].to_vec()),
-            );
-        }
-        if let Some(s) = &w2_pot {
-            v.push("w2_pot", fl(s[i]));
-        }
-        if let Some(s) = &w2_rep {
-            v.push("w2_numpy_replica", fl(s.tp[i]));
-        }
-        if groups.mappfn {
-            v.push("mmd", fl(w.mmd));
-            v.push("mmd_mappfn_f32", fl(w.mmd_f32));
-            if let Some(m) = w.moments {
-                v.push("mean_rmse", fl(m.mean_rmse));
-                v.push("var_rmse", fl(m.var_rmse));
-                v.push("mean_r2", fl(m.mean_r2));
-                v.push("var_r2", fl(m.var_r2));
-            }
-            if let Some((_, ranks)) = &pds {
-                v.push("pds_rank", fl(ranks[i]));
-            }
-            if let Some(dg) = &w.deg {
-                v.push(
-                    "deg_n_true",
-                    MetricValue::Int(dg.labels.iter().filter(|&&b| b).count() as i64),
-                );
-                v.push(
-                    "deg_n_pred_sig",
-                    MetricValue::Int(dg.scores.iter().filter(|&&s| s > 0.0).count() as i64),
-                );
-                v.push("deg_auprc", fl(average_precision(&dg.labels, &dg.scores)));
-            }
-        }
-        if groups.celleval {
-            v.push(
-                "top20_de_genes",
-                MetricValue::IntList(w.top.iter().map(|&g| g as i64).collect()),
-            );
-            v.push("pearson_delta_top20_de", fl(w.pearson_top));
-            if let Some(m) = w.pseudo {
-                v.push("mse", fl(m.mse));
-                v.push("mae", fl(m.mae));
-                v.push("mse_delta", fl(m.mse_delta));
-                v.push("mae_delta", fl(m.mae_delta));
-                v.push("pearson_delta", fl(m.pearson_delta));
-            }
-            for (m, (s, tf)) in &disc {
-                v.push(format!("discrimination_score_{}", m.name()), fl(s[i]));
-                v.push(
-                    format!("discrimination_score_{}_tie_free", m.name()),
-                    fl(tf[i]),
-                );
-            }
-        }
-        if let Some(m) = &w.de {
-            v.push("de_nsig_real", MetricValue::Int(m.nsig_real as i64));
-            v.push("de_nsig_pred", MetricValue::Int(m.nsig_pred as i64));
-            v.push("de_spearman_lfc_sig", fl(m.spearman_lfc_sig));
-            v.push("de_direction_match", fl(m.direction_match));
-            v.push("de_sig_genes_recall", fl(m.sig_genes_recall));
-            v.push("pr_auc", fl(m.pr_auc));
-            v.push("roc_auc", fl(m.roc_auc));
-            v.push("overlap_at_N", fl(m.overlap_at[0]));
-            v.push("precision_at_N", fl(m.precision_at[0]));
-        }
-        if groups.distribution {
-            v.push("energy_distance", fl(w.energy));
-        }
-        if let Some(m) = &pb {
-            v.push("rmse_average", fl(m.rmse_average[i]));
-            v.push("rmse_rank_average", fl(m.rmse_rank_average[i]));
-            v.push("cosine_logfc", fl(m.cosine_logfc[i]));
-            v.push("cosine_rank_logfc", fl(m.cosine_rank_logfc[i]));
-        }
-        if let Some((acc, all, top)) = &sys {
-            v.push("centroid_accuracy", fl(acc[i]));
-            v.push("corr_all_allpert", fl(all[i]));
-            v.push("corr_20de_allpert", fl(top[i]));
-        }
-        per.push(PerturbationReport {
-            name: case.names[i].clone(),
-            values: v,
-        });
+    JointMetrics {
+        pds,
+        disc,
+        perturbench: pb,
+        systema: sys,
     }
+}
 
-    // ---- mean / nanmean over scalar keys
+/// The metric values of perturbation `i`, in the golden files' key order.
+fn perturbation_values(
+    i: usize,
+    groups: &MetricGroups,
+    w2: &W2Sets,
+    w: &PertWork,
+    joint: &JointMetrics,
+) -> Ordered<MetricValue> {
+    let mut v: Ordered<MetricValue> = Ordered::default();
+    let fl = |x: f64| MetricValue::Float(x);
+    if let Some(s) = &w2.main {
+        v.push("w2", fl(s.tp[i]));
+        v.push(
+            "w2_n_iters",
+            MetricValue::IntList(s.n_iters[i].iter().map(|&k| k as i64).collect()),
+        );
+        v.push(
+            "w2_converged",
+            MetricValue::BoolList(s.converged[i].to_vec()),
+        );
+        v.push("w2_obs_true", fl(s.ot[i]));
+        v.push("w2_obs_pred", fl(s.op[i]));
+        v.push("mag_ratio", fl(s.op[i] / (s.ot[i] + 1e-8)));
+    }
+    if let Some(s) = &w2.f64 {
+        v.push("w2_f64", fl(s.tp[i]));
+        v.push("mag_ratio_f64", fl(s.op[i] / (s.ot[i] + 1e-8)));
+    }
+    if let Some(s) = &w2.tight {
+        v.push("w2_tight", fl(s.tp[i]));
+        v.push(
+            "w2_tight_converged",
+            MetricValue::BoolList(s.converged[i].to_vec()),
+        );
+    }
+    if let Some(s) = &w2.pot {
+        v.push("w2_pot", fl(s[i]));
+    }
+    if let Some(s) = &w2.replica {
+        v.push("w2_numpy_replica", fl(s.tp[i]));
+    }
+    if groups.mappfn {
+        v.push("mmd", fl(w.mmd));
+        v.push("mmd_mappfn_f32", fl(w.mmd_f32));
+        if let Some(m) = w.moments {
+            v.push("mean_rmse", fl(m.mean_rmse));
+            v.push("var_rmse", fl(m.var_rmse));
+            v.push("mean_r2", fl(m.mean_r2));
+            v.push("var_r2", fl(m.var_r2));
+        }
+        if let Some((_, ranks)) = &joint.pds {
+            v.push("pds_rank", fl(ranks[i]));
+        }
+        if let Some(dg) = &w.deg {
+            v.push(
+                "deg_n_true",
+                MetricValue::Int(dg.labels.iter().filter(|&&b| b).count() as i64),
+            );
+            v.push(
+                "deg_n_pred_sig",
+                MetricValue::Int(dg.scores.iter().filter(|&&s| s > 0.0).count() as i64),
+            );
+            v.push("deg_auprc", fl(average_precision(&dg.labels, &dg.scores)));
+        }
+    }
+    if groups.celleval {
+        v.push(
+            "top20_de_genes",
+            MetricValue::IntList(w.top.iter().map(|&g| g as i64).collect()),
+        );
+        v.push("pearson_delta_top20_de", fl(w.pearson_top));
+        if let Some(m) = w.pseudo {
+            v.push("mse", fl(m.mse));
+            v.push("mae", fl(m.mae));
+            v.push("mse_delta", fl(m.mse_delta));
+            v.push("mae_delta", fl(m.mae_delta));
+            v.push("pearson_delta", fl(m.pearson_delta));
+        }
+        for (m, (s, tf)) in &joint.disc {
+            v.push(format!("discrimination_score_{}", m.name()), fl(s[i]));
+            v.push(
+                format!("discrimination_score_{}_tie_free", m.name()),
+                fl(tf[i]),
+            );
+        }
+    }
+    if let Some(m) = &w.de {
+        v.push("de_nsig_real", MetricValue::Int(m.nsig_real as i64));
+        v.push("de_nsig_pred", MetricValue::Int(m.nsig_pred as i64));
+        v.push("de_spearman_lfc_sig", fl(m.spearman_lfc_sig));
+        v.push("de_direction_match", fl(m.direction_match));
+        v.push("de_sig_genes_recall", fl(m.sig_genes_recall));
+        v.push("pr_auc", fl(m.pr_auc));
+        v.push("roc_auc", fl(m.roc_auc));
+        v.push("overlap_at_N", fl(m.overlap_at[0]));
+        v.push("precision_at_N", fl(m.precision_at[0]));
+    }
+    if groups.distribution {
+        v.push("energy_distance", fl(w.energy));
+    }
+    if let Some(m) = &joint.perturbench {
+        v.push("rmse_average", fl(m.rmse_average[i]));
+        v.push("rmse_rank_average", fl(m.rmse_rank_average[i]));
+        v.push("cosine_logfc", fl(m.cosine_logfc[i]));
+        v.push("cosine_rank_logfc", fl(m.cosine_rank_logfc[i]));
+    }
+    if let Some((acc, all, top)) = &joint.systema {
+        v.push("centroid_accuracy", fl(acc[i]));
+        v.push("corr_all_allpert", fl(all[i]));
+        v.push("corr_20de_allpert", fl(top[i]));
+    }
+    v
+}
+
+/// The plain and NaN-ignoring means over perturbations of every numeric per-perturbation key.
+fn means_over_perturbations(per: &[PerturbationReport]) -> (Ordered<f64>, Ordered<f64>) {
     let mut mean_o = Ordered::default();
     let mut nanmean_o = Ordered::default();
     if let Some(first) = per.first() {
@@ -629,7 +728,20 @@ pub fn evaluate(
         }
     }
 
-    // ---- global
+    (mean_o, nanmean_o)
+}
+
+/// The global (joint) metrics, with the cell-eval `de_spearman_sig` and `pearson_edistance` values the
+/// cell-eval block repeats.
+fn global_metrics(
+    case: &EvalCase,
+    groups: &MetricGroups,
+    opts: &EvalOptions,
+    work: &[PertWork],
+    joint: &JointMetrics,
+) -> (Ordered<MetricValue>, Option<f64>, Option<f64>) {
+    let d = case.n_genes();
+    let pds = &joint.pds;
     let mut global: Ordered<MetricValue> = Ordered::default();
     if groups.mappfn {
         global.push(
@@ -688,83 +800,79 @@ pub fn evaluate(
         global.push("pearson_edistance", MetricValue::Float(x));
     }
 
-    // ---- cell-eval-named block
-    let cell_eval = (groups.celleval && groups.de).then(|| {
-        let mut blocks = vec![case.obs.view()];
-        blocks.extend(case.trues.iter().map(|m| m.view()));
-        let mut blocks_p = vec![case.obs.view()];
-        blocks_p.extend(case.preds.iter().map(|m| m.view()));
-        if !(celleval_input_ok(&blocks) && celleval_input_ok(&blocks_p)) {
-            return CellEvalBlock {
-                status: "skipped".into(),
-                reason: Some(
-                    "cell-eval requires non-negative log1p data in [0,15) or integer counts".into(),
-                ),
-                per_perturbation: vec![],
-                agg_mean: Ordered::default(),
-            };
-        }
-        let mut rows = Vec::with_capacity(p);
-        for i in 0..p {
-            let (Some(m), Some(ps)) = (work[i].de.as_ref(), work[i].pseudo) else {
-                continue;
-            };
-            let mut o: Ordered<f64> = Ordered::default();
-            o.push("overlap_at_N", m.overlap_at[0]);
-            for (k, kk) in OVERLAP_KS.iter().enumerate() {
-                o.push(format!("overlap_at_{kk}"), m.overlap_at[k + 1]);
-            }
-            o.push("precision_at_N", m.precision_at[0]);
-            for (k, kk) in OVERLAP_KS.iter().enumerate() {
-                o.push(format!("precision_at_{kk}"), m.precision_at[k + 1]);
-            }
-            o.push("de_spearman_sig", de_sig.unwrap_or(f64::NAN));
-            o.push("de_direction_match", m.direction_match);
-            o.push("de_spearman_lfc_sig", m.spearman_lfc_sig);
-            o.push("de_sig_genes_recall", m.sig_genes_recall);
-            o.push("de_nsig_counts_real", m.nsig_real as f64);
-            o.push("de_nsig_counts_pred", m.nsig_pred as f64);
-            o.push("pr_auc", m.pr_auc);
-            o.push("roc_auc", m.roc_auc);
-            o.push("pearson_delta", ps.pearson_delta);
-            o.push("mse", ps.mse);
-            o.push("mae", ps.mae);
-            o.push("mse_delta", ps.mse_delta);
-            o.push("mae_delta", ps.mae_delta);
-            for (mm, (s, _)) in &disc {
-                o.push(format!("discrimination_score_{}", mm.name()), s[i]);
-            }
-            o.push("pearson_edistance", ped.unwrap_or(f64::NAN));
-            rows.push((case.names[i].clone(), o));
-        }
-        let mut agg = Ordered::default();
-        if let Some((_, first)) = rows.first() {
-            for k in first.keys() {
-                let vals: Vec<f64> = rows.iter().filter_map(|(_, o)| o.get(k).copied()).collect();
-                agg.push(k, nanmean(&vals));
-            }
-        }
-        CellEvalBlock {
-            status: "ok".into(),
-            reason: None,
-            per_perturbation: rows,
-            agg_mean: agg,
-        }
-    });
+    (global, de_sig, ped)
+}
 
-    timing.push("total_s", t_total.elapsed().as_secs_f64());
-    Ok(EvalReport {
-        case: opts.case_name.clone(),
-        n_obs: case.obs.nrows(),
-        n_genes: d,
-        n_perts: p,
-        per_perturbation: per,
-        mean: mean_o,
-        nanmean: nanmean_o,
-        global,
-        cell_eval,
-        timing,
-    })
+/// The block named as cell-eval's own output (per perturbation and `agg_mean`), or why it was skipped.
+fn cell_eval_block(
+    case: &EvalCase,
+    work: &[PertWork],
+    joint: &JointMetrics,
+    de_sig: Option<f64>,
+    ped: Option<f64>,
+) -> CellEvalBlock {
+    let p = case.n_perts();
+    let disc = &joint.disc;
+    let mut blocks = vec![case.obs.view()];
+    blocks.extend(case.trues.iter().map(|m| m.view()));
+    let mut blocks_p = vec![case.obs.view()];
+    blocks_p.extend(case.preds.iter().map(|m| m.view()));
+    if !(celleval_input_ok(&blocks) && celleval_input_ok(&blocks_p)) {
+        return CellEvalBlock {
+            status: "skipped".into(),
+            reason: Some(
+                "cell-eval requires non-negative log1p data in [0,15) or integer counts".into(),
+            ),
+            per_perturbation: vec![],
+            agg_mean: Ordered::default(),
+        };
+    }
+    let mut rows = Vec::with_capacity(p);
+    for i in 0..p {
+        let (Some(m), Some(ps)) = (work[i].de.as_ref(), work[i].pseudo) else {
+            continue;
+        };
+        let mut o: Ordered<f64> = Ordered::default();
+        o.push("overlap_at_N", m.overlap_at[0]);
+        for (k, kk) in OVERLAP_KS.iter().enumerate() {
+            o.push(format!("overlap_at_{kk}"), m.overlap_at[k + 1]);
+        }
+        o.push("precision_at_N", m.precision_at[0]);
+        for (k, kk) in OVERLAP_KS.iter().enumerate() {
+            o.push(format!("precision_at_{kk}"), m.precision_at[k + 1]);
+        }
+        o.push("de_spearman_sig", de_sig.unwrap_or(f64::NAN));
+        o.push("de_direction_match", m.direction_match);
+        o.push("de_spearman_lfc_sig", m.spearman_lfc_sig);
+        o.push("de_sig_genes_recall", m.sig_genes_recall);
+        o.push("de_nsig_counts_real", m.nsig_real as f64);
+        o.push("de_nsig_counts_pred", m.nsig_pred as f64);
+        o.push("pr_auc", m.pr_auc);
+        o.push("roc_auc", m.roc_auc);
+        o.push("pearson_delta", ps.pearson_delta);
+        o.push("mse", ps.mse);
+        o.push("mae", ps.mae);
+        o.push("mse_delta", ps.mse_delta);
+        o.push("mae_delta", ps.mae_delta);
+        for (mm, (s, _)) in disc {
+            o.push(format!("discrimination_score_{}", mm.name()), s[i]);
+        }
+        o.push("pearson_edistance", ped.unwrap_or(f64::NAN));
+        rows.push((case.names[i].clone(), o));
+    }
+    let mut agg = Ordered::default();
+    if let Some((_, first)) = rows.first() {
+        for k in first.keys() {
+            let vals: Vec<f64> = rows.iter().filter_map(|(_, o)| o.get(k).copied()).collect();
+            agg.push(k, nanmean(&vals));
+        }
+    }
+    CellEvalBlock {
+        status: "ok".into(),
+        reason: None,
+        per_perturbation: rows,
+        agg_mean: agg,
+    }
 }
 
 fn stack_means(ms: &[Array2<f64>]) -> Array2<f64> {
