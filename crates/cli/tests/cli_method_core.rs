@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::cellshift;
+use common::{cellshift, simulate_linear};
 
 fn ok(args: &[&str]) -> (String, String) {
     let (code, out, err) = cellshift(args);
@@ -17,21 +17,7 @@ fn a_registered_method_trains_resumes_predicts_and_benches_through_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("scm.h5ad").display().to_string();
     let run = tmp.path().join("toy").display().to_string();
-    ok(&[
-        "simulate",
-        "--prior",
-        "linear",
-        "--genes",
-        "6",
-        "--cells",
-        "40",
-        "--contexts",
-        "2",
-        "--seed",
-        "5",
-        "--out",
-        &data,
-    ]);
+    simulate_linear(&tmp.path().join("scm.h5ad"), "2", "5");
     let train = |stop: Option<&str>| {
         let mut args = vec![
             "train",

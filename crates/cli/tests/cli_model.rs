@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use cellshift_data::h5ad::{read_h5ad, ReadOptions, UnsValue};
-use common::cellshift;
+use common::{cellshift, simulate_linear};
 
 fn ok(args: &[&str]) -> (String, String) {
     let (code, out, err) = cellshift(args);
@@ -30,21 +30,7 @@ fn fails(args: &[&str], needles: &[&str]) {
 fn setup(dir: &Path) -> (String, String) {
     let run = dir.join("run").display().to_string();
     let data = dir.join("scm.h5ad").display().to_string();
-    ok(&[
-        "simulate",
-        "--prior",
-        "linear",
-        "--genes",
-        "6",
-        "--cells",
-        "40",
-        "--contexts",
-        "2",
-        "--seed",
-        "77",
-        "--out",
-        &data,
-    ]);
+    simulate_linear(&dir.join("scm.h5ad"), "2", "77");
     ok(&[
         "pretrain",
         "--prior",
