@@ -16,6 +16,7 @@ use cellshift_metrics::MetricGroups;
 use cellshift_models::registry::{self, CreateRequest, InferenceOptions};
 use cellshift_models::Preprocessing;
 
+use crate::cross_validation::{fold_scores, summarise_folds};
 use crate::prepare::{data_preprocessing, prepare_for_model};
 use crate::score::{score_on_split, ScoreConfig};
 use crate::suites::Suite;
@@ -92,47 +93,115 @@ const VCC_METRICS: [(&str, Better); 3] = [
 /// each is clipped at 0; the score is their mean (0 = no better than the baseline, 1 = perfect). It is
 /// computed from the means over seeds (its std is reported as 0). Entries missing one of the three
 /// metrics get no score.
-pub fn add_vcc_scores(entries: &mut [Entry]) {
-    let Some(base) = entries
-        .iter()
-        .find(|e| e.method == VCC_BASELINE)
-        .map(|e| VCC_METRICS.map(|(m, _)| e.metric(m).map(|s| s.mean)))
-    else {
+///
+/// Under cross-validation (`bootstrap = Some((resamples, seed))` and per-perturbation values on both
+/// entries) the score also gets a paired bootstrap 95 % interval: perturbations measured for both are
+/// resampled together and the score recomputed from the resampled means of model and baseline.
+pub fn add_vcc_scores(entries: &mut [Entry], bootstrap: Option<(usize, u64)>) {
+    let Some((base, base_perts)) = entries.iter().find(|e| e.method == VCC_BASELINE).map(|e| {
+        (
+            VCC_METRICS.map(|(m, _)| e.metric(m).map(|s| s.mean)),
+            e.per_perturbation.clone(),
+        )
+    }) else {
         return;
     };
     for entry in entries.iter_mut() {
-        let mut parts = Vec::with_capacity(3);
+        let mut model = [0.0; 3];
+        let mut base_means = [0.0; 3];
         let mut seeds = usize::MAX;
-        for ((metric, better), base) in VCC_METRICS.iter().zip(base) {
-            let (Some(model), Some(base)) = (entry.metric(metric), base) else {
-                parts.clear();
+        let mut complete = true;
+        for (i, ((metric, _), base)) in VCC_METRICS.iter().zip(base).enumerate() {
+            let (Some(m), Some(b)) = (entry.metric(metric), base) else {
+                complete = false;
                 break;
             };
-            seeds = seeds.min(model.n);
-            let scaled = match better {
-                Better::Lower => 1.0 - model.mean / base,
-                // The vcc profile has no near-one metric; treat any other as higher-is-better.
-                Better::Higher | Better::NearOne => (model.mean - base) / (1.0 - base),
-            };
-            parts.push(if scaled.is_nan() {
-                0.0
-            } else {
-                scaled.max(0.0)
-            });
+            seeds = seeds.min(m.n);
+            model[i] = m.mean;
+            base_means[i] = b;
         }
-        if parts.len() != VCC_METRICS.len() {
+        if !complete {
             continue;
         }
+        let interval = bootstrap.and_then(|(reps, seed)| {
+            paired_vcc_interval(&entry.per_perturbation, &base_perts, reps, seed)
+        });
         if let Outcome::Scored { summary } = &mut entry.outcome {
             summary.retain(|m| m.metric != VCC_SCORE);
             summary.push(MetricSummary {
                 metric: VCC_SCORE.to_string(),
-                mean: parts.iter().sum::<f64>() / parts.len() as f64,
+                mean: vcc_score(&model, &base_means),
                 std: 0.0,
                 n: seeds,
+                ci_low: interval.map(|i| i.0),
+                ci_high: interval.map(|i| i.1),
             });
         }
     }
+}
+
+/// The VCC-style score of a model's means of [`VCC_METRICS`] against the baseline's (see
+/// [`add_vcc_scores`]).
+fn vcc_score(model: &[f64; 3], base: &[f64; 3]) -> f64 {
+    let parts = VCC_METRICS.iter().enumerate().map(|(i, (_, better))| {
+        let scaled = match better {
+            Better::Lower => 1.0 - model[i] / base[i],
+            // The vcc profile has no near-one metric; treat any other as higher-is-better.
+            Better::Higher | Better::NearOne => (model[i] - base[i]) / (1.0 - base[i]),
+        };
+        if scaled.is_nan() {
+            0.0
+        } else {
+            scaled.max(0.0)
+        }
+    });
+    parts.sum::<f64>() / VCC_METRICS.len() as f64
+}
+
+/// The paired bootstrap interval of the VCC score over the perturbations both entries measured; `None`
+/// when they share none.
+fn paired_vcc_interval(
+    model: &crate::cross_validation::PerPerturbation,
+    base: &crate::cross_validation::PerPerturbation,
+    reps: usize,
+    seed: u64,
+) -> Option<(f64, f64)> {
+    let value = |p: &std::collections::BTreeMap<String, f64>, i: usize| {
+        p.get(VCC_METRICS[i].0).copied().unwrap_or(f64::NAN)
+    };
+    let shared: Vec<([f64; 3], [f64; 3])> = model
+        .iter()
+        .filter_map(|(pert, m)| {
+            let b = base.get(pert)?;
+            Some((
+                [0, 1, 2].map(|i| value(m, i)),
+                [0, 1, 2].map(|i| value(b, i)),
+            ))
+        })
+        .collect();
+    let mean_of = |idx: &[usize], pick: &dyn Fn(&([f64; 3], [f64; 3])) -> f64| {
+        let (s, n) = idx
+            .iter()
+            .map(|&i| pick(&shared[i]))
+            .filter(|v| v.is_finite())
+            .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+        if n == 0 {
+            f64::NAN
+        } else {
+            s / n as f64
+        }
+    };
+    crate::cross_validation::bootstrap_interval(
+        shared.len(),
+        reps,
+        seed,
+        cellshift_data::seed::fnv1a64(VCC_SCORE.as_bytes()),
+        &|idx| {
+            let model = [0, 1, 2].map(|k| mean_of(idx, &|p| p.0[k]));
+            let base = [0, 1, 2].map(|k| mean_of(idx, &|p| p.1[k]));
+            vcc_score(&model, &base)
+        },
+    )
 }
 
 /// The columns of the scDFM / cell-eval papers' tables (`--columns celleval-paper`): MSE, MAE,
@@ -345,6 +414,27 @@ pub struct LeaderboardConfig {
     /// Configuration options of trained contenders: (contender name, `KEY=VALUE`), from
     /// [`parse_model_option`].
     pub model_options: Vec<(String, String)>,
+    /// How test perturbations are chosen: the suite's split, or cross-validation folds of it.
+    pub protocol: Protocol,
+}
+
+/// How a suite's perturbations are tested.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "protocol", rename_all = "snake_case")]
+pub enum Protocol {
+    /// The suite's one split; metrics as mean ± std over resampling seeds.
+    Standard,
+    /// The eligible perturbations of the suite's split dealt into seeded folds, each predicted once;
+    /// metrics as mean over perturbations with a bootstrap 95 % interval
+    /// ([`crate::cross_validation`]); ranks tie when intervals overlap.
+    CrossValidation {
+        /// Number of folds (fewer when fewer perturbations are eligible).
+        folds: usize,
+        /// Bootstrap resamples of each interval.
+        bootstrap: usize,
+        /// Seed of the fold assignment and of the bootstrap.
+        seed: u64,
+    },
 }
 
 impl LeaderboardConfig {
@@ -404,13 +494,22 @@ pub struct Entry {
     pub method: String,
     /// `baseline` or `method`.
     pub kind: String,
-    /// 1-based rank by [`RANK_METRIC`] among the scored entries; `None` for n/a.
+    /// 1-based rank by [`RANK_METRIC`] among the scored entries; `None` for n/a. Under cross-validation
+    /// a rank is 1 + the number of entries whose interval lies entirely on the better side of this one's,
+    /// so entries with overlapping intervals can share a rank.
     pub rank: Option<usize>,
+    /// True when another entry has the same rank (overlapping intervals under cross-validation).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tied: bool,
     /// Wall time of fitting and scoring, seconds.
     pub seconds: f64,
     /// The scores or why there are none.
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// Cross-validation: every perturbation's metric values (for paired statistics such as the VCC
+    /// score's interval); empty under the standard protocol.
+    #[serde(skip)]
+    pub per_perturbation: crate::cross_validation::PerPerturbation,
 }
 
 impl Entry {
@@ -441,7 +540,8 @@ pub fn run_suite(
         .iter()
         .map(|contender| {
             let started = Instant::now();
-            let outcome = score_contender(suite, contender, config, &score_config);
+            let (outcome, per_perturbation) =
+                score_contender(suite, contender, config, &score_config, progress);
             let seconds = started.elapsed().as_secs_f64();
             progress(&match &outcome {
                 Outcome::Scored { summary } => format!(
@@ -461,17 +561,28 @@ pub fn run_suite(
                 method: contender.name().to_string(),
                 kind: contender.kind().to_string(),
                 rank: None,
+                tied: false,
                 seconds,
                 outcome,
+                per_perturbation,
             }
         })
         .collect();
-    add_vcc_scores(&mut entries);
+    let bootstrap = match config.protocol {
+        Protocol::CrossValidation {
+            bootstrap, seed, ..
+        } => Some((bootstrap, seed)),
+        Protocol::Standard => None,
+    };
+    add_vcc_scores(&mut entries, bootstrap);
     rank(&mut entries);
     entries
 }
 
 /// Sorts scored entries by [`RANK_METRIC`] (best first, NaN last), then the n/a ones, and numbers them.
+/// When every scored entry has an interval for the metric (cross-validation), an entry's rank is 1 + the
+/// number of entries whose whole interval is better than its whole interval, so overlapping intervals
+/// share ranks (`tied`); otherwise ranks are 1, 2, 3, … in order.
 pub fn rank(entries: &mut [Entry]) {
     let key = |e: &Entry| {
         e.metric(RANK_METRIC)
@@ -484,12 +595,40 @@ pub fn rank(entries: &mut [Entry]) {
         (None, Some(_)) => std::cmp::Ordering::Greater,
         (None, None) => std::cmp::Ordering::Equal,
     });
-    let mut next = 1;
-    for e in entries.iter_mut() {
-        e.rank = key(e).map(|_| {
-            next += 1;
-            next - 1
-        });
+    let better = metric_direction(RANK_METRIC).unwrap_or(Better::Lower);
+    // Each scored entry's interval on the goodness scale (larger is better): (worst end, best end).
+    let intervals: Vec<Option<(f64, f64)>> = entries
+        .iter()
+        .filter(|e| key(e).is_some())
+        .map(|e| {
+            let m = e.metric(RANK_METRIC)?;
+            let (a, b) = (goodness(better, m.ci_low?), goodness(better, m.ci_high?));
+            Some((a.min(b), a.max(b)))
+        })
+        .collect();
+    let with_intervals: Option<Vec<(f64, f64)>> = intervals.iter().copied().collect();
+    // With intervals, another entry is better when its worst end beats this entry's best end.
+    let ranks: Vec<usize> = match &with_intervals {
+        Some(iv) if !iv.is_empty() => iv
+            .iter()
+            .map(|&(_, best)| {
+                1 + iv
+                    .iter()
+                    .filter(|&&(other_worst, _)| other_worst > best)
+                    .count()
+            })
+            .collect(),
+        _ => (1..=intervals.len()).collect(),
+    };
+    for (i, e) in entries.iter_mut().enumerate() {
+        e.rank = ranks.get(i).copied().filter(|_| key(e).is_some());
+    }
+    let shared: Vec<bool> = entries
+        .iter()
+        .map(|e| e.rank.is_some() && entries.iter().filter(|o| o.rank == e.rank).count() > 1)
+        .collect();
+    for (e, tied) in entries.iter_mut().zip(shared) {
+        e.tied = tied;
     }
 }
 
@@ -497,24 +636,103 @@ fn not_applicable(reason: String, declared: bool) -> Outcome {
     Outcome::NotApplicable { reason, declared }
 }
 
+/// Scores one contender on a suite under the configured protocol; the pooled per-perturbation values come
+/// with it under cross-validation.
 fn score_contender(
     suite: &Suite,
     contender: &Contender,
     config: &LeaderboardConfig,
     score_config: &ScoreConfig,
-) -> Outcome {
-    let prepared = match build(suite, contender, config) {
-        Ok(p) => p,
-        Err(outcome) => return outcome,
-    };
+    progress: &mut dyn FnMut(&str),
+) -> (Outcome, crate::cross_validation::PerPerturbation) {
+    match config.protocol {
+        Protocol::Standard => {
+            match score_on(suite, &suite.split, None, contender, config, score_config) {
+                Ok((result, pseudo_bulk)) => (
+                    Outcome::Scored {
+                        summary: cell_level_filtered(result.summary, pseudo_bulk),
+                    },
+                    Default::default(),
+                ),
+                Err(outcome) => (outcome, Default::default()),
+            }
+        }
+        Protocol::CrossValidation {
+            folds,
+            bootstrap,
+            seed,
+        } => {
+            let splits = match suite.split.cross_validation_folds(&suite.data, folds, seed) {
+                Ok(s) => s,
+                Err(e) => return (not_applicable(e.to_string(), true), Default::default()),
+            };
+            let mut scores = Vec::with_capacity(splits.len());
+            let mut pseudo_bulk = false;
+            for (f, split) in splits.iter().enumerate() {
+                let name = format!("fold-{}", f + 1);
+                match score_on(suite, split, Some(&name), contender, config, score_config) {
+                    Ok((result, bulk)) => {
+                        pseudo_bulk = bulk;
+                        scores.push(fold_scores(&result, &score_config.seeds));
+                        progress(&format!(
+                            "{}: {} fold {} of {} done ({} perturbations)",
+                            suite.name,
+                            contender.name(),
+                            f + 1,
+                            splits.len(),
+                            split.test_conditions().len()
+                        ));
+                    }
+                    Err(Outcome::NotApplicable { reason, declared }) => {
+                        let reason = if declared {
+                            reason
+                        } else {
+                            format!("fold {} of {}: {reason}", f + 1, splits.len())
+                        };
+                        return (not_applicable(reason, declared), Default::default());
+                    }
+                    Err(other) => return (other, Default::default()),
+                }
+            }
+            let (summary, per_perturbation) = summarise_folds(&scores, bootstrap, seed);
+            (
+                Outcome::Scored {
+                    summary: cell_level_filtered(summary, pseudo_bulk),
+                },
+                per_perturbation,
+            )
+        }
+    }
+}
+
+/// A mean profile has no cell distribution: cell-level metrics of the shifted control cells it is scored
+/// as would describe the control's spread, not the method; they are left out for pseudo-bulk predictors.
+fn cell_level_filtered(summary: Vec<MetricSummary>, pseudo_bulk: bool) -> Vec<MetricSummary> {
+    summary
+        .into_iter()
+        .filter(|m| !(pseudo_bulk && CELL_LEVEL_METRICS.iter().any(|p| m.metric.starts_with(p))))
+        .collect()
+}
+
+/// Fits a fresh copy of `contender` on `split`'s train conditions and scores it on its test conditions;
+/// the result and whether the contender predicts pseudo-bulk profiles. `fold` names the run sub-folder of
+/// a trainable contender.
+fn score_on(
+    suite: &Suite,
+    split: &cellshift_data::Split,
+    fold: Option<&str>,
+    contender: &Contender,
+    config: &LeaderboardConfig,
+    score_config: &ScoreConfig,
+) -> Result<(crate::score::ScoreResult, bool), Outcome> {
     let Prepared {
         mut predictor,
         preprocessing,
         run_dir,
-    } = prepared;
+    } = build(suite, contender, config, fold)?;
     let caps = predictor.capabilities();
     if let Some(reason) = declared_not_applicable(&caps, suite, &suite.data) {
-        return not_applicable(reason, true);
+        return Err(not_applicable(reason, true));
     }
     let pseudo_bulk = caps.output == OutputKind::PseudoBulk;
     let prepared_data;
@@ -526,13 +744,13 @@ fn score_contender(
                 &prepared_data
             }
             Err(e) => {
-                return not_applicable(
+                return Err(not_applicable(
                     format!(
                         "the checkpoint {} does not fit this suite: {e}",
                         path.display()
                     ),
                     true,
-                )
+                ))
             }
         },
     };
@@ -541,26 +759,15 @@ fn score_contender(
         seed: config.train_seed,
         ..FitContext::default()
     };
-    match score_on_split(
+    score_on_split(
         data,
         predictor.as_mut(),
-        suite.split.clone(),
+        split.clone(),
         score_config,
         &mut fit,
-    ) {
-        Ok(result) => Outcome::Scored {
-            // A mean profile has no cell distribution: cell-level metrics of the shifted control cells
-            // it is scored as would describe the control's spread, not the method; they are left out.
-            summary: result
-                .summary
-                .into_iter()
-                .filter(|m| {
-                    !(pseudo_bulk && CELL_LEVEL_METRICS.iter().any(|p| m.metric.starts_with(p)))
-                })
-                .collect(),
-        },
-        Err(e) => not_applicable(format!("{e:#}"), false),
-    }
+    )
+    .map(|result| (result, pseudo_bulk))
+    .map_err(|e| not_applicable(format!("{e:#}"), false))
 }
 
 /// A contender ready to be fitted and scored: the predictor, the checkpoint and preprocessing the suite's
@@ -575,6 +782,7 @@ fn build(
     suite: &Suite,
     contender: &Contender,
     config: &LeaderboardConfig,
+    fold: Option<&str>,
 ) -> Result<Prepared, Outcome> {
     match contender {
         Contender::Baseline(name) => {
@@ -622,10 +830,13 @@ fn build(
                 };
                 let predictor = registry::create(name, &request)
                     .map_err(|e| not_applicable(e.to_string(), false))?;
-                let run_dir = config
+                let mut run_dir = config
                     .runs
                     .join(&suite.name)
                     .join(contender.name().replace(':', "_"));
+                if let Some(fold) = fold {
+                    run_dir = run_dir.join(fold);
+                }
                 // A fresh run: the leaderboard owns this folder and retrains from scratch.
                 if run_dir.exists() {
                     std::fs::remove_dir_all(&run_dir).map_err(|e| {
@@ -773,6 +984,8 @@ mod vcc_tests {
             method: method.into(),
             kind: "baseline".into(),
             rank: None,
+            tied: false,
+            per_perturbation: Default::default(),
             seconds: 0.0,
             outcome: Outcome::Scored {
                 summary: metrics
@@ -782,6 +995,8 @@ mod vcc_tests {
                         mean: *v,
                         std: 0.0,
                         n: 3,
+                        ci_low: None,
+                        ci_high: None,
                     })
                     .collect(),
             },
@@ -831,7 +1046,7 @@ mod vcc_tests {
             // A missing metric: no score.
             entry("partial", &[("mae", 0.1)]),
         ];
-        add_vcc_scores(&mut entries);
+        add_vcc_scores(&mut entries, None);
         assert_eq!(vcc(&entries[0]), Some(0.0), "the baseline scores 0");
         assert!((vcc(&entries[1]).unwrap() - 0.5).abs() < 1e-12);
         assert_eq!(vcc(&entries[2]), Some(0.0));
@@ -839,7 +1054,7 @@ mod vcc_tests {
         assert_eq!(vcc(&entries[4]), None);
         // Without the baseline nothing is scored.
         let mut alone = vec![entry("good", &[("mae", 0.1)])];
-        add_vcc_scores(&mut alone);
+        add_vcc_scores(&mut alone, None);
         assert_eq!(vcc(&alone[0]), None);
     }
 
@@ -849,6 +1064,50 @@ mod vcc_tests {
         assert!(
             groups.contains(&"celleval") && groups.contains(&"de"),
             "{groups:?}"
+        );
+    }
+
+    #[test]
+    fn overlapping_intervals_share_ranks_and_separate_ones_do_not() {
+        let with_ci = |method: &str, mean: f64, lo: f64, hi: f64| {
+            let mut e = entry(method, &[(RANK_METRIC, mean)]);
+            if let Outcome::Scored { summary } = &mut e.outcome {
+                summary[0].ci_low = Some(lo);
+                summary[0].ci_high = Some(hi);
+            }
+            e
+        };
+        let mut entries = vec![
+            with_ci("c", 3.8, 3.5, 4.0),
+            with_ci("b", 2.4, 1.8, 3.0),
+            with_ci("a", 1.5, 1.0, 2.0),
+            with_ci("d", 3.2, 2.9, 3.6),
+        ];
+        rank(&mut entries);
+        let got: Vec<(&str, Option<usize>, bool)> = entries
+            .iter()
+            .map(|e| (e.method.as_str(), e.rank, e.tied))
+            .collect();
+        // a and b overlap (rank 1 both); d overlaps b but lies wholly above a (rank 2); c lies above a and
+        // b but overlaps d (rank 3).
+        assert_eq!(
+            got,
+            [
+                ("a", Some(1), true),
+                ("b", Some(1), true),
+                ("d", Some(2), false),
+                ("c", Some(3), false)
+            ]
+        );
+        // Without intervals ranks are 1, 2, 3, … by the mean.
+        let mut plain = vec![
+            entry("x", &[(RANK_METRIC, 2.0)]),
+            entry("y", &[(RANK_METRIC, 1.0)]),
+        ];
+        rank(&mut plain);
+        assert_eq!(
+            (plain[0].rank, plain[0].tied, plain[1].rank),
+            (Some(1), false, Some(2))
         );
     }
 }

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use cellshift_data::atomic::write_bytes_atomically;
 
-use crate::leaderboard::{goodness, metric_direction, Better, Entry, Outcome, RANK_METRIC};
+use crate::leaderboard::{
+    goodness, metric_direction, Better, Entry, Outcome, Protocol, RANK_METRIC,
+};
 use crate::plots::{table_heatmap_png, HeatmapCell};
 use crate::summary::fmt;
 
@@ -20,6 +22,8 @@ pub struct SuiteBoard {
     pub description: String,
     /// The split used.
     pub split: String,
+    /// How its perturbations were tested (the suite's split, or cross-validation folds of it).
+    pub protocol: Protocol,
     /// Context experiments per task.
     pub k: usize,
     /// Cells × genes of the suite.
@@ -85,7 +89,8 @@ pub fn write_leaderboard(dir: &Path, board: &mut Leaderboard) -> anyhow::Result<
 pub fn markdown(board: &Leaderboard) -> String {
     let mut out = format!(
         "# Leaderboard\n\n`{}`\n\nScale `{}`, {} resampling seeds, {} cells per set; ranked by `{}` (lower is \
-         better); mean ± std over seeds. {:.0} s in total.\n",
+         better). Standard protocol: mean ± std over seeds. Cross-validation: mean over perturbations \
+         [bootstrap 95 % interval]; `=` marks ranks shared by overlapping intervals. {:.0} s in total.\n",
         board.command, board.scale, board.seeds, board.cells, board.rank_metric, board.seconds
     );
     for suite in &board.suites {
@@ -95,13 +100,14 @@ pub fn markdown(board: &Leaderboard) -> String {
             continue;
         }
         out += &format!(
-            "{}. {} cells × {} genes, built in {:.2} s; {}; K = {}.\n",
+            "{}. {} cells × {} genes, built in {:.2} s; {}; K = {}; {}.\n",
             suite.description,
             suite.shape.0,
             suite.shape.1,
             suite.generation_seconds,
             suite.split,
-            suite.k
+            suite.k,
+            protocol_description(&suite.protocol)
         );
         if let Some(stats) = suite.stats.as_object() {
             let parts: Vec<String> = stats
@@ -122,6 +128,21 @@ pub fn markdown(board: &Leaderboard) -> String {
     out
 }
 
+/// One phrase saying how a suite's perturbations were tested.
+fn protocol_description(protocol: &Protocol) -> String {
+    match protocol {
+        Protocol::Standard => "standard protocol (the split above)".into(),
+        Protocol::CrossValidation {
+            folds,
+            bootstrap,
+            seed,
+        } => format!(
+            "cross-validation: the split's perturbations in {folds} folds (seed {seed}), each predicted \
+             once; {bootstrap} bootstrap resamples over perturbations"
+        ),
+    }
+}
+
 fn table(entries: &[Entry], columns: &[String]) -> String {
     let metrics: Vec<&str> = columns.iter().map(String::as_str).collect();
     let mut out = format!(
@@ -130,15 +151,22 @@ fn table(entries: &[Entry], columns: &[String]) -> String {
         "---|".repeat(metrics.len())
     );
     for e in entries {
-        let rank = e.rank.map(|r| r.to_string()).unwrap_or_else(|| "–".into());
+        let rank = match e.rank {
+            Some(r) if e.tied => format!("{r}="),
+            Some(r) => r.to_string(),
+            None => "–".into(),
+        };
         match &e.outcome {
             Outcome::Scored { .. } => {
                 let cells: Vec<String> = metrics
                     .iter()
                     .map(|m| match e.metric(m) {
-                        Some(s) if s.mean.is_finite() => {
-                            format!("{} ± {}", fmt(s.mean), fmt(s.std))
-                        }
+                        Some(s) if s.mean.is_finite() => match (s.ci_low, s.ci_high) {
+                            (Some(lo), Some(hi)) => {
+                                format!("{} [{}, {}]", fmt(s.mean), fmt(lo), fmt(hi))
+                            }
+                            _ => format!("{} ± {}", fmt(s.mean), fmt(s.std)),
+                        },
                         _ => "n/a".into(),
                     })
                     .collect();

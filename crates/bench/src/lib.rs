@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod c3tl;
+pub mod cross_validation;
 pub mod inference;
 pub mod leaderboard;
 pub mod leaderboard_report;

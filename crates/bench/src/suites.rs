@@ -63,6 +63,8 @@ pub struct Suite {
     /// Statistics of the synthetic suites (how different the contexts are, how non-additive the
     /// doubles are); `Null` for real suites.
     pub stats: serde_json::Value,
+    /// Measured cells (a real screen) rather than a simulation: cross-validation is its default protocol.
+    pub real: bool,
 }
 
 /// A suite, or why it was skipped.
@@ -158,6 +160,7 @@ fn multi_context(settings: &SuiteSettings) -> anyhow::Result<Suite> {
         k: 8,
         seconds: 0.0,
         stats: serde_json::to_value(&suite.stats)?,
+        real: false,
     })
 }
 
@@ -183,6 +186,7 @@ fn combinatorial(settings: &SuiteSettings) -> anyhow::Result<Suite> {
         k: 8,
         seconds: 0.0,
         stats,
+        real: false,
     })
 }
 
@@ -208,6 +212,7 @@ fn papalexi(path: &Path) -> anyhow::Result<Suite> {
         k: 3,
         seconds: 0.0,
         stats: serde_json::Value::Null,
+        real: true,
     })
 }
 
@@ -270,6 +275,7 @@ fn perturbench(name: &str, path: &Path, settings: &SuiteSettings) -> anyhow::Res
             k: 8,
             seconds: 0.0,
             stats: serde_json::Value::Null,
+            real: true,
         })
     } else {
         let split = Split::new(&data, &standard_split(42))?;
@@ -284,6 +290,7 @@ fn perturbench(name: &str, path: &Path, settings: &SuiteSettings) -> anyhow::Res
             k: 3,
             seconds: 0.0,
             stats: serde_json::Value::Null,
+            real: true,
         })
     }
 }
@@ -374,6 +381,7 @@ pub fn file_suite(path: &Path, columns: &PerturbationColumns, seed: u64) -> anyh
         k,
         seconds: started.elapsed().as_secs_f64(),
         stats: serde_json::Value::Null,
+        real: true,
     })
 }
 

@@ -13,8 +13,14 @@ pub struct MetricSummary {
     pub mean: f64,
     /// Sample standard deviation over seeds (0 for one seed).
     pub std: f64,
-    /// Seeds with a finite value.
+    /// Seeds with a finite value (cross-validation: perturbations, or folds for joint metrics).
     pub n: usize,
+    /// Lower end of the bootstrap 95 % interval (cross-validation protocol only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ci_low: Option<f64>,
+    /// Upper end of the bootstrap 95 % interval (cross-validation protocol only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ci_high: Option<f64>,
 }
 
 /// Per seed, averages each metric over the seed's contexts (the NaN-ignoring `nanmean` block for
@@ -68,6 +74,8 @@ pub fn summarise(reports: &[(u64, String, EvalReport)], seeds: &[u64]) -> Vec<Me
                 mean,
                 std,
                 n,
+                ci_low: None,
+                ci_high: None,
             }
         })
         .collect()

@@ -18,6 +18,7 @@
 //! non-control conditions are split 50/50 (same shuffle, seeded per call) into context experiments
 //! (train) and queried conditions (test); a context with a single perturbation gets it as a query.
 
+mod folds;
 mod numpy_random;
 mod sklearn;
 

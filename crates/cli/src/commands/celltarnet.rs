@@ -101,6 +101,8 @@ fn with_l2(mut summary: Vec<MetricSummary>, genes: usize) -> Vec<MetricSummary> 
             mean: l2,
             std,
             n: mse.n,
+            ci_low: None,
+            ci_high: None,
         });
     }
     summary

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use cellshift_bench::leaderboard::{
-    parse_columns, parse_contenders, parse_model_option, run_suite, LeaderboardConfig, RANK_METRIC,
+    parse_columns, parse_contenders, parse_model_option, run_suite, LeaderboardConfig, Protocol,
+    RANK_METRIC,
 };
 use cellshift_bench::leaderboard_report::{markdown, write_leaderboard, Leaderboard, SuiteBoard};
 use cellshift_bench::suites::{file_suite, load_suite, parse_suites, SuiteLoad, SuiteSettings};
@@ -79,8 +80,36 @@ pub struct Args {
     /// CPU threads for libtorch (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// How perturbations are tested: `cv` (the suite's eligible perturbations dealt into `--folds` seeded
+    /// folds, each predicted once; every metric with a bootstrap 95 % interval over perturbations; ranks
+    /// tie when intervals overlap), `standard` (the suite's one split, mean ± std over seeds), or `auto`:
+    /// cv on real screens (papalexi, perturbench-*, `--data`), standard on the synthetic suites.
+    #[arg(long, default_value = "auto")]
+    pub protocol: String,
+    /// Cross-validation folds (fewer when fewer perturbations are eligible).
+    #[arg(long, default_value_t = 5)]
+    pub folds: usize,
+    /// Bootstrap resamples of each cross-validation interval.
+    #[arg(long, default_value_t = cellshift_bench::cross_validation::DEFAULT_BOOTSTRAP)]
+    pub bootstrap: usize,
     #[command(flatten)]
     pub sampler: SamplerArgs,
+}
+
+/// The protocol of a suite under `--protocol`.
+fn protocol_for(args: &Args, real: bool) -> anyhow::Result<Protocol> {
+    let cv = Protocol::CrossValidation {
+        folds: args.folds,
+        bootstrap: args.bootstrap,
+        seed: args.seed,
+    };
+    Ok(match args.protocol.as_str() {
+        "cv" => cv,
+        "standard" => Protocol::Standard,
+        "auto" if real => cv,
+        "auto" => Protocol::Standard,
+        other => anyhow::bail!("unknown --protocol `{other}`; use auto, cv or standard"),
+    })
 }
 
 /// Runs `cellshift bench suite`.
@@ -140,7 +169,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seed: args.seed,
         shared: args.shared.clone(),
     };
-    let config = LeaderboardConfig {
+    protocol_for(&args, true)?;
+    if args.folds < 2 {
+        anyhow::bail!(
+            "--folds {} is too few; cross-validation needs at least 2",
+            args.folds
+        );
+    }
+    let mut config = LeaderboardConfig {
         seeds: args.seeds.max(1),
         n_cells: args.cells.unwrap_or_else(|| scale.set_cells()),
         groups,
@@ -155,6 +191,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .iter()
             .map(|o| parse_model_option(o))
             .collect::<anyhow::Result<_>>()?,
+        protocol: Protocol::Standard,
     };
     let mut boards = Vec::with_capacity(suites.len());
     let names = match &args.data {
@@ -178,6 +215,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     skipped: Some(reason),
                     description: String::new(),
                     split: String::new(),
+                    protocol: Protocol::Standard,
                     k: 0,
                     shape: (0, 0),
                     generation_seconds: 0.0,
@@ -195,6 +233,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     suite.seconds,
                     suite.split_description
                 );
+                config.protocol = protocol_for(&args, suite.real)?;
                 let entries = run_suite(&suite, &contenders, &config, &mut |line| {
                     eprintln!("  {line}")
                 });
@@ -203,6 +242,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     skipped: None,
                     description: suite.description.clone(),
                     split: suite.split_description.clone(),
+                    protocol: config.protocol,
                     k: suite.k,
                     shape: (suite.data.n_cells(), suite.data.n_genes()),
                     generation_seconds: suite.seconds,
