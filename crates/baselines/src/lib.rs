@@ -30,6 +30,7 @@ pub mod matching_mean;
 pub mod oracle;
 pub mod perturbation_mean;
 pub mod registry;
+pub mod residual;
 pub mod shared;
 
 pub use additive::Additive;
@@ -42,4 +43,5 @@ pub use matching_mean::MatchingMean;
 pub use oracle::OracleBaseline;
 pub use perturbation_mean::PerturbationMean;
 pub use registry::{baseline_by_name, BASELINE_NAMES};
+pub use residual::{Residual, RESIDUAL_BASELINES};
 pub use shared::resample::resample_cells;

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use cellshift_baselines::{baseline_by_name, BASELINE_NAMES};
+use cellshift_baselines::{baseline_by_name, ControlBaseline, Residual, BASELINE_NAMES};
 use cellshift_data::{
     Capabilities, FitContext, OutputKind, PerturbationData, Predictor, SplitRole,
 };
@@ -778,7 +778,41 @@ struct Prepared {
     run_dir: Option<PathBuf>,
 }
 
+/// The contender as configured: its predictor, made a residual of a baseline when its model options
+/// hold `residual=BASELINE` ([`Residual`]).
 fn build(
+    suite: &Suite,
+    contender: &Contender,
+    config: &LeaderboardConfig,
+    fold: Option<&str>,
+) -> Result<Prepared, Outcome> {
+    let residual = config
+        .model_options_of(contender.name())
+        .iter()
+        .filter_map(|o| o.strip_prefix(RESIDUAL_OPTION).map(str::to_string))
+        .next_back();
+    let mut prepared = build_plain(suite, contender, config, fold)?;
+    if let Some(baseline) = residual {
+        if let Contender::Baseline(name) = contender {
+            return Err(not_applicable(
+                format!(
+                    "residual={baseline} applies to learned methods, not to the baseline {name}"
+                ),
+                true,
+            ));
+        }
+        let inner = std::mem::replace(&mut prepared.predictor, Box::new(ControlBaseline::new()));
+        prepared.predictor = Box::new(
+            Residual::new(inner, &baseline).map_err(|e| not_applicable(e.to_string(), true))?,
+        );
+    }
+    Ok(prepared)
+}
+
+/// The model option that makes a method a residual of a baseline: `CONTENDER:residual=BASELINE`.
+pub const RESIDUAL_OPTION: &str = "residual=";
+
+fn build_plain(
     suite: &Suite,
     contender: &Contender,
     config: &LeaderboardConfig,
@@ -826,7 +860,11 @@ fn build(
                     preprocessing: data_preprocessing(&suite.data),
                     inference: config.inference.clone(),
                     seed: config.train_seed,
-                    model_options: &config.model_options_of(contender.name()),
+                    model_options: &config
+                        .model_options_of(contender.name())
+                        .into_iter()
+                        .filter(|o| !o.starts_with(RESIDUAL_OPTION))
+                        .collect::<Vec<_>>(),
                 };
                 let predictor = registry::create(name, &request)
                     .map_err(|e| not_applicable(e.to_string(), false))?;

@@ -299,3 +299,73 @@ fn leaderboard_columns_model_options_and_the_train_seed() {
     assert_ne!(code, 0);
     assert!(stderr.contains("unknown metric `nope`"), "{stderr}");
 }
+
+#[test]
+fn a_residual_method_starts_as_its_baseline() {
+    // Five training steps teach scDFM nothing; as a residual of `additive` its calibrated gate closes and
+    // it scores exactly as the baseline, where the plain five-step scDFM is worse.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("board");
+    let (code, _, stderr) = cellshift(&[
+        "bench",
+        "suite",
+        "--suites",
+        "combinatorial",
+        "--methods",
+        "scdfm,scdfm:tiny,additive,control",
+        "--model-option",
+        "scdfm:training.steps=5",
+        "--model-option",
+        "scdfm:tiny:training.steps=5",
+        "--model-option",
+        "scdfm:tiny:residual=additive",
+        "--model-option",
+        "control:residual=additive",
+        "--scale",
+        "tiny",
+        "--seeds",
+        "1",
+        "--cells",
+        "32",
+        "--threads",
+        "1",
+        "--protocol",
+        "standard",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let board = stats(&out.join("leaderboard.json"));
+    let entry = |method: &str| {
+        board["suites"][0]["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["method"] == method)
+            .unwrap()
+            .clone()
+    };
+    let metric = |method: &str, key: &str| {
+        entry(method)["summary"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["metric"] == key)
+            .unwrap()["mean"]
+            .as_f64()
+            .unwrap()
+    };
+    for key in ["mean_rmse", "w2", "mmd", "pearson_delta"] {
+        assert_eq!(metric("scdfm:tiny", key), metric("additive", key), "{key}");
+    }
+    assert!(metric("scdfm", "mean_rmse") > metric("additive", "mean_rmse"));
+    let control = entry("control");
+    assert_eq!(control["status"], "not_applicable", "{control}");
+    assert!(
+        control["reason"]
+            .as_str()
+            .unwrap()
+            .contains("learned methods"),
+        "{control}"
+    );
+}
