@@ -6,6 +6,7 @@
 //! measured genes, the checkpoint's gene panel), or the error its fit or prediction gave.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use cellshift_baselines::{baseline_by_name, ControlBaseline, Residual, BASELINE_NAMES};
@@ -16,6 +17,7 @@ use cellshift_metrics::MetricGroups;
 use cellshift_models::registry::{self, CreateRequest, InferenceOptions};
 use cellshift_models::Preprocessing;
 
+use crate::auto::{Auto, AutoReport, Candidate};
 use crate::cross_validation::{fold_scores, summarise_folds};
 use crate::prepare::{data_preprocessing, prepare_for_model};
 use crate::score::{score_on_split, ScoreConfig};
@@ -324,6 +326,9 @@ pub enum Contender {
         /// Its checkpoint (pre-trained methods).
         checkpoint: Option<PathBuf>,
     },
+    /// `auto` ([`crate::auto`]): chooses among the other contenders by cross-validation on the training
+    /// perturbations, then refits the winner.
+    Auto,
 }
 
 impl Contender {
@@ -332,6 +337,7 @@ impl Contender {
         match self {
             Contender::Baseline(n) => n,
             Contender::Method { name, .. } => name,
+            Contender::Auto => AUTO,
         }
     }
 
@@ -340,6 +346,7 @@ impl Contender {
         match self {
             Contender::Baseline(_) => "baseline",
             Contender::Method { .. } => "method",
+            Contender::Auto => AUTO,
         }
     }
 }
@@ -373,6 +380,7 @@ pub fn parse_contenders(
                     .map(|b| Contender::Baseline(b.to_string())),
             ),
             name if BASELINE_NAMES.contains(&name) => out.push(Contender::Baseline(name.into())),
+            AUTO => out.push(Contender::Auto),
             name if registry::names().contains(&name) => out.push(method(name)),
             // `method:preset`, e.g. `scdfm:tiny-no-mmd` (a trained method at a named preset).
             name if name
@@ -396,6 +404,22 @@ pub fn parse_contenders(
     Ok(out)
 }
 
+/// The name of the [`Contender::Auto`] contender.
+pub const AUTO: &str = "auto";
+
+/// Whether `auto` may choose `contender`: not the oracle (it reads the answer), not `auto` itself, not a
+/// pre-trained method (its checkpoint's preprocessing is not the suite's).
+pub fn auto_may_choose(contender: &Contender) -> bool {
+    match contender {
+        Contender::Baseline(name) => name != "oracle",
+        Contender::Method { name, .. } => {
+            let method = name.split_once(':').map_or(name.as_str(), |(m, _)| m);
+            registry::method(method).is_ok_and(|entry| entry.create.is_some())
+        }
+        Contender::Auto => false,
+    }
+}
+
 /// How every contender is scored.
 #[derive(Clone, Debug)]
 pub struct LeaderboardConfig {
@@ -416,6 +440,8 @@ pub struct LeaderboardConfig {
     pub model_options: Vec<(String, String)>,
     /// How test perturbations are chosen: the suite's split, or cross-validation folds of it.
     pub protocol: Protocol,
+    /// Inner folds of `auto`'s choice ([`crate::auto::DEFAULT_INNER_FOLDS`] by default).
+    pub auto_inner_folds: usize,
 }
 
 /// How a suite's perturbations are tested.
@@ -510,6 +536,9 @@ pub struct Entry {
     /// score's interval); empty under the standard protocol.
     #[serde(skip)]
     pub per_perturbation: crate::cross_validation::PerPerturbation,
+    /// `auto`: what it chose in each fit (one per fold under cross-validation) with the inner scores.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<AutoReport>,
 }
 
 impl Entry {
@@ -540,8 +569,16 @@ pub fn run_suite(
         .iter()
         .map(|contender| {
             let started = Instant::now();
-            let (outcome, per_perturbation) =
-                score_contender(suite, contender, config, &score_config, progress);
+            let mut choices = Vec::new();
+            let (outcome, per_perturbation) = score_contender(
+                suite,
+                contender,
+                contenders,
+                config,
+                &score_config,
+                &mut choices,
+                progress,
+            );
             let seconds = started.elapsed().as_secs_f64();
             progress(&match &outcome {
                 Outcome::Scored { summary } => format!(
@@ -565,6 +602,7 @@ pub fn run_suite(
                 seconds,
                 outcome,
                 per_perturbation,
+                choices,
             }
         })
         .collect();
@@ -638,25 +676,33 @@ fn not_applicable(reason: String, declared: bool) -> Outcome {
 
 /// Scores one contender on a suite under the configured protocol; the pooled per-perturbation values come
 /// with it under cross-validation.
+#[allow(clippy::too_many_arguments)]
 fn score_contender(
     suite: &Suite,
     contender: &Contender,
+    all: &[Contender],
     config: &LeaderboardConfig,
     score_config: &ScoreConfig,
+    choices: &mut Vec<AutoReport>,
     progress: &mut dyn FnMut(&str),
 ) -> (Outcome, crate::cross_validation::PerPerturbation) {
-    match config.protocol {
-        Protocol::Standard => {
-            match score_on(suite, &suite.split, None, contender, config, score_config) {
-                Ok((result, pseudo_bulk)) => (
-                    Outcome::Scored {
-                        summary: cell_level_filtered(result.summary, pseudo_bulk),
-                    },
-                    Default::default(),
-                ),
-                Err(outcome) => (outcome, Default::default()),
-            }
+    let mut score_on = |split: &cellshift_data::Split, fold: Option<&str>| {
+        let scored = score_on(suite, split, fold, contender, all, config, score_config);
+        if let Ok((_, _, Some(report))) = &scored {
+            choices.push(report.clone());
         }
+        scored.map(|(result, bulk, _)| (result, bulk))
+    };
+    match config.protocol {
+        Protocol::Standard => match score_on(&suite.split, None) {
+            Ok((result, pseudo_bulk)) => (
+                Outcome::Scored {
+                    summary: cell_level_filtered(result.summary, pseudo_bulk),
+                },
+                Default::default(),
+            ),
+            Err(outcome) => (outcome, Default::default()),
+        },
         Protocol::CrossValidation {
             folds,
             bootstrap,
@@ -670,7 +716,7 @@ fn score_contender(
             let mut pseudo_bulk = false;
             for (f, split) in splits.iter().enumerate() {
                 let name = format!("fold-{}", f + 1);
-                match score_on(suite, split, Some(&name), contender, config, score_config) {
+                match score_on(split, Some(&name)) {
                     Ok((result, bulk)) => {
                         pseudo_bulk = bulk;
                         scores.push(fold_scores(&result, &score_config.seeds));
@@ -722,14 +768,19 @@ fn score_on(
     split: &cellshift_data::Split,
     fold: Option<&str>,
     contender: &Contender,
+    all: &[Contender],
     config: &LeaderboardConfig,
     score_config: &ScoreConfig,
-) -> Result<(crate::score::ScoreResult, bool), Outcome> {
+) -> Result<(crate::score::ScoreResult, bool, Option<AutoReport>), Outcome> {
+    let report = Arc::new(Mutex::new(AutoReport::default()));
     let Prepared {
         mut predictor,
         preprocessing,
         run_dir,
-    } = build(suite, contender, config, fold)?;
+    } = match contender {
+        Contender::Auto => build_auto(suite, split, fold, all, config, score_config, &report)?,
+        _ => build(suite, contender, config, fold)?,
+    };
     let caps = predictor.capabilities();
     if let Some(reason) = declared_not_applicable(&caps, suite, &suite.data) {
         return Err(not_applicable(reason, true));
@@ -766,8 +817,88 @@ fn score_on(
         score_config,
         &mut fit,
     )
-    .map(|result| (result, pseudo_bulk))
+    .map(|result| {
+        let auto = matches!(contender, Contender::Auto)
+            .then(|| report.lock().map(|r| r.clone()).ok())
+            .flatten();
+        (result, pseudo_bulk, auto)
+    })
     .map_err(|e| not_applicable(format!("{e:#}"), false))
+}
+
+/// `auto` for one split: a fresh predictor of every candidate among `all` ([`auto_may_choose`]) per inner
+/// fold and for the refit, with their run folders under `<runs>/<suite>/auto[/<fold>]/<candidate>/`.
+fn build_auto(
+    suite: &Suite,
+    split: &cellshift_data::Split,
+    fold: Option<&str>,
+    all: &[Contender],
+    config: &LeaderboardConfig,
+    score_config: &ScoreConfig,
+    report: &Arc<Mutex<AutoReport>>,
+) -> Result<Prepared, Outcome> {
+    let inner_folds = config.auto_inner_folds;
+    let mut candidates = Vec::new();
+    // Baselines first, so that a tie goes to the simpler candidate.
+    let mut ordered: Vec<&Contender> = all.iter().filter(|c| auto_may_choose(c)).collect();
+    ordered.sort_by_key(|c| c.kind() != "baseline");
+    for contender in ordered {
+        let sub = |part: &str| {
+            let mut path = PathBuf::from(AUTO);
+            if let Some(f) = fold {
+                path = path.join(f);
+            }
+            path.join(contender.name().replace(':', "_"))
+                .join(part)
+                .to_string_lossy()
+                .into_owned()
+        };
+        let mut per_fold = Vec::with_capacity(inner_folds);
+        let mut usable = true;
+        for i in 0..inner_folds {
+            match build(
+                suite,
+                contender,
+                config,
+                Some(&sub(&format!("inner-{}", i + 1))),
+            ) {
+                Ok(p) if p.preprocessing.is_none() => per_fold.push((p.predictor, p.run_dir)),
+                _ => {
+                    usable = false;
+                    break;
+                }
+            }
+        }
+        if !usable {
+            continue;
+        }
+        let Ok(refit) = build(suite, contender, config, Some(&sub("refit"))) else {
+            continue;
+        };
+        candidates.push(Candidate {
+            name: contender.name().to_string(),
+            per_fold,
+            refit: (refit.predictor, refit.run_dir),
+        });
+    }
+    if candidates.is_empty() {
+        return Err(not_applicable(
+            "auto has no candidate: list baselines or trainable methods beside it in --methods"
+                .into(),
+            true,
+        ));
+    }
+    Ok(Prepared {
+        predictor: Box::new(Auto::new(
+            candidates,
+            split.query_kinds(&suite.data),
+            score_config,
+            inner_folds,
+            report.clone(),
+        )),
+        preprocessing: None,
+        run_dir: None,
+    })
 }
 
 /// A contender ready to be fitted and scored: the predictor, the checkpoint and preprocessing the suite's
@@ -819,6 +950,10 @@ fn build_plain(
     fold: Option<&str>,
 ) -> Result<Prepared, Outcome> {
     match contender {
+        Contender::Auto => Err(not_applicable(
+            "auto is built from the other contenders (build_auto)".into(),
+            true,
+        )),
         Contender::Baseline(name) => {
             let predictor =
                 baseline_by_name(name).map_err(|e| not_applicable(e.to_string(), true))?;
@@ -1024,6 +1159,7 @@ mod vcc_tests {
             rank: None,
             tied: false,
             per_perturbation: Default::default(),
+            choices: Vec::new(),
             seconds: 0.0,
             outcome: Outcome::Scored {
                 summary: metrics

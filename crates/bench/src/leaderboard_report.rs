@@ -121,9 +121,38 @@ pub fn markdown(board: &Leaderboard) -> String {
         }
         out += "\n";
         out += &table(&suite.entries, &board.metrics);
+        out += &auto_choices(&suite.entries);
         if let Some(png) = &suite.png {
             out += &format!("\n![{}]({png})\n", suite.suite);
         }
+    }
+    out
+}
+
+/// What `auto` chose in each of its fits, with the inner mean RMSE of every candidate ("" without `auto`).
+fn auto_choices(entries: &[Entry]) -> String {
+    let mut out = String::new();
+    for e in entries.iter().filter(|e| !e.choices.is_empty()) {
+        let fits: Vec<String> = e
+            .choices
+            .iter()
+            .map(|c| {
+                let inner: Vec<String> = c
+                    .inner
+                    .iter()
+                    .map(|s| match s.mean_rmse {
+                        Some(v) => format!("{} {}", s.name, fmt(v)),
+                        None => format!("{} n/a", s.name),
+                    })
+                    .collect();
+                format!("**{}** ({})", c.chosen, inner.join(", "))
+            })
+            .collect();
+        out += &format!(
+            "\n`{}` chose, per fit (inner mean_rmse of each candidate on the training perturbations): {}.\n",
+            e.method,
+            fits.join("; ")
+        );
     }
     out
 }

@@ -3,6 +3,7 @@
 
 #![deny(missing_docs)]
 
+pub mod auto;
 pub mod c3tl;
 pub mod cross_validation;
 pub mod inference;

@@ -28,7 +28,8 @@ pub struct Args {
     #[arg(long, default_value = "all")]
     pub suites: String,
     /// Methods, comma-separated names, or `all` (every registered method and every baseline), `methods`,
-    /// `baselines`.
+    /// `baselines`; `auto` chooses among the others listed by cross-validation on the training
+    /// perturbations.
     #[arg(long, default_value = "all")]
     pub methods: String,
     /// Size of the synthetic suites: `tiny` (CI, seconds) or `small`.
@@ -89,6 +90,10 @@ pub struct Args {
     /// Cross-validation folds (fewer when fewer perturbations are eligible).
     #[arg(long, default_value_t = 5)]
     pub folds: usize,
+    /// Inner folds over the training perturbations with which `auto` (in --methods) chooses among the
+    /// other listed contenders (baselines and trainable methods, residual variants included).
+    #[arg(long, default_value_t = cellshift_bench::auto::DEFAULT_INNER_FOLDS)]
+    pub auto_folds: usize,
     /// Bootstrap resamples of each cross-validation interval.
     #[arg(long, default_value_t = cellshift_bench::cross_validation::DEFAULT_BOOTSTRAP)]
     pub bootstrap: usize,
@@ -192,6 +197,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map(|o| parse_model_option(o))
             .collect::<anyhow::Result<_>>()?,
         protocol: Protocol::Standard,
+        auto_inner_folds: args.auto_folds,
     };
     let mut boards = Vec::with_capacity(suites.len());
     let names = match &args.data {

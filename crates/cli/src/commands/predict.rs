@@ -2,19 +2,28 @@
 //! screen with a checkpoint of any method (the bundled MapPFN by default), from the context's control
 //! cells and K measured perturbations; writes the predicted cells as an `.h5ad` (one block of `--cells`
 //! cells per query); a pseudo-bulk method (C3TL) writes one predicted profile per query instead — its
-//! delta on top of the mean of all the context's control cells — and no cells are made up.
+//! delta on top of the mean of all the context's control cells — and no cells are made up. `--method auto`
+//! predicts with the baseline that cross-validation on the screen's measured perturbations chooses.
 
 use crate::outputs::{check_outputs, Output};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
+use cellshift_baselines::{baseline_by_name, BASELINE_NAMES};
+use cellshift_bench::auto::{Auto, AutoReport, Candidate};
 use cellshift_bench::inference::{inference_task, resolve_context};
 use cellshift_bench::prediction_cells;
 use cellshift_bench::prepare::prepare_for_model;
+use cellshift_bench::ScoreConfig;
 use cellshift_data::h5ad::{self, UnsValue, WriteOptions};
 use cellshift_data::model::CellAnnotations;
-use cellshift_data::{OutputKind, PerturbationData};
+use cellshift_data::split::Split;
+use cellshift_data::{
+    FitContext, OutputKind, PerturbationData, PredictError, Prediction, Predictor, Task, Treatment,
+};
+use cellshift_metrics::MetricGroups;
 use ndarray::{concatenate, Axis};
 
 use super::model::{check_k, load_model, model_dir, SamplerArgs};
@@ -29,8 +38,18 @@ const QUERIES_PER_GROUP: usize = 5;
 pub struct Args {
     /// Checkpoint (or run) directory written by `pretrain`, `train` or `finetune` (default: the bundled
     /// SERGIO-prior MapPFN, `checkpoints/mappfn-sergio-small`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "method")]
     pub model: Option<PathBuf>,
+    /// `auto`: instead of a checkpoint, choose among the baselines (all but the oracle) by
+    /// cross-validation on this screen's measured perturbations of the queries' kind in the context
+    /// (never the queries themselves), refit the winner on all of them, and predict with it. The data
+    /// are used on the scale given. The choice and the inner scores are printed and kept in the output's
+    /// `uns["cellshift"]`.
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Inner folds of `--method auto`.
+    #[arg(long, default_value_t = cellshift_bench::auto::DEFAULT_INNER_FOLDS)]
+    pub auto_folds: usize,
     /// The screen (`.h5ad`; raw counts are normalised as the checkpoint records).
     #[arg(long)]
     pub data: PathBuf,
@@ -67,17 +86,54 @@ pub struct Args {
 /// Runs `cellshift predict`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     set_threads(args.threads);
-    let model_path = model_dir(args.model.as_deref())?;
-    check_outputs(&[&args.data, &model_path], &[Output::File(&args.out)])?;
-    let loaded = load_model(&model_path, &args.sampler)?;
-    check_k(&loaded, args.k)?;
+    let auto = match args.method.as_deref() {
+        None => false,
+        Some("auto") => true,
+        Some(other) => anyhow::bail!(
+            "--method `{other}` is not supported here; use --method auto, or --model DIR for a trained \
+             checkpoint of any method"
+        ),
+    };
+    let model_path = if auto {
+        None
+    } else {
+        Some(model_dir(args.model.as_deref())?)
+    };
+    let mut inputs: Vec<&std::path::Path> = vec![&args.data];
+    inputs.extend(model_path.as_deref());
+    check_outputs(&inputs, &[Output::File(&args.out)])?;
     let raw = args.columns.read(&args.data)?;
-    let (data, report) = prepare_for_model(&raw, &loaded.preprocessing)
-        .with_context(|| format!("preparing {} for the model", args.data.display()))?;
-    for note in &report.notes {
-        eprintln!("note: {note}");
-    }
+    let (mut model, method, sampler, data) = match &model_path {
+        Some(path) => {
+            let loaded = load_model(path, &args.sampler)?;
+            check_k(&loaded, args.k)?;
+            let (data, report) = prepare_for_model(&raw, &loaded.preprocessing)
+                .with_context(|| format!("preparing {} for the model", args.data.display()))?;
+            for note in &report.notes {
+                eprintln!("note: {note}");
+            }
+            let sampler = format!("{:?}", loaded.sampler);
+            (
+                loaded.model as Box<dyn Predictor>,
+                loaded.method.to_string(),
+                sampler,
+                data,
+            )
+        }
+        None => (
+            Box::new(NoModel) as Box<dyn Predictor>,
+            "auto".to_string(),
+            "none (baselines)".to_string(),
+            raw,
+        ),
+    };
     let context = resolve_context(&data, args.context.as_deref())?;
+    let mut choice = None;
+    if auto {
+        let (fitted, report) = fit_auto(&data, context, &args)?;
+        model = fitted;
+        choice = Some(report);
+    }
     let seeds: Vec<u64> = (0..args.query.len() as u64)
         .map(|i| cellshift_data::seed::query_seed(args.seed, i))
         .collect();
@@ -91,20 +147,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     // Queries in groups: methods that batch (MapPFN: one batched ODE solve) solve each group together,
     // and the progress bar moves between groups.
-    let bar = crate::progress::bar(
-        tasks.len() as u64,
-        &format!("predicting with {}", loaded.method),
-    );
+    let bar = crate::progress::bar(tasks.len() as u64, &format!("predicting with {method}"));
     let mut predictions = Vec::with_capacity(tasks.len());
     for (group, group_seeds) in tasks
         .chunks(QUERIES_PER_GROUP)
         .zip(seeds.chunks(QUERIES_PER_GROUP))
     {
         predictions.extend(
-            loaded
-                .model
+            model
                 .predict_many(group, args.cells, group_seeds)
-                .map_err(|e| anyhow::anyhow!("{} failed: {e}", loaded.method))
+                .map_err(|e| anyhow::anyhow!("{method} failed: {e}"))
                 .context("predicting the queries")?,
         );
         bar.inc(group.len() as u64);
@@ -115,9 +167,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.query.len(),
         args.cells,
         data.contexts[context],
-        loaded.method
+        method
     );
-    let pseudo_bulk = loaded.model.capabilities().output == OutputKind::PseudoBulk;
+    let pseudo_bulk = model.capabilities().output == OutputKind::PseudoBulk;
     let mut blocks = Vec::new();
     let mut labels = Vec::new();
     if pseudo_bulk {
@@ -167,8 +219,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut adata = h5ad::perturbation_data_to_anndata(&predicted, &args.columns.columns());
     let mut meta = BTreeMap::new();
     let text = |v: String| UnsValue::Str(v);
-    meta.insert("method".into(), text(loaded.method.into()));
-    meta.insert("model".into(), text(model_path.display().to_string()));
+    meta.insert("method".into(), text(method.clone()));
+    if let Some(path) = &model_path {
+        meta.insert("model".into(), text(path.display().to_string()));
+    }
+    if let Some(report) = &choice {
+        meta.insert("auto".into(), text(serde_json::to_string(report)?));
+    }
     meta.insert("data".into(), text(args.data.display().to_string()));
     meta.insert("context".into(), text(data.contexts[context].clone()));
     meta.insert("k".into(), UnsValue::I64(args.k as i64));
@@ -183,7 +240,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }),
     );
     meta.insert("seed".into(), UnsValue::I64(args.seed as i64));
-    meta.insert("sampler".into(), text(format!("{:?}", loaded.sampler)));
+    meta.insert("sampler".into(), text(sampler));
     let experiments: BTreeMap<String, UnsValue> = args
         .query
         .iter()
@@ -209,4 +266,103 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// Stands in for the model until `auto` has chosen one (never asked to predict).
+struct NoModel;
+
+impl Predictor for NoModel {
+    fn name(&self) -> &str {
+        "auto"
+    }
+
+    fn predict(&self, _: &Task, _: usize, _: u64) -> Result<Prediction, PredictError> {
+        Err("auto has not chosen a model".into())
+    }
+}
+
+/// `--method auto`: chooses among the baselines on the context's measured perturbations of the queries'
+/// kinds (the queries' own conditions left out) and refits the winner on every measured condition but the
+/// queries'.
+fn fit_auto(
+    data: &PerturbationData,
+    context: usize,
+    args: &Args,
+) -> anyhow::Result<(Box<dyn Predictor>, AutoReport)> {
+    let query_conditions: Vec<usize> = args
+        .query
+        .iter()
+        .filter_map(|q| {
+            let t = data.treatment_index(q).ok()?;
+            data.conditions()
+                .iter()
+                .position(|c| c.context == context && c.treatment == t)
+        })
+        .collect();
+    let train: Vec<usize> = (0..data.conditions().len())
+        .filter(|c| !query_conditions.contains(c))
+        .collect();
+    let mut kinds: Vec<(usize, &'static str)> = args
+        .query
+        .iter()
+        .map(|q| {
+            let treatment = Treatment::from_label(q, &data.control_label);
+            (context, Split::treatment_kind(&treatment))
+        })
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    let folds = args.auto_folds;
+    let candidates = BASELINE_NAMES
+        .iter()
+        .filter(|&&b| b != "oracle")
+        .map(|&b| -> anyhow::Result<Candidate> {
+            let fresh = || -> anyhow::Result<Box<dyn Predictor>> { Ok(baseline_by_name(b)?) };
+            Ok(Candidate {
+                name: b.to_string(),
+                per_fold: (0..folds)
+                    .map(|_| fresh().map(|p| (p, None)))
+                    .collect::<anyhow::Result<_>>()?,
+                refit: (fresh()?, None),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let report = Arc::new(Mutex::new(AutoReport::default()));
+    let config = ScoreConfig {
+        k: args.k,
+        n_cells: args.cells.min(64),
+        seeds: vec![args.seed],
+        groups: MetricGroups::none(),
+        split: Default::default(),
+    };
+    let mut auto = Auto::new(candidates, kinds, &config, folds, report.clone());
+    eprintln!(
+        "auto: choosing among {} baselines by {folds}-fold cross-validation on the measured perturbations",
+        BASELINE_NAMES.len() - 1
+    );
+    auto.fit(
+        data,
+        &train,
+        &mut FitContext {
+            seed: args.seed,
+            ..FitContext::default()
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("auto: {e}"))?;
+    let report = report
+        .lock()
+        .map_err(|_| anyhow::anyhow!("auto's report was lost"))?
+        .clone();
+    for s in &report.inner {
+        match (s.mean_rmse, &s.reason) {
+            (Some(v), _) => eprintln!(
+                "  {}: inner mean_rmse {v:.4} over {} perturbations",
+                s.name, s.n
+            ),
+            (None, Some(r)) => eprintln!("  {}: not scored ({r})", s.name),
+            (None, None) => eprintln!("  {}: no value", s.name),
+        }
+    }
+    eprintln!("auto chose {}", report.chosen);
+    Ok((Box::new(auto), report))
 }

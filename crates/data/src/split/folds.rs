@@ -26,6 +26,25 @@ use crate::seed::derive_seed;
 const FOLD_SALT: u64 = 0xc0ff_ee00_f01d_5eed;
 
 impl Split {
+    /// The kind of a treatment as cross-validation tells them apart: `single`, `combination` or
+    /// `control`.
+    pub fn treatment_kind(treatment: &Treatment) -> &'static str {
+        treatment_kind(treatment)
+    }
+
+    /// The (context index, treatment kind) pairs of this split's test conditions, in context order: what
+    /// the queries are like, without the queries themselves.
+    pub fn query_kinds(&self, data: &PerturbationData) -> Vec<(usize, &'static str)> {
+        let kinds: BTreeSet<(usize, &'static str)> = data
+            .conditions()
+            .iter()
+            .zip(&self.role)
+            .filter(|(_, r)| **r == SplitRole::Test)
+            .map(|(c, _)| (c.context, treatment_kind(&data.treatments[c.treatment])))
+            .collect();
+        kinds.into_iter().collect()
+    }
+
     /// The conditions (indices into `data.conditions()`) that cross-validation of this split deals into
     /// folds (see the module docs), in index order.
     pub fn cross_validation_eligible(&self, data: &PerturbationData) -> Vec<usize> {
