@@ -412,11 +412,14 @@ impl Residual {
                 target: None,
                 ..task.clone()
             };
-            let predicted = self
-                .inner
-                .predict(&inner_task, CALIBRATION_CELLS, derive_seed(seed, i as u64))?
-                .mean_profile()
-                - &observed;
+            // A perturbation the method cannot predict (e.g. one it has no embedding for) is left out.
+            let Ok(prediction) =
+                self.inner
+                    .predict(&inner_task, CALIBRATION_CELLS, derive_seed(seed, i as u64))
+            else {
+                continue;
+            };
+            let predicted = prediction.mean_profile() - &observed;
             dot += measured
                 .iter()
                 .zip(&predicted)

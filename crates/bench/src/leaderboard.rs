@@ -360,7 +360,7 @@ pub fn parse_contenders(
 ) -> anyhow::Result<Vec<Contender>> {
     let method = |name: &str| Contender::Method {
         name: name.to_string(),
-        checkpoint: checkpoint_of(name),
+        checkpoint: checkpoint_of(name.split_once(RESIDUAL_SUFFIX).map_or(name, |(m, _)| m)),
     };
     let mut out: Vec<Contender> = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -382,10 +382,13 @@ pub fn parse_contenders(
             name if BASELINE_NAMES.contains(&name) => out.push(Contender::Baseline(name.into())),
             AUTO => out.push(Contender::Auto),
             name if registry::names().contains(&name) => out.push(method(name)),
-            // `method:preset`, e.g. `scdfm:tiny-no-mmd` (a trained method at a named preset).
-            name if name
-                .split_once(':')
-                .is_some_and(|(m, _)| registry::names().contains(&m)) =>
+            // `method:preset`, e.g. `scdfm:tiny-no-mmd` (a trained method at a named preset), optionally
+            // `+residual=BASELINE` (the method as a residual of a baseline).
+            name if {
+                let base = name.split_once(RESIDUAL_SUFFIX).map_or(name, |(m, _)| m);
+                let method = base.split_once(':').map_or(base, |(m, _)| m);
+                registry::names().contains(&method)
+            } =>
             {
                 out.push(method(name))
             }
@@ -413,7 +416,10 @@ pub fn auto_may_choose(contender: &Contender) -> bool {
     match contender {
         Contender::Baseline(name) => name != "oracle",
         Contender::Method { name, .. } => {
-            let method = name.split_once(':').map_or(name.as_str(), |(m, _)| m);
+            let name = name
+                .split_once(RESIDUAL_SUFFIX)
+                .map_or(name.as_str(), |(m, _)| m);
+            let method = name.split_once(':').map_or(name, |(m, _)| m);
             registry::method(method).is_ok_and(|entry| entry.create.is_some())
         }
         Contender::Auto => false,
@@ -921,7 +927,13 @@ fn build(
         .model_options_of(contender.name())
         .iter()
         .filter_map(|o| o.strip_prefix(RESIDUAL_OPTION).map(str::to_string))
-        .next_back();
+        .next_back()
+        .or_else(|| {
+            contender
+                .name()
+                .split_once(RESIDUAL_SUFFIX)
+                .map(|(_, b)| b.to_string())
+        });
     let mut prepared = build_plain(suite, contender, config, fold)?;
     if let Some(baseline) = residual {
         if let Contender::Baseline(name) = contender {
@@ -942,6 +954,10 @@ fn build(
 
 /// The model option that makes a method a residual of a baseline: `CONTENDER:residual=BASELINE`.
 pub const RESIDUAL_OPTION: &str = "residual=";
+
+/// The contender-name suffix that does the same: `--methods scdfm+residual=additive` (so that a method
+/// and its residual variants are listed side by side).
+pub const RESIDUAL_SUFFIX: &str = "+residual=";
 
 fn build_plain(
     suite: &Suite,
@@ -964,9 +980,12 @@ fn build_plain(
             })
         }
         Contender::Method { name, checkpoint } => {
+            let name = name
+                .split_once(RESIDUAL_SUFFIX)
+                .map_or(name.as_str(), |(m, _)| m);
             let (name, preset) = match name.split_once(':') {
                 Some((m, p)) => (m, Some(p)),
-                None => (name.as_str(), None),
+                None => (name, None),
             };
             let entry = registry::method(name).map_err(|e| not_applicable(e.to_string(), true))?;
             if entry.create.is_none() {
