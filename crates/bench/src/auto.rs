@@ -31,8 +31,12 @@ pub struct Candidate {
     pub name: String,
     /// Predictors for the inner folds, in fold order, with their run directories.
     pub per_fold: Vec<(Box<dyn Predictor>, Option<std::path::PathBuf>)>,
-    /// The predictor refitted on every training condition when this candidate wins.
+    /// The predictor refitted on every training condition when this candidate wins (or, for a baseline,
+    /// when it is the fallback).
     pub refit: (Box<dyn Predictor>, Option<std::path::PathBuf>),
+    /// A baseline: the best-scoring baseline is refitted as the fallback of a winner that cannot predict a
+    /// query.
+    pub baseline: bool,
 }
 
 /// What `auto` chose and why.
@@ -45,6 +49,10 @@ pub struct AutoReport {
     pub inner: Vec<InnerScore>,
     /// Inner folds used.
     pub folds: usize,
+    /// The baseline that predicts a query the winner cannot (the best-scoring baseline), if the winner is
+    /// not a baseline itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
 }
 
 /// One candidate's inner score.
@@ -68,6 +76,7 @@ pub struct Auto {
     config: ScoreConfig,
     inner_folds: usize,
     chosen: Option<Box<dyn Predictor>>,
+    fallback: Option<Box<dyn Predictor>>,
     report: Arc<Mutex<AutoReport>>,
 }
 
@@ -94,6 +103,7 @@ impl Auto {
             },
             inner_folds,
             chosen: None,
+            fallback: None,
             report,
         }
     }
@@ -114,6 +124,7 @@ impl Auto {
                 conds[c].context == context
                     && Split::treatment_kind(&data.treatments[conds[c].treatment]) == kind
                     && base.role[c] == SplitRole::Train
+                    && Split::could_be_tested(data, c)
             }) {
                 base.role[c] = SplitRole::Test;
                 marked = true;
@@ -144,6 +155,7 @@ impl Predictor for Auto {
         let folds = self.inner_folds(data, train_conditions, ctx.seed)?;
         let mut inner = Vec::with_capacity(self.candidates.len());
         let mut best: Option<(usize, f64)> = None;
+        let mut best_baseline: Option<(usize, f64)> = None;
         for (i, candidate) in self.candidates.iter_mut().enumerate() {
             let mut scores = Vec::with_capacity(folds.len());
             let mut failure = None;
@@ -189,6 +201,9 @@ impl Predictor for Auto {
                 if best.is_none_or(|(_, b)| v < b) {
                     best = Some((i, v));
                 }
+                if candidate.baseline && best_baseline.is_none_or(|(_, b)| v < b) {
+                    best_baseline = Some((i, v));
+                }
             }
             inner.push(score);
         }
@@ -202,15 +217,26 @@ impl Predictor for Auto {
                     .join("; ")
             )
         })?;
-        let candidate = self.candidates.swap_remove(winner);
-        let (mut predictor, run_dir) = candidate.refit;
-        let mut fit = FitContext {
-            run_dir,
-            seed: ctx.seed,
-            ..FitContext::default()
+        let fit_refit = |refit: &mut (Box<dyn Predictor>, Option<std::path::PathBuf>)| {
+            let mut fit = FitContext {
+                run_dir: refit.1.clone(),
+                seed: ctx.seed,
+                ..FitContext::default()
+            };
+            refit.0.fit(data, train_conditions, &mut fit)
         };
-        predictor.fit(data, train_conditions, &mut fit)?;
-        self.chosen = Some(predictor);
+        let mut fallback_name = None;
+        self.fallback = None;
+        if let Some((b, _)) = best_baseline.filter(|(b, _)| *b != winner) {
+            let candidate = &mut self.candidates[b];
+            fit_refit(&mut candidate.refit)?;
+            fallback_name = Some(candidate.name.clone());
+            let placeholder: Box<dyn Predictor> = Box::new(Unfitted);
+            self.fallback = Some(std::mem::replace(&mut candidate.refit.0, placeholder));
+        }
+        let mut candidate = self.candidates.swap_remove(winner);
+        fit_refit(&mut candidate.refit)?;
+        self.chosen = Some(candidate.refit.0);
         *self
             .report
             .lock()
@@ -218,16 +244,21 @@ impl Predictor for Auto {
             chosen: candidate.name,
             inner,
             folds: folds.len(),
+            fallback: fallback_name,
         };
         self.candidates.clear();
         Ok(())
     }
 
     fn predict(&self, task: &Task, n_cells: usize, seed: u64) -> Result<Prediction, PredictError> {
-        self.chosen
+        let chosen = self
+            .chosen
             .as_ref()
-            .ok_or("auto is not fitted; call fit on training conditions first")?
-            .predict(task, n_cells, seed)
+            .ok_or("auto is not fitted; call fit on training conditions first")?;
+        match (chosen.predict(task, n_cells, seed), &self.fallback) {
+            (Err(_), Some(fallback)) => fallback.predict(task, n_cells, seed),
+            (result, _) => result,
+        }
     }
 
     fn predict_many(
@@ -236,10 +267,33 @@ impl Predictor for Auto {
         n_cells: usize,
         seeds: &[u64],
     ) -> Result<Vec<Prediction>, PredictError> {
-        self.chosen
+        let chosen = self
+            .chosen
             .as_ref()
-            .ok_or("auto is not fitted; call fit on training conditions first")?
-            .predict_many(tasks, n_cells, seeds)
+            .ok_or("auto is not fitted; call fit on training conditions first")?;
+        match chosen.predict_many(tasks, n_cells, seeds) {
+            Ok(p) => Ok(p),
+            // Some query the winner cannot predict: one by one, with the fallback where needed.
+            Err(_) if self.fallback.is_some() => tasks
+                .iter()
+                .zip(seeds)
+                .map(|(t, &s)| self.predict(t, n_cells, s))
+                .collect(),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Stands in for a refitted predictor moved out of its candidate.
+struct Unfitted;
+
+impl Predictor for Unfitted {
+    fn name(&self) -> &str {
+        "unfitted"
+    }
+
+    fn predict(&self, _: &Task, _: usize, _: u64) -> Result<Prediction, PredictError> {
+        Err("this candidate's refit was moved out".into())
     }
 }
 
@@ -298,6 +352,7 @@ mod tests {
                     .map(|_| (baseline_by_name(name).unwrap() as Box<dyn Predictor>, None))
                     .collect(),
                 refit: (baseline_by_name(name).unwrap(), None),
+                baseline: true,
             })
             .collect()
     }

@@ -885,6 +885,7 @@ fn build_auto(
             name: contender.name().to_string(),
             per_fold,
             refit: (refit.predictor, refit.run_dir),
+            baseline: matches!(contender, Contender::Baseline(_)),
         });
     }
     if candidates.is_empty() {

@@ -324,6 +324,7 @@ fn fit_auto(
                     .map(|_| fresh().map(|p| (p, None)))
                     .collect::<anyhow::Result<_>>()?,
                 refit: (fresh()?, None),
+                baseline: true,
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;

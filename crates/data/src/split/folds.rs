@@ -32,6 +32,15 @@ impl Split {
         treatment_kind(treatment)
     }
 
+    /// Whether a training condition could be dealt into a cross-validation fold: not a control, and, for a
+    /// combination, every single of it measured in its context (so that models built from singles can
+    /// predict it).
+    pub fn could_be_tested(data: &PerturbationData, condition: usize) -> bool {
+        let c = &data.conditions()[condition];
+        let treatment = &data.treatments[c.treatment];
+        !treatment.is_control() && singles_measured(data, c.context, treatment)
+    }
+
     /// The (context index, treatment kind) pairs of this split's test conditions, in context order: what
     /// the queries are like, without the queries themselves.
     pub fn query_kinds(&self, data: &PerturbationData) -> Vec<(usize, &'static str)> {
