@@ -104,9 +104,32 @@ pub fn member_seed(fit_seed: u64, member: u64) -> u64 {
     fit_seed.wrapping_add(member.wrapping_mul(GOLDEN_GAMMA))
 }
 
+/// `cap` of the `n` rows of a set, drawn without replacement from the stream `stream` of `seed` and
+/// sorted; `None` when `n ≤ cap` (every row is kept). How `evaluate` caps the sets its distribution
+/// metrics see.
+pub fn subsample_rows(n: usize, cap: usize, seed: u64, stream: u64) -> Option<Vec<usize>> {
+    if n <= cap {
+        return None;
+    }
+    let mut rng = rng_from_parts(&[seed, 0x5e75_ca90_0000_0001, stream]);
+    let mut rows = rand::seq::index::sample(&mut rng, n, cap).into_vec();
+    rows.sort_unstable();
+    Some(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subsampled_rows_are_distinct_sorted_seeded_and_absent_under_the_cap() {
+        let rows = subsample_rows(1000, 50, 7, 3).unwrap();
+        assert_eq!(rows.len(), 50);
+        assert!(rows.windows(2).all(|w| w[0] < w[1]) && rows[49] < 1000);
+        assert_eq!(subsample_rows(1000, 50, 7, 3), Some(rows.clone()));
+        assert_ne!(subsample_rows(1000, 50, 7, 4), Some(rows));
+        assert_eq!(subsample_rows(50, 50, 7, 3), None);
+    }
 
     #[test]
     fn derivations_keep_their_pinned_values() {

@@ -3,7 +3,8 @@
 //! from the predicted cells vs control; average precision on the concatenation over perturbations.
 
 use crate::ap::average_precision;
-use crate::de::wilcoxon::{wilcoxon_scanpy, wilcoxon_z_pairwise};
+use crate::de::wilcoxon::{wilcoxon_scanpy, wilcoxon_scanpy_against, wilcoxon_z_pairwise};
+use crate::de::SortedReference;
 use ndarray::ArrayView2;
 
 /// Adjusted p-value threshold (−log10 p > 2).
@@ -26,8 +27,19 @@ pub fn deg_labels_scores(
     truth: ArrayView2<f64>,
     pred: ArrayView2<f64>,
 ) -> DegLabelsScores {
-    let wt = wilcoxon_scanpy(truth, obs);
-    let wp = wilcoxon_scanpy(pred, obs);
+    deg_labels_scores_against(obs, &SortedReference::new(obs), truth, pred)
+}
+
+/// As [`deg_labels_scores`] with the control's columns sorted once by the caller (`sorted` must be
+/// `SortedReference::new(obs)`).
+pub fn deg_labels_scores_against(
+    obs: ArrayView2<f64>,
+    sorted: &SortedReference,
+    truth: ArrayView2<f64>,
+    pred: ArrayView2<f64>,
+) -> DegLabelsScores {
+    let wt = wilcoxon_scanpy_against(truth, obs, sorted);
+    let wp = wilcoxon_scanpy_against(pred, obs, sorted);
     let labels = wt
         .pvals_adj
         .iter()

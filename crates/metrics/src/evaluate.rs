@@ -9,8 +9,9 @@ use crate::celleval::{
     mean_pairwise_euclidean, pearson_delta_top_de, pseudobulk_metrics, DeMetrics,
     DiscriminationMetric, OVERLAP_KS,
 };
-use crate::de::mannwhitney::pdex_de;
-use crate::deg::{deg_labels_scores, pooled_auprc, wilcoxon_self_check, DegLabelsScores};
+use crate::de::mannwhitney::pdex_de_against;
+use crate::de::SortedReference;
+use crate::deg::{deg_labels_scores_against, pooled_auprc, wilcoxon_self_check, DegLabelsScores};
 use crate::energy::energy_distance;
 use crate::error::MetricsError;
 use crate::kernels::SinkFloat;
@@ -27,7 +28,7 @@ use crate::stats::{col_means, mean, nanmean};
 use crate::systema::{
     centroid_accuracy, pearson_delta_pert, pearson_delta_pert_on, perturbed_mean, top_k_abs_shift,
 };
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, Axis};
 use rayon::prelude::*;
 use std::time::Instant;
 
@@ -134,6 +135,22 @@ pub struct EvalOptions {
     pub top_de_k: usize,
     /// Case label written to the report.
     pub case_name: Option<String>,
+    /// The rows of each set that the distribution metrics see — W2 (Sinkhorn), MMD, energy distance and
+    /// cell-eval's E-distance, whose cost grows with the product of two sets' sizes; pseudo-bulk and DE
+    /// metrics always use every cell. `None` (the default): every row. Callers cap large sets with a seeded
+    /// subsample (`cellshift evaluate --max-set-cells`).
+    pub distribution_rows: Option<SetRows>,
+}
+
+/// A subset of rows per set of an [`EvalCase`] (`None`: every row of that set).
+#[derive(Clone, Debug, Default)]
+pub struct SetRows {
+    /// Rows of the control cells.
+    pub obs: Option<Vec<usize>>,
+    /// Rows of each perturbation's real cells.
+    pub trues: Vec<Option<Vec<usize>>>,
+    /// Rows of each perturbation's predicted cells.
+    pub preds: Vec<Option<Vec<usize>>>,
 }
 
 impl Default for EvalOptions {
@@ -149,6 +166,7 @@ impl Default for EvalOptions {
             systema_reference: None,
             top_de_k: 20,
             case_name: None,
+            distribution_rows: None,
         }
     }
 }
@@ -356,8 +374,10 @@ pub fn evaluate(
     case.validate()?;
     let gene_names = checked_gene_names(case, opts)?;
     let mut timing = Ordered::default();
+    let capped = capped_sets(case, opts)?;
+    let dist = capped.as_ref().unwrap_or(case);
     let t = Instant::now();
-    let w2 = sinkhorn_sets(case, groups, opts)?;
+    let w2 = sinkhorn_sets(dist, groups, opts)?;
     timing.push("sinkhorn_s", t.elapsed().as_secs_f64());
     let means = Means {
         c: col_means(case.obs.view()),
@@ -365,7 +385,7 @@ pub fn evaluate(
         mp: stack_means(&case.preds),
     };
     let t = Instant::now();
-    let work = per_perturbation_work(case, groups, opts, &means);
+    let work = per_perturbation_work(case, dist, groups, opts, &means);
     timing.push("per_perturbation_s", t.elapsed().as_secs_f64());
     let joint = joint_metrics(case, groups, opts, &means, &gene_names);
     let per: Vec<PerturbationReport> = (0..case.n_perts())
@@ -485,8 +505,49 @@ fn sinkhorn_sets(
 }
 
 /// The per-perturbation metrics other than Sinkhorn, computed in parallel over perturbations.
+/// The case restricted to [`EvalOptions::distribution_rows`], or `None` when no set is restricted; an error
+/// names a row out of range or a row list of the wrong length.
+fn capped_sets(case: &EvalCase, opts: &EvalOptions) -> Result<Option<EvalCase>, MetricsError> {
+    let Some(rows) = &opts.distribution_rows else {
+        return Ok(None);
+    };
+    let p = case.n_perts();
+    if rows.trues.len() != p || rows.preds.len() != p {
+        return Err(MetricsError::LengthMismatch {
+            what: "distribution_rows (one row list per perturbation)".into(),
+            expected: p,
+            got: rows.trues.len().min(rows.preds.len()),
+        });
+    }
+    let take = |m: &Array2<f64>, r: &Option<Vec<usize>>| -> Result<Array2<f64>, MetricsError> {
+        match r {
+            None => Ok(m.clone()),
+            Some(r) if r.len() >= 2 && r.iter().all(|&i| i < m.nrows()) => Ok(m.select(Axis(0), r)),
+            Some(_) => Err(MetricsError::LengthMismatch {
+                what: "distribution_rows (at least 2 rows, each within its set)".into(),
+                expected: m.nrows(),
+                got: r.as_ref().map_or(0, Vec::len),
+            }),
+        }
+    };
+    Ok(Some(EvalCase {
+        obs: take(&case.obs, &rows.obs)?,
+        trues: (0..p)
+            .map(|i| take(&case.trues[i], &rows.trues[i]))
+            .collect::<Result<_, _>>()?,
+        preds: (0..p)
+            .map(|i| take(&case.preds[i], &rows.preds[i]))
+            .collect::<Result<_, _>>()?,
+        names: case.names.clone(),
+        targets: case.targets.clone(),
+    }))
+}
+
+/// Per-perturbation metrics: means and DE on every cell of `case`; the distribution metrics (MMD, energy,
+/// E-distance) on `dist`, the same case with its sets capped ([`capped_sets`]).
 fn per_perturbation_work(
     case: &EvalCase,
+    dist: &EvalCase,
     groups: &MetricGroups,
     opts: &EvalOptions,
     means: &Means,
@@ -494,8 +555,10 @@ fn per_perturbation_work(
     let p = case.n_perts();
     let (c, mt, mp) = (&means.c, &means.mt, &means.mp);
     let need_ed = groups.celleval;
+    // Every perturbation is tested against the same controls: sort their columns once.
+    let sorted_obs = (groups.mappfn || groups.de).then(|| SortedReference::new(case.obs.view()));
     let sigma_ctrl = if need_ed {
-        mean_pairwise_euclidean(case.obs.view(), case.obs.view())
+        mean_pairwise_euclidean(dist.obs.view(), dist.obs.view())
     } else {
         f64::NAN
     };
@@ -503,12 +566,15 @@ fn per_perturbation_work(
         .into_par_iter()
         .map(|i| {
             let (tr, pr, ob) = (case.trues[i].view(), case.preds[i].view(), case.obs.view());
+            let (dtr, dpr, dob) = (dist.trues[i].view(), dist.preds[i].view(), dist.obs.view());
             let mut w = PertWork::default();
             if groups.mappfn {
-                w.mmd = mmd_rbf(tr, pr, &MAPPFN_GAMMAS);
-                w.mmd_f32 = mmd_mappfn_f32(tr, pr);
+                w.mmd = mmd_rbf(dtr, dpr, &MAPPFN_GAMMAS);
+                w.mmd_f32 = mmd_mappfn_f32(dtr, dpr);
                 w.moments = Some(moment_metrics(tr, pr));
-                w.deg = Some(deg_labels_scores(ob, tr, pr));
+                if let Some(sorted) = &sorted_obs {
+                    w.deg = Some(deg_labels_scores_against(ob, sorted, tr, pr));
+                }
                 if opts.deg_self_check {
                     w.deg_check = wilcoxon_self_check(ob, tr, pr);
                 }
@@ -519,14 +585,19 @@ fn per_perturbation_work(
                 w.pearson_top = s;
                 w.top = top;
                 w.pseudo = Some(pseudobulk_metrics(mt.row(i), mp.row(i), c.view()));
-                w.ed_real = celleval_edistance(tr, ob, Some(sigma_ctrl));
-                w.ed_pred = celleval_edistance(pr, ob, Some(sigma_ctrl));
+                w.ed_real = celleval_edistance(dtr, dob, Some(sigma_ctrl));
+                w.ed_pred = celleval_edistance(dpr, dob, Some(sigma_ctrl));
             }
             if groups.de {
-                w.de = Some(de_metrics(&pdex_de(tr, ob), &pdex_de(pr, ob)));
+                if let Some(sorted) = &sorted_obs {
+                    w.de = Some(de_metrics(
+                        &pdex_de_against(tr, ob, sorted),
+                        &pdex_de_against(pr, ob, sorted),
+                    ));
+                }
             }
             if groups.distribution {
-                w.energy = energy_distance(tr, pr);
+                w.energy = energy_distance(dtr, dpr);
             }
             w
         })

@@ -9,9 +9,10 @@ use cellshift_baselines::{baseline_by_name, BASELINE_NAMES};
 use cellshift_bench::{markdown_table, score_predictor, ScoreConfig};
 use cellshift_data::atomic::write_bytes_atomically;
 use cellshift_data::preprocess::check_same_genes;
+use cellshift_data::seed::subsample_rows;
 use cellshift_data::split::SplitConfig;
 use cellshift_data::PerturbationData;
-use cellshift_metrics::{evaluate, EvalCase, EvalOptions, EvalReport, MetricGroups};
+use cellshift_metrics::{evaluate, EvalCase, EvalOptions, EvalReport, MetricGroups, SetRows};
 
 use super::DataArgs;
 
@@ -62,6 +63,37 @@ pub struct Args {
     /// Split seed.
     #[arg(long, default_value_t = 42)]
     pub split_seed: u64,
+    /// Cells of each set (the controls, each perturbation's real and predicted cells) that the
+    /// distribution metrics (W2, MMD, energy and E-distance) see: a larger set is subsampled, seeded and
+    /// without replacement, as MapPFN scores 200-cell sets. Means, pseudo-bulk and DE metrics use every
+    /// cell. 0 keeps every cell.
+    #[arg(long, default_value_t = DEFAULT_MAX_SET_CELLS)]
+    pub max_set_cells: usize,
+    /// Seed of the subsampling under --max-set-cells.
+    #[arg(long, default_value_t = 0)]
+    pub subsample_seed: u64,
+}
+
+/// Default of `--max-set-cells`.
+pub const DEFAULT_MAX_SET_CELLS: usize = 500;
+
+/// The rows of each set of `case` that the distribution metrics see under `--max-set-cells`.
+fn distribution_rows(case: &EvalCase, args: &Args) -> Option<SetRows> {
+    if args.max_set_cells == 0 {
+        return None;
+    }
+    let cap = args.max_set_cells.max(2);
+    let p = case.n_perts() as u64;
+    let rows = |n: usize, stream: u64| subsample_rows(n, cap, args.subsample_seed, stream);
+    Some(SetRows {
+        obs: rows(case.obs.nrows(), 0),
+        trues: (0..p)
+            .map(|i| rows(case.trues[i as usize].nrows(), 1 + i))
+            .collect(),
+        preds: (0..p)
+            .map(|i| rows(case.preds[i as usize].nrows(), 1 + p + i))
+            .collect(),
+    })
 }
 
 /// Runs `cellshift evaluate`.
@@ -86,8 +118,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "give either one .npz case, or --pred P.h5ad --real R.h5ad, or --baseline NAME --data D.h5ad"
         ),
     };
+    let rows = distribution_rows(&case, &args);
+    if let Some(r) = &rows {
+        let capped = std::iter::once(&r.obs)
+            .chain(&r.trues)
+            .chain(&r.preds)
+            .filter(|s| s.is_some())
+            .count();
+        if capped > 0 {
+            eprintln!(
+                "note: the distribution metrics (W2, MMD, energy, E-distance) see a seeded subsample of {} \
+                 cells in {capped} of {} sets (--max-set-cells, --subsample-seed); means, pseudo-bulk and DE \
+                 metrics use every cell",
+                args.max_set_cells,
+                1 + 2 * case.n_perts()
+            );
+        }
+    }
     let options = EvalOptions {
         gene_names,
+        distribution_rows: rows,
         ..EvalOptions::default()
     };
     let spinner = crate::progress::spinner("computing metrics");

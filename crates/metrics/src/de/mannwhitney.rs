@@ -4,7 +4,7 @@
 //! FDR by Benjamini–Hochberg (scipy spelling), log2 fold change log2(expm1(mean_t)/expm1(mean_c)) with
 //! no pseudo-count (NaN → 0, ±inf kept); fold changes and FDR rounded to float32.
 
-use super::rank_sum_with_ties;
+use super::SortedReference;
 use crate::bh::{benjamini_hochberg, BhFlavor};
 use crate::stats::{col_means, normal_sf};
 use ndarray::ArrayView2;
@@ -39,15 +39,25 @@ pub fn mannwhitney_p(r1: f64, ties: f64, n1: f64, n2: f64) -> f64 {
 
 /// Runs the pdex test for every gene of `group` against `reference`.
 pub fn pdex_de(group: ArrayView2<f64>, reference: ArrayView2<f64>) -> PdexResult {
+    pdex_de_against(group, reference, &SortedReference::new(reference))
+}
+
+/// As [`pdex_de`] with the reference's columns sorted once by the caller (`sorted` must be
+/// `SortedReference::new(reference)`).
+pub fn pdex_de_against(
+    group: ArrayView2<f64>,
+    reference: ArrayView2<f64>,
+    sorted: &SortedReference,
+) -> PdexResult {
     let (n1, n2, d) = (
         group.nrows() as f64,
         reference.nrows() as f64,
         group.ncols(),
     );
-    let mut buf = Vec::with_capacity(group.nrows() + reference.nrows());
+    let mut buf = Vec::with_capacity(group.nrows());
     let pvals: Vec<f64> = (0..d)
         .map(|j| {
-            let (r1, ties) = rank_sum_with_ties(group, reference, j, &mut buf);
+            let (r1, ties) = sorted.rank_sum_with_ties(group, j, &mut buf);
             mannwhitney_p(r1, ties, n1, n2)
         })
         .collect();

@@ -3,7 +3,7 @@
 //! correction (NaN → 0), p = 2·Φ̄(|z|), BH (statsmodels) across genes, and the log fold change
 //! log2((expm1(mean_g) + 1e-9)/(expm1(mean_ref) + 1e-9)) stored as float32.
 
-use super::rank_sum_with_ties;
+use super::SortedReference;
 use crate::bh::{benjamini_hochberg, BhFlavor};
 use crate::stats::{col_means, normal_sf};
 use ndarray::ArrayView2;
@@ -29,16 +29,26 @@ pub fn scanpy_lfc(mean_group: f64, mean_ref: f64) -> f64 {
 
 /// Runs the test for every gene of `group` (cells × genes) against `reference` (cells × genes).
 pub fn wilcoxon_scanpy(group: ArrayView2<f64>, reference: ArrayView2<f64>) -> WilcoxonResult {
+    wilcoxon_scanpy_against(group, reference, &SortedReference::new(reference))
+}
+
+/// As [`wilcoxon_scanpy`] with the reference's columns sorted once by the caller (`sorted` must be
+/// `SortedReference::new(reference)`), for many groups tested against one reference.
+pub fn wilcoxon_scanpy_against(
+    group: ArrayView2<f64>,
+    reference: ArrayView2<f64>,
+    sorted: &SortedReference,
+) -> WilcoxonResult {
     let (n1, n2, d) = (
         group.nrows() as f64,
         reference.nrows() as f64,
         group.ncols(),
     );
     let std = (n1 * n2 * (n1 + n2 + 1.0) / 12.0).sqrt();
-    let mut buf = Vec::with_capacity(group.nrows() + reference.nrows());
+    let mut buf = Vec::with_capacity(group.nrows());
     let mut z = Vec::with_capacity(d);
     for j in 0..d {
-        let (r1, _) = rank_sum_with_ties(group, reference, j, &mut buf);
+        let (r1, _) = sorted.rank_sum_with_ties(group, j, &mut buf);
         let s = (r1 - n1 * (n1 + n2 + 1.0) / 2.0) / std;
         z.push(if s.is_nan() { 0.0 } else { s });
     }
