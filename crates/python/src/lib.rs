@@ -57,6 +57,12 @@ fn set_threads(threads: Option<usize>) {
     tch::set_num_threads(n.max(1) as i32);
 }
 
+/// Worker threads of long calls still running (an interrupted call's worker stops at its next step).
+#[pyfunction]
+fn running_workers() -> usize {
+    runner::running_workers()
+}
+
 /// The registered methods and the baselines.
 #[pyfunction]
 fn method_names() -> (Vec<&'static str>, Vec<&'static str>) {
@@ -431,6 +437,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(libtorch_build_dir, m)?)?;
     m.add_function(wrap_pyfunction!(set_threads, m)?)?;
     m.add_function(wrap_pyfunction!(method_names, m)?)?;
+    m.add_function(wrap_pyfunction!(running_workers, m)?)?;
     m.add_function(wrap_pyfunction!(py_evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(py_preprocess, m)?)?;
     m.add_function(wrap_pyfunction!(py_simulate, m)?)?;

@@ -4,7 +4,7 @@
 //! progress point; anything it was writing is written atomically, so nothing is left half-written.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +13,30 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
 use crate::errors::{panic_to_py, to_py, Interrupted};
+
+/// Worker threads still running (an interrupted call's worker ends at its next progress point).
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// The number of worker threads still running.
+pub fn running_workers() -> usize {
+    RUNNING.load(Ordering::SeqCst)
+}
+
+/// Counts a worker while it lives.
+struct Running;
+
+impl Running {
+    fn start() -> Running {
+        RUNNING.fetch_add(1, Ordering::SeqCst);
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// How often the waiting thread checks for Ctrl-C.
 const POLL: Duration = Duration::from_millis(50);
@@ -80,9 +104,11 @@ where
         }),
         cancelled: cancelled.clone(),
     };
+    let running = Running::start();
     std::thread::Builder::new()
         .name("cellshift-worker".into())
         .spawn(move || {
+            let _running = running;
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| work(&reporter)));
             let _ = tx.send(Message::Finished(result));
         })
