@@ -10,7 +10,9 @@
 #   * libtorch 2.11.0 (the version `tch` 0.24 expects), taken from the PyPI `torch` wheel without its
 #     multi-GB CUDA dependencies, plus the two small CUDA runtime wheels libtorch_cpu.so links against,
 #     unpacked into `.deps/libtorch` inside this checkout (ignored by git). `.cargo/config.toml` points
-#     `LIBTORCH` there and the binaries find it through their rpath, so no environment variable is needed.
+#     `LIBTORCH` there and the binaries find it through their rpath, so no environment variable is needed;
+#   * the Python package `cellshift` (crates/python, built with maturin from the same release build) into
+#     the virtualenv `.deps/py`, with numpy, scipy, pandas, anndata, tqdm and pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -57,6 +59,18 @@ fi
 
 echo "[setup] building cellshift (release)"
 cargo build --release --locked -p cellshift
+
+# The Python package: a virtualenv in .deps/py, then the extension module built by maturin with the
+# release profile and target folder above (only the PyO3 crate itself is compiled on top).
+PY_VENV="$ROOT/.deps/py"
+[ -x "$PY_VENV/bin/python" ] || python3 -m venv "$PY_VENV"
+if ! "$PY_VENV/bin/python" -c "import maturin, numpy, scipy, pandas, anndata, tqdm, pytest" 2>/dev/null; then
+  echo "[setup] installing the Python package's dependencies into .deps/py"
+  "$PY_VENV/bin/python" -m pip install -q "maturin>=1.7,<2" numpy scipy pandas anndata tqdm pytest
+fi
+echo "[setup] building the Python package cellshift into .deps/py"
+VIRTUAL_ENV="$PY_VENV" PATH="$PY_VENV/bin:$PATH" "$PY_VENV/bin/maturin" develop --release --locked \
+  -m crates/python/Cargo.toml -q
 if [ "$RUN_DEMO" = 1 ]; then
   echo "[setup] running the main job: cellshift demo"
   "$ROOT/target/release/cellshift" demo
