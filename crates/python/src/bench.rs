@@ -79,7 +79,11 @@ pub fn run(request: BenchRequest, reporter: &Reporter) -> anyhow::Result<String>
     // Trained contenders write their runs to disk: into `out/runs`, or a folder removed afterwards.
     let temporary = match &request.out {
         Some(_) => None,
-        None => Some(tempfile::Builder::new().prefix("cellshift-bench-").tempdir()?),
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("cellshift-bench-")
+                .tempdir()?,
+        ),
     };
     let runs = match (&request.out, &temporary) {
         (Some(out), _) => out.join("runs"),

@@ -208,7 +208,11 @@ fn sparse_to_dense(sparse: &Bound<'_, PyDict>, shape: (usize, usize)) -> PyResul
             if m >= n_minor {
                 return Err(bad());
             }
-            let (row, col) = if format == "csr" { (major, m) } else { (m, major) };
+            let (row, col) = if format == "csr" {
+                (major, m)
+            } else {
+                (m, major)
+            };
             // Duplicate entries are summed, as SciPy does.
             dense[[row, col]] += data[entry];
         }
@@ -248,7 +252,9 @@ pub fn anndata_to_py<'py>(py: Python<'py>, ann: AnnData) -> PyResult<Bound<'py, 
 }
 
 fn column_to_py<'py>(py: Python<'py>, column: &Column) -> PyResult<Bound<'py, PyTuple>> {
-    let array = |v: Bound<'py, PyAny>, kind: &str| PyTuple::new(py, [kind.into_pyobject(py)?.into_any(), v]);
+    let array = |v: Bound<'py, PyAny>, kind: &str| {
+        PyTuple::new(py, [kind.into_pyobject(py)?.into_any(), v])
+    };
     match column {
         Column::Categorical {
             codes,

@@ -37,20 +37,24 @@ pub fn one_line(err: &anyhow::Error) -> String {
 /// Whether the error (or a cause) says a file or folder is missing.
 fn is_not_found(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
-        matches!(cause.downcast_ref::<DataError>(), Some(DataError::NotFound(_)))
-            || matches!(
-                cause.downcast_ref::<ModelError>(),
-                Some(ModelError::CheckpointMissing { .. })
-            )
-            || cause
-                .downcast_ref::<std::io::Error>()
-                .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        matches!(
+            cause.downcast_ref::<DataError>(),
+            Some(DataError::NotFound(_))
+        ) || matches!(
+            cause.downcast_ref::<ModelError>(),
+            Some(ModelError::CheckpointMissing { .. })
+        ) || cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
     })
 }
 
 /// The Python exception for an error of the library crates.
 pub fn to_py(err: anyhow::Error) -> PyErr {
-    if err.chain().any(|c| c.downcast_ref::<Interrupted>().is_some()) {
+    if err
+        .chain()
+        .any(|c| c.downcast_ref::<Interrupted>().is_some())
+    {
         return PyKeyboardInterrupt::new_err("interrupted; nothing was written");
     }
     let message = one_line(&err);

@@ -264,7 +264,9 @@ struct PyModel {
 
 fn lock(model: &Arc<Mutex<Fitted>>) -> std::sync::MutexGuard<'_, Fitted> {
     // A panic while predicting is turned into an exception; the model itself is still usable.
-    model.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    model
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[pymethods]
@@ -410,7 +412,9 @@ fn py_bench(
     progress: Option<Bound<'_, PyAny>>,
 ) -> PyResult<String> {
     let screens = match data {
-        Some(desc) => bench::Screens::Data(Box::new(perturbation_data(desc, &cols(&columns))?), name),
+        Some(desc) => {
+            bench::Screens::Data(Box::new(perturbation_data(desc, &cols(&columns))?), name)
+        }
         None => bench::Screens::Suites(suites),
     };
     let request = bench::BenchRequest {

@@ -148,7 +148,11 @@ pub struct FitRequest {
 }
 
 /// Fits a baseline or trains a registered method on every perturbation of `data`.
-pub fn fit(request: FitRequest, data: PerturbationData, reporter: &Reporter) -> anyhow::Result<Fitted> {
+pub fn fit(
+    request: FitRequest,
+    data: PerturbationData,
+    reporter: &Reporter,
+) -> anyhow::Result<Fitted> {
     let train = all_perturbations(&data);
     if train.is_empty() {
         anyhow::bail!("the data have no perturbed cells to fit on; give a screen with perturbations besides the control");
@@ -191,7 +195,9 @@ pub fn fit(request: FitRequest, data: PerturbationData, reporter: &Reporter) -> 
     let (dir, temporary) = match &request.run_dir {
         Some(dir) => (dir.clone(), None),
         None => {
-            let temp = tempfile::Builder::new().prefix("cellshift-fit-").tempdir()?;
+            let temp = tempfile::Builder::new()
+                .prefix("cellshift-fit-")
+                .tempdir()?;
             (temp.path().to_path_buf(), Some(temp))
         }
     };
@@ -265,8 +271,8 @@ pub fn predict(
     let prepared;
     let data = match &fitted.preprocessing {
         Some(expected) => {
-            let (data, report) = prepare_for_model(raw, expected)
-                .context("preparing the data for the model")?;
+            let (data, report) =
+                prepare_for_model(raw, expected).context("preparing the data for the model")?;
             for note in &report.notes {
                 eprintln!("note: {note}");
             }
@@ -284,11 +290,23 @@ pub fn predict(
         .iter()
         .zip(&seeds)
         .map(|(query, &seed)| {
-            inference_task(data, context, query, request.value, request.k, request.cells, seed)
+            inference_task(
+                data,
+                context,
+                query,
+                request.value,
+                request.k,
+                request.cells,
+                seed,
+            )
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut predictions = Vec::with_capacity(tasks.len());
-    reporter.progress(0, tasks.len() as u64, format!("predicting with {}", fitted.method));
+    reporter.progress(
+        0,
+        tasks.len() as u64,
+        format!("predicting with {}", fitted.method),
+    );
     for (group, group_seeds) in tasks
         .chunks(QUERIES_PER_GROUP)
         .zip(seeds.chunks(QUERIES_PER_GROUP))
@@ -344,7 +362,14 @@ pub fn predict(
     let mut adata = h5ad::perturbation_data_to_anndata(&predicted, cols);
     adata.uns.insert(
         "cellshift".into(),
-        UnsValue::Dict(provenance(fitted, data, context, request, &tasks, pseudo_bulk)),
+        UnsValue::Dict(provenance(
+            fitted,
+            data,
+            context,
+            request,
+            &tasks,
+            pseudo_bulk,
+        )),
     );
     Ok(adata)
 }
@@ -376,7 +401,11 @@ fn provenance(
     let text = |v: String| UnsValue::Str(v);
     let mut meta = BTreeMap::new();
     meta.insert("method".into(), text(fitted.method.clone()));
-    if let Origin::Checkpoint { dir, temporary: None } = &fitted.origin {
+    if let Origin::Checkpoint {
+        dir,
+        temporary: None,
+    } = &fitted.origin
+    {
         meta.insert("model".into(), text(dir.display().to_string()));
     }
     meta.insert("context".into(), text(data.contexts[context].clone()));
@@ -385,7 +414,8 @@ fn provenance(
     meta.insert(
         "output".into(),
         text(if pseudo_bulk {
-            "pseudo-bulk: one predicted mean profile per query (control mean + predicted delta)".into()
+            "pseudo-bulk: one predicted mean profile per query (control mean + predicted delta)"
+                .into()
         } else {
             "cells".into()
         }),
@@ -407,7 +437,7 @@ fn provenance(
     meta
 }
 
-/// Saves the model into `dir` (created; must not exist or be empty): a checkpoint's files, or a
+/// Saves the model into `dir` (created with its parents; must not exist or be empty): a checkpoint's files, or a
 /// baseline's name and training screen. Written into a temporary folder beside `dir`, then renamed.
 pub fn save(fitted: &Fitted, dir: &Path) -> anyhow::Result<()> {
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
@@ -420,13 +450,8 @@ pub fn save(fitted: &Fitted, dir: &Path) -> anyhow::Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    if !parent.is_dir() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            format!("folder {} not found; create it first", parent.display()),
-        )
-        .into());
-    }
+    std::fs::create_dir_all(&parent)
+        .with_context(|| format!("creating the folder {}", parent.display()))?;
     let staging = tempfile::Builder::new()
         .prefix(".cellshift-save-")
         .tempdir_in(&parent)?;
@@ -480,7 +505,10 @@ fn load_baseline(dir: &Path) -> anyhow::Result<Fitted> {
     let json: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("reading {}", dir.join(BASELINE_FILE).display()))?;
     let name = json["baseline"].as_str().ok_or_else(|| {
-        anyhow::anyhow!("{} does not name a baseline", dir.join(BASELINE_FILE).display())
+        anyhow::anyhow!(
+            "{} does not name a baseline",
+            dir.join(BASELINE_FILE).display()
+        )
     })?;
     let columns = PerturbationColumns {
         context: Some("context".into()),

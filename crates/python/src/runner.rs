@@ -42,11 +42,7 @@ impl Drop for Running {
 const POLL: Duration = Duration::from_millis(50);
 
 enum Message<T> {
-    Progress {
-        done: u64,
-        total: u64,
-        text: String,
-    },
+    Progress { done: u64, total: u64, text: String },
     Finished(std::thread::Result<anyhow::Result<T>>),
 }
 

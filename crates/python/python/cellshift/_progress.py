@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Callable, Iterator, Optional, Union
 
 Progress = Union[bool, None, Callable[[int, int, str], None]]
@@ -10,7 +11,8 @@ Progress = Union[bool, None, Callable[[int, int, str], None]]
 
 
 class _Bar:
-    """A tqdm bar created at the first report, so calls that end at once show nothing."""
+    """A tqdm bar created at the first report, so calls that end at once show nothing. On a terminal or
+    in a notebook it redraws at most ten times a second; in a log, at most every 30 seconds."""
 
     def __init__(self, description: str) -> None:
         self.description = description
@@ -20,12 +22,13 @@ class _Bar:
         if self.bar is None:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, desc=self.description, delay=0.5, leave=False)
+            live = sys.stderr.isatty() or "ipykernel" in sys.modules
+            self.bar = tqdm(total=total, desc=self.description, delay=0.5, leave=False,
+                            mininterval=0.1 if live else 30.0)
         if total and self.bar.total != total:
             self.bar.total = total
-        self.bar.n = done
         self.bar.set_postfix_str(text[:80], refresh=False)
-        self.bar.refresh()
+        self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
         if self.bar is not None:
