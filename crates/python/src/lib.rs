@@ -31,7 +31,7 @@ fn cols(c: &Columns) -> cellshift_data::h5ad::PerturbationColumns {
 
 /// The checkpoint shipped with the repository (the SERGIO-prior MapPFN, 50 genes).
 #[pyfunction]
-fn bundled_checkpoint() -> String {
+pub(crate) fn bundled_checkpoint() -> String {
     concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../checkpoints/mappfn-sergio-small"
@@ -355,9 +355,10 @@ fn load_model(py: Python<'_>, dir: PathBuf, reference_sampler: bool) -> PyResult
     Ok(PyModel::new(fitted))
 }
 
-/// Fits a baseline or trains a method on every perturbation of an AnnData description.
+/// Fits a baseline, trains a method, or fine-tunes a pre-trained one (`base`, default the bundled
+/// checkpoint), on every perturbation of an AnnData description.
 #[pyfunction]
-#[pyo3(signature = (method, data, columns, preset, steps, cells, seed, model_options, run_dir, progress=None))]
+#[pyo3(signature = (method, data, columns, preset, steps, cells, batch, seed, model_options, run_dir, base, k, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn fit(
     py: Python<'_>,
@@ -367,9 +368,12 @@ fn fit(
     preset: String,
     steps: Option<u64>,
     cells: Option<usize>,
+    batch: (Option<usize>, Option<usize>, Option<f64>),
     seed: u64,
     model_options: Vec<String>,
     run_dir: Option<PathBuf>,
+    base: Option<PathBuf>,
+    k: usize,
     progress: Option<Bound<'_, PyAny>>,
 ) -> PyResult<PyModel> {
     let input = perturbation_data(data, &cols(&columns))?;
@@ -378,9 +382,12 @@ fn fit(
         preset,
         steps,
         cells,
+        batch,
         seed,
         model_options,
         run_dir,
+        base,
+        k,
     };
     let fitted = runner::run(py, progress, move |reporter| {
         model::fit(request, input, reporter)

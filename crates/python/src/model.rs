@@ -139,12 +139,18 @@ pub struct FitRequest {
     pub steps: Option<u64>,
     /// Cells per set of training tasks.
     pub cells: Option<usize>,
+    /// Items per micro-batch, micro-batches per update and peak learning rate (method defaults when `None`).
+    pub batch: (Option<usize>, Option<usize>, Option<f64>),
     /// Seed of initial weights and training.
     pub seed: u64,
     /// `KEY=VALUE` options of the method's configuration.
     pub model_options: Vec<String>,
     /// Run folder (checkpoints; resumed when it holds the same run); a temporary one when `None`.
     pub run_dir: Option<PathBuf>,
+    /// For methods pre-trained on priors (MapPFN): the checkpoint fine-tuned (the bundled one when `None`).
+    pub base: Option<PathBuf>,
+    /// Context experiments per training task when fine-tuning.
+    pub k: usize,
 }
 
 /// Fits a baseline or trains a registered method on every perturbation of `data`.
@@ -172,6 +178,9 @@ pub fn fit(
             },
         });
     }
+    if registry::method(&request.method).is_ok_and(|m| m.pretrains_on_priors()) {
+        return finetune(request, &data, &train, reporter);
+    }
     if registry::method(&request.method).is_err() {
         anyhow::bail!(
             "unknown method `{}`; the methods are {}, the baselines {}",
@@ -192,6 +201,92 @@ pub fn fit(
             model_options: &request.model_options,
         },
     )?;
+    let overrides = TrainOverrides {
+        steps: request.steps,
+        cells: request.cells,
+        batch_size: request.batch.0,
+        accumulation: request.batch.1,
+        lr: request.batch.2,
+        ..TrainOverrides::default()
+    };
+    let origin = train_into_run(&mut predictor, &request, &data, &train, overrides, reporter)?;
+    Ok(Fitted {
+        predictor,
+        method: request.method,
+        preprocessing: Some(preprocessing),
+        sampler: None,
+        origin,
+    })
+}
+
+/// Fine-tunes a checkpoint of a method pre-trained on priors (`request.base`, else the bundled MapPFN)
+/// on the perturbations of `data`, brought to the checkpoint's preprocessing, as `cellshift finetune`.
+fn finetune(
+    request: FitRequest,
+    data: &PerturbationData,
+    train: &[usize],
+    reporter: &Reporter,
+) -> anyhow::Result<Fitted> {
+    let base = request
+        .base
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(crate::bundled_checkpoint()));
+    let mut loaded = load(&base, false)?;
+    if loaded.method != request.method {
+        anyhow::bail!(
+            "the checkpoint {} holds a {} model, not {}; give a {} checkpoint",
+            base.display(),
+            loaded.method,
+            request.method,
+            request.method
+        );
+    }
+    let expected = loaded
+        .preprocessing
+        .clone()
+        .unwrap_or_else(|| data_preprocessing(data));
+    let (prepared, report) =
+        prepare_for_model(data, &expected).context("preparing the data for the model")?;
+    for note in &report.notes {
+        eprintln!("note: {note}");
+    }
+    let overrides = TrainOverrides {
+        steps: request.steps,
+        k: Some(request.k),
+        cells: Some(request.cells.unwrap_or(64)),
+        batch_size: request.batch.0,
+        accumulation: request.batch.1,
+        lr: request.batch.2,
+        ..TrainOverrides::default()
+    };
+    let origin = train_into_run(
+        &mut loaded.predictor,
+        &request,
+        &prepared,
+        train,
+        overrides,
+        reporter,
+    )?;
+    // The fine-tuned weights as `predict --model RUN` sees them: the run's checkpoint, whose sampler is
+    // the default one (fine-tuning drops the base checkpoint's recommended sampler).
+    let Origin::Checkpoint { dir, .. } = &origin else {
+        unreachable!("training writes a checkpoint folder")
+    };
+    let mut tuned = load(dir, false)?;
+    tuned.origin = origin;
+    Ok(tuned)
+}
+
+/// Trains `predictor` into the run folder of `request` (a temporary one when none is given), reporting
+/// every micro-batch and stopping on Ctrl-C; where the trained model's checkpoints now live.
+fn train_into_run(
+    predictor: &mut MethodModel,
+    request: &FitRequest,
+    data: &PerturbationData,
+    train: &[usize],
+    overrides: TrainOverrides,
+    reporter: &Reporter,
+) -> anyhow::Result<Origin> {
     let (dir, temporary) = match &request.run_dir {
         Some(dir) => (dir.clone(), None),
         None => {
@@ -209,24 +304,14 @@ pub fn fit(
         run_dir: Some(dir.clone()),
         seed: request.seed,
         progress: Some(&mut hook),
-        overrides: TrainOverrides {
-            steps: request.steps,
-            cells: request.cells,
-            ..TrainOverrides::default()
-        },
+        overrides,
         ..FitContext::default()
     };
     predictor
-        .fit(&data, &train, &mut ctx)
+        .fit(data, train, &mut ctx)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("training {}", request.method))?;
-    Ok(Fitted {
-        predictor,
-        method: request.method,
-        preprocessing: Some(preprocessing),
-        sampler: None,
-        origin: Origin::Checkpoint { dir, temporary },
-    })
+    Ok(Origin::Checkpoint { dir, temporary })
 }
 
 /// What `predict` predicts.
@@ -528,9 +613,12 @@ fn load_baseline(dir: &Path) -> anyhow::Result<Fitted> {
         preset: String::new(),
         steps: None,
         cells: None,
+        batch: (None, None, None),
         seed: 0,
         model_options: Vec::new(),
         run_dir: None,
+        base: None,
+        k: 8,
     };
     let silent = Reporter::silent();
     fit(request, data, &silent)

@@ -75,3 +75,17 @@ def test_predicted_cells_score_through_evaluate(log_screen):
     assert list(scores.per_perturbation.index) == queries
     assert np.isfinite(scores.summary["mean_rmse"]) if "mean_rmse" in scores.summary else True
     assert np.isfinite(scores.summary["w2"])
+
+
+def test_fit_mappfn_fine_tunes_the_bundled_checkpoint(log_screen, tmp_path):
+    queries, options = ["GENE0003"], dict(k=2, cells=8, seed=3, progress=False)
+    tuned = cellshift.fit("mappfn", log_screen, steps=2, k=2, cells=8, batch_size=1, accumulation=1, lr=1e-5,
+                          seed=0, run_dir=tmp_path / "run", progress=False)
+    assert tuned.method == "mappfn" and (tmp_path / "run").is_dir()
+    pred = tuned.predict(log_screen, queries, **options)
+    bundled = cellshift.Model.load(cellshift.bundled_checkpoint(), reference_sampler=True)
+    before = bundled.predict(log_screen, queries, **options)
+    assert pred.shape == before.shape == (8, 50)
+    assert not np.array_equal(pred.X, before.X), "fine-tuning did not change the model"
+    reloaded = cellshift.Model.load(tmp_path / "run").predict(log_screen, queries, **options)
+    np.testing.assert_allclose(reloaded.X, pred.X, atol=1e-5)

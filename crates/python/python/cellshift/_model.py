@@ -122,9 +122,14 @@ def fit(
     preset: str = "tiny",
     steps: Optional[int] = None,
     cells: Optional[int] = None,
+    batch_size: Optional[int] = None,
+    accumulation: Optional[int] = None,
+    lr: Optional[float] = None,
     seed: int = 0,
     model_options: Iterable[str] = (),
     run_dir: Optional[Union[str, os.PathLike]] = None,
+    model: Union[str, os.PathLike, None] = None,
+    k: int = 8,
     perturbation_key: str = "perturbation",
     control: Optional[str] = None,
     context_key: Optional[str] = None,
@@ -132,20 +137,25 @@ def fit(
     layer: Optional[str] = None,
     progress: Progress = True,
 ) -> Model:
-    """Fits a baseline, or trains a method, on every perturbation of ``adata`` (hold out what you want
-    to test by leaving it out of ``adata``).
+    """Fits a baseline, trains a method, or fine-tunes MapPFN, on every perturbation of ``adata`` (hold
+    out what you want to test by leaving it out of ``adata``).
 
     Args:
-        method: a baseline (``cellshift.BASELINES``) or a method trained on data (``c3tl``, ``scdfm``,
-            ``celltarnet``; MapPFN is pre-trained, use the bundled checkpoint).
+        method: a baseline (``cellshift.BASELINES``), a method trained on data (``c3tl``, ``scdfm``,
+            ``celltarnet``), or ``mappfn``: the bundled checkpoint (or ``model``) fine-tuned on ``adata``
+            as ``cellshift finetune`` does.
         adata: the training screen, used as given (preprocess it first).
         preset: the method's named size (``tiny``, ``small``, ``paper``).
         steps: training length in micro-batches (the method's default when None).
         cells: cells per set of training tasks.
+        batch_size, accumulation, lr: items per micro-batch, micro-batches per optimiser update, peak
+            learning rate (the method's defaults when None).
         seed: seed of the initial weights and of training.
         model_options: ``KEY=VALUE`` settings of the method's configuration.
         run_dir: folder for the checkpoints (resumed when it holds the same run); a temporary folder,
             removed with the model, when None.
+        model: ``mappfn``: the checkpoint folder to fine-tune (default: the bundled one).
+        k: ``mappfn``: context experiments per fine-tuning task.
         perturbation_key, control, context_key, value_key, layer: how ``adata`` is annotated.
         progress: True for a progress bar, False for none, or a callable ``(done, total, text)``.
 
@@ -162,9 +172,12 @@ def fit(
             preset,
             steps,
             cells,
+            (batch_size, accumulation, lr),
             seed,
             list(model_options),
             None if run_dir is None else os.fspath(run_dir),
+            None if model is None else os.fspath(model),
+            k,
             callback,
         )
     return Model(core)
