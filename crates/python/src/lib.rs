@@ -25,6 +25,7 @@ use crate::model::{FitRequest, Fitted, Origin, PredictRequest};
 /// context key or None for auto, intervention-value key).
 type Columns = (String, Option<String>, Option<String>, String);
 
+/// The library's `PerturbationColumns` of the conventions Python passed.
 fn cols(c: &Columns) -> cellshift_data::h5ad::PerturbationColumns {
     columns(&c.0, c.1.as_deref(), c.2.as_deref(), &c.3)
 }
