@@ -10,7 +10,9 @@
 #   * libtorch 2.11.0 (the version `tch` 0.24 expects), taken from the PyPI `torch` wheel without its
 #     multi-GB CUDA dependencies, plus the two small CUDA runtime wheels libtorch_cpu.so links against,
 #     unpacked into `.deps/libtorch` inside this checkout (ignored by git). `.cargo/config.toml` points
-#     `LIBTORCH` there and the binaries find it through their rpath, so no environment variable is needed.
+#     `LIBTORCH` there and the binaries find it through their rpath, so no environment variable is needed;
+#   * the Python package `cellshift` (crates/python, built with maturin from the same release build) into
+#     the virtualenv `.deps/py`, with numpy, scipy, pandas, anndata, tqdm and pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -55,8 +57,25 @@ if [ ! -f "$LIBTORCH_DIR/torch/lib/libtorch_cpu.so" ] || [ "$(cat "$LIBTORCH_DIR
   mv "$LIBTORCH_DIR.partial" "$LIBTORCH_DIR"
 fi
 
-echo "[setup] building cellshift (release)"
-cargo build --release --locked -p cellshift
+# The virtualenv of the Python package, made first: the build below compiles for its interpreter.
+PY_VENV="$ROOT/.deps/py"
+PY="$PY_VENV/bin/python"
+[ -x "$PY" ] || python3 -m venv "$PY_VENV"
+if ! "$PY" -c "import maturin, numpy, scipy, pandas, anndata, tqdm, pytest" 2>/dev/null; then
+  echo "[setup] installing the Python package's dependencies into .deps/py"
+  "$PY" -m pip install -q "maturin>=1.7,<2" numpy scipy pandas anndata tqdm pytest
+fi
+
+# One build of the command line and the Python extension module: their shared dependencies are compiled
+# once, with one set of features (crates/python/Cargo.toml aligns them), and the PyO3 variables are the
+# ones maturin sets, so `maturin develop` below compiles only the extension module itself.
+export VIRTUAL_ENV="$PY_VENV" PYO3_PYTHON="$PY" PYTHON_SYS_EXECUTABLE="$PY"
+PYO3_ENVIRONMENT_SIGNATURE=$("$PY" -c 'import platform, sys; print(f"{platform.python_implementation().lower()}-{sys.version_info[0]}.{sys.version_info[1]}-64bit")')
+export PYO3_ENVIRONMENT_SIGNATURE
+echo "[setup] building cellshift and its Python extension module (release)"
+PATH="$PY_VENV/bin:$PATH" cargo build --release --locked -p cellshift -p cellshift-python
+echo "[setup] installing the Python package cellshift into .deps/py"
+PATH="$PY_VENV/bin:$PATH" "$PY_VENV/bin/maturin" develop --release --locked -m crates/python/Cargo.toml -q
 if [ "$RUN_DEMO" = 1 ]; then
   echo "[setup] running the main job: cellshift demo"
   "$ROOT/target/release/cellshift" demo

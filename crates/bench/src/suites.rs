@@ -304,10 +304,28 @@ fn perturbench(name: &str, path: &Path, settings: &SuiteSettings) -> anyhow::Res
 /// tested); one context → half of its perturbations tested, the other half its context experiments. K is
 /// 8, or fewer when the training half of a tested context measures fewer perturbations.
 pub fn file_suite(path: &Path, columns: &PerturbationColumns, seed: u64) -> anyhow::Result<Suite> {
-    use cellshift_data::ExpressionScale;
     let started = Instant::now();
     let raw = h5ad::read_perturbation_data(path, columns, &ReadOptions::matrix_only())
         .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    let name = path.file_stem().map_or_else(
+        || "screen".to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let mut suite = data_suite(raw, &name, &path.display().to_string(), seed)?;
+    suite.seconds = started.elapsed().as_secs_f64();
+    Ok(suite)
+}
+
+/// As [`file_suite`] for a screen already in memory (the Python package's `bench`): `name` names the
+/// suite, `source` says where the screen came from in the description and warnings.
+pub fn data_suite(
+    raw: PerturbationData,
+    name: &str,
+    source: &str,
+    seed: u64,
+) -> anyhow::Result<Suite> {
+    use cellshift_data::ExpressionScale;
+    let started = Instant::now();
     let (data, scale_note) = match raw.scale {
         ExpressionScale::RawCounts => (
             log_normalised(&raw)?,
@@ -316,9 +334,8 @@ pub fn file_suite(path: &Path, columns: &PerturbationColumns, seed: u64) -> anyh
         ExpressionScale::LogNormalized => (raw, "log-normalised values, used as given"),
         ExpressionScale::Other => {
             eprintln!(
-                "warning: {} holds {}; used as given (methods trained on counts or log1p values refuse it, \
+                "warning: {source} holds {}; used as given (methods trained on counts or log1p values refuse it, \
                  the baselines score it)",
-                path.display(),
                 raw.scale.describe()
             );
             (
@@ -331,13 +348,8 @@ pub fn file_suite(path: &Path, columns: &PerturbationColumns, seed: u64) -> anyh
         .treatments
         .iter()
         .any(|t| matches!(t, Treatment::Combination { .. }));
-    let name = path.file_stem().map_or_else(
-        || "screen".to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
     let what = format!(
-        "{} (the user's screen): {} cells × {} genes, {} context(s), {} perturbations; {scale_note}",
-        path.display(),
+        "{source} (the user's screen): {} cells × {} genes, {} context(s), {} perturbations; {scale_note}",
         data.n_cells(),
         data.n_genes(),
         data.contexts.len(),
@@ -373,7 +385,7 @@ pub fn file_suite(path: &Path, columns: &PerturbationColumns, seed: u64) -> anyh
     };
     let k = context_experiments_available(&data, &split).min(8);
     Ok(Suite {
-        name,
+        name: name.to_string(),
         description: format!("{what}; {task}"),
         split_description,
         data,

@@ -32,8 +32,9 @@ use ndarray::Array2;
 pub use dataframe::{Column, DataFrame};
 pub use matrix::{CsMatrix, Matrix, SparseKind};
 pub use perturbation::{
-    chosen_context_column, obs_column_names, perturbation_data_to_anndata, read_perturbation_data,
-    write_perturbation_data, PerturbationColumns, AUTO_CONTEXT_COLUMNS,
+    anndata_to_perturbation_data, chosen_context_column, obs_column_names,
+    perturbation_data_to_anndata, read_perturbation_data, write_perturbation_data,
+    PerturbationColumns, AUTO_CONTEXT_COLUMNS,
 };
 pub use read::{read_h5ad, read_obs, read_var};
 pub use uns::UnsValue;

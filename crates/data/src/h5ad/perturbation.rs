@@ -243,6 +243,47 @@ pub fn read_perturbation_data(
     PerturbationData::new(gene_names, matrix.into_dense(), cells, &control)
 }
 
+/// Builds the data model from an AnnData already in memory (e.g. handed over by the Python package),
+/// with the conventions and checks of [`read_perturbation_data`]: the same columns, control-label
+/// detection and messages. The expression is `cols.layer` when named, else `X`; it is taken, not copied.
+/// `all_columns` lists every `obs` column of the caller's table for error messages (`ann.obs` may hold
+/// only the columns the conventions read); `None` lists those of `ann.obs`.
+pub fn anndata_to_perturbation_data(
+    mut ann: AnnData,
+    cols: &PerturbationColumns,
+    all_columns: Option<&[String]>,
+) -> Result<PerturbationData, DataError> {
+    let all_columns = all_columns.map_or_else(|| ann.obs.column_names(), <[String]>::to_vec);
+    let rows: Vec<usize> = (0..ann.n_obs()).collect();
+    let (cells, control) = annotations(&ann.obs, &all_columns, cols, &rows)?;
+    let genes = ann.var.index.clone();
+    check_unique(&genes, "var")?;
+    check_unique(&cells.cell_names, "obs")?;
+    let matrix = match &cols.layer {
+        Some(layer) => ann.layers.remove(layer).ok_or_else(|| {
+            DataError::Invalid(format!(
+                "layer `{layer}` not found; available layers: {}; name an existing layer or none for X",
+                ann.layers.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })?,
+        None => ann.x.take().ok_or_else(|| {
+            DataError::Invalid(
+                "the AnnData has no X matrix; name the layer that holds the expression".to_string(),
+            )
+        })?,
+    };
+    if matrix.shape() != (rows.len(), genes.len()) {
+        return Err(DataError::Invalid(format!(
+            "the expression matrix is {} × {} but obs has {} rows and var {}; give one row per cell and one column per gene",
+            matrix.shape().0,
+            matrix.shape().1,
+            rows.len(),
+            genes.len()
+        )));
+    }
+    PerturbationData::new(genes, matrix.into_dense(), cells, &control)
+}
+
 /// Converts a data set to AnnData: dense `X` (also stored in `layers[cols.layer]` when a layer is
 /// named), `obs` with the perturbation label, context and intervention value columns (categoricals
 /// for labels), `var` indexed by gene name, and `uns["cellshift"]` recording the control label and the
