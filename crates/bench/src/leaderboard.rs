@@ -450,6 +450,34 @@ pub struct LeaderboardConfig {
     pub auto_inner_folds: usize,
 }
 
+impl Protocol {
+    /// The protocol named `name` for a suite: `cv`, `standard`, or `auto` (cross-validation on a real
+    /// screen, the standard split on a synthetic suite); errors name the choices.
+    pub fn resolve(
+        name: &str,
+        real: bool,
+        folds: usize,
+        bootstrap: usize,
+        seed: u64,
+    ) -> anyhow::Result<Protocol> {
+        if folds < 2 {
+            anyhow::bail!("--folds {folds} is too few; cross-validation needs at least 2");
+        }
+        let cv = Protocol::CrossValidation {
+            folds,
+            bootstrap,
+            seed,
+        };
+        Ok(match name {
+            "cv" => cv,
+            "standard" => Protocol::Standard,
+            "auto" if real => cv,
+            "auto" => Protocol::Standard,
+            other => anyhow::bail!("unknown protocol `{other}`; use auto, cv or standard"),
+        })
+    }
+}
+
 /// How a suite's perturbations are tested.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "protocol", rename_all = "snake_case")]

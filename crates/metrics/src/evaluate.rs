@@ -153,6 +153,44 @@ pub struct SetRows {
     pub preds: Vec<Option<Vec<usize>>>,
 }
 
+/// The cap on the cells per set of the distribution metrics that `cellshift evaluate` (and the Python
+/// `cellshift.evaluate`) apply unless told otherwise.
+pub const DEFAULT_MAX_SET_CELLS: usize = 500;
+
+impl SetRows {
+    /// Every set of `case` above `cap` cells (at least 2) cut to `cap` rows chosen by `pick(n, cap,
+    /// stream)` — stream 0 for the controls, 1 + i for perturbation i's real cells, 1 + P + i for its
+    /// predicted cells — which returns `None` to keep a set whole (callers pass a seeded sampler, e.g.
+    /// `cellshift_data::seed::subsample_rows` with their seed). `None` when no set is cut.
+    pub fn capped(
+        case: &EvalCase,
+        cap: usize,
+        pick: &dyn Fn(usize, usize, u64) -> Option<Vec<usize>>,
+    ) -> Option<SetRows> {
+        let cap = cap.max(2);
+        let p = case.n_perts() as u64;
+        let rows = SetRows {
+            obs: pick(case.obs.nrows(), cap, 0),
+            trues: (0..p)
+                .map(|i| pick(case.trues[i as usize].nrows(), cap, 1 + i))
+                .collect(),
+            preds: (0..p)
+                .map(|i| pick(case.preds[i as usize].nrows(), cap, 1 + p + i))
+                .collect(),
+        };
+        (rows.cut() > 0).then_some(rows)
+    }
+
+    /// How many sets are cut.
+    pub fn cut(&self) -> usize {
+        std::iter::once(&self.obs)
+            .chain(&self.trues)
+            .chain(&self.preds)
+            .filter(|s| s.is_some())
+            .count()
+    }
+}
+
 impl Default for EvalOptions {
     fn default() -> Self {
         EvalOptions {

@@ -32,7 +32,7 @@ pub use case::EvalCase;
 pub use deg::deg_auprc;
 pub use energy::energy_distance;
 pub use error::MetricsError;
-pub use evaluate::{evaluate, EvalOptions, MetricGroups, SetRows};
+pub use evaluate::{evaluate, EvalOptions, MetricGroups, SetRows, DEFAULT_MAX_SET_CELLS};
 pub use mmd::{mmd_mappfn_f32, mmd_rbf, MAPPFN_GAMMAS};
 pub use report::{EvalReport, MetricValue};
 pub use sinkhorn::{sinkhorn_divergence, Precision, SinkhornDivergence, SinkhornOptions};

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use cellshift_bench::leaderboard::{
-    parse_columns, parse_contenders, parse_model_option, run_suite, LeaderboardConfig, RANK_METRIC,
+    parse_columns, parse_contenders, parse_model_option, run_suite, LeaderboardConfig, Protocol,
+    RANK_METRIC,
 };
 use cellshift_bench::leaderboard_report::{write_leaderboard, Leaderboard, SuiteBoard};
 use cellshift_bench::suites::{data_suite, load_suite, Suite, SuiteLoad, SuiteSettings};
@@ -51,6 +52,13 @@ pub struct BenchRequest {
     pub shared: PathBuf,
     /// Output folder for leaderboard.md/.json/PNGs and runs; `None`: nothing is kept on disk.
     pub out: Option<PathBuf>,
+    /// `auto` (cross-validation on real screens, the standard split on synthetic suites), `cv` or
+    /// `standard`, as `cellshift bench suite --protocol`.
+    pub protocol: String,
+    /// Cross-validation folds.
+    pub folds: usize,
+    /// Bootstrap resamples of each interval.
+    pub bootstrap: usize,
 }
 
 /// Runs the leaderboard; the board as JSON (the schema of `leaderboard.json`).
@@ -98,7 +106,17 @@ pub fn run(request: BenchRequest, reporter: &Reporter) -> anyhow::Result<String>
         runs,
         train_seed: request.seed,
         model_options,
+        protocol: Protocol::Standard,
+        auto_inner_folds: cellshift_bench::auto::DEFAULT_INNER_FOLDS,
     };
+    Protocol::resolve(
+        &request.protocol,
+        true,
+        request.folds,
+        request.bootstrap,
+        request.seed,
+    )?;
+    let mut config = config;
     let suites: Vec<SuiteLoad> = match request.screens {
         Screens::Data(data, name) => vec![SuiteLoad::Ready(Box::new(data_suite(
             *data,
@@ -128,12 +146,19 @@ pub fn run(request: BenchRequest, reporter: &Reporter) -> anyhow::Result<String>
                 done += contenders.len() as u64;
             }
             SuiteLoad::Ready(suite) => {
+                config.protocol = Protocol::resolve(
+                    &request.protocol,
+                    suite.real,
+                    request.folds,
+                    request.bootstrap,
+                    request.seed,
+                )?;
                 let entries = run_suite(&suite, &contenders, &config, &mut |line| {
                     done += 1;
                     reporter.progress(done, total, line);
                     reporter.stop_if_cancelled();
                 });
-                boards.push(board(&suite, entries));
+                boards.push(board(&suite, entries, config.protocol));
             }
         }
     }
@@ -153,12 +178,17 @@ pub fn run(request: BenchRequest, reporter: &Reporter) -> anyhow::Result<String>
     Ok(serde_json::to_string(&board)?)
 }
 
-fn board(suite: &Suite, entries: Vec<cellshift_bench::leaderboard::Entry>) -> SuiteBoard {
+fn board(
+    suite: &Suite,
+    entries: Vec<cellshift_bench::leaderboard::Entry>,
+    protocol: Protocol,
+) -> SuiteBoard {
     SuiteBoard {
         suite: suite.name.clone(),
         skipped: None,
         description: suite.description.clone(),
         split: suite.split_description.clone(),
+        protocol,
         k: suite.k,
         shape: (suite.data.n_cells(), suite.data.n_genes()),
         generation_seconds: suite.seconds,

@@ -5,8 +5,9 @@
 
 use anyhow::Context;
 use cellshift_data::preprocess::check_same_genes;
+use cellshift_data::seed::subsample_rows;
 use cellshift_data::{ExpressionScale, PerturbationData};
-use cellshift_metrics::{evaluate, EvalCase, EvalOptions, MetricGroups};
+use cellshift_metrics::{evaluate, EvalCase, EvalOptions, MetricGroups, SetRows};
 use ndarray::Array2;
 
 /// Scores `pred` against `real` in `context` (optional with one context) with the metric groups of
@@ -17,6 +18,8 @@ pub fn evaluate_json(
     context: Option<&str>,
     metrics: &str,
     allow_scale_mismatch: bool,
+    max_set_cells: usize,
+    subsample_seed: u64,
 ) -> anyhow::Result<String> {
     let groups = MetricGroups::parse(metrics)?;
     check_same_genes(pred, real).context("pred and real")?;
@@ -25,8 +28,17 @@ pub fn evaluate_json(
     }
     let context = pick_context(real, context)?;
     let case = paired_case(pred, real, &context)?;
+    // The command line's cap on the sets the distribution metrics see (0: every cell).
+    let distribution_rows = (max_set_cells > 0)
+        .then(|| {
+            SetRows::capped(&case, max_set_cells, &|n, cap, stream| {
+                subsample_rows(n, cap, subsample_seed, stream)
+            })
+        })
+        .flatten();
     let options = EvalOptions {
         gene_names: Some(real.genes.clone()),
+        distribution_rows,
         ..EvalOptions::default()
     };
     Ok(evaluate(&case, &groups, &options)?.to_json())

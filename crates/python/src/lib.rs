@@ -75,7 +75,8 @@ fn method_names() -> (Vec<&'static str>, Vec<&'static str>) {
 
 /// Scores `pred` against `real` (AnnData descriptions); the report as the command line's JSON.
 #[pyfunction]
-#[pyo3(name = "evaluate", signature = (pred, real, columns, context, metrics, allow_scale_mismatch, progress=None))]
+#[pyo3(name = "evaluate", signature = (pred, real, columns, context, metrics, allow_scale_mismatch, max_set_cells=cellshift_metrics::DEFAULT_MAX_SET_CELLS, subsample_seed=0, progress=None))]
+#[allow(clippy::too_many_arguments)]
 fn py_evaluate(
     py: Python<'_>,
     pred: &Bound<'_, PyDict>,
@@ -84,6 +85,8 @@ fn py_evaluate(
     context: Option<String>,
     metrics: String,
     allow_scale_mismatch: bool,
+    max_set_cells: usize,
+    subsample_seed: u64,
     progress: Option<Bound<'_, PyAny>>,
 ) -> PyResult<String> {
     let c = cols(&columns);
@@ -97,6 +100,8 @@ fn py_evaluate(
             context.as_deref(),
             &metrics,
             allow_scale_mismatch,
+            max_set_cells,
+            subsample_seed,
         )?;
         reporter.progress(1, 1, "computing metrics");
         Ok(json)
@@ -399,7 +404,7 @@ fn fit(
 /// Runs the leaderboard on an AnnData description (named `name`) or on built-in suites; the board as
 /// the JSON of `leaderboard.json`.
 #[pyfunction]
-#[pyo3(name = "bench", signature = (data, name, suites, columns, methods, scale, seeds, cells, seed, metrics, table_columns, model_options, shared, out, progress=None))]
+#[pyo3(name = "bench", signature = (data, name, suites, columns, methods, scale, seeds, cells, seed, metrics, table_columns, model_options, shared, out, protocol="auto".to_string(), folds=5, bootstrap=cellshift_bench::cross_validation::DEFAULT_BOOTSTRAP, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn py_bench(
     py: Python<'_>,
@@ -417,6 +422,9 @@ fn py_bench(
     model_options: Vec<String>,
     shared: PathBuf,
     out: Option<PathBuf>,
+    protocol: String,
+    folds: usize,
+    bootstrap: usize,
     progress: Option<Bound<'_, PyAny>>,
 ) -> PyResult<String> {
     let screens = match data {
@@ -438,6 +446,9 @@ fn py_bench(
         bundled: Some(PathBuf::from(bundled_checkpoint())),
         shared,
         out,
+        protocol,
+        folds,
+        bootstrap,
     };
     runner::run(py, progress, move |reporter| bench::run(request, reporter))
 }

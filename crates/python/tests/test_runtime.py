@@ -50,7 +50,14 @@ def test_ctrl_c_interrupts_a_long_fit_cleanly(contexts_screen):
     started = time.monotonic()
     timer.start()
     with pytest.raises(KeyboardInterrupt):
-        cellshift.fit("c3tl", contexts_screen, steps=10_000_000, progress=False)
+        # No early stop: the fit must still be running when the interrupt comes.
+        cellshift.fit(
+            "c3tl",
+            contexts_screen,
+            steps=10_000_000,
+            model_options=["patience=10000000"],
+            progress=False,
+        )
     assert time.monotonic() - started < 10
     deadline = time.monotonic() + 10
     while _worker_threads() and time.monotonic() < deadline:

@@ -12,7 +12,9 @@ use cellshift_data::preprocess::check_same_genes;
 use cellshift_data::seed::subsample_rows;
 use cellshift_data::split::SplitConfig;
 use cellshift_data::PerturbationData;
-use cellshift_metrics::{evaluate, EvalCase, EvalOptions, EvalReport, MetricGroups, SetRows};
+use cellshift_metrics::{
+    evaluate, EvalCase, EvalOptions, EvalReport, MetricGroups, SetRows, DEFAULT_MAX_SET_CELLS,
+};
 
 use super::DataArgs;
 
@@ -74,26 +76,13 @@ pub struct Args {
     pub subsample_seed: u64,
 }
 
-/// Default of `--max-set-cells`.
-pub const DEFAULT_MAX_SET_CELLS: usize = 500;
-
 /// The rows of each set of `case` that the distribution metrics see under `--max-set-cells`.
 fn distribution_rows(case: &EvalCase, args: &Args) -> Option<SetRows> {
-    if args.max_set_cells == 0 {
-        return None;
-    }
-    let cap = args.max_set_cells.max(2);
-    let p = case.n_perts() as u64;
-    let rows = |n: usize, stream: u64| subsample_rows(n, cap, args.subsample_seed, stream);
-    Some(SetRows {
-        obs: rows(case.obs.nrows(), 0),
-        trues: (0..p)
-            .map(|i| rows(case.trues[i as usize].nrows(), 1 + i))
-            .collect(),
-        preds: (0..p)
-            .map(|i| rows(case.preds[i as usize].nrows(), 1 + p + i))
-            .collect(),
-    })
+    (args.max_set_cells > 0).then(|| {
+        SetRows::capped(case, args.max_set_cells, &|n, cap, stream| {
+            subsample_rows(n, cap, args.subsample_seed, stream)
+        })
+    })?
 }
 
 /// Runs `cellshift evaluate`.
@@ -120,20 +109,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let rows = distribution_rows(&case, &args);
     if let Some(r) = &rows {
-        let capped = std::iter::once(&r.obs)
-            .chain(&r.trues)
-            .chain(&r.preds)
-            .filter(|s| s.is_some())
-            .count();
-        if capped > 0 {
-            eprintln!(
-                "note: the distribution metrics (W2, MMD, energy, E-distance) see a seeded subsample of {} \
-                 cells in {capped} of {} sets (--max-set-cells, --subsample-seed); means, pseudo-bulk and DE \
-                 metrics use every cell",
-                args.max_set_cells,
-                1 + 2 * case.n_perts()
-            );
-        }
+        eprintln!(
+            "note: the distribution metrics (W2, MMD, energy, E-distance) see a seeded subsample of {} cells \
+             in {} of {} sets (--max-set-cells, --subsample-seed); means, pseudo-bulk and DE metrics use \
+             every cell",
+            args.max_set_cells,
+            r.cut(),
+            1 + 2 * case.n_perts()
+        );
     }
     let options = EvalOptions {
         gene_names,

@@ -103,18 +103,7 @@ pub struct Args {
 
 /// The protocol of a suite under `--protocol`.
 fn protocol_for(args: &Args, real: bool) -> anyhow::Result<Protocol> {
-    let cv = Protocol::CrossValidation {
-        folds: args.folds,
-        bootstrap: args.bootstrap,
-        seed: args.seed,
-    };
-    Ok(match args.protocol.as_str() {
-        "cv" => cv,
-        "standard" => Protocol::Standard,
-        "auto" if real => cv,
-        "auto" => Protocol::Standard,
-        other => anyhow::bail!("unknown --protocol `{other}`; use auto, cv or standard"),
-    })
+    Protocol::resolve(&args.protocol, real, args.folds, args.bootstrap, args.seed)
 }
 
 /// Runs `cellshift bench suite`.

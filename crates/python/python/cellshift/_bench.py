@@ -36,13 +36,17 @@ def bench(
     context_key: Optional[str] = None,
     value_key: str = "treatment_value",
     layer: Optional[str] = None,
+    protocol: str = "auto",
+    folds: int = 5,
+    bootstrap: int = 1000,
     progress: Progress = True,
 ) -> pd.DataFrame:
     """Ranks methods and baselines on a screen, as ``cellshift bench suite --data`` does.
 
     Each contender is fitted on the screen's training conditions and scored on the held-out ones (the
     split follows the screen: held-out doubles, a held-out context, or half of one context's
-    perturbations) over ``seeds`` resampling seeds, ranked by ``mean_rmse``. Without ``adata`` the
+    perturbations; under cross-validation, the default on a screen, every such perturbation is held out
+    once), ranked by ``mean_rmse``. Without ``adata`` the
     built-in ``suites`` are benched (``multi-context``, ``combinatorial``, …).
 
     Args:
@@ -61,6 +65,12 @@ def bench(
             when None trained runs go to a temporary folder that is removed.
         shared: the shared data folder of the real suites (default ``$CELLSHIFT_SHARED`` or ``../shared``).
         perturbation_key, control, context_key, value_key, layer: how ``adata`` is annotated.
+        protocol: ``"auto"`` (cross-validation on a real screen — ``adata`` or a real suite — and the
+            standard split on the synthetic suites), ``"cv"`` or ``"standard"``, as
+            ``cellshift bench suite --protocol``. Under cross-validation every metric also has
+            ``<metric>_ci_low``/``<metric>_ci_high`` (bootstrap 95 % interval) and ranks may tie.
+        folds: cross-validation folds.
+        bootstrap: bootstrap resamples of each interval.
         progress: True for a progress bar, False for none, or a callable ``(done, total, text)``.
 
     Returns:
@@ -93,6 +103,9 @@ def bench(
             list(model_options),
             os.fspath(shared),
             None if out is None else os.fspath(out),
+            protocol,
+            folds,
+            bootstrap,
             callback,
         )
     board = json.loads(board_json)
@@ -109,6 +122,7 @@ def _frame(board: dict) -> pd.DataFrame:
                 "method": entry["method"],
                 "kind": entry["kind"],
                 "rank": entry["rank"],
+                "tied": entry.get("tied", False),
                 "status": entry["status"],
                 "reason": entry.get("reason"),
                 "seconds": entry["seconds"],
@@ -119,6 +133,10 @@ def _frame(board: dict) -> pd.DataFrame:
                 if summary["metric"] in table_columns:
                     std = summary["std"]
                     row[summary["metric"] + "_std"] = float("nan") if std is None else std
+                    for end in ("ci_low", "ci_high"):
+                        if end in summary:
+                            bound = summary[end]
+                            row[f"{summary['metric']}_{end}"] = float("nan") if bound is None else bound
             rows.append(row)
     frame = pd.DataFrame(rows)
     frame.attrs["leaderboard"] = board

@@ -70,6 +70,8 @@ def evaluate(
     allow_scale_mismatch: bool = False,
     value_key: str = "treatment_value",
     layer: Optional[str] = None,
+    max_set_cells: int = 500,
+    subsample_seed: int = 0,
     progress: Progress = True,
 ) -> Evaluation:
     """Scores predicted cells against real ones, exactly as ``cellshift evaluate --pred --real`` does.
@@ -89,6 +91,10 @@ def evaluate(
         allow_scale_mismatch: score raw counts against log-normalised values anyway.
         value_key: ``obs`` column with intervention values (optional).
         layer: read the expression from this layer instead of ``X``.
+        max_set_cells: cells of each set (controls, each perturbation's real and predicted cells) that
+            the distribution metrics (W2, MMD, energy, E-distance) see; larger sets are subsampled with
+            ``subsample_seed``, as ``cellshift evaluate --max-set-cells`` does. 0 keeps every cell.
+        subsample_seed: seed of that subsampling.
         progress: True for a progress bar, False for none, or a callable ``(done, total, text)``.
 
     Returns:
@@ -100,6 +106,14 @@ def evaluate(
     )
     with reporter(progress, "evaluate") as callback:
         report = _core.evaluate(
-            describe(pred), describe(real), columns, context, metrics, allow_scale_mismatch, callback
+            describe(pred),
+            describe(real),
+            columns,
+            context,
+            metrics,
+            allow_scale_mismatch,
+            max_set_cells,
+            subsample_seed,
+            callback,
         )
     return Evaluation(report)
