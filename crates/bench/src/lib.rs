@@ -9,6 +9,7 @@ pub mod cross_validation;
 pub mod inference;
 pub mod leaderboard;
 pub mod leaderboard_report;
+pub mod pairing;
 pub mod plots;
 pub mod prepare;
 pub mod score;

@@ -6,12 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use cellshift_baselines::{baseline_by_name, BASELINE_NAMES};
+use cellshift_bench::pairing::{paired_case, Names};
 use cellshift_bench::{markdown_table, score_predictor, ScoreConfig};
 use cellshift_data::atomic::write_bytes_atomically;
-use cellshift_data::preprocess::check_same_genes;
 use cellshift_data::seed::subsample_rows;
 use cellshift_data::split::SplitConfig;
-use cellshift_data::PerturbationData;
 use cellshift_metrics::{
     evaluate, EvalCase, EvalOptions, EvalReport, MetricGroups, SetRows, DEFAULT_MAX_SET_CELLS,
 };
@@ -142,8 +141,6 @@ fn write_outputs(report: &EvalReport, args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds a case from predicted and real `.h5ad` files: the control cells of the real file are the
-/// observational set; every non-control label of the real file must have predicted cells.
 fn case_from_h5ad(
     pred_path: &Path,
     real_path: &Path,
@@ -151,103 +148,23 @@ fn case_from_h5ad(
 ) -> anyhow::Result<(EvalCase, Vec<String>)> {
     let pred = args.columns.read(pred_path)?;
     let real = args.columns.read(real_path)?;
-    check_same_genes(&pred, &real).context("--pred and --real")?;
-    if !args.allow_scale_mismatch {
-        check_same_scale(&pred, &real)?;
-    }
-    let context = pick_context(&real, args.context.as_deref())?;
-    let real_control = control_cells(&real, &context, real_path)?;
-    let mut trues = Vec::new();
-    let mut preds = Vec::new();
-    let mut names = Vec::new();
-    let mut targets = Vec::new();
-    for condition in real.conditions() {
-        let treatment = &real.treatments[condition.treatment];
-        if treatment.is_control() || real.contexts[condition.context] != context {
-            continue;
-        }
-        let label = treatment.label(&real.control_label);
-        let pred_condition = pred
-            .context_index(&context)
-            .ok()
-            .and_then(|c| pred.treatment_index(&label).ok().and_then(|t| pred.condition(c, t)))
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "perturbation `{label}` (context {context}) is in --real but has no cells in --pred; \
-                     predict every perturbation of the real file"
-                )
-            })?;
-        trues.push(real.cells_of(condition).mapv(f64::from));
-        preds.push(pred.cells_of(pred_condition).mapv(f64::from));
-        targets.push(real.gene_index(&label).map(|g| g as i64).unwrap_or(-1));
-        names.push(label);
-    }
-    if names.is_empty() {
-        anyhow::bail!(
-            "{} has no perturbed cells in context {context}; nothing to evaluate",
-            real_path.display()
-        );
-    }
-    let case = EvalCase::new(real_control, trues, preds, Some(names), Some(targets))?;
-    Ok((case, real.genes.clone()))
-}
-
-/// Refuses to score raw counts against log-normalised values (or the reverse): every distance metric
-/// would measure the scale difference, not the prediction. Flagged when one file is raw counts, the other
-/// log-normalised, and their largest values differ more than 4×.
-fn check_same_scale(pred: &PerturbationData, real: &PerturbationData) -> anyhow::Result<()> {
-    use cellshift_data::ExpressionScale::{LogNormalized, RawCounts};
-    let max = |d: &PerturbationData| d.x.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
-    let (mp, mr) = (max(pred), max(real));
-    let apart = mp.max(mr) > 4.0 * mp.min(mr).max(f32::MIN_POSITIVE);
-    if apart
-        && matches!(
-            (pred.scale, real.scale),
-            (RawCounts, LogNormalized) | (LogNormalized, RawCounts)
-        )
-    {
-        anyhow::bail!(
-            "--pred holds {} (largest value {mp}) but --real holds {} (largest value {mr}); the metrics would \
-             measure the difference of scale. Bring both to the same scale (e.g. `cellshift preprocess \
-             --normalize median --log1p e` on the raw file), or give --allow-scale-mismatch",
-            pred.scale.describe(),
-            real.scale.describe()
-        );
-    }
-    Ok(())
-}
-
-fn pick_context(data: &PerturbationData, wanted: Option<&str>) -> anyhow::Result<String> {
-    match wanted {
-        Some(name) => Ok(data.contexts[data.context_index(name)?].clone()),
-        None if data.contexts.len() == 1 => Ok(data.contexts[0].clone()),
-        None => anyhow::bail!(
-            "the files have {} contexts ({}); choose one with --context",
-            data.contexts.len(),
-            data.contexts.join(", ")
-        ),
-    }
-}
-
-fn control_cells(
-    data: &PerturbationData,
-    context: &str,
-    path: &Path,
-) -> anyhow::Result<ndarray::Array2<f64>> {
-    let c = data.context_index(context)?;
-    let control = data
-        .treatments
-        .iter()
-        .position(|t| t.is_control())
-        .and_then(|t| data.condition(c, t))
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "{} has no control cells (label `{}`) in context {context}; pass the right label with --control",
-                path.display(),
-                data.control_label
-            )
-        })?;
-    Ok(data.cells_of(control).mapv(f64::from))
+    let source = real_path.display().to_string();
+    paired_case(
+        &pred,
+        &real,
+        args.context.as_deref(),
+        args.allow_scale_mismatch,
+        &Names {
+            pred: "--pred",
+            real: "--real",
+            real_source: &source,
+            context_option: "--context",
+            control_option: "--control",
+            normalise_hint:
+                "e.g. `cellshift preprocess --normalize median --log1p e` on the raw file",
+            allow_option: "--allow-scale-mismatch",
+        },
+    )
 }
 
 fn run_baseline(args: &Args, name: &str, groups: MetricGroups) -> anyhow::Result<()> {
