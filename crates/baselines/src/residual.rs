@@ -463,47 +463,26 @@ fn builder_on<'a>(
 
 #[cfg(test)]
 mod tests {
-    use cellshift_data::model::CellAnnotations;
-    use rand::Rng;
 
     use super::*;
     use crate::{ContextMean, ContextMeanSource, ControlBaseline, PerturbationMean};
 
-    /// Two contexts × (control + 10 knock-outs), 8 genes, 30 cells each: each knock-out has its own effect,
-    /// the same in both contexts, so the perturbation mean explains what the context mean cannot.
-    fn screen() -> PerturbationData {
-        let mut rng = rng_from_parts(&[1, 2, 3]);
-        let genes = 8;
-        let effects: Vec<Vec<f32>> = (0..10)
-            .map(|_| (0..genes).map(|_| rng.gen_range(-1.0..1.0)).collect())
-            .collect();
-        let (mut rows, mut ctx, mut lab) = (Vec::new(), Vec::new(), Vec::new());
-        for (c, base) in [("x", 1.0f32), ("y", 2.0)] {
-            for p in 0..=10usize {
-                for _ in 0..30 {
-                    for g in 0..genes {
-                        let effect = if p == 0 { 0.0 } else { effects[p - 1][g] };
-                        rows.push(base + effect + rng.gen_range(-0.1..0.1));
-                    }
-                    ctx.push(c.to_string());
-                    lab.push(if p == 0 {
-                        "ctrl".into()
-                    } else {
-                        format!("G{p}")
-                    });
-                }
-            }
+    /// Predicts the task's control cells themselves (they are as many as the cells asked for).
+    struct NoChange;
+
+    impl Predictor for NoChange {
+        fn name(&self) -> &str {
+            "no-change"
         }
-        let n = ctx.len();
-        let x = Array2::from_shape_vec((n, genes), rows).unwrap();
-        let cells = CellAnnotations {
-            cell_names: Vec::new(),
-            contexts: ctx,
-            treatment_labels: lab,
-            treatment_values: Vec::new(),
-        };
-        let names = (0..genes).map(|g| format!("g{g}")).collect();
-        PerturbationData::new(names, x, cells, "ctrl").unwrap()
+
+        fn predict(&self, task: &Task, _: usize, _: u64) -> Result<Prediction, PredictError> {
+            Ok(Prediction::Cells(task.observational.clone()))
+        }
+    }
+
+    /// Two contexts × (control + 10 knock-outs) × 8 genes; knock-out effects shared by the contexts.
+    fn screen() -> PerturbationData {
+        cellshift_data::testing::shared_effect_screen(10, 8, 1)
     }
 
     /// Train: every condition of `x`, control and the first five knock-outs of `y`; test: the rest of `y`.
@@ -548,8 +527,9 @@ mod tests {
         baseline
             .fit(&data, &train, &mut FitContext::default())
             .unwrap();
-        // The control "method" predicts no change: what a zero-initialised output layer predicts.
-        let mut residual = Residual::new(Box::new(ControlBaseline::new()), "context_mean").unwrap();
+        // A method that returns the task's control cells unchanged: no correction at all, what a
+        // zero-initialised output layer of a method that maps control cells predicts.
+        let mut residual = Residual::new(Box::new(NoChange), "context_mean").unwrap();
         residual
             .fit(&data, &train, &mut FitContext::default())
             .unwrap();

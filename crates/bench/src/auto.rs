@@ -300,47 +300,12 @@ impl Predictor for Unfitted {
 #[cfg(test)]
 mod tests {
     use cellshift_baselines::baseline_by_name;
-    use cellshift_data::model::CellAnnotations;
-    use cellshift_data::seed::rng_from_parts;
-    use ndarray::Array2;
-    use rand::Rng;
 
     use super::*;
 
-    /// Two cell lines × (control + 12 knock-outs) × 8 genes, 30 cells each; knock-out effects shared by the
-    /// lines, so `perturbation_mean` is the best candidate.
+    /// Two contexts × (control + 12 knock-outs) × 8 genes; knock-out effects shared by the contexts.
     fn screen() -> PerturbationData {
-        let mut rng = rng_from_parts(&[4, 5, 6]);
-        let genes = 8;
-        let effects: Vec<Vec<f32>> = (0..12)
-            .map(|_| (0..genes).map(|_| rng.gen_range(-1.0..1.0)).collect())
-            .collect();
-        let (mut rows, mut ctx, mut lab) = (Vec::new(), Vec::new(), Vec::new());
-        for (c, base) in [("x", 1.0f32), ("y", 2.0)] {
-            for p in 0..=12usize {
-                for _ in 0..30 {
-                    for g in 0..genes {
-                        let effect = if p == 0 { 0.0 } else { effects[p - 1][g] };
-                        rows.push(base + effect + rng.gen_range(-0.1..0.1));
-                    }
-                    ctx.push(c.to_string());
-                    lab.push(if p == 0 {
-                        "ctrl".into()
-                    } else {
-                        format!("G{p}")
-                    });
-                }
-            }
-        }
-        let x = Array2::from_shape_vec((ctx.len(), genes), rows).unwrap();
-        let cells = CellAnnotations {
-            cell_names: Vec::new(),
-            contexts: ctx,
-            treatment_labels: lab,
-            treatment_values: Vec::new(),
-        };
-        let names = (0..genes).map(|g| format!("g{g}")).collect();
-        PerturbationData::new(names, x, cells, "ctrl").unwrap()
+        cellshift_data::testing::shared_effect_screen(12, 8, 4)
     }
 
     fn candidates(folds: usize) -> Vec<Candidate> {

@@ -78,3 +78,46 @@ pub fn control_query_task(data: &crate::PerturbationData, label: &str) -> crate:
         target: None,
     }
 }
+
+/// A small screen for tests of transfer between contexts: two contexts `x` and `y` (base levels 1 and
+/// 2), each with `ctrl` and the knock-outs `G1`…`G{perturbations}`, 30 cells each, `genes` genes. Each
+/// knock-out has its own effect (uniform in ±1 per gene), the same in both contexts, plus ±0.1 noise,
+/// drawn from `seed`.
+pub fn shared_effect_screen(
+    perturbations: usize,
+    genes: usize,
+    seed: u64,
+) -> crate::PerturbationData {
+    use rand::Rng;
+    let mut rng = crate::seed::rng_from_parts(&[seed]);
+    let effects: Vec<Vec<f32>> = (0..perturbations)
+        .map(|_| (0..genes).map(|_| rng.gen_range(-1.0..1.0)).collect())
+        .collect();
+    let (mut rows, mut contexts, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+    for (context, base) in [("x", 1.0f32), ("y", 2.0)] {
+        for p in 0..=perturbations {
+            for _ in 0..30 {
+                for g in 0..genes {
+                    let effect = if p == 0 { 0.0 } else { effects[p - 1][g] };
+                    rows.push(base + effect + rng.gen_range(-0.1..0.1));
+                }
+                contexts.push(context.to_string());
+                labels.push(if p == 0 {
+                    "ctrl".into()
+                } else {
+                    format!("G{p}")
+                });
+            }
+        }
+    }
+    let x = ndarray::Array2::from_shape_vec((contexts.len(), genes), rows)
+        .expect("rows × genes values");
+    let cells = crate::model::CellAnnotations {
+        cell_names: Vec::new(),
+        contexts,
+        treatment_labels: labels,
+        treatment_values: Vec::new(),
+    };
+    let names = (0..genes).map(|g| format!("g{g}")).collect();
+    crate::PerturbationData::new(names, x, cells, "ctrl").expect("a valid screen")
+}
