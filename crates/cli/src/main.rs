@@ -50,7 +50,19 @@ enum Command {
     Demo(commands::demo::Args),
 }
 
+/// Turns off HDF5's advisory file locks unless the user set `HDF5_USE_FILE_LOCKING`. HDF5 opens files without
+/// close-on-exec, so a lock taken by any process that another process forked from (a notebook, a test
+/// harness, a pipeline runner) can outlive the file's close and make a plain read fail with "unable to lock
+/// file". cellshift never writes a file in place (every output is written to a temporary file and renamed),
+/// so the locks protect nothing here.
+fn disable_hdf5_file_locking() {
+    if std::env::var_os("HDF5_USE_FILE_LOCKING").is_none() {
+        std::env::set_var("HDF5_USE_FILE_LOCKING", "FALSE");
+    }
+}
+
 fn main() -> ExitCode {
+    disable_hdf5_file_locking();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     remove_partial_outputs_on_interrupt();
