@@ -136,7 +136,7 @@ fn baseline_shift(
         .ok_or_else(|| format!("context {} has no control cells", data.contexts[context]))?;
     let mean = data
         .x
-        .select(Axis(0), &data.conditions()[control].cells)
+        .select_rows(&data.conditions()[control].cells)
         .mean_axis(Axis(0))
         .ok_or("empty control")?;
     let task = Task {
@@ -166,7 +166,7 @@ fn residual_data(
         let key = (cond.context, builder.treatment_of(c).label);
         if let Some(shift) = shifts.get(&key) {
             for &r in &cond.cells {
-                let mut row = out.x.row_mut(r);
+                let mut row = out.x.dense_mut().row_mut(r);
                 row -= shift;
             }
         }

@@ -3,7 +3,7 @@
 //! counts. Data that are already log-normalised are used as given; anything inconsistent is an error that
 //! names the problem and the fix.
 
-use cellshift_data::preprocess::{log1p, normalize_total, LogBase, NormalizeTarget};
+use cellshift_data::preprocess::{log1p_inplace, normalize_total_inplace, LogBase, NormalizeTarget};
 use cellshift_data::{ExpressionScale, PerturbationData};
 use cellshift_models::Preprocessing;
 
@@ -74,20 +74,21 @@ pub fn prepare_for_model(
     };
     let wants_transform = expected.normalize_total.is_some() || expected.log1p;
     if wants_transform {
-        match ExpressionScale::detect(out.x.iter()) {
+        match ExpressionScale::detect(out.x.stored_values()) {
             ExpressionScale::RawCounts => {
                 if let Some(target) = &expected.normalize_total {
                     let target = match target {
                         NormalizeTarget::MedianOfTotals => NormalizeTarget::MedianOfTotals,
                         NormalizeTarget::Sum(v) => NormalizeTarget::Sum(*v),
                     };
-                    out = normalize_total(&out, target)?.0;
+                    normalize_total_inplace(&mut out.x, target)?;
                     report.normalized = true;
                 }
                 if expected.log1p {
-                    out = log1p(&out, LogBase::Natural)?;
+                    log1p_inplace(&mut out.x, LogBase::Natural)?;
                     report.log_transformed = true;
                 }
+                out.scale = ExpressionScale::detect(out.x.stored_values());
             }
             ExpressionScale::LogNormalized => report.notes.push(
                 "the data look log-normalised already; used as given (the model expects total-count normalisation + natural log1p)".into(),
@@ -95,6 +96,7 @@ pub fn prepare_for_model(
             ExpressionScale::Other => {
                 let (min, max) = out
                     .x
+                    .stored_values()
                     .iter()
                     .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
                         (lo.min(v), hi.max(v))

@@ -274,8 +274,8 @@ fn progress_is_printed_as_lines_when_stderr_is_not_a_terminal() {
 /// [`screen`] with every value mapped by `f`, written to `dir/name`.
 fn write_mapped(dir: &Path, name: &str, genes: usize, f: impl Fn(f32) -> f32) -> PathBuf {
     let mut data = screen_of(genes);
-    data.x.mapv_inplace(f);
-    data.scale = cellshift_data::ExpressionScale::detect(data.x.iter());
+    data.x.dense_mut().mapv_inplace(f);
+    data.scale = cellshift_data::ExpressionScale::detect(data.x.stored_values());
     let path = dir.join(name);
     write_perturbation_data(
         &path,

@@ -89,28 +89,28 @@ fn main() {
         report(
             "  check_counts",
             median_seconds(runs, || {
-                check_counts(data.view(), "x").unwrap();
+                check_counts(&data.x, "x").unwrap();
             }),
         );
         report(
             "  cell_totals",
             median_seconds(runs, || {
-                cell_totals(data.view());
+                cell_totals(&data.x);
             }),
         );
         report(
             "  ExpressionScale::detect",
             median_seconds(runs, || {
-                cellshift_data::ExpressionScale::detect(data.x.iter());
+                cellshift_data::ExpressionScale::detect(data.x.stored_values());
             }),
         );
         report(
             "  normalize_total_matrix",
             median_seconds(runs, || {
-                normalize_total_matrix(data.view(), NormalizeTarget::MedianOfTotals).unwrap();
+                normalize_total_matrix(data.x.to_dense().view(), NormalizeTarget::MedianOfTotals).unwrap();
             }),
         );
-        let (nx, _) = normalize_total_matrix(data.view(), NormalizeTarget::MedianOfTotals).unwrap();
+        let (nx, _) = normalize_total_matrix(data.x.to_dense().view(), NormalizeTarget::MedianOfTotals).unwrap();
         report(
             "  normalize_total (data-level)",
             median_seconds(runs, || {
@@ -127,7 +127,7 @@ fn main() {
         report(
             "  ExpressionScale::detect (normalised)",
             median_seconds(runs, || {
-                cellshift_data::ExpressionScale::detect(nd.x.iter());
+                cellshift_data::ExpressionScale::detect(nd.x.stored_values());
             }),
         );
         report(

@@ -6,6 +6,7 @@
 pub mod atomic;
 pub mod control_label;
 pub mod error;
+pub mod expression;
 pub mod fit;
 pub mod h5ad;
 pub mod model;
@@ -19,6 +20,7 @@ pub mod task_builder;
 pub mod testing;
 
 pub use error::{DataError, Result};
+pub use expression::{Expression, RowEntries};
 pub use fit::{Budget, Capabilities, DeviceSpec, FitContext, OutputKind, Progress, TrainOverrides};
 pub use model::{
     encode_treatment, CellAnnotations, Condition, ExpressionScale, PerturbationData, Treatment,

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use ndarray::{Array1, Array2};
+
+use crate::expression::Expression;
 
 use crate::error::DataError;
 
@@ -187,14 +189,14 @@ pub struct Condition {
     pub value: f32,
 }
 
-/// A perturbation screen or a synthetic data set: a dense cells × genes matrix with, per cell, a context
-/// and a treatment. Conditions are computed once at construction and kept sorted by (context, treatment).
+/// A perturbation screen or a synthetic data set: a cells × genes matrix (dense, or CSR as a screen's
+/// counts arrive) with, per cell, a context and a treatment. Conditions are computed once at construction and kept sorted by (context, treatment).
 #[derive(Clone, Debug)]
 pub struct PerturbationData {
     /// Gene names (the columns of `x`), unique.
     pub genes: Vec<String>,
-    /// Expression, cells × genes.
-    pub x: Array2<f32>,
+    /// Expression, cells × genes, dense or sparse.
+    pub x: Expression,
     /// Cell names (the rows of `x`), unique.
     pub cell_names: Vec<String>,
     /// Distinct context names, sorted.
@@ -232,10 +234,11 @@ impl PerturbationData {
     /// and one intervention value per condition.
     pub fn new(
         genes: Vec<String>,
-        x: Array2<f32>,
+        x: impl Into<Expression>,
         cells: CellAnnotations,
         control_label: &str,
     ) -> Result<PerturbationData, DataError> {
+        let x: Expression = x.into();
         let n = x.nrows();
         if genes.len() != x.ncols() {
             return Err(DataError::Invalid(format!(
@@ -259,12 +262,12 @@ impl PerturbationData {
             cells.contexts
         };
         check_len("contexts", context_labels.len(), n)?;
-        if let Some((pos, v)) = x.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        if let Some((row, col, v)) = x.first_non_finite() {
             return Err(DataError::NonFinite {
                 what: "expression matrix".into(),
-                row: pos / x.ncols().max(1),
-                col: pos % x.ncols().max(1),
-                value: *v as f64,
+                row,
+                col,
+                value: v as f64,
             });
         }
 
@@ -281,7 +284,7 @@ impl PerturbationData {
             check_len("treatment values", cells.treatment_values.len(), n)?;
             cells.treatment_values
         };
-        let scale = ExpressionScale::detect(x.iter());
+        let scale = ExpressionScale::detect(x.stored_values());
         let mut data = PerturbationData {
             genes,
             x,
@@ -387,14 +390,9 @@ impl PerturbationData {
         self.genes.iter().position(|g| g == gene)
     }
 
-    /// The expression rows of a condition, copied into a new matrix.
+    /// The expression rows of a condition, copied into a new dense matrix.
     pub fn cells_of(&self, condition: &Condition) -> Array2<f32> {
-        self.x.select(Axis(0), &condition.cells)
-    }
-
-    /// A view of the whole expression matrix.
-    pub fn view(&self) -> ArrayView2<'_, f32> {
-        self.x.view()
+        self.x.select_rows(&condition.cells)
     }
 
     /// The MapPFN treatment encoding of a condition: a one-hot over the genes carrying the intervention
@@ -423,7 +421,7 @@ impl PerturbationData {
         };
         PerturbationData::new(
             self.genes.clone(),
-            self.x.select(Axis(0), cells),
+            self.x.subset_rows(cells),
             annotations,
             &self.control_label,
         )
@@ -442,10 +440,19 @@ impl PerturbationData {
                     })
             })
             .collect::<Result<_, _>>()?;
-        let mut out = self.clone();
-        out.genes = genes.to_vec();
-        out.x = self.x.select(Axis(1), &columns);
-        Ok(out)
+        Ok(PerturbationData {
+            genes: genes.to_vec(),
+            x: self.x.subset_columns(&columns),
+            cell_names: self.cell_names.clone(),
+            contexts: self.contexts.clone(),
+            treatments: self.treatments.clone(),
+            cell_context: self.cell_context.clone(),
+            cell_treatment: self.cell_treatment.clone(),
+            cell_value: self.cell_value.clone(),
+            control_label: self.control_label.clone(),
+            scale: self.scale,
+            conditions: self.conditions.clone(),
+        })
     }
 
     /// Per-cell annotations of this data set (to rebuild or write it).

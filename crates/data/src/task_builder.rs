@@ -165,7 +165,7 @@ impl<'a> TaskBuilder<'a> {
     /// `n_cells` cells of a condition (see [`TaskBuilder::draw_cells`]).
     pub fn draw(&self, condition: usize, rng: &mut Pcg64) -> Array2<f32> {
         let rows = self.draw_cells(&self.data.conditions()[condition].cells, rng);
-        self.data.x.select(Axis(0), &rows)
+        self.data.x.select_rows(&rows)
     }
 
     /// `n_cells` row indices out of `cells`: without replacement when there are enough, else with

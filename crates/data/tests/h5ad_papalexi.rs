@@ -106,7 +106,7 @@ fn papalexi_subset_read_equals_subset_of_full_read() {
         [0., 1., 0., 4., 0., 0.],
         [8., 0., 0., 0., 0., 1.]
     ];
-    assert_eq!(sub.x, want);
+    assert_eq!(sub.x.to_dense(), want);
     // A larger selection (every third cell, a gene block plus scattered genes) equals the full read.
     let full = read_perturbation_data(&path, &cols(), &ReadOptions::default()).unwrap();
     let cells: Vec<usize> = (0..full.n_cells()).step_by(3).collect();
@@ -118,8 +118,8 @@ fn papalexi_subset_read_equals_subset_of_full_read() {
     };
     let sub = read_perturbation_data(&path, &cols(), &opts).unwrap();
     assert_eq!(
-        sub.x,
-        full.x.select(Axis(0), &cells).select(Axis(1), &genes)
+        sub.x.to_dense(),
+        full.x.to_dense().select(Axis(0), &cells).select(Axis(1), &genes)
     );
     assert_eq!(
         sub.cell_names,

@@ -29,7 +29,7 @@ fn reads_conditions_contexts_and_values_from_obs() {
     let path = fixture("perturbation.h5ad");
     let data = read_perturbation_data(&path, &papalexi_cols(), &ReadOptions::default()).unwrap();
     let raw = read_h5ad(&path, &ReadOptions::default()).unwrap();
-    assert_eq!(data.x, raw.x.unwrap().into_dense());
+    assert_eq!(data.x.to_dense(), raw.x.unwrap().into_dense());
     assert_eq!(data.genes, raw.var.index);
     assert_eq!(data.cell_names, raw.obs.index);
     // `cell_line` is picked automatically as the context column.
@@ -108,8 +108,8 @@ fn subset_read_equals_subset_of_full_read() {
     };
     let sub = read_perturbation_data(&path, &papalexi_cols(), &opts).unwrap();
     assert_eq!(
-        sub.x,
-        full.x.select(Axis(0), &cells).select(Axis(1), &genes)
+        sub.x.to_dense(),
+        full.x.to_dense().select(Axis(0), &cells).select(Axis(1), &genes)
     );
     let names: Vec<String> = genes.iter().map(|&g| full.genes[g].clone()).collect();
     assert_eq!(sub.genes, names);

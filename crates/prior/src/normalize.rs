@@ -54,7 +54,7 @@ pub fn normalize_dataset(
     data: &PerturbationData,
     target: Option<NormalizeTarget>,
 ) -> Result<PerturbationData, PriorError> {
-    let mut x = data.x.clone();
+    let mut x = data.x.to_dense();
     match target {
         None => return Ok(data.clone()),
         Some(NormalizeTarget::MedianOfTotals) => {

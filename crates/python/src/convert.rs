@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use cellshift_data::h5ad::{
-    anndata_to_perturbation_data, perturbation_data_to_anndata, AnnData, Column, DataFrame, Matrix,
-    PerturbationColumns, UnsValue,
+    anndata_to_perturbation_data, perturbation_data_to_anndata, AnnData, Column, CsMatrix, DataFrame, Matrix,
+    PerturbationColumns, SparseKind, UnsValue,
 };
 use cellshift_data::PerturbationData;
 use ndarray::Array2;
@@ -67,7 +67,7 @@ fn anndata(desc: &Bound<'_, PyDict>) -> PyResult<(AnnData, Vec<String>)> {
             .map_err(|e| crate::errors::to_py(e.into()))?;
     }
     let ann = AnnData {
-        x: Some(Matrix::Dense(x)),
+        x: Some(x),
         obs,
         var: DataFrame::from_index(var_names),
         ..AnnData::default()
@@ -116,30 +116,30 @@ fn column(name: &str, spec: &Bound<'_, PyTuple>) -> PyResult<Column> {
     })
 }
 
-/// The expression as a dense `f32` matrix of `shape` (cells × genes): one copy of a dense `float32` or
-/// `float64` array, or a CSR/CSC matrix's entries written into a zeroed matrix.
-fn expression(x: &Bound<'_, PyAny>, shape: (usize, usize)) -> PyResult<Array2<f32>> {
-    let dense = if let Ok(a) = x.extract::<PyReadonlyArray2<'_, f32>>() {
-        a.as_array().to_owned()
+/// The expression as an `f32` matrix of `shape` (cells × genes): one copy of a dense `float32` or
+/// `float64` array, or of a CSR/CSC matrix's arrays (kept sparse).
+fn expression(x: &Bound<'_, PyAny>, shape: (usize, usize)) -> PyResult<Matrix> {
+    let matrix = if let Ok(a) = x.extract::<PyReadonlyArray2<'_, f32>>() {
+        Matrix::Dense(a.as_array().to_owned())
     } else if let Ok(a) = x.extract::<PyReadonlyArray2<'_, f64>>() {
-        a.as_array().mapv(|v| v as f32)
+        Matrix::Dense(a.as_array().mapv(|v| v as f32))
     } else if let Ok(sparse) = x.cast::<PyDict>() {
-        sparse_to_dense(sparse, shape)?
+        Matrix::Sparse(sparse_matrix(sparse, shape)?)
     } else {
         return Err(PyValueError::new_err(
             "X must be a float32/float64 NumPy array or a SciPy CSR/CSC matrix (internal)",
         ));
     };
-    if dense.dim() != shape {
+    if matrix.shape() != shape {
         return Err(PyValueError::new_err(format!(
             "X is {} × {} but the AnnData has {} cells and {} genes; give one row per cell and one column per gene",
-            dense.nrows(),
-            dense.ncols(),
+            matrix.shape().0,
+            matrix.shape().1,
             shape.0,
             shape.1
         )));
     }
-    Ok(dense)
+    Ok(matrix)
 }
 
 /// Index arrays of a sparse matrix, as `int32` or `int64`.
@@ -166,8 +166,9 @@ fn indices(array: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<usize>> {
     }
 }
 
-/// Writes a CSR or CSC matrix's stored entries into a dense matrix (the only copy of the values).
-fn sparse_to_dense(sparse: &Bound<'_, PyDict>, shape: (usize, usize)) -> PyResult<Array2<f32>> {
+/// A CSR or CSC matrix from SciPy's arrays (values as `f32`), checked; duplicates are summed later
+/// when the data model puts rows in canonical form, as SciPy does.
+fn sparse_matrix(sparse: &Bound<'_, PyDict>, shape: (usize, usize)) -> PyResult<CsMatrix> {
     let format: String = item(sparse, "format")?.extract()?;
     let indptr = indices(&item(sparse, "indptr")?, "indptr")?;
     let minor = indices(&item(sparse, "indices")?, "index")?;
@@ -178,9 +179,9 @@ fn sparse_to_dense(sparse: &Bound<'_, PyDict>, shape: (usize, usize)) -> PyResul
         let a = data_item.extract::<PyReadonlyArray1<'_, f64>>()?;
         a.as_array().iter().map(|&v| v as f32).collect()
     };
-    let (n_major, n_minor) = match format.as_str() {
-        "csr" => shape,
-        "csc" => (shape.1, shape.0),
+    let kind = match format.as_str() {
+        "csr" => SparseKind::Csr,
+        "csc" => SparseKind::Csc,
         other => {
             return Err(PyValueError::new_err(format!(
                 "sparse X in format `{other}`; convert it with `.tocsr()`"
@@ -194,30 +195,11 @@ fn sparse_to_dense(sparse: &Bound<'_, PyDict>, shape: (usize, usize)) -> PyResul
             shape.0, shape.1
         ))
     };
-    if indptr.len() != n_major + 1 || minor.len() != data.len() || indptr[n_major] > data.len() {
-        return Err(bad());
-    }
-    let mut dense = Array2::<f32>::zeros(shape);
-    for major in 0..n_major {
-        let (start, end) = (indptr[major], indptr[major + 1]);
-        if start > end || end > data.len() {
-            return Err(bad());
-        }
-        for entry in start..end {
-            let m = minor[entry];
-            if m >= n_minor {
-                return Err(bad());
-            }
-            let (row, col) = if format == "csr" {
-                (major, m)
-            } else {
-                (m, major)
-            };
-            // Duplicate entries are summed, as SciPy does.
-            dense[[row, col]] += data[entry];
-        }
-    }
-    Ok(dense)
+    let minor: Vec<u32> = minor
+        .into_iter()
+        .map(|m| u32::try_from(m).map_err(|_| bad()))
+        .collect::<PyResult<_>>()?;
+    CsMatrix::new(kind, shape, indptr, minor, data).map_err(|_| bad())
 }
 
 /// A data set as a Python AnnData description, with the conventions' `obs` columns.
@@ -232,14 +214,29 @@ pub fn data_to_py<'py>(
     anndata_to_py(py, ann)
 }
 
-/// An AnnData (dense `X`) as a Python description: `X` (moved into NumPy), names, `obs` columns, `uns`.
+/// An AnnData as a Python description: `X` (moved into NumPy; a sparse matrix as its CSR arrays), names, `obs` columns, `uns`.
 pub fn anndata_to_py<'py>(py: Python<'py>, ann: AnnData) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
-    let x = match ann.x {
-        Some(matrix) => matrix.into_dense(),
-        None => Array2::zeros((ann.obs.n_rows(), ann.var.n_rows())),
-    };
-    out.set_item("X", x.into_pyarray(py))?;
+    match ann.x {
+        Some(Matrix::Sparse(m)) => {
+            let m = match m.kind {
+                SparseKind::Csr => m,
+                SparseKind::Csc => m.transpose_layout(),
+            };
+            let csr = PyDict::new(py);
+            csr.set_item("format", "csr")?;
+            csr.set_item("shape", (m.shape.0, m.shape.1))?;
+            csr.set_item("indptr", m.indptr.iter().map(|&p| p as i64).collect::<Vec<_>>().into_pyarray(py))?;
+            csr.set_item("indices", m.indices.into_pyarray(py))?;
+            csr.set_item("data", m.data.into_pyarray(py))?;
+            out.set_item("X", csr)?;
+        }
+        Some(Matrix::Dense(x)) => out.set_item("X", x.into_pyarray(py))?,
+        None => out.set_item(
+            "X",
+            Array2::<f32>::zeros((ann.obs.n_rows(), ann.var.n_rows())).into_pyarray(py),
+        )?,
+    }
     out.set_item("obs_names", PyList::new(py, &ann.obs.index)?)?;
     out.set_item("var_names", PyList::new(py, &ann.var.index)?)?;
     let obs = PyDict::new(py);

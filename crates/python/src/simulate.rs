@@ -137,7 +137,7 @@ fn concat_contexts(parts: Vec<PerturbationData>) -> anyhow::Result<PerturbationD
     let genes = parts[0].genes.clone();
     let control = parts[0].control_label.clone();
     let mut annotations = CellAnnotations::default();
-    let mut views = Vec::new();
+    let mut blocks = Vec::new();
     for part in &parts {
         let a = part.annotations();
         annotations.cell_names.extend(
@@ -148,8 +148,9 @@ fn concat_contexts(parts: Vec<PerturbationData>) -> anyhow::Result<PerturbationD
         annotations.contexts.extend(a.contexts);
         annotations.treatment_labels.extend(a.treatment_labels);
         annotations.treatment_values.extend(a.treatment_values);
-        views.push(part.x.view());
+        blocks.push(part.x.to_dense());
     }
+    let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
     let x = ndarray::concatenate(ndarray::Axis(0), &views)?;
     Ok(PerturbationData::new(genes, x, annotations, &control)?)
 }

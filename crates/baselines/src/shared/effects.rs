@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use cellshift_data::{PerturbationData, Task, Treatment};
-use ndarray::{Array1, Axis};
+use ndarray::Array1;
 
 use crate::error::BaselineError;
 use crate::shared::resample::mean_profile;
@@ -65,7 +65,7 @@ impl TrainingEffects {
             .map(|c| {
                 control
                     .and_then(|t| data.condition(c, t))
-                    .and_then(|cond| mean_profile(data.x.select(Axis(0), &cond.cells).view()))
+                    .and_then(|cond| mean_profile(data.x.select_rows(&cond.cells).view()))
             })
             .collect();
         let mut per_context: Vec<BTreeMap<Treatment, ConditionEffect>> =

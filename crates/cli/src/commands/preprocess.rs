@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use cellshift_data::h5ad::{self, AnnData, Column, DataFrame, Matrix, WriteOptions};
 use cellshift_data::preprocess::{
-    preprocess, HvgOptions, LogBase, NormalizeTarget, PanelConfig, PreprocessOptions, PseudoBulk,
+    preprocess_owned, HvgOptions, LogBase, NormalizeTarget, PanelConfig, PreprocessOptions, PseudoBulk,
 };
 use cellshift_data::split::SplitConfig;
 
@@ -85,7 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         pseudobulk: args.pseudobulk.is_some(),
     };
     spinner.set_message("preprocessing");
-    let result = preprocess(&data, &options)?;
+    let result = preprocess_owned(data, &options)?;
     spinner.set_message("writing output");
     let write = WriteOptions {
         gzip: args.gzip,

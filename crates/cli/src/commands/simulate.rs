@@ -375,7 +375,7 @@ pub fn concat_contexts(parts: Vec<PerturbationData>) -> anyhow::Result<Perturbat
     let genes = first.genes.clone();
     let control = first.control_label.clone();
     let mut annotations = cellshift_data::CellAnnotations::default();
-    let mut views = Vec::new();
+    let mut blocks = Vec::new();
     for part in &parts {
         if part.genes != genes {
             anyhow::bail!(
@@ -391,8 +391,9 @@ pub fn concat_contexts(parts: Vec<PerturbationData>) -> anyhow::Result<Perturbat
         annotations.contexts.extend(a.contexts);
         annotations.treatment_labels.extend(a.treatment_labels);
         annotations.treatment_values.extend(a.treatment_values);
-        views.push(part.x.view());
+        blocks.push(part.x.to_dense());
     }
+    let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
     let x = ndarray::concatenate(ndarray::Axis(0), &views)?;
     Ok(PerturbationData::new(genes, x, annotations, &control)?)
 }

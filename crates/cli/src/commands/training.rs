@@ -107,7 +107,7 @@ fn data_fingerprint(data: &PerturbationData, train: &[usize]) -> String {
         h.update(g.as_bytes());
         h.update(&[0]);
     }
-    for v in data.x.iter() {
+    for v in data.x.stored_values().iter() {
         h.update(&v.to_le_bytes());
     }
     for (t, c) in data.cell_treatment.iter().zip(&data.cell_context) {

@@ -36,7 +36,8 @@ pub use perturbation::{
     perturbation_data_to_anndata, read_perturbation_data, write_perturbation_data,
     PerturbationColumns, AUTO_CONTEXT_COLUMNS,
 };
-pub use read::{read_h5ad, read_obs, read_var};
+pub use read::{expression_footprint, read_h5ad, read_obs, read_var};
+pub use read_matrix::MatrixFootprint;
 pub use uns::UnsValue;
 pub use write::write_h5ad;
 

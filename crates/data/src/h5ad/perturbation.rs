@@ -13,9 +13,10 @@ use super::read_matrix::read_matrix;
 use super::selection::Pick;
 use super::uns::UnsValue;
 use super::write::write_h5ad;
-use super::{AnnData, Matrix, ReadOptions, WriteOptions};
+use super::{AnnData, ReadOptions, WriteOptions};
 use crate::control_label::resolve_control_label;
 use crate::error::DataError;
+use crate::expression::Expression;
 use crate::model::{CellAnnotations, PerturbationData};
 
 /// Which `obs` columns and labels describe the perturbations (the MapPFN conventions by default).
@@ -197,7 +198,8 @@ fn check_unique(names: &[String], what: &str) -> Result<(), DataError> {
 }
 
 /// Reads a perturbation screen from an `.h5ad` file into the data model: the expression of the selected
-/// cells and genes (`X` or `cols.layer`, else `opts.layer`) as a dense `f32` matrix, with each cell's
+/// cells and genes (`X` or `cols.layer`, else `opts.layer`) as an `f32` matrix stored as in the file
+/// (dense, or CSR for CSR/CSC), with each cell's
 /// context, treatment and intervention value from `obs`. Only the selected part of the matrix is read.
 /// Errors name the missing column / label and the flag that sets it.
 pub fn read_perturbation_data(
@@ -240,7 +242,7 @@ pub fn read_perturbation_data(
         }
     };
     drop(file);
-    PerturbationData::new(gene_names, matrix.into_dense(), cells, &control)
+    PerturbationData::new(gene_names, Expression::from_matrix(matrix), cells, &control)
 }
 
 /// Builds the data model from an AnnData already in memory (e.g. handed over by the Python package),
@@ -281,7 +283,7 @@ pub fn anndata_to_perturbation_data(
             genes.len()
         )));
     }
-    PerturbationData::new(genes, matrix.into_dense(), cells, &control)
+    PerturbationData::new(genes, Expression::from_matrix(matrix), cells, &control)
 }
 
 /// Converts a data set to AnnData: dense `X` (also stored in `layers[cols.layer]` when a layer is
@@ -313,7 +315,7 @@ pub fn perturbation_data_to_anndata(
     let var = DataFrame::from_index(data.genes.clone());
     let mut layers = BTreeMap::new();
     if let Some(layer) = &cols.layer {
-        layers.insert(layer.clone(), Matrix::Dense(data.x.clone()));
+        layers.insert(layer.clone(), data.x.to_matrix());
     }
     let mut info = BTreeMap::new();
     info.insert(
@@ -327,7 +329,7 @@ pub fn perturbation_data_to_anndata(
     let mut uns = BTreeMap::new();
     uns.insert("cellshift".to_string(), UnsValue::Dict(info));
     AnnData {
-        x: Some(Matrix::Dense(data.x.clone())),
+        x: Some(data.x.to_matrix()),
         obs,
         var,
         layers,

@@ -10,7 +10,7 @@ use super::dataframe::DataFrame;
 use super::h5::{self, not_anndata, H5Context, Member};
 use super::matrix::Matrix;
 use super::read_frame::read_dataframe;
-use super::read_matrix::{read_dense, read_matrix};
+use super::read_matrix::{matrix_footprint, read_dense, read_matrix, MatrixFootprint};
 use super::read_uns::read_uns_dict;
 use super::selection::Pick;
 use super::{AnnData, ReadOptions};
@@ -109,6 +109,26 @@ pub fn read_obs(path: &Path) -> Result<DataFrame, DataError> {
 pub fn read_var(path: &Path) -> Result<DataFrame, DataError> {
     let file = open_anndata(path)?;
     read_dataframe(&file, "var", path)
+}
+
+/// The shape and stored values of the expression `layer` (or `X` when `None`) of a file, from its
+/// metadata: what reading it will cost, known before it is read.
+pub fn expression_footprint(
+    path: &Path,
+    layer: Option<&str>,
+) -> Result<MatrixFootprint, DataError> {
+    let file = open_anndata(path)?;
+    match layer {
+        Some(layer) => match optional_group(&file, "layers", path)? {
+            Some(group) if group.link_exists(layer) => matrix_footprint(&group, layer, path),
+            _ => Err(DataError::UnknownLabel {
+                what: "layer (set with --layer)".into(),
+                label: layer.to_string(),
+                available: vec![],
+            }),
+        },
+        None => matrix_footprint(&file, "X", path),
+    }
 }
 
 /// Reads layer `layer` (selected rows and columns); an unknown layer is a [`DataError::UnknownLabel`]

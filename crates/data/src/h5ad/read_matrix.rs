@@ -16,6 +16,73 @@ use super::matrix::{CsMatrix, Matrix, SparseKind};
 use super::selection::{plan_blocks, Pick};
 use crate::error::DataError;
 
+/// The shape of the matrix at `parent/name` and how many values it stores (every value when dense,
+/// the non-zeros of a sparse group), read from the file's metadata without reading the matrix.
+pub(crate) fn matrix_footprint(
+    parent: &Group,
+    name: &str,
+    path: &Path,
+) -> Result<MatrixFootprint, DataError> {
+    let full = format!("{}/{name}", parent.name().trim_end_matches('/'));
+    match h5::member_kind(parent, name) {
+        Member::Dataset => {
+            let ds = parent.dataset(name).ctx(path, &format!("opening {full}"))?;
+            let shape = ds.shape();
+            let (rows, cols) = (
+                shape.first().copied().unwrap_or(0),
+                shape.get(1).copied().unwrap_or(1),
+            );
+            Ok(MatrixFootprint {
+                shape: (rows, cols),
+                stored: rows * cols,
+                sparse: false,
+            })
+        }
+        Member::Group => {
+            let group = parent.group(name).ctx(path, &format!("opening {full}"))?;
+            let shape = h5::attr_usize_array(&group, "shape", path)?;
+            let data = group
+                .dataset("data")
+                .ctx(path, &format!("opening {full}/data"))?;
+            Ok(MatrixFootprint {
+                shape: (
+                    shape.first().copied().unwrap_or(0),
+                    shape.get(1).copied().unwrap_or(0),
+                ),
+                stored: data.size(),
+                sparse: true,
+            })
+        }
+        Member::Other => Err(not_anndata(
+            path,
+            format!("{full} is missing or is not a dataset or group"),
+        )),
+    }
+}
+
+/// Shape and stored values of an expression matrix in a file (see [`matrix_footprint`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatrixFootprint {
+    /// (cells, genes).
+    pub shape: (usize, usize),
+    /// Values stored: every value of a dense matrix, the non-zeros of a sparse one.
+    pub stored: usize,
+    /// True for a CSR/CSC group.
+    pub sparse: bool,
+}
+
+impl MatrixFootprint {
+    /// Bytes the data model needs to hold this matrix as read: 4 per dense value, 8 per stored sparse
+    /// value (value + column index) plus 8 per row.
+    pub fn model_bytes(&self) -> u64 {
+        if self.sparse {
+            self.stored as u64 * 8 + self.shape.0 as u64 * 8
+        } else {
+            self.stored as u64 * 4
+        }
+    }
+}
+
 /// Reads the matrix stored at `parent/name` (a dense dataset or a sparse group), keeping the rows
 /// `rows` and columns `cols`. `expected` is the (cells, genes) shape the element must have.
 pub(crate) fn read_matrix(

@@ -2,39 +2,28 @@
 //! must have the same genes, and the expression scale (raw counts vs log-normalised) is detected and
 //! reported in a sentence, never guessed silently.
 
-use ndarray::ArrayView2;
-
 use crate::error::DataError;
+use crate::expression::Expression;
 use crate::model::{ExpressionScale, PerturbationData};
 
 /// Errors on the first NaN/Inf or negative value of a matrix that must hold counts.
 /// `what` names the input in the message (e.g. "normalize_total input").
-pub fn check_counts(x: ArrayView2<'_, f32>, what: &str) -> Result<(), DataError> {
-    // fast path: scan the values, locate the offending one only on failure
-    if x.iter()
-        .fold(true, |ok, &v| ok & (0.0..f32::INFINITY).contains(&v))
-    {
-        return Ok(());
+pub fn check_counts(x: &Expression, what: &str) -> Result<(), DataError> {
+    match x.first_where(|v| !(0.0..f32::INFINITY).contains(&v)) {
+        None => Ok(()),
+        Some((row, col, v)) if !v.is_finite() => Err(DataError::NonFinite {
+            what: what.to_string(),
+            row,
+            col,
+            value: v as f64,
+        }),
+        Some((row, col, v)) => Err(DataError::Negative {
+            what: what.to_string(),
+            row,
+            col,
+            value: v as f64,
+        }),
     }
-    for ((row, col), &v) in x.indexed_iter() {
-        if !v.is_finite() {
-            return Err(DataError::NonFinite {
-                what: what.to_string(),
-                row,
-                col,
-                value: v as f64,
-            });
-        }
-        if v < 0.0 {
-            return Err(DataError::Negative {
-                what: what.to_string(),
-                row,
-                col,
-                value: v as f64,
-            });
-        }
-    }
-    Ok(())
 }
 
 /// True for a finite whole number (fast: no libm call). Every f32 with |v| ≥ 2^24 is a whole number.
@@ -43,12 +32,9 @@ pub(crate) fn is_integer(v: f32) -> bool {
 }
 
 /// Errors on the first non-integer value (after [`check_counts`]); for steps defined on raw UMI counts.
-pub fn check_integer_counts(x: ArrayView2<'_, f32>, what: &str) -> Result<(), DataError> {
+pub fn check_integer_counts(x: &Expression, what: &str) -> Result<(), DataError> {
     check_counts(x, what)?;
-    if x.iter().fold(true, |ok, &v| ok & is_integer(v)) {
-        return Ok(());
-    }
-    if let Some(((row, col), v)) = x.indexed_iter().find(|(_, v)| !is_integer(**v)) {
+    if let Some((row, col, v)) = x.first_where(|v| !is_integer(v)) {
         return Err(DataError::Invalid(format!(
             "{what} has the non-integer value {v} at row {row}, column {col}, but raw counts are expected; \
              give the raw UMI counts (e.g. a `counts` layer) instead of normalised or log-transformed values"
@@ -123,25 +109,33 @@ pub struct ScaleReport {
 }
 
 /// Detects whether a matrix holds raw counts, log-normalised values or something else, and says so.
-pub fn detect_expression_scale(x: ArrayView2<'_, f32>) -> ScaleReport {
-    let scale = ExpressionScale::detect(x.iter());
-    let n = x.len().max(1) as f64;
-    let (mut min, mut max, mut zeros) = (f64::INFINITY, f64::NEG_INFINITY, 0usize);
-    for &v in x.iter() {
+pub fn detect_expression_scale(x: &Expression) -> ScaleReport {
+    let values = x.stored_values();
+    let scale = ExpressionScale::detect(values);
+    let (n_rows, n_cols) = x.shape();
+    let n = (n_rows * n_cols).max(1) as f64;
+    let implicit_zeros = n_rows * n_cols - values.len();
+    let (mut min, mut max, mut zeros) = (f64::INFINITY, f64::NEG_INFINITY, implicit_zeros);
+    for &v in values {
         min = min.min(v as f64);
         max = max.max(v as f64);
         zeros += (v == 0.0) as usize;
     }
-    if x.is_empty() {
+    if implicit_zeros > 0 {
+        min = min.min(0.0);
+        max = max.max(0.0);
+    }
+    if values.is_empty() {
         min = 0.0;
         max = 0.0;
     }
     let zero_fraction = zeros as f64 / n;
     let implied_target_sum = if scale == ExpressionScale::LogNormalized {
-        let mut totals: Vec<f64> = x
-            .rows()
-            .into_iter()
-            .map(|r| r.iter().map(|&v| (v as f64).exp_m1()).sum::<f64>())
+        let mut totals: Vec<f64> = (0..n_rows)
+            .map(|i| {
+                let row = x.row_entries(i);
+                row.values().iter().map(|&v| (v as f64).exp_m1()).sum::<f64>()
+            })
             .filter(|&t| t > 0.0)
             .collect();
         totals.sort_by(f64::total_cmp);
@@ -194,5 +188,5 @@ pub fn detect_expression_scale(x: ArrayView2<'_, f32>) -> ScaleReport {
 
 /// [`detect_expression_scale`] for a data set.
 pub fn detect_scale(data: &PerturbationData) -> ScaleReport {
-    detect_expression_scale(data.view())
+    detect_expression_scale(&data.x)
 }

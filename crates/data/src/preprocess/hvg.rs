@@ -9,12 +9,12 @@
 //! normalised variance are broken by gene order (numpy's unstable argsort may order them differently;
 //! ties only occur for degenerate genes, e.g. several constant ones).
 
-use ndarray::parallel::prelude::*;
-use ndarray::{ArrayView2, Axis};
+use ndarray::ArrayView2;
 
 use super::checks::{check_counts, check_integer_counts};
 use super::loess::loess_fit;
 use crate::error::DataError;
+use crate::expression::Expression;
 use crate::model::PerturbationData;
 
 /// Settings of the seurat_v3 selection.
@@ -76,46 +76,18 @@ impl HvgResult {
     }
 }
 
-/// Per-gene sums of `f(gene, value)` over the non-zero values: (Σ first, Σ second). Blocks of rows are
-/// summed in parallel and the block sums added in block order, so results do not depend on scheduling.
-fn column_sums(
-    x: ArrayView2<'_, f32>,
-    f: impl Fn(usize, f32) -> (f64, f64) + Sync,
-) -> (Vec<f64>, Vec<f64>) {
-    const BLOCK: usize = 2048;
-    let d = x.ncols();
-    let blocks: Vec<(Vec<f64>, Vec<f64>)> = x
-        .axis_chunks_iter(Axis(0), BLOCK)
-        .into_par_iter()
-        .map(|block| {
-            let mut a = vec![0.0f64; d];
-            let mut b = vec![0.0f64; d];
-            for row in block.axis_iter(Axis(0)) {
-                for (g, &v) in row.iter().enumerate() {
-                    if v != 0.0 {
-                        let (p, q) = f(g, v);
-                        a[g] += p;
-                        b[g] += q;
-                    }
-                }
-            }
-            (a, b)
-        })
-        .collect();
-    let mut a = vec![0.0f64; d];
-    let mut b = vec![0.0f64; d];
-    for (pa, pb) in blocks {
-        for g in 0..d {
-            a[g] += pa[g];
-            b[g] += pb[g];
-        }
-    }
-    (a, b)
-}
-
 /// seurat_v3 on a counts matrix (cells × genes) with gene names.
 pub fn highly_variable_genes_matrix(
     x: ArrayView2<'_, f32>,
+    genes: &[String],
+    options: &HvgOptions,
+) -> Result<HvgResult, DataError> {
+    highly_variable_genes_of(&Expression::from(x.to_owned()), genes, options)
+}
+
+/// seurat_v3 on an expression matrix, dense or sparse (per-gene sums over the stored values).
+pub fn highly_variable_genes_of(
+    x: &Expression,
     genes: &[String],
     options: &HvgOptions,
 ) -> Result<HvgResult, DataError> {
@@ -124,7 +96,7 @@ pub fn highly_variable_genes_matrix(
     } else {
         check_counts(x, "highly_variable_genes (seurat_v3) input")?;
     }
-    let (n, d) = x.dim();
+    let (n, d) = x.shape();
     if n < 2 {
         return Err(DataError::Invalid(format!(
             "highly_variable_genes needs at least 2 cells to estimate variances, got {n}"
@@ -136,7 +108,7 @@ pub fn highly_variable_genes_matrix(
         ));
     }
     let nf = n as f64;
-    let (sums, sq) = column_sums(x, |_, v| (v as f64, (v * v) as f64));
+    let (sums, sq) = x.column_sums(|_, v| (v as f64, (v * v) as f64));
     let means: Vec<f64> = sums.iter().map(|s| s / nf).collect();
     let variances: Vec<f64> = (0..d)
         .map(|g| (sq[g] / nf - (sums[g] / nf).powi(2)) * (nf / (nf - 1.0)))
@@ -158,7 +130,7 @@ pub fn highly_variable_genes_matrix(
     let reg_std: Vec<f64> = estimated.iter().map(|e| 10f64.powf(*e).sqrt()).collect();
     let vmax = nf.sqrt();
     let clip: Vec<f64> = (0..d).map(|g| reg_std[g] * vmax + means[g]).collect();
-    let (csum, csq) = column_sums(x, |g, v| {
+    let (csum, csq) = x.column_sums(|g, v| {
         let e = (v as f64).min(clip[g]);
         (e, e * e)
     });
@@ -195,5 +167,5 @@ pub fn highly_variable_genes(
     data: &PerturbationData,
     options: &HvgOptions,
 ) -> Result<HvgResult, DataError> {
-    highly_variable_genes_matrix(data.view(), &data.genes, options)
+    highly_variable_genes_of(&data.x, &data.genes, options)
 }

@@ -16,13 +16,17 @@ pub use checks::{
     check_counts, check_integer_counts, check_same_gene_lists, check_same_genes,
     detect_expression_scale, detect_scale, ScaleReport,
 };
-pub use hvg::{highly_variable_genes, highly_variable_genes_matrix, HvgOptions, HvgResult};
+pub use hvg::{
+    highly_variable_genes, highly_variable_genes_matrix, highly_variable_genes_of, HvgOptions,
+    HvgResult,
+};
 pub use loess::{loess_fit, LoessSurface};
 pub use normalize::{
     cell_totals, log1p, log1p_inplace, log1p_matrix, normalize_total, normalize_total_inplace,
     normalize_total_matrix, LogBase, NormalizeReport, NormalizeTarget,
 };
 pub use panel::{apply_panel, mappfn_panel, measured_targets, select_panel, GenePanel};
-pub use pipeline::{preprocess, PanelConfig, PreprocessOptions, PreprocessReport, Preprocessed};
+pub use pipeline::{
+    preprocess, preprocess_owned, PanelConfig, PreprocessOptions, PreprocessReport, Preprocessed};
 pub use pseudobulk::{condition_mean, pseudobulk, pseudobulk_of, PseudoBulk};
 pub use ttest::{welch_t_vs_control, GroupTTest};

@@ -10,10 +10,11 @@
 //! as numpy does for `np.divide(X, np.log(base), out=X)`.
 
 use ndarray::parallel::prelude::*;
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2};
 
 use super::checks::check_counts;
 use crate::error::DataError;
+use crate::expression::Expression;
 use crate::model::{ExpressionScale, PerturbationData};
 
 /// What each cell's total is scaled to: the one total-count normalisation type of the workspace (used by
@@ -71,22 +72,19 @@ pub(crate) fn median_sorted(sorted: &[f64]) -> f64 {
 }
 
 /// Per-cell totals (f64 sums rounded to f32); rows in parallel.
-pub fn cell_totals(x: ArrayView2<'_, f32>) -> Vec<f32> {
-    x.axis_iter(Axis(0))
-        .into_par_iter()
-        .map(|row| row.iter().map(|&v| v as f64).sum::<f64>() as f32)
-        .collect()
+pub fn cell_totals(x: &Expression) -> Vec<f32> {
+    x.row_sums_f64().into_iter().map(|t| t as f32).collect()
 }
 
-/// Per-row (total, all values finite and ≥ 0) in one parallel pass.
-fn totals_and_validity(x: ArrayView2<'_, f32>) -> (Vec<f32>, bool) {
-    let per_row: Vec<(f32, bool)> = x
-        .axis_iter(Axis(0))
+/// Per-row (total, all stored values finite and ≥ 0) in one parallel pass; implicit zeros of sparse
+/// storage add nothing to a total, so dense and sparse storage give the same totals.
+fn totals_and_validity(x: &Expression) -> (Vec<f32>, bool) {
+    let per_row: Vec<(f32, bool)> = (0..x.nrows())
         .into_par_iter()
-        .map(|row| {
+        .map(|i| {
             let mut sum = 0.0f64;
             let mut ok = true;
-            for &v in row.iter() {
+            for &v in x.row_entries(i).values() {
                 ok &= (0.0..f32::INFINITY).contains(&v);
                 sum += v as f64;
             }
@@ -97,33 +95,23 @@ fn totals_and_validity(x: ArrayView2<'_, f32>) -> (Vec<f32>, bool) {
     (per_row.into_iter().map(|r| r.0).collect(), ok)
 }
 
-/// Scales every cell (row) of a counts matrix, in place, to the same total; see the module docs.
-/// Errors on NaN/Inf or negative values (the matrix is then unchanged) and when every cell has a zero
-/// total.
-pub fn normalize_total_inplace(
-    x: &mut Array2<f32>,
-    target: NormalizeTarget,
-) -> Result<NormalizeReport, DataError> {
-    let (totals, valid) = totals_and_validity(x.view());
-    if !valid {
-        check_counts(x.view(), "normalize_total input")?;
-    }
-    let mut nonzero: Vec<f64> = totals
-        .iter()
-        .filter(|&&t| t > 0.0)
-        .map(|&t| t as f64)
-        .collect();
-    let zero_total_cells = totals.len() - nonzero.len();
-    let target_sum = match target {
+/// The total every cell is scaled to.
+fn target_sum(totals: &[f32], target: NormalizeTarget) -> Result<f32, DataError> {
+    match target {
         NormalizeTarget::Sum(s) => {
             if !(s.is_finite() && s > 0.0) {
                 return Err(DataError::Invalid(format!(
                     "normalize_total target sum {s} must be a positive number, e.g. 10000"
                 )));
             }
-            s
+            Ok(s)
         }
         NormalizeTarget::MedianOfTotals => {
+            let mut nonzero: Vec<f64> = totals
+                .iter()
+                .filter(|&&t| t > 0.0)
+                .map(|&t| t as f64)
+                .collect();
             if nonzero.is_empty() {
                 return Err(DataError::Invalid(
                     "normalize_total: every cell has a total of zero, so there is no median to scale to; check \
@@ -132,16 +120,31 @@ pub fn normalize_total_inplace(
                 ));
             }
             nonzero.sort_by(f64::total_cmp);
-            median_sorted(&nonzero) as f32
+            Ok(median_sorted(&nonzero) as f32)
         }
-    };
-    x.axis_iter_mut(Axis(0))
+    }
+}
+
+/// Scales every cell (row) of a counts matrix, in place, to the same total; see the module docs. Sparse
+/// storage stays sparse (only stored values change). Errors on NaN/Inf or negative values (the matrix
+/// is then unchanged) and when every cell has a zero total.
+pub fn normalize_total_inplace(
+    x: &mut Expression,
+    target: NormalizeTarget,
+) -> Result<NormalizeReport, DataError> {
+    let (totals, valid) = totals_and_validity(x);
+    if !valid {
+        check_counts(x, "normalize_total input")?;
+    }
+    let zero_total_cells = totals.iter().filter(|&&t| t <= 0.0).count();
+    let target_sum = target_sum(&totals, target)?;
+    x.rows_values_mut()
         .into_par_iter()
         .zip(totals.par_iter())
-        .for_each(|(mut row, &total)| {
+        .for_each(|(row, &total)| {
             let factor = total / target_sum;
             if factor != 0.0 {
-                row.mapv_inplace(|v| v / factor);
+                row.iter_mut().for_each(|v| *v /= factor);
             }
         });
     Ok(NormalizeReport {
@@ -151,25 +154,21 @@ pub fn normalize_total_inplace(
     })
 }
 
-/// [`normalize_total_inplace`] on a copy of `x`.
+/// [`normalize_total_inplace`] on a dense copy of `x`.
 pub fn normalize_total_matrix(
     x: ArrayView2<'_, f32>,
     target: NormalizeTarget,
 ) -> Result<(Array2<f32>, NormalizeReport), DataError> {
-    let mut out = x.to_owned();
+    let mut out = Expression::from(x.to_owned());
     let report = normalize_total_inplace(&mut out, target)?;
-    Ok((out, report))
+    Ok((out.to_dense(), report))
 }
 
-/// `ln(1+x)` (or `log_b(1+x)`) of every value, in place; errors on NaN/Inf and on values ≤ −1 (the
-/// matrix is then unchanged).
-pub fn log1p_inplace(x: &mut Array2<f32>, base: LogBase) -> Result<(), DataError> {
-    let valid = x.axis_iter(Axis(0)).into_par_iter().all(|row| {
-        row.iter()
-            .fold(true, |ok, &v| ok & (v > -1.0) & (v < f32::INFINITY))
-    });
-    if !valid {
-        if let Some(((row, col), &v)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
+/// `ln(1+x)` (or `log_b(1+x)`) of every value, in place (sparse storage stays sparse: log1p(0) = 0);
+/// errors on NaN/Inf and on values ≤ −1 (the matrix is then unchanged).
+pub fn log1p_inplace(x: &mut Expression, base: LogBase) -> Result<(), DataError> {
+    if let Some((row, col, v)) = x.first_where(|v| !(v > -1.0 && v < f32::INFINITY)) {
+        if !v.is_finite() {
             return Err(DataError::NonFinite {
                 what: "log1p input".into(),
                 row,
@@ -177,46 +176,42 @@ pub fn log1p_inplace(x: &mut Array2<f32>, base: LogBase) -> Result<(), DataError
                 value: v as f64,
             });
         }
-        if let Some(((row, col), &v)) = x.indexed_iter().find(|(_, v)| **v <= -1.0) {
-            return Err(DataError::Invalid(format!(
-                "log1p input has the value {v} at row {row}, column {col}; log1p needs values above -1 \
-                 (normalised counts are non-negative); give normalised counts"
-            )));
-        }
+        return Err(DataError::Invalid(format!(
+            "log1p input has the value {v} at row {row}, column {col}; log1p needs values above -1 \
+             (normalised counts are non-negative); give normalised counts"
+        )));
     }
     let divisor = base.divisor();
-    x.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .for_each(|mut row| {
-            row.mapv_inplace(|v| {
-                if v == 0.0 {
-                    return v; // log1p(±0) = ±0; sparse data are mostly zeros
-                }
-                let l = v.ln_1p();
-                match divisor {
-                    None => l,
-                    Some(d) => (l as f64 / d) as f32,
-                }
-            })
-        });
+    x.rows_values_mut().into_par_iter().for_each(|row| {
+        for v in row.iter_mut() {
+            if *v == 0.0 {
+                continue; // log1p(±0) = ±0; sparse data are mostly zeros
+            }
+            let l = v.ln_1p();
+            *v = match divisor {
+                None => l,
+                Some(d) => (l as f64 / d) as f32,
+            };
+        }
+    });
     Ok(())
 }
 
-/// [`log1p_inplace`] on a copy of `x`.
+/// [`log1p_inplace`] on a dense copy of `x`.
 pub fn log1p_matrix(x: ArrayView2<'_, f32>, base: LogBase) -> Result<Array2<f32>, DataError> {
-    let mut out = x.to_owned();
+    let mut out = Expression::from(x.to_owned());
     log1p_inplace(&mut out, base)?;
-    Ok(out)
+    Ok(out.to_dense())
 }
 
 /// A copy of `data` whose matrix is transformed in place by `step` (one copy of the matrix, not two).
 fn transformed<R>(
     data: &PerturbationData,
-    step: impl FnOnce(&mut Array2<f32>) -> Result<R, DataError>,
+    step: impl FnOnce(&mut Expression) -> Result<R, DataError>,
 ) -> Result<(PerturbationData, R), DataError> {
     let mut out = data.clone();
     let r = step(&mut out.x)?;
-    out.scale = ExpressionScale::detect(out.x.iter());
+    out.scale = ExpressionScale::detect(out.x.stored_values());
     Ok((out, r))
 }
 

@@ -95,12 +95,21 @@ pub struct Preprocessed {
     pub report: PreprocessReport,
 }
 
-/// Runs the steps selected in `options` on `data` (not modified) and returns the processed data.
+/// Runs the steps selected in `options` on a copy of `data` (not modified) and returns the processed data.
 pub fn preprocess(
     data: &PerturbationData,
     options: &PreprocessOptions,
 ) -> Result<Preprocessed, DataError> {
-    let input_scale = detect_scale(data);
+    preprocess_owned(data.clone(), options)
+}
+
+/// [`preprocess`] on a data set the caller gives up: its matrix is transformed in place, so a screen is
+/// held once, not twice.
+pub fn preprocess_owned(
+    data: PerturbationData,
+    options: &PreprocessOptions,
+) -> Result<Preprocessed, DataError> {
+    let input_scale = detect_scale(&data);
     let mut steps = vec![format!("input: {}", input_scale.sentence)];
     if (options.normalize.is_some() || options.hvg.is_some())
         && input_scale.scale != ExpressionScale::RawCounts
@@ -111,9 +120,9 @@ pub fn preprocess(
             input_scale.sentence
         )));
     }
-    let required = measured_targets(data);
+    let required = measured_targets(&data);
 
-    let mut current = data.clone();
+    let mut current = data;
     let mut dropped_treatments = Vec::new();
     if let Some(min) = options.min_cells_per_treatment {
         let mut counts: HashMap<usize, usize> = HashMap::new();
@@ -178,7 +187,7 @@ pub fn preprocess(
         steps.push(format!("log1p ({base:?})"));
     }
     if options.normalize.is_some() || options.log1p.is_some() {
-        current.scale = ExpressionScale::detect(current.x.iter());
+        current.scale = ExpressionScale::detect(current.x.stored_values());
     }
 
     let hvg_genes: Option<Vec<String>> = match (&hvg, &options.hvg) {

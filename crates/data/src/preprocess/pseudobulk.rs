@@ -36,13 +36,7 @@ impl PseudoBulk {
 
 /// Mean profile of one condition.
 pub fn condition_mean(data: &PerturbationData, condition: &Condition) -> Array1<f64> {
-    let mut acc = Array1::<f64>::zeros(data.n_genes());
-    for &c in &condition.cells {
-        for (a, &v) in acc.iter_mut().zip(data.x.row(c).iter()) {
-            *a += v as f64;
-        }
-    }
-    acc / condition.cells.len().max(1) as f64
+    data.x.mean_of_rows(&condition.cells)
 }
 
 /// Pseudo-bulk means of every condition.

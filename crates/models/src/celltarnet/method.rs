@@ -368,7 +368,7 @@ impl CellTarNet {
                     .into(),
             ));
         }
-        let x = data.x.select(Axis(0), &train_cells);
+        let x = data.x.select_rows(&train_cells);
         let mean = x.mean_axis(Axis(0)).expect("non-empty");
         let std = x
             .std_axis(Axis(0), 0.0)
@@ -423,7 +423,7 @@ impl CellTarNet {
                                 .into(),
                         ));
                     }
-                    pools.push(standardize(data.x.select(Axis(0), &cells)));
+                    pools.push(standardize(data.x.select_rows(&cells)));
                     pool_of_context.insert(cond.context, pools.len() - 1);
                     pools.len() - 1
                 }

@@ -394,7 +394,7 @@ fn untrained_model_log_likelihood_is_the_gaussian_one_of_the_standardised_data()
         .iter()
         .flat_map(|&c| data.conditions()[c].cells.clone())
         .collect();
-    let x = data.x.select(ndarray::Axis(0), &idx);
+    let x = data.x.select_rows(&idx);
     let m = x.mean_axis(ndarray::Axis(0)).unwrap();
     let s = x.std_axis(ndarray::Axis(0), 0.0);
     let mut expected = 0.0f64;

@@ -275,7 +275,7 @@ impl Trainable for Fitted {
 
 /// The training cells grouped by perturbation (each with its context's control cells).
 struct TrainingCells<'a> {
-    x: &'a Array2<f32>,
+    x: &'a cellshift_data::Expression,
     groups: Vec<([i64; 2], Vec<usize>, Vec<usize>)>,
     gene_tokens: Vec<i64>,
     cells: usize,
@@ -305,7 +305,7 @@ impl BatchSource<ScdfmBatch> for TrainingCells<'_> {
         let t_rows = pick(&mut r, targets);
         let c_rows = pick(&mut r, controls);
         let gather = |rows: &[usize]| {
-            let m = self.x.select(Axis(0), rows).select(Axis(1), &cols);
+            let m = self.x.select_rows(rows).select(Axis(1), &cols);
             let v: Vec<f32> = m.iter().copied().collect();
             Tensor::from_slice(&v)
                 .view([rows.len() as i64, cols.len() as i64])
@@ -464,7 +464,7 @@ impl Scdfm {
         let mut net = ScdfmConfig::preset(preset, rows)?;
         net.perturbation = drug;
         let mut training = ScdfmTraining::preset(preset);
-        training.clamp_output = data.x.iter().all(|&v| v >= 0.0);
+        training.clamp_output = data.x.stored_values().iter().all(|&v| v >= 0.0);
         Ok(Scdfm {
             setup: ScdfmSetup {
                 net,
@@ -592,7 +592,7 @@ impl Scdfm {
         }
         graph_cells.sort_unstable();
         graph_cells.dedup();
-        let x_graph = data.x.select(Axis(0), &graph_cells);
+        let x_graph = data.x.select_rows(&graph_cells);
         let g = graph::build_coexpression_graph(
             x_graph.view(),
             setup.training.graph_topk,

@@ -37,7 +37,7 @@ impl SuiteMoments {
     /// Normalises a copy of `data` (raw counts; median total + log1p over all its cells) and computes
     /// every condition's moments.
     pub fn of_counts(data: &PerturbationData) -> SuiteMoments {
-        let mut x = data.x.clone();
+        let mut x = data.x.to_dense();
         let target = normalize_total_log1p(&mut x);
         let mut by_condition = HashMap::new();
         for cond in data.conditions() {

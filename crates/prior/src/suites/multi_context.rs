@@ -184,15 +184,16 @@ fn concat(parts: Vec<PerturbationData>) -> Result<PerturbationData, PriorError> 
     let genes = parts[0].genes.clone();
     let control = parts[0].control_label.clone();
     let mut annotations = CellAnnotations::default();
-    let mut views = Vec::with_capacity(parts.len());
+    let mut blocks = Vec::with_capacity(parts.len());
     for part in &parts {
         let a = part.annotations();
         annotations.cell_names.extend(a.cell_names);
         annotations.contexts.extend(a.contexts);
         annotations.treatment_labels.extend(a.treatment_labels);
         annotations.treatment_values.extend(a.treatment_values);
-        views.push(part.x.view());
+        blocks.push(part.x.to_dense());
     }
+    let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
     let x = ndarray::concatenate(ndarray::Axis(0), &views).map_err(|e| {
         PriorError::SimulationFailed {
             context: "multi-context suite".into(),

@@ -1,8 +1,8 @@
 """AnnData to and from the plain description the native module reads and writes.
 
 The expression matrix is handed over as it is (a float32/float64 NumPy array, or the ``data``,
-``indices`` and ``indptr`` arrays of a SciPy CSR/CSC matrix); the native module copies it once into its
-own dense matrix. Only the ``obs`` columns the conventions read are converted (categoricals as codes and
+``indices`` and ``indptr`` arrays of a SciPy CSR/CSC matrix); the native module copies it once, keeping
+sparse data sparse, and hands sparse results back as SciPy CSR matrices. Only the ``obs`` columns the conventions read are converted (categoricals as codes and
 categories). The caller's AnnData is never modified.
 """
 
@@ -122,4 +122,7 @@ def to_anndata(description: dict) -> Any:
         else:
             obs[name] = np.asarray(spec[1])
     var = pd.DataFrame(index=pd.Index(description["var_names"]))
-    return anndata.AnnData(X=description["X"], obs=obs, var=var, uns=_nan_for_none(description["uns"]))
+    x = description["X"]
+    if isinstance(x, dict):
+        x = scipy.sparse.csr_matrix((x["data"], x["indices"], x["indptr"]), shape=tuple(x["shape"]))
+    return anndata.AnnData(X=x, obs=obs, var=var, uns=_nan_for_none(description["uns"]))
