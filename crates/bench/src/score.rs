@@ -152,6 +152,7 @@ pub fn score_on_split_observed(
                 seed,
                 config,
                 &progress,
+                reports.is_empty(),
             )?;
             if reports.is_empty() {
                 examples = scored;
@@ -246,6 +247,10 @@ pub fn shared_control_tasks(
     })
 }
 
+/// Scores one context's queries with one seed. Tasks are built, predicted and reduced to the scored
+/// sets a group of [`QUERIES_PER_PROGRESS_STEP`] at a time, so the K context experiments of only one
+/// group are held at once (a 300-query context at K = 8, 200 cells and 2,000 genes would otherwise hold
+/// ≈ 8 GB). `keep_examples` keeps the scored sets for plots (the first seed's).
 fn score_context(
     data: &PerturbationData,
     sampler: &TaskSampler<'_>,
@@ -254,57 +259,67 @@ fn score_context(
     seed: u64,
     config: &ScoreConfig,
     progress: &Counter<'_>,
+    keep_examples: bool,
 ) -> anyhow::Result<(EvalReport, Vec<ScoredQuery>)> {
-    let ContextTasks {
-        tasks,
-        seeds,
-        observational,
-    } = shared_control_tasks(sampler, queries, config.k, seed)?;
-    // Predictors never see the scored target cells: the task they get carries an independent resample of
-    // the query condition (read only by the oracle, whose score is then the noise floor).
-    let mut inputs = Vec::with_capacity(tasks.len());
-    for ((task, &q), &task_seed) in tasks.iter().zip(queries).zip(&seeds) {
-        let mut input = task.clone();
-        input.target = sampler
-            .task_for(q, 0, task_seed ^ INDEPENDENT_RESAMPLE_SALT)?
-            .target;
-        inputs.push(input);
-    }
-    // Queries in groups: methods that can batch them solve each group together, and progress is
-    // reported between groups.
-    let mut predictions = Vec::with_capacity(inputs.len());
-    for (group, group_seeds) in inputs
-        .chunks(QUERIES_PER_PROGRESS_STEP)
-        .zip(seeds.chunks(QUERIES_PER_PROGRESS_STEP))
-    {
-        predictions.extend(
-            predictor
-                .predict_many(group, config.n_cells, group_seeds)
-                .map_err(|e| anyhow::anyhow!("{} failed: {e}", predictor.name()))?,
-        );
-        progress.add(group.len());
-    }
+    let mut observational: Option<Array2<f32>> = None;
     let (mut trues, mut preds, mut names, mut targets) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut scored = Vec::with_capacity(tasks.len());
-    for (task, prediction) in tasks.iter().zip(&predictions) {
-        let target = task
-            .target
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("task without target cells"))?;
-        let predicted = prediction_cells(prediction, task);
-        trues.push(target.mapv(f64::from));
-        preds.push(predicted.mapv(f64::from));
-        let label = task.query_label().to_string();
-        scored.push(ScoredQuery {
-            label: label.clone(),
-            observational: task.observational.clone(),
-            target: target.clone(),
-            predicted,
-        });
-        targets.push(data.gene_index(&label).map(|g| g as i64).unwrap_or(-1));
-        names.push(label);
+    let mut scored = Vec::new();
+    let mut log_likelihood = LogLikelihoods::default();
+    for (g, group) in queries.chunks(QUERIES_PER_PROGRESS_STEP).enumerate() {
+        let mut tasks = Vec::with_capacity(group.len());
+        let mut seeds = Vec::with_capacity(group.len());
+        for (j, &q) in group.iter().enumerate() {
+            let i = g * QUERIES_PER_PROGRESS_STEP + j;
+            let task_seed = cellshift_data::seed::query_seed(seed, i as u64);
+            let mut task = sampler.task_for(q, config.k, task_seed)?;
+            // Every query of the context starts from the same control cells (the first query's draw).
+            match &observational {
+                None => observational = Some(task.observational.clone()),
+                Some(o) => task.observational = o.clone(),
+            }
+            tasks.push(task);
+            seeds.push(task_seed);
+        }
+        // Predictors never see the scored target cells: the task they get carries an independent resample
+        // of the query condition (read only by the oracle, whose score is then the noise floor).
+        let mut inputs = Vec::with_capacity(tasks.len());
+        for ((task, &q), &task_seed) in tasks.iter().zip(group).zip(&seeds) {
+            let mut input = task.clone();
+            input.target = sampler
+                .task_for(q, 0, task_seed ^ INDEPENDENT_RESAMPLE_SALT)?
+                .target;
+            inputs.push(input);
+        }
+        let predictions = predictor
+            .predict_many(&inputs, config.n_cells, &seeds)
+            .map_err(|e| anyhow::anyhow!("{} failed: {e}", predictor.name()))?;
+        drop(inputs);
+        progress.add(group.len());
+        log_likelihood.add(predictor, &tasks, &seeds)?;
+        for (task, prediction) in tasks.iter().zip(&predictions) {
+            let target = task
+                .target
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("task without target cells"))?;
+            let predicted = prediction_cells(prediction, task);
+            trues.push(target.mapv(f64::from));
+            preds.push(predicted.mapv(f64::from));
+            let label = task.query_label().to_string();
+            if keep_examples {
+                scored.push(ScoredQuery {
+                    label: label.clone(),
+                    observational: task.observational.clone(),
+                    target: target.clone(),
+                    predicted,
+                });
+            }
+            targets.push(data.gene_index(&label).map(|g| g as i64).unwrap_or(-1));
+            names.push(label);
+        }
     }
+    let observational =
+        observational.ok_or_else(|| anyhow::anyhow!("no queries in the context to score"))?;
     let obs = observational.mapv(f64::from);
     let case = EvalCase::new(obs, trues, preds, Some(names), Some(targets))?;
     let options = EvalOptions {
@@ -312,7 +327,7 @@ fn score_context(
         ..EvalOptions::default()
     };
     let mut report = evaluate(&case, &config.groups, &options)?;
-    add_log_likelihood(&mut report, predictor, &tasks, &seeds)?;
+    log_likelihood.report(&mut report);
     Ok((report, scored))
 }
 
@@ -333,34 +348,46 @@ impl Counter<'_> {
 /// Metric key of the held-out log-likelihood (nats per gene) of predictors with an exact likelihood.
 pub const LOG_LIKELIHOOD_METRIC: &str = "heldout_log_likelihood_per_gene";
 
-/// Adds the mean over the context's queries of the predictor's exact log-likelihood of each query's
-/// scored target cells (nats per gene), when it has one.
-fn add_log_likelihood(
-    report: &mut EvalReport,
-    predictor: &dyn Predictor,
-    tasks: &[Task],
-    seeds: &[u64],
-) -> anyhow::Result<()> {
-    let mut values = Vec::new();
-    for (task, &seed) in tasks.iter().zip(seeds) {
-        let Some(target) = task.target.as_ref() else {
-            continue;
-        };
-        match predictor.log_likelihood(task, target, seed) {
-            None => return Ok(()),
-            Some(v) => {
-                values.push(v.map_err(|e| {
+/// The predictor's exact log-likelihood of each query's scored target cells (nats per gene), collected
+/// group by group; empty for predictors without one.
+#[derive(Default)]
+struct LogLikelihoods {
+    values: Vec<f64>,
+    unsupported: bool,
+}
+
+impl LogLikelihoods {
+    /// Adds the values of a group of tasks (with their true targets).
+    fn add(&mut self, predictor: &dyn Predictor, tasks: &[Task], seeds: &[u64]) -> anyhow::Result<()> {
+        if self.unsupported {
+            return Ok(());
+        }
+        for (task, &seed) in tasks.iter().zip(seeds) {
+            let Some(target) = task.target.as_ref() else {
+                continue;
+            };
+            match predictor.log_likelihood(task, target, seed) {
+                None => {
+                    self.unsupported = true;
+                    self.values.clear();
+                    return Ok(());
+                }
+                Some(v) => self.values.push(v.map_err(|e| {
                     anyhow::anyhow!("{} log-likelihood failed: {e}", predictor.name())
-                })?)
+                })?),
             }
         }
+        Ok(())
     }
-    if !values.is_empty() {
-        let mean = values.iter().sum::<f64>() / values.len() as f64;
-        report.mean.push(LOG_LIKELIHOOD_METRIC, mean);
-        report.nanmean.push(LOG_LIKELIHOOD_METRIC, mean);
+
+    /// Adds the mean over the context's queries to the report, when there is one.
+    fn report(&self, report: &mut EvalReport) {
+        if !self.unsupported && !self.values.is_empty() {
+            let mean = self.values.iter().sum::<f64>() / self.values.len() as f64;
+            report.mean.push(LOG_LIKELIHOOD_METRIC, mean);
+            report.nanmean.push(LOG_LIKELIHOOD_METRIC, mean);
+        }
     }
-    Ok(())
 }
 
 /// Cells of a prediction; a pseudo-bulk prediction becomes the observational cells shifted so their mean
