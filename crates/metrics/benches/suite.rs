@@ -7,7 +7,9 @@
 //! oracle's `make_cases.py big_50g_200c_20p`). Set `CELLSHIFT_BENCH_NPZ=path.npz` to time a case file
 //! instead (e.g. the one written by `make_cases.py --only big_50g_200c_20p --no-run`).
 //! Optional: `CELLSHIFT_BENCH_RUNS` (default 7), `CELLSHIFT_BENCH_THREADS` (default 2),
-//! `CELLSHIFT_BENCH_CONFIG` (index of a single configuration to run).
+//! `CELLSHIFT_BENCH_CONFIG` (index of a single configuration to run), `CELLSHIFT_BENCH_SHAPE=genes,cells,perts`
+//! (size of the synthetic case, default `50,200,20`; e.g. `2000,166,60` for a leaderboard-sized slice —
+//! perts ≤ genes).
 
 use cellshift_metrics::{evaluate, EvalCase, EvalOptions, MetricGroups};
 use ndarray::Array2;
@@ -128,10 +130,28 @@ fn main() {
             path.clone(),
             EvalCase::read_npz(&path).unwrap_or_else(|e| panic!("{e}")),
         ),
-        Err(_) => (
-            "synthetic seed 1005".to_string(),
-            synthetic_case(50, 200, 20),
-        ),
+        Err(_) => {
+            let shape: Vec<usize> = std::env::var("CELLSHIFT_BENCH_SHAPE")
+                .unwrap_or_else(|_| "50,200,20".into())
+                .split(',')
+                .map(|t| {
+                    t.trim()
+                        .parse()
+                        .expect("CELLSHIFT_BENCH_SHAPE=genes,cells,perts")
+                })
+                .collect();
+            assert!(
+                shape.len() == 3 && shape[2] <= shape[0],
+                "CELLSHIFT_BENCH_SHAPE=genes,cells,perts with perts ≤ genes"
+            );
+            let t = Instant::now();
+            let case = synthetic_case(shape[0], shape[1], shape[2]);
+            eprintln!(
+                "synthetic case generated in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+            ("synthetic seed 1005".to_string(), case)
+        }
     };
     println!(
         "case: {label}: {} genes × {} control cells, {} perturbations; {threads} threads; median of {runs} runs",

@@ -16,6 +16,7 @@ pub trait SinkFloat:
     + std::ops::Div<Output = Self>
     + std::ops::Neg<Output = Self>
     + std::ops::AddAssign
+    + ndarray::LinalgScalar
     + 'static
 {
     /// Zero.
@@ -743,8 +744,9 @@ mod avx2 {
     }
 }
 
+/// True if the CPU has AVX2 and FMA (checked once).
 #[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
+pub(crate) fn has_avx2() -> bool {
     use std::sync::OnceLock;
     static HAS: OnceLock<bool> = OnceLock::new();
     *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))

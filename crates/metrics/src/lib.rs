@@ -21,6 +21,7 @@ pub mod evaluate;
 pub mod kernels;
 pub mod mmd;
 pub mod moments;
+mod pairwise;
 pub mod pds;
 pub mod perturbench;
 pub mod report;

@@ -2,37 +2,19 @@
 //! MMD²_γ = mean K_xx + mean K_yy − 2 mean K_xy with k_γ(x,y) = exp(−γ‖x−y‖²), averaged over γ.
 
 use crate::kernels::sum_exp;
-use ndarray::ArrayView2;
+use crate::pairwise::{cross_products_ordered, expanded_sq_dists, same_matrix, sq_dists, sq_norms};
+use ndarray::{Array2, ArrayView2};
 
 /// MapPFN's bandwidths γ ∈ {10, 1, 0.1, 0.01, 0.001} (`jnp.logspace(1, -3, 5)`).
 pub const MAPPFN_GAMMAS: [f64; 5] = [10.0, 1.0, 0.1, 0.01, 0.001];
-
-/// Squared Euclidean distances between the rows of x (n × d) and y (m × d), row-major n × m, from
-/// direct differences accumulated over genes in order (vectorised across the rows of y).
-pub(crate) fn sq_dists(x: ArrayView2<f64>, y: ArrayView2<f64>) -> Vec<f64> {
-    let (n, m, d) = (x.nrows(), y.nrows(), x.ncols());
-    let yt: Vec<f64> = (0..d).flat_map(|k| y.column(k).to_vec()).collect(); // d × m
-    let mut out = vec![0.0f64; n * m];
-    for i in 0..n {
-        let acc = &mut out[i * m..(i + 1) * m];
-        for k in 0..d {
-            let xik = x[[i, k]];
-            for (a, &v) in acc.iter_mut().zip(&yt[k * m..(k + 1) * m]) {
-                let t = xik - v;
-                *a += t * t;
-            }
-        }
-    }
-    out
-}
 
 fn kernel_means(d2: &[f64], gammas: &[f64]) -> Vec<f64> {
     let n = d2.len() as f64;
     gammas.iter().map(|&g| sum_exp(d2, -g) / n).collect()
 }
 
-/// Biased squared MMD between x and y, averaged over `gammas`, in float64 with direct squared
-/// distances (the oracle's `mmd`). Both matrices must share the number of columns.
+/// Biased squared MMD between x and y, averaged over `gammas`, in float64 with squared distances as
+/// accurate as direct differences ([`crate::pairwise`]; the oracle's `mmd`). Both matrices must share the number of columns.
 pub fn mmd_rbf(x: ArrayView2<f64>, y: ArrayView2<f64>, gammas: &[f64]) -> f64 {
     let kxx = kernel_means(&sq_dists(x, x), gammas);
     let kyy = kernel_means(&sq_dists(y, y), gammas);
@@ -46,41 +28,19 @@ pub fn mmd_rbf(x: ArrayView2<f64>, y: ArrayView2<f64>, gammas: &[f64]) -> f64 {
 /// MapPFN's `multiscale_mmd` as written (float32, squared distances by the ‖x‖² + ‖y‖² − 2xy
 /// expansion without clipping, γ rounded to float32) — the oracle's `mmd_mappfn_f32`.
 pub fn mmd_mappfn_f32(x: ArrayView2<f64>, y: ArrayView2<f64>) -> f64 {
-    let d = x.ncols();
-    let prep = |m: ArrayView2<f64>| -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-        let data: Vec<f32> = m.iter().map(|&v| v as f32).collect();
-        let norms = (0..m.nrows())
-            .map(|i| data[i * d..(i + 1) * d].iter().map(|v| v * v).sum::<f32>())
-            .collect();
-        let t: Vec<f32> = (0..d)
-            .flat_map(|k| m.column(k).iter().map(|&v| v as f32).collect::<Vec<_>>())
-            .collect();
-        (data, norms, t)
+    let xf: Array2<f32> = x.mapv(|v| v as f32);
+    let yf: Array2<f32> = if same_matrix(x, y) {
+        xf.clone()
+    } else {
+        y.mapv(|v| v as f32)
     };
-    let (xd, xn, _) = prep(x);
-    let (_, yn, yt) = prep(y);
-    let (_, _, xt) = prep(x);
-    let (yd, _, _) = prep(y);
-    let psd = |a: &[f32], an: &[f32], bt: &[f32], bn: &[f32]| -> Vec<f32> {
-        let (na, nb) = (an.len(), bn.len());
-        let mut out = vec![0.0f32; na * nb];
-        for i in 0..na {
-            let acc = &mut out[i * nb..(i + 1) * nb];
-            for k in 0..d {
-                let aik = a[i * d + k];
-                for (o, &v) in acc.iter_mut().zip(&bt[k * nb..(k + 1) * nb]) {
-                    *o += aik * v;
-                }
-            }
-            for (o, &b) in acc.iter_mut().zip(bn) {
-                *o = an[i] + b - 2.0 * *o;
-            }
-        }
-        out
-    };
-    let dxx = psd(&xd, &xn, &xt, &xn);
-    let dyy = psd(&yd, &yn, &yt, &yn);
-    let dxy = psd(&xd, &xn, &yt, &yn);
+    let (xn, yn) = (sq_norms(xf.view()), sq_norms(yf.view()));
+    // products in gene order without fused multiply-adds, like the float32 formula written out
+    let dot =
+        |a: &Array2<f32>, b: &Array2<f32>, sym| cross_products_ordered(a.view(), b.view(), sym);
+    let dxx = expanded_sq_dists(dot(&xf, &xf, true), &xn, &xn);
+    let dyy = expanded_sq_dists(dot(&yf, &yf, true), &yn, &yn);
+    let dxy = expanded_sq_dists(dot(&xf, &yf, false), &xn, &yn);
     let mut vals = Vec::with_capacity(MAPPFN_GAMMAS.len());
     for &g in &MAPPFN_GAMMAS {
         let g = g as f32;

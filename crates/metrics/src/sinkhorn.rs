@@ -19,6 +19,7 @@
 
 use crate::error::MetricsError;
 use crate::kernels::{lse_rows, SinkFloat};
+use crate::pairwise::{cross_products, expanded_sq_dists};
 use ndarray::ArrayView2;
 
 /// Floating-point precision of a Sinkhorn run.
@@ -169,33 +170,37 @@ impl<T: SinkFloat> PointCloud<T> {
     }
 }
 
-/// Scaled cost matrix C/ε (row-major n × m) for clouds x, y: C_ij = (‖x_i‖² + ‖y_j‖²) + (−2⟨x_i,y_j⟩).
+/// Scaled cost matrix C/ε (row-major n × m) for clouds x, y: C_ij = (‖x_i‖² + ‖y_j‖²) + (−2⟨x_i,y_j⟩)
+/// with the cross products from one matrix product (half of it, mirrored, when y is x), or with
+/// `direct` the numpy replica's Σ(x−y)² clipped at 0.
 fn scaled_cost<T: SinkFloat>(x: &PointCloud<T>, y: &PointCloud<T>, eps: T, direct: bool) -> Vec<T> {
+    if direct {
+        return direct_scaled_cost(x, y, eps);
+    }
+    let xv = ArrayView2::from_shape((x.n, x.d), &x.data).expect("n × d cloud");
+    let yv = ArrayView2::from_shape((y.n, y.d), &y.data).expect("m × d cloud");
+    let g = cross_products(xv, yv, std::ptr::eq(x, y));
+    let mut c = expanded_sq_dists(g, &x.sq_norms, &y.sq_norms);
+    for v in c.iter_mut() {
+        *v = *v / eps;
+    }
+    c
+}
+
+/// The numpy replica's cost: direct differences accumulated in gene order, clipped at 0, divided by ε.
+fn direct_scaled_cost<T: SinkFloat>(x: &PointCloud<T>, y: &PointCloud<T>, eps: T) -> Vec<T> {
     let (n, m, d) = (x.n, y.n, x.d);
     let mut c = vec![T::ZERO; n * m];
-    let two = T::from_f64(2.0);
     for i in 0..n {
         let xi = &x.data[i * d..(i + 1) * d];
         for j in 0..m {
             let yj = &y.data[j * d..(j + 1) * d];
-            let cost = if direct {
-                let mut s = T::ZERO;
-                for k in 0..d {
-                    let t = xi[k] - yj[k];
-                    s += t * t;
-                }
-                if s > T::ZERO {
-                    s
-                } else {
-                    T::ZERO
-                }
-            } else {
-                let mut dot = T::ZERO;
-                for k in 0..d {
-                    dot += xi[k] * yj[k];
-                }
-                (x.sq_norms[i] + y.sq_norms[j]) + (-(two * dot))
-            };
+            let mut s = T::ZERO;
+            for k in 0..d {
+                let t = xi[k] - yj[k];
+                s += t * t;
+            }
+            let cost = if s > T::ZERO { s } else { T::ZERO };
             c[i * m + j] = cost / eps;
         }
     }
@@ -345,6 +350,7 @@ pub fn reg_ot_cost<T: SinkFloat>(
     let mut last_err = f64::INFINITY;
     let mut any_nan = false;
     let mut it = 0usize;
+    let mut cet = Vec::new(); // Cεᵀ, for the cross term
 
     if symmetric {
         // f ≡ g throughout (symmetric cost, equal weights, parallel updates).
@@ -391,7 +397,7 @@ pub fn reg_ot_cost<T: SinkFloat>(
         }
         g.copy_from_slice(&f);
     } else {
-        let cet = transpose(&ce, n, m);
+        cet = transpose(&ce, n, m);
         let (bm, km) = truncation_margins::<T>();
         let mut col_tr = TruncatedLse::<T>::new(bm, km);
         let mut row_tr = TruncatedLse::<T>::new(bm, km);
@@ -470,7 +476,6 @@ pub fn reg_ot_cost<T: SinkFloat>(
         }
         s
     } else {
-        let cet = transpose(&ce, n, m);
         lse_rows(&cet, n, &u, &mut col_lse);
         let mut s = T::ZERO;
         for (&l, &gj) in col_lse.iter().zip(&g) {
