@@ -366,7 +366,11 @@ mod tests {
         let mut scrambled = data.clone();
         for c in split.test_conditions() {
             for &r in &data.conditions()[c].cells {
-                scrambled.x.dense_mut().row_mut(r).mapv_inplace(|v| v * 100.0 - 7.0);
+                scrambled
+                    .x
+                    .dense_mut()
+                    .row_mut(r)
+                    .mapv_inplace(|v| v * 100.0 - 7.0);
             }
         }
         let second = choose(&scrambled, &split);

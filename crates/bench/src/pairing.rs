@@ -88,7 +88,11 @@ pub fn check_same_scale(
     names: &Names<'_>,
 ) -> anyhow::Result<()> {
     use ExpressionScale::{LogNormalized, RawCounts};
-    let max = |d: &PerturbationData| d.x.stored_values().iter().fold(0.0f32, |m, &v| m.max(v.abs()));
+    let max = |d: &PerturbationData| {
+        d.x.stored_values()
+            .iter()
+            .fold(0.0f32, |m, &v| m.max(v.abs()))
+    };
     let (mp, mr) = (max(pred), max(real));
     let apart = mp.max(mr) > 4.0 * mp.min(mr).max(f32::MIN_POSITIVE);
     if apart

@@ -3,7 +3,9 @@
 //! counts. Data that are already log-normalised are used as given; anything inconsistent is an error that
 //! names the problem and the fix.
 
-use cellshift_data::preprocess::{log1p_inplace, normalize_total_inplace, LogBase, NormalizeTarget};
+use cellshift_data::preprocess::{
+    log1p_inplace, normalize_total_inplace, LogBase, NormalizeTarget,
+};
 use cellshift_data::{ExpressionScale, PerturbationData};
 use cellshift_models::Preprocessing;
 

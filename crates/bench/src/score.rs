@@ -358,7 +358,12 @@ struct LogLikelihoods {
 
 impl LogLikelihoods {
     /// Adds the values of a group of tasks (with their true targets).
-    fn add(&mut self, predictor: &dyn Predictor, tasks: &[Task], seeds: &[u64]) -> anyhow::Result<()> {
+    fn add(
+        &mut self,
+        predictor: &dyn Predictor,
+        tasks: &[Task],
+        seeds: &[u64],
+    ) -> anyhow::Result<()> {
         if self.unsupported {
             return Ok(());
         }

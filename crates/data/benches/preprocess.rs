@@ -107,10 +107,13 @@ fn main() {
         report(
             "  normalize_total_matrix",
             median_seconds(runs, || {
-                normalize_total_matrix(data.x.to_dense().view(), NormalizeTarget::MedianOfTotals).unwrap();
+                normalize_total_matrix(data.x.to_dense().view(), NormalizeTarget::MedianOfTotals)
+                    .unwrap();
             }),
         );
-        let (nx, _) = normalize_total_matrix(data.x.to_dense().view(), NormalizeTarget::MedianOfTotals).unwrap();
+        let (nx, _) =
+            normalize_total_matrix(data.x.to_dense().view(), NormalizeTarget::MedianOfTotals)
+                .unwrap();
         report(
             "  normalize_total (data-level)",
             median_seconds(runs, || {

@@ -56,10 +56,9 @@ impl<'a> RowEntries<'a> {
     pub fn for_each(&self, mut f: impl FnMut(usize, f32)) {
         match *self {
             RowEntries::Dense(v) => v.iter().enumerate().for_each(|(j, &x)| f(j, x)),
-            RowEntries::Sparse { cols, vals } => cols
-                .iter()
-                .zip(vals)
-                .for_each(|(&j, &x)| f(j as usize, x)),
+            RowEntries::Sparse { cols, vals } => {
+                cols.iter().zip(vals).for_each(|(&j, &x)| f(j as usize, x))
+            }
         }
     }
 }
@@ -310,13 +309,7 @@ impl Expression {
     pub fn row_sums_f64(&self) -> Vec<f64> {
         (0..self.nrows())
             .into_par_iter()
-            .map(|i| {
-                self.row_entries(i)
-                    .values()
-                    .iter()
-                    .map(|&v| v as f64)
-                    .sum()
-            })
+            .map(|i| self.row_entries(i).values().iter().map(|&v| v as f64).sum())
             .collect()
     }
 
@@ -510,7 +503,8 @@ mod tests {
         let e = Expression::from_matrix(Matrix::Sparse(m));
         assert_eq!(e.to_dense(), array![[5.0, 0.0, 3.0]]);
         assert_eq!(e[[0, 2]], 3.0);
-        let csc = CsMatrix::csr_from_dense(array![[1.0, 0.0], [0.0, 2.0]].view()).transpose_layout();
+        let csc =
+            CsMatrix::csr_from_dense(array![[1.0, 0.0], [0.0, 2.0]].view()).transpose_layout();
         let e = Expression::from_matrix(Matrix::Sparse(csc));
         assert!(e.is_sparse());
         assert_eq!(e.to_dense(), array![[1.0, 0.0], [0.0, 2.0]]);

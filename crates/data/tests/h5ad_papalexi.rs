@@ -119,7 +119,10 @@ fn papalexi_subset_read_equals_subset_of_full_read() {
     let sub = read_perturbation_data(&path, &cols(), &opts).unwrap();
     assert_eq!(
         sub.x.to_dense(),
-        full.x.to_dense().select(Axis(0), &cells).select(Axis(1), &genes)
+        full.x
+            .to_dense()
+            .select(Axis(0), &cells)
+            .select(Axis(1), &genes)
     );
     assert_eq!(
         sub.cell_names,

@@ -109,7 +109,10 @@ fn subset_read_equals_subset_of_full_read() {
     let sub = read_perturbation_data(&path, &papalexi_cols(), &opts).unwrap();
     assert_eq!(
         sub.x.to_dense(),
-        full.x.to_dense().select(Axis(0), &cells).select(Axis(1), &genes)
+        full.x
+            .to_dense()
+            .select(Axis(0), &cells)
+            .select(Axis(1), &genes)
     );
     let names: Vec<String> = genes.iter().map(|&g| full.genes[g].clone()).collect();
     assert_eq!(sub.genes, names);

@@ -272,7 +272,12 @@ fn normalize_total_and_log1p_match_scanpy() {
         );
     }
     let sum: f64 = logn.x.stored_values().iter().map(|&v| v as f64).sum();
-    let sum_sq: f64 = logn.x.stored_values().iter().map(|&v| (v as f64).powi(2)).sum();
+    let sum_sq: f64 = logn
+        .x
+        .stored_values()
+        .iter()
+        .map(|&v| (v as f64).powi(2))
+        .sum();
     println!(
         "normalize_total+log1p: entries max rel Δ = {worst:e}; Σ rel Δ = {:e}; Σ² rel Δ = {:e}",
         (sum - f(&g["log1p_sum"])).abs() / f(&g["log1p_sum"]),
@@ -291,7 +296,11 @@ fn normalize_total_and_log1p_match_scanpy() {
     }
     // the input is left untouched
     assert_eq!(
-        data.x.stored_values().iter().map(|&v| v as f64).sum::<f64>(),
+        data.x
+            .stored_values()
+            .iter()
+            .map(|&v| v as f64)
+            .sum::<f64>(),
         totals.iter().map(|&t| t as f64).sum::<f64>()
     );
 }

@@ -288,7 +288,11 @@ pub fn de_spearman_sig(items: &[DeMetrics]) -> f64 {
 
 /// Mean pairwise Euclidean distance between the rows of x and y (zero diagonal included when x = y).
 pub fn mean_pairwise_euclidean(x: ArrayView2<f64>, y: ArrayView2<f64>) -> f64 {
-    let d2 = crate::pairwise::sq_dists(x, y);
+    mean_euclidean_of_sq_dists(&crate::pairwise::sq_dists(x, y))
+}
+
+/// Mean Euclidean distance over all pairs, from their squared distances.
+pub(crate) fn mean_euclidean_of_sq_dists(d2: &[f64]) -> f64 {
     d2.iter().map(|v| v.sqrt()).sum::<f64>() / d2.len() as f64
 }
 

@@ -4,19 +4,19 @@
 
 use crate::ap::average_precision;
 use crate::case::EvalCase;
+use crate::celleval::mean_euclidean_of_sq_dists as mean_euclid;
 use crate::celleval::{
-    celleval_edistance, celleval_input_ok, de_metrics, de_spearman_sig, discrimination_scores,
-    mean_pairwise_euclidean, pearson_delta_top_de, pseudobulk_metrics, DeMetrics,
-    DiscriminationMetric, OVERLAP_KS,
+    celleval_input_ok, de_metrics, de_spearman_sig, discrimination_scores, mean_pairwise_euclidean,
+    pearson_delta_top_de, pseudobulk_metrics, DeMetrics, DiscriminationMetric, OVERLAP_KS,
 };
 use crate::de::mannwhitney::pdex_de_against;
 use crate::de::SortedReference;
 use crate::deg::{deg_labels_scores_against, pooled_auprc, wilcoxon_self_check, DegLabelsScores};
-use crate::energy::energy_distance;
 use crate::error::MetricsError;
 use crate::kernels::SinkFloat;
-use crate::mmd::{mmd_mappfn_f32, mmd_rbf, MAPPFN_GAMMAS};
+use crate::mmd::{mmd_mappfn_f32, mmd_rbf_of_sq_dists, MAPPFN_GAMMAS};
 use crate::moments::moment_metrics;
+use crate::pairwise::sq_dists;
 use crate::pds::pds_mappfn;
 use crate::perturbench::perturbench_metrics;
 use crate::report::{CellEvalBlock, EvalReport, MetricValue, Ordered, PerturbationReport};
@@ -28,8 +28,9 @@ use crate::stats::{col_means, mean, nanmean};
 use crate::systema::{
     centroid_accuracy, pearson_delta_pert, pearson_delta_pert_on, perturbed_mean, top_k_abs_shift,
 };
-use ndarray::{Array1, Array2, Axis};
+use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 /// Which metric families to compute.
@@ -581,6 +582,56 @@ fn capped_sets(case: &EvalCase, opts: &EvalOptions) -> Result<Option<EvalCase>, 
     }))
 }
 
+/// The squared distances between one perturbation's true (t), predicted (p) and control (o) sets that
+/// MMD, the energy distance and cell-eval's E-distance share, each computed once, on first use, in the
+/// orientation those metrics define (so values equal the separate computations exactly).
+struct SetDistances<'a> {
+    t: ArrayView2<'a, f64>,
+    p: ArrayView2<'a, f64>,
+    o: ArrayView2<'a, f64>,
+    cache: [OnceLock<Vec<f64>>; 5],
+}
+
+impl<'a> SetDistances<'a> {
+    fn new(t: ArrayView2<'a, f64>, p: ArrayView2<'a, f64>, o: ArrayView2<'a, f64>) -> Self {
+        SetDistances {
+            t,
+            p,
+            o,
+            cache: Default::default(),
+        }
+    }
+
+    fn get(&self, k: usize, x: ArrayView2<'_, f64>, y: ArrayView2<'_, f64>) -> &[f64] {
+        self.cache[k].get_or_init(|| sq_dists(x, y))
+    }
+
+    /// true–true.
+    fn tt(&self) -> &[f64] {
+        self.get(0, self.t, self.t)
+    }
+
+    /// predicted–predicted.
+    fn pp(&self) -> &[f64] {
+        self.get(1, self.p, self.p)
+    }
+
+    /// true–predicted.
+    fn tp(&self) -> &[f64] {
+        self.get(2, self.t, self.p)
+    }
+
+    /// true–control.
+    fn to(&self) -> &[f64] {
+        self.get(3, self.t, self.o)
+    }
+
+    /// predicted–control.
+    fn po(&self) -> &[f64] {
+        self.get(4, self.p, self.o)
+    }
+}
+
 /// Per-perturbation metrics: means and DE on every cell of `case`; the distribution metrics (MMD, energy,
 /// E-distance) on `dist`, the same case with its sets capped ([`capped_sets`]).
 fn per_perturbation_work(
@@ -606,8 +657,9 @@ fn per_perturbation_work(
             let (tr, pr, ob) = (case.trues[i].view(), case.preds[i].view(), case.obs.view());
             let (dtr, dpr, dob) = (dist.trues[i].view(), dist.preds[i].view(), dist.obs.view());
             let mut w = PertWork::default();
+            let d2 = SetDistances::new(dtr, dpr, dob);
             if groups.mappfn {
-                w.mmd = mmd_rbf(dtr, dpr, &MAPPFN_GAMMAS);
+                w.mmd = mmd_rbf_of_sq_dists(d2.tt(), d2.pp(), d2.tp(), &MAPPFN_GAMMAS);
                 w.mmd_f32 = mmd_mappfn_f32(dtr, dpr);
                 w.moments = Some(moment_metrics(tr, pr));
                 if let Some(sorted) = &sorted_obs {
@@ -623,8 +675,10 @@ fn per_perturbation_work(
                 w.pearson_top = s;
                 w.top = top;
                 w.pseudo = Some(pseudobulk_metrics(mt.row(i), mp.row(i), c.view()));
-                w.ed_real = celleval_edistance(dtr, dob, Some(sigma_ctrl));
-                w.ed_pred = celleval_edistance(dpr, dob, Some(sigma_ctrl));
+                let (to, tt) = (mean_euclid(d2.to()), mean_euclid(d2.tt()));
+                w.ed_real = 2.0 * to - tt - sigma_ctrl;
+                let (po, pp) = (mean_euclid(d2.po()), mean_euclid(d2.pp()));
+                w.ed_pred = 2.0 * po - pp - sigma_ctrl;
             }
             if groups.de {
                 if let Some(sorted) = &sorted_obs {
@@ -635,7 +689,7 @@ fn per_perturbation_work(
                 }
             }
             if groups.distribution {
-                w.energy = energy_distance(dtr, dpr);
+                w.energy = 2.0 * mean_euclid(d2.tp()) - mean_euclid(d2.tt()) - mean_euclid(d2.pp());
             }
             w
         })

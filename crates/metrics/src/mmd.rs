@@ -16,9 +16,15 @@ fn kernel_means(d2: &[f64], gammas: &[f64]) -> Vec<f64> {
 /// Biased squared MMD between x and y, averaged over `gammas`, in float64 with squared distances as
 /// accurate as direct differences ([`crate::pairwise`]; the oracle's `mmd`). Both matrices must share the number of columns.
 pub fn mmd_rbf(x: ArrayView2<f64>, y: ArrayView2<f64>, gammas: &[f64]) -> f64 {
-    let kxx = kernel_means(&sq_dists(x, x), gammas);
-    let kyy = kernel_means(&sq_dists(y, y), gammas);
-    let kxy = kernel_means(&sq_dists(x, y), gammas);
+    mmd_rbf_of_sq_dists(&sq_dists(x, x), &sq_dists(y, y), &sq_dists(x, y), gammas)
+}
+
+/// [`mmd_rbf`] from the squared distances x–x, y–y and x–y (`pairwise::sq_dists` in that orientation),
+/// for callers that share them with other metrics.
+pub(crate) fn mmd_rbf_of_sq_dists(dxx: &[f64], dyy: &[f64], dxy: &[f64], gammas: &[f64]) -> f64 {
+    let kxx = kernel_means(dxx, gammas);
+    let kyy = kernel_means(dyy, gammas);
+    let kxy = kernel_means(dxy, gammas);
     let vals: Vec<f64> = (0..gammas.len())
         .map(|g| kxx[g] + kyy[g] - 2.0 * kxy[g])
         .collect();

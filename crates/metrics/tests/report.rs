@@ -134,3 +134,26 @@ fn nan_metrics_become_null() {
     assert!(v["global"]["deg_auprc"].is_null());
     assert!(v["per_perturbation"][0]["deg_auprc"].is_null());
 }
+
+#[test]
+fn shared_distances_give_the_standalone_values_exactly() {
+    // The suite computes each pairwise-distance matrix once and shares it between MMD, the energy
+    // distance and cell-eval's E-distance; the values must equal the standalone functions bit for bit.
+    let case = small_case();
+    let report = evaluate(&case, &MetricGroups::all(), &EvalOptions::default()).unwrap();
+    for (i, p) in report.per_perturbation.iter().enumerate() {
+        let (t, pr) = (case.trues[i].view(), case.preds[i].view());
+        let value = |k: &str| match p.values.get(k) {
+            Some(cellshift_metrics::MetricValue::Float(v)) => *v,
+            other => panic!("{k}: {other:?}"),
+        };
+        assert_eq!(
+            value("mmd"),
+            cellshift_metrics::mmd_rbf(t, pr, &cellshift_metrics::MAPPFN_GAMMAS)
+        );
+        assert_eq!(
+            value("energy_distance"),
+            cellshift_metrics::energy_distance(t, pr)
+        );
+    }
+}

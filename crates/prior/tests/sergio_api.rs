@@ -323,7 +323,10 @@ fn sergio_prior_dataset_is_deterministic_and_well_formed() {
     assert!(data.treatments.len() >= 10 && data.treatments[0].is_control());
     assert_eq!(data.n_cells(), data.treatments.len() * 40);
     assert!(
-        data.x.stored_values().iter().all(|&v| v >= 0.0 && v.fract() == 0.0),
+        data.x
+            .stored_values()
+            .iter()
+            .all(|&v| v >= 0.0 && v.fract() == 0.0),
         "raw UMI counts"
     );
     for cond in data.conditions() {
@@ -335,7 +338,8 @@ fn sergio_prior_dataset_is_deterministic_and_well_formed() {
             );
         }
     }
-    let zero_frac = data.x.stored_values().iter().filter(|&&v| v == 0.0).count() as f64 / (data.n_cells() * data.n_genes()) as f64;
+    let zero_frac = data.x.stored_values().iter().filter(|&&v| v == 0.0).count() as f64
+        / (data.n_cells() * data.n_genes()) as f64;
     assert!(
         (0.2..0.95).contains(&zero_frac),
         "zero fraction {zero_frac}"

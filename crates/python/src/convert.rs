@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use cellshift_data::h5ad::{
-    anndata_to_perturbation_data, perturbation_data_to_anndata, AnnData, Column, CsMatrix, DataFrame, Matrix,
-    PerturbationColumns, SparseKind, UnsValue,
+    anndata_to_perturbation_data, perturbation_data_to_anndata, AnnData, Column, CsMatrix,
+    DataFrame, Matrix, PerturbationColumns, SparseKind, UnsValue,
 };
 use cellshift_data::PerturbationData;
 use ndarray::Array2;
@@ -226,7 +226,14 @@ pub fn anndata_to_py<'py>(py: Python<'py>, ann: AnnData) -> PyResult<Bound<'py, 
             let csr = PyDict::new(py);
             csr.set_item("format", "csr")?;
             csr.set_item("shape", (m.shape.0, m.shape.1))?;
-            csr.set_item("indptr", m.indptr.iter().map(|&p| p as i64).collect::<Vec<_>>().into_pyarray(py))?;
+            csr.set_item(
+                "indptr",
+                m.indptr
+                    .iter()
+                    .map(|&p| p as i64)
+                    .collect::<Vec<_>>()
+                    .into_pyarray(py),
+            )?;
             csr.set_item("indices", m.indices.into_pyarray(py))?;
             csr.set_item("data", m.data.into_pyarray(py))?;
             out.set_item("X", csr)?;

@@ -181,7 +181,8 @@ fn import_scdfm(args: &Args, out: &Path) -> anyhow::Result<PathBuf> {
                 args.data.display(),
                 args.graph_topk
             );
-            let g = graph::build_coexpression_graph(data.x.to_dense().view(), args.graph_topk, true)?;
+            let g =
+                graph::build_coexpression_graph(data.x.to_dense().view(), args.graph_topk, true)?;
             vocabulary_mask(&g.mask, &data.genes, &vocab)
         }
     };

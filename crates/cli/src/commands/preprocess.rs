@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use cellshift_data::h5ad::{self, AnnData, Column, DataFrame, Matrix, WriteOptions};
 use cellshift_data::preprocess::{
-    preprocess_owned, HvgOptions, LogBase, NormalizeTarget, PanelConfig, PreprocessOptions, PseudoBulk,
+    preprocess_owned, HvgOptions, LogBase, NormalizeTarget, PanelConfig, PreprocessOptions,
+    PseudoBulk,
 };
 use cellshift_data::split::SplitConfig;
 

@@ -134,7 +134,10 @@ pub fn detect_expression_scale(x: &Expression) -> ScaleReport {
         let mut totals: Vec<f64> = (0..n_rows)
             .map(|i| {
                 let row = x.row_entries(i);
-                row.values().iter().map(|&v| (v as f64).exp_m1()).sum::<f64>()
+                row.values()
+                    .iter()
+                    .map(|&v| (v as f64).exp_m1())
+                    .sum::<f64>()
             })
             .filter(|&t| t > 0.0)
             .collect();
