@@ -63,3 +63,21 @@ def test_preprocess_keeps_other_annotations_and_pseudobulk(raw_screen):
     n_conditions = annotated.obs["perturbation"].nunique()
     assert bulk.shape == (n_conditions, annotated.n_vars)
     assert int(bulk.obs["n_cells"].sum()) == annotated.n_obs
+
+
+def test_sparse_input_stays_sparse_and_equals_the_dense_result(raw_screen):
+    import scipy.sparse
+
+    sparse = raw_screen.copy()
+    sparse.X = scipy.sparse.csr_matrix(raw_screen.X)
+    before = sparse.X.copy()
+    out_sparse = cellshift.preprocess(sparse, hvg=12, progress=False)
+    out_dense = cellshift.preprocess(raw_screen, hvg=12, progress=False)
+    assert scipy.sparse.issparse(out_sparse.X) and out_sparse.X.format == "csr"
+    assert not scipy.sparse.issparse(out_dense.X)
+    assert list(out_sparse.var_names) == list(out_dense.var_names)
+    np.testing.assert_array_equal(out_sparse.X.toarray(), out_dense.X)
+    assert (sparse.X != before).nnz == 0
+    csc = raw_screen.copy()
+    csc.X = scipy.sparse.csc_matrix(raw_screen.X)
+    np.testing.assert_array_equal(cellshift.preprocess(csc, hvg=12, progress=False).X.toarray(), out_dense.X)
