@@ -9,6 +9,7 @@ use cellshift_data::split::{Split, SplitConfig, SplitMode, SplitRole};
 use cellshift_data::{FitContext, PerturbationData, Prediction, Predictor, Task};
 use cellshift_metrics::{evaluate, EvalCase, EvalOptions, EvalReport, MetricGroups};
 use ndarray::{Array2, Axis};
+use rayon::prelude::*;
 
 use crate::summary::{summarise, MetricSummary};
 
@@ -267,29 +268,38 @@ fn score_context(
     let mut scored = Vec::new();
     let mut log_likelihood = LogLikelihoods::default();
     for (g, group) in queries.chunks(QUERIES_PER_PROGRESS_STEP).enumerate() {
+        // The group's tasks (and the independent resamples below) are drawn in parallel; each has its
+        // own seed, so the result does not depend on scheduling.
+        let drawn: Vec<(Task, Option<Array2<f32>>, u64)> = group
+            .par_iter()
+            .enumerate()
+            .map(|(j, &q)| {
+                let i = g * QUERIES_PER_PROGRESS_STEP + j;
+                let task_seed = cellshift_data::seed::query_seed(seed, i as u64);
+                let task = sampler.task_for(q, config.k, task_seed)?;
+                // Predictors never see the scored target cells: the task they get carries an independent
+                // resample of the query condition (read only by the oracle, whose score is then the
+                // noise floor).
+                let independent = sampler
+                    .task_for(q, 0, task_seed ^ INDEPENDENT_RESAMPLE_SALT)?
+                    .target;
+                Ok((task, independent, task_seed))
+            })
+            .collect::<Result<_, cellshift_data::DataError>>()?;
         let mut tasks = Vec::with_capacity(group.len());
+        let mut inputs = Vec::with_capacity(group.len());
         let mut seeds = Vec::with_capacity(group.len());
-        for (j, &q) in group.iter().enumerate() {
-            let i = g * QUERIES_PER_PROGRESS_STEP + j;
-            let task_seed = cellshift_data::seed::query_seed(seed, i as u64);
-            let mut task = sampler.task_for(q, config.k, task_seed)?;
+        for (mut task, independent, task_seed) in drawn {
             // Every query of the context starts from the same control cells (the first query's draw).
             match &observational {
                 None => observational = Some(task.observational.clone()),
                 Some(o) => task.observational = o.clone(),
             }
+            let mut input = task.clone();
+            input.target = independent;
+            inputs.push(input);
             tasks.push(task);
             seeds.push(task_seed);
-        }
-        // Predictors never see the scored target cells: the task they get carries an independent resample
-        // of the query condition (read only by the oracle, whose score is then the noise floor).
-        let mut inputs = Vec::with_capacity(tasks.len());
-        for ((task, &q), &task_seed) in tasks.iter().zip(group).zip(&seeds) {
-            let mut input = task.clone();
-            input.target = sampler
-                .task_for(q, 0, task_seed ^ INDEPENDENT_RESAMPLE_SALT)?
-                .target;
-            inputs.push(input);
         }
         let predictions = predictor
             .predict_many(&inputs, config.n_cells, &seeds)

@@ -5,6 +5,7 @@
 use crate::error::MetricsError;
 use ndarray::{Array1, Array2};
 use ndarray_npy::{NpzReader, ReadDataError, ReadableElement};
+use rayon::prelude::*;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
@@ -279,9 +280,19 @@ impl EvalCase {
                         min: 2,
                     });
                 }
-                check_finite(m, &what)?;
             }
         }
+        // Finiteness of every value, sets in parallel; the first bad set in order is reported.
+        let bad = (0..p)
+            .into_par_iter()
+            .map(|i| {
+                for (m, kind) in [(&self.trues[i], "true"), (&self.preds[i], "pred")] {
+                    check_finite(m, &format!("{kind}_{i} (perturbation `{}`)", self.names[i]))?;
+                }
+                Ok(())
+            })
+            .collect::<Vec<Result<(), MetricsError>>>();
+        bad.into_iter().collect::<Result<(), MetricsError>>()?;
         if let Some(t) = &self.targets {
             if t.len() != p {
                 return Err(MetricsError::LengthMismatch {
@@ -303,6 +314,10 @@ impl EvalCase {
 }
 
 fn check_finite(m: &Array2<f64>, what: &str) -> Result<(), MetricsError> {
+    // Fast path: one branch-free pass; the offending value is located only on failure.
+    if m.iter().fold(true, |ok, &v| ok & v.is_finite()) {
+        return Ok(());
+    }
     for ((r, c), &v) in m.indexed_iter() {
         if !v.is_finite() {
             return Err(MetricsError::NonFinite {
