@@ -2,6 +2,7 @@
 //! perturbations were measured. One binary, one subcommand per job; every failure is a one-line message
 //! naming the problem and the fix, with a non-zero exit status.
 
+mod allocator;
 mod commands;
 mod memory;
 mod outputs;
@@ -62,6 +63,7 @@ fn disable_hdf5_file_locking() {
 }
 
 fn main() -> ExitCode {
+    allocator::keep_medium_blocks_in_heap();
     disable_hdf5_file_locking();
     let cli = Cli::parse();
     init_logging(cli.verbose);
