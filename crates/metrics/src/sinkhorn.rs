@@ -319,6 +319,197 @@ fn sum_t<T: SinkFloat>(v: &[T]) -> T {
     s
 }
 
+/// The problem's fixed quantities: the scaled cost Cε (n × m), uniform weights and their logs.
+struct Problem<'c, T> {
+    ce: &'c [T],
+    n: usize,
+    m: usize,
+    eps: T,
+    a: T,
+    b: T,
+    log_a: T,
+    log_b: T,
+}
+
+/// The potentials and scratch vectors of one solve, with its convergence bookkeeping.
+struct Potentials<T> {
+    f: Vec<T>,
+    g: Vec<T>,
+    /// f/ε.
+    u: Vec<T>,
+    /// g/ε.
+    v: Vec<T>,
+    col_lse: Vec<T>,
+    row_lse: Vec<T>,
+    blocks_with_error: usize,
+    last_err: f64,
+    any_nan: bool,
+}
+
+impl<T: SinkFloat> Potentials<T> {
+    fn new(n: usize, m: usize) -> Self {
+        Potentials {
+            f: vec![T::ZERO; n],
+            g: vec![T::ZERO; m],
+            u: vec![T::ZERO; n],
+            v: vec![T::ZERO; m],
+            col_lse: vec![T::ZERO; m],
+            row_lse: vec![T::ZERO; n],
+            blocks_with_error: 0,
+            last_err: f64::INFINITY,
+            any_nan: false,
+        }
+    }
+
+    /// u ← f/ε.
+    fn scale_f(&mut self, eps: T) {
+        for (ui, &fi) in self.u.iter_mut().zip(&self.f) {
+            *ui = fi / eps;
+        }
+    }
+
+    /// Records a block's marginal error.
+    fn record_error(&mut self, err: T) {
+        self.last_err = err.to_f64();
+        self.any_nan |= err.is_nan();
+        self.blocks_with_error += 1;
+    }
+}
+
+/// Runs ott's block loop: `outer` blocks of `inner` iterations, stopping before a block once the last
+/// error is below the threshold or not finite; `step(state, k, it)` does iteration `it` (the `k`-th
+/// of its block).
+fn run_blocks<T: SinkFloat>(
+    state: &mut Potentials<T>,
+    opts: &SinkhornOptions,
+    mut step: impl FnMut(&mut Potentials<T>, usize, usize),
+) {
+    let (max_it, inner) = (opts.max_iterations, opts.inner_iterations);
+    let outer = max_it.div_ceil(inner);
+    let mut it = 0usize;
+    for block in 0..outer {
+        if block > 0 && (state.last_err < opts.threshold || !state.last_err.is_finite()) {
+            return;
+        }
+        for k in 0..inner {
+            if it >= max_it {
+                return;
+            }
+            step(state, k, it);
+            it += 1;
+        }
+    }
+}
+
+/// The symmetric (x, x) problem: parallel updates with momentum ½, f ≡ g throughout.
+fn solve_symmetric<T: SinkFloat>(
+    p: &Problem<'_, T>,
+    s: &mut Potentials<T>,
+    opts: &SinkhornOptions,
+) {
+    let half = T::from_f64(0.5);
+    let (inner, max_it) = (opts.inner_iterations, opts.max_iterations);
+    run_blocks(s, opts, |s, k, it| {
+        s.scale_f(p.eps);
+        lse_rows(p.ce, p.n, &s.u, &mut s.row_lse);
+        for (fi, &l) in s.f.iter_mut().zip(&s.row_lse) {
+            let new = p.eps * p.log_a - p.eps * l;
+            let old = if fi.is_finite() { *fi } else { T::ZERO };
+            *fi = (T::ONE - half) * old + half * new;
+        }
+        if k == inner - 1 || it == max_it - 1 {
+            s.scale_f(p.eps);
+            lse_rows(p.ce, p.n, &s.u, &mut s.row_lse);
+            let mut err = T::ZERO;
+            for (&l, &ui) in s.row_lse.iter().zip(&s.u) {
+                err += ((ui + l).exp() - p.a).abs();
+            }
+            s.record_error(err + err);
+        }
+    });
+    let f = s.f.clone();
+    s.g.copy_from_slice(&f);
+}
+
+/// The cross (x, y) problem: alternating updates with truncated log-sum-exps; `cet` is Cεᵀ.
+fn solve_cross<T: SinkFloat>(
+    p: &Problem<'_, T>,
+    cet: &[T],
+    s: &mut Potentials<T>,
+    opts: &SinkhornOptions,
+) {
+    let (bm, km) = truncation_margins::<T>();
+    let mut col_tr = TruncatedLse::<T>::new(bm, km);
+    let mut row_tr = TruncatedLse::<T>::new(bm, km);
+    let mut col_lse_valid = false; // col_lse already holds LSE_i(u_i − Cε_ij) for the current f
+    let (inner, max_it) = (opts.inner_iterations, opts.max_iterations);
+    run_blocks(s, opts, |s, k, it| {
+        let sparse_ok = it >= TRUNCATION_WARMUP;
+        if !col_lse_valid {
+            s.scale_f(p.eps);
+            col_tr.compute(cet, p.n, &s.u, &mut s.col_lse, sparse_ok);
+        }
+        for (gj, &l) in s.g.iter_mut().zip(&s.col_lse) {
+            *gj = p.eps * p.log_b - p.eps * l;
+        }
+        for (vj, &gj) in s.v.iter_mut().zip(&s.g) {
+            *vj = gj / p.eps;
+        }
+        row_tr.compute(p.ce, p.m, &s.v, &mut s.row_lse, sparse_ok);
+        for (fi, &l) in s.f.iter_mut().zip(&s.row_lse) {
+            *fi = p.eps * p.log_a - p.eps * l;
+        }
+        col_lse_valid = false;
+        if k == inner - 1 || it == max_it - 1 {
+            s.scale_f(p.eps);
+            col_tr.compute(cet, p.n, &s.u, &mut s.col_lse, it + 1 >= TRUNCATION_WARMUP);
+            col_lse_valid = true;
+            let mut err = T::ZERO;
+            for (&l, &gj) in s.col_lse.iter().zip(&s.g) {
+                err += ((gj / p.eps + l).exp() - p.b).abs();
+            }
+            s.record_error(err);
+        }
+    });
+}
+
+/// The regularised OT cost of the final potentials (ott's `compute_kl_reg_cost`, balanced case).
+fn kl_reg_cost<T: SinkFloat>(p: &Problem<'_, T>, cet: Option<&[T]>, s: &mut Potentials<T>) -> T {
+    let fa = p.eps * p.log_a;
+    let gb = p.eps * p.log_b;
+    let mut div_a = T::ZERO;
+    for &fi in &s.f {
+        div_a += p.a * (fi - fa);
+    }
+    let mut div_b = T::ZERO;
+    for &gj in &s.g {
+        div_b += p.b * (gj - gb);
+    }
+    // total mass Σ_j exp(g_j/ε + LSE_i(f_i/ε − Cε_ij))
+    s.scale_f(p.eps);
+    let total = match cet {
+        None => {
+            lse_rows(p.ce, p.n, &s.u, &mut s.row_lse);
+            let mut t = T::ZERO;
+            for (&l, &ui) in s.row_lse.iter().zip(&s.u) {
+                t += (ui + l).exp();
+            }
+            t
+        }
+        Some(cet) => {
+            lse_rows(cet, p.n, &s.u, &mut s.col_lse);
+            let mut t = T::ZERO;
+            for (&l, &gj) in s.col_lse.iter().zip(&s.g) {
+                t += (gj / p.eps + l).exp();
+            }
+            t
+        }
+    };
+    let sum_a = sum_t(&vec![p.a; p.n]);
+    let sum_b = sum_t(&vec![p.b; p.m]);
+    div_a + div_b + p.eps * (sum_a * sum_b - total)
+}
+
 /// Solves the entropic OT problem between clouds x and y with ott's loop. `symmetric` selects the
 /// parallel-update/momentum-½ variant ott uses for the (x,x) and (y,y) terms (x and y must then be the
 /// same cloud).
@@ -333,163 +524,31 @@ pub fn reg_ot_cost<T: SinkFloat>(
     let ce = scaled_cost(x, y, eps, opts.direct_cost);
     let a = T::ONE / T::from_f64(n as f64);
     let b = T::ONE / T::from_f64(m as f64);
-    let log_a = a.ln();
-    let log_b = b.ln();
-    let max_it = opts.max_iterations;
-    let inner = opts.inner_iterations;
-    let outer = max_it.div_ceil(inner);
-    let thr = opts.threshold;
-
-    let mut f = vec![T::ZERO; n];
-    let mut g = vec![T::ZERO; m];
-    let mut u = vec![T::ZERO; n]; // f/ε
-    let mut v = vec![T::ZERO; m]; // g/ε
-    let mut col_lse = vec![T::ZERO; m];
-    let mut row_lse = vec![T::ZERO; n];
-    let mut blocks_with_error = 0usize;
-    let mut last_err = f64::INFINITY;
-    let mut any_nan = false;
-    let mut it = 0usize;
-    let mut cet = Vec::new(); // Cεᵀ, for the cross term
-
-    if symmetric {
-        // f ≡ g throughout (symmetric cost, equal weights, parallel updates).
-        let half = T::from_f64(0.5);
-        'outer_sym: for block in 0..outer {
-            if block > 0 {
-                if last_err < thr {
-                    break 'outer_sym;
-                }
-                if !last_err.is_finite() {
-                    break 'outer_sym;
-                }
-            }
-            for k in 0..inner {
-                if it >= max_it {
-                    break 'outer_sym;
-                }
-                for (ui, &fi) in u.iter_mut().zip(&f) {
-                    *ui = fi / eps;
-                }
-                lse_rows(&ce, n, &u, &mut row_lse);
-                for (fi, &l) in f.iter_mut().zip(&row_lse) {
-                    let new = eps * log_a - eps * l;
-                    let old = if fi.is_finite() { *fi } else { T::ZERO };
-                    *fi = (T::ONE - half) * old + half * new;
-                }
-                let last = k == inner - 1 || it == max_it - 1;
-                it += 1;
-                if last {
-                    for (ui, &fi) in u.iter_mut().zip(&f) {
-                        *ui = fi / eps;
-                    }
-                    lse_rows(&ce, n, &u, &mut row_lse);
-                    let mut err = T::ZERO;
-                    for (&l, &ui) in row_lse.iter().zip(&u) {
-                        err += ((ui + l).exp() - a).abs();
-                    }
-                    let err = err + err;
-                    last_err = err.to_f64();
-                    any_nan |= err.is_nan();
-                    blocks_with_error += 1;
-                }
-            }
-        }
-        g.copy_from_slice(&f);
-    } else {
-        cet = transpose(&ce, n, m);
-        let (bm, km) = truncation_margins::<T>();
-        let mut col_tr = TruncatedLse::<T>::new(bm, km);
-        let mut row_tr = TruncatedLse::<T>::new(bm, km);
-        let mut col_lse_valid = false; // col_lse already holds LSE_i(u_i − Cε_ij) for the current f
-        'outer_xy: for block in 0..outer {
-            if block > 0 {
-                if last_err < thr {
-                    break 'outer_xy;
-                }
-                if !last_err.is_finite() {
-                    break 'outer_xy;
-                }
-            }
-            for k in 0..inner {
-                if it >= max_it {
-                    break 'outer_xy;
-                }
-                let sparse_ok = it >= TRUNCATION_WARMUP;
-                if !col_lse_valid {
-                    for (ui, &fi) in u.iter_mut().zip(&f) {
-                        *ui = fi / eps;
-                    }
-                    col_tr.compute(&cet, n, &u, &mut col_lse, sparse_ok);
-                }
-                for (gj, &l) in g.iter_mut().zip(&col_lse) {
-                    *gj = eps * log_b - eps * l;
-                }
-                for (vj, &gj) in v.iter_mut().zip(&g) {
-                    *vj = gj / eps;
-                }
-                row_tr.compute(&ce, m, &v, &mut row_lse, sparse_ok);
-                for (fi, &l) in f.iter_mut().zip(&row_lse) {
-                    *fi = eps * log_a - eps * l;
-                }
-                col_lse_valid = false;
-                let last = k == inner - 1 || it == max_it - 1;
-                it += 1;
-                if last {
-                    for (ui, &fi) in u.iter_mut().zip(&f) {
-                        *ui = fi / eps;
-                    }
-                    col_tr.compute(&cet, n, &u, &mut col_lse, it >= TRUNCATION_WARMUP);
-                    col_lse_valid = true;
-                    let mut err = T::ZERO;
-                    for (&l, &gj) in col_lse.iter().zip(&g) {
-                        err += ((gj / eps + l).exp() - b).abs();
-                    }
-                    last_err = err.to_f64();
-                    any_nan |= err.is_nan();
-                    blocks_with_error += 1;
-                }
-            }
-        }
-    }
-
-    // regularised OT cost (ott's compute_kl_reg_cost, balanced case)
-    let fa = eps * log_a;
-    let gb = eps * log_b;
-    let mut div_a = T::ZERO;
-    for &fi in &f {
-        div_a += a * (fi - fa);
-    }
-    let mut div_b = T::ZERO;
-    for &gj in &g {
-        div_b += b * (gj - gb);
-    }
-    // total mass Σ_j exp(g_j/ε + LSE_i(f_i/ε − Cε_ij))
-    for (ui, &fi) in u.iter_mut().zip(&f) {
-        *ui = fi / eps;
-    }
-    let total = if symmetric {
-        lse_rows(&ce, n, &u, &mut row_lse);
-        let mut s = T::ZERO;
-        for (&l, &ui) in row_lse.iter().zip(&u) {
-            s += (ui + l).exp();
-        }
-        s
-    } else {
-        lse_rows(&cet, n, &u, &mut col_lse);
-        let mut s = T::ZERO;
-        for (&l, &gj) in col_lse.iter().zip(&g) {
-            s += (gj / eps + l).exp();
-        }
-        s
+    let problem = Problem {
+        ce: &ce,
+        n,
+        m,
+        eps,
+        a,
+        b,
+        log_a: a.ln(),
+        log_b: b.ln(),
     };
-    let sum_a = sum_t(&vec![a; n]);
-    let sum_b = sum_t(&vec![b; m]);
-    let cost = div_a + div_b + eps * (sum_a * sum_b - total);
-    let converged = !any_nan && (blocks_with_error < outer || last_err < thr);
+    let mut state = Potentials::new(n, m);
+    let cost = if symmetric {
+        solve_symmetric(&problem, &mut state, opts);
+        kl_reg_cost(&problem, None, &mut state)
+    } else {
+        let cet = transpose(&ce, n, m);
+        solve_cross(&problem, &cet, &mut state, opts);
+        kl_reg_cost(&problem, Some(&cet), &mut state)
+    };
+    let outer = opts.max_iterations.div_ceil(opts.inner_iterations);
+    let converged =
+        !state.any_nan && (state.blocks_with_error < outer || state.last_err < opts.threshold);
     RegOtCost {
         cost: cost.to_f64(),
-        n_iters: blocks_with_error * inner,
+        n_iters: state.blocks_with_error * opts.inner_iterations,
         converged,
     }
 }
