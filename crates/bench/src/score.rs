@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use cellshift_data::predictor::prediction_cells;
 use cellshift_data::sampler::{CellReplacement, SamplerConfig, TaskSampler};
 use cellshift_data::split::{Split, SplitConfig, SplitMode, SplitRole};
-use cellshift_data::{FitContext, PerturbationData, Prediction, Predictor, Task};
+use cellshift_data::{FitContext, PerturbationData, Predictor, Task};
 use cellshift_metrics::{evaluate, EvalCase, EvalOptions, EvalReport, MetricGroups};
-use ndarray::{Array2, Axis};
+use ndarray::Array2;
 use rayon::prelude::*;
 
 use crate::summary::{summarise, MetricSummary};
@@ -401,22 +402,6 @@ impl LogLikelihoods {
             let mean = self.values.iter().sum::<f64>() / self.values.len() as f64;
             report.mean.push(LOG_LIKELIHOOD_METRIC, mean);
             report.nanmean.push(LOG_LIKELIHOOD_METRIC, mean);
-        }
-    }
-}
-
-/// Cells of a prediction; a pseudo-bulk prediction becomes the observational cells shifted so their mean
-/// equals the predicted profile (the convention for mean-only methods in distributional metrics).
-pub fn prediction_cells(prediction: &Prediction, task: &Task) -> Array2<f32> {
-    match prediction {
-        Prediction::Cells(cells) => cells.clone(),
-        Prediction::PseudoBulk(profile) => {
-            let control_mean = task
-                .observational
-                .mean_axis(Axis(0))
-                .unwrap_or_else(|| profile.clone());
-            let shift = profile - &control_mean;
-            &task.observational + &shift.insert_axis(Axis(0))
         }
     }
 }

@@ -23,7 +23,8 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 
-use crate::score::{prediction_cells, shared_control_tasks, test_queries, ContextTasks};
+use crate::score::{shared_control_tasks, test_queries, ContextTasks};
+use cellshift_data::predictor::prediction_cells;
 
 /// Salt of the subset draws, so they do not reuse the task's cell-sampling stream.
 const SUBSET_SALT: u64 = 0x7474_615f_7375_6273;

@@ -9,6 +9,7 @@ pub mod error;
 pub mod expression;
 pub mod fit;
 pub mod h5ad;
+pub mod inference;
 pub mod model;
 pub mod predictor;
 pub mod preprocess;

@@ -101,3 +101,19 @@ pub trait Predictor {
             .collect()
     }
 }
+
+/// Cells of a prediction; a pseudo-bulk prediction becomes the observational cells shifted so their mean
+/// equals the predicted profile (the convention for mean-only methods in distributional metrics).
+pub fn prediction_cells(prediction: &Prediction, task: &Task) -> Array2<f32> {
+    match prediction {
+        Prediction::Cells(cells) => cells.clone(),
+        Prediction::PseudoBulk(profile) => {
+            let control_mean = task
+                .observational
+                .mean_axis(ndarray::Axis(0))
+                .unwrap_or_else(|| profile.clone());
+            let shift = profile - &control_mean;
+            &task.observational + &shift.insert_axis(ndarray::Axis(0))
+        }
+    }
+}

@@ -15,6 +15,7 @@ pub mod error;
 pub mod flow;
 pub mod mappfn;
 pub mod method;
+pub mod prepare;
 pub mod registry;
 pub mod rng;
 pub mod scdfm;

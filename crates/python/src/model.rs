@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use cellshift_baselines::{baseline_by_name, BASELINE_NAMES};
-use cellshift_bench::inference::{inference_task, resolve_context};
-use cellshift_bench::prediction_cells;
-use cellshift_bench::prepare::{data_preprocessing, prepare_for_model};
 use cellshift_data::h5ad::{self, PerturbationColumns, UnsValue, WriteOptions};
+use cellshift_data::inference::{inference_task, resolve_context};
+use cellshift_data::predictor::prediction_cells;
 use cellshift_data::{
     CellAnnotations, FitContext, OutputKind, PerturbationData, Progress, TrainOverrides,
 };
 use cellshift_models::flow::OdeSolver;
+use cellshift_models::prepare::{data_preprocessing, prepare_for_model};
 use cellshift_models::registry::{self, CreateRequest, InferenceOptions, MethodModel};
 use cellshift_models::train::checkpoint;
 use cellshift_models::{Preprocessing, SamplerConfig};

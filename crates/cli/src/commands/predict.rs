@@ -13,17 +13,17 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use cellshift_baselines::{baseline_by_name, BASELINE_NAMES};
 use cellshift_bench::auto::{Auto, AutoReport, Candidate};
-use cellshift_bench::inference::{inference_task, resolve_context};
-use cellshift_bench::prediction_cells;
-use cellshift_bench::prepare::prepare_for_model;
 use cellshift_bench::ScoreConfig;
 use cellshift_data::h5ad::{self, UnsValue, WriteOptions};
+use cellshift_data::inference::{inference_task, resolve_context};
 use cellshift_data::model::CellAnnotations;
+use cellshift_data::predictor::prediction_cells;
 use cellshift_data::split::Split;
 use cellshift_data::{
     FitContext, OutputKind, PerturbationData, PredictError, Prediction, Predictor, Task, Treatment,
 };
 use cellshift_metrics::MetricGroups;
+use cellshift_models::prepare::prepare_for_model;
 use ndarray::{concatenate, Axis};
 
 use super::model::{check_k, load_model, model_dir, SamplerArgs};
@@ -144,7 +144,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|(query, &seed)| {
             inference_task(&data, context, query, args.value, args.k, args.cells, seed)
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     // Queries in groups: methods that batch (MapPFN: one batched ODE solve) solve each group together,
     // and the progress bar moves between groups.
     let bar = crate::progress::bar(tasks.len() as u64, &format!("predicting with {method}"));

@@ -1,26 +1,29 @@
 //! Builds the task of a true prediction from a user's screen: the control cells of a context, K of the
 //! perturbations measured there (never the query itself), and the query's treatment encoding.
 
-use cellshift_data::{PerturbationData, Query, Task, TaskBuilder};
+use crate::error::DataError;
+use crate::model::PerturbationData;
+use crate::task::Task;
+use crate::task_builder::{Query, TaskBuilder};
 use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 
 /// The context to predict in: the one named, or the only one of the file.
-pub fn resolve_context(data: &PerturbationData, context: Option<&str>) -> anyhow::Result<usize> {
+pub fn resolve_context(data: &PerturbationData, context: Option<&str>) -> Result<usize, DataError> {
     match context {
         Some(name) => data.context_index(name).map_err(|_| {
-            anyhow::anyhow!(
+            DataError::Invalid(format!(
                 "context `{name}` is not in the data; it has {}",
                 list(&data.contexts)
-            )
+            ))
         }),
         None if data.contexts.len() == 1 => Ok(0),
-        None => anyhow::bail!(
+        None => Err(DataError::Invalid(format!(
             "the data have {} contexts; choose one with --context ({})",
             data.contexts.len(),
             list(&data.contexts)
-        ),
+        ))),
     }
 }
 
@@ -48,21 +51,21 @@ pub fn inference_task(
     k: usize,
     n_cells: usize,
     seed: u64,
-) -> anyhow::Result<Task> {
+) -> Result<Task, DataError> {
     if n_cells == 0 {
-        anyhow::bail!("--cells must be at least 1");
+        return Err(DataError::Invalid("--cells must be at least 1".into()));
     }
     let builder = TaskBuilder::new(data, n_cells)?;
     let treatment = builder
         .unmeasured_query(query, value)
-        .map_err(|e| anyhow::anyhow!("cannot predict query `{query}`: {e}"))?;
+        .map_err(|e| DataError::Invalid(format!("cannot predict query `{query}`: {e}")))?;
     let conds = data.conditions();
     let control = builder.control_of(context).ok_or_else(|| {
-        anyhow::anyhow!(
+        DataError::Invalid(format!(
             "context `{}` has no control cells (label `{}`); prediction needs the observational cells of the context",
             data.contexts[context],
             data.control_label
-        )
+        ))
     })?;
     let candidates: Vec<usize> = (0..conds.len())
         .filter(|&i| {
@@ -72,17 +75,17 @@ pub fn inference_task(
         })
         .collect();
     if k > candidates.len() {
-        anyhow::bail!(
+        return Err(DataError::Invalid(format!(
             "K = {k} context experiments requested but context `{}` has only {} measured perturbations besides the query; use --k {} or less",
             data.contexts[context],
             candidates.len(),
             candidates.len()
-        );
+        )));
     }
     let mut rng = Pcg64::seed_from_u64(seed);
     let chosen: Vec<usize> = sample(&mut rng, candidates.len(), k)
         .into_iter()
         .map(|i| candidates[i])
         .collect();
-    Ok(builder.assemble(context, &chosen, &Query::Unmeasured(treatment), &mut rng)?)
+    builder.assemble(context, &chosen, &Query::Unmeasured(treatment), &mut rng)
 }

@@ -3,11 +3,12 @@
 //! counts. Data that are already log-normalised are used as given; anything inconsistent is an error that
 //! names the problem and the fix.
 
+use crate::error::{ModelError, Result};
+use crate::train::Preprocessing;
 use cellshift_data::preprocess::{
     log1p_inplace, normalize_total_inplace, LogBase, NormalizeTarget,
 };
 use cellshift_data::{ExpressionScale, PerturbationData};
-use cellshift_models::Preprocessing;
 
 /// What [`prepare_for_model`] did, for logs and reports.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -34,17 +35,17 @@ pub fn data_preprocessing(data: &PerturbationData) -> Preprocessing {
 pub fn prepare_for_model(
     data: &PerturbationData,
     expected: &Preprocessing,
-) -> anyhow::Result<(PerturbationData, PreparationReport)> {
+) -> Result<(PerturbationData, PreparationReport)> {
     let mut report = PreparationReport::default();
     let mut out = if expected.gene_names.is_empty() {
         if data.n_genes() != expected.n_genes {
-            anyhow::bail!(
+            return Err(ModelError::Input(format!(
                 "the data have {} genes but the model was trained on {}; give a file with exactly the model's {} genes (e.g. with `cellshift preprocess --panel {}`)",
                 data.n_genes(),
                 expected.n_genes,
                 expected.n_genes,
                 expected.n_genes
-            );
+            )));
         }
         data.clone()
     } else {
@@ -56,13 +57,13 @@ pub fn prepare_for_model(
             .collect();
         if !missing.is_empty() {
             let shown: Vec<&str> = missing.iter().take(8).copied().collect();
-            anyhow::bail!(
+            return Err(ModelError::Input(format!(
                 "the data lack {} of the model's {} genes ({}{}); give a file measuring the model's gene panel (`cellshift inspect` on the checkpoint lists it)",
                 missing.len(),
                 expected.n_genes,
                 shown.join(", "),
                 if missing.len() > shown.len() { ", …" } else { "" }
-            );
+            )));
         }
         let same_order = data.genes == expected.gene_names;
         if !same_order {
@@ -71,7 +72,8 @@ pub fn prepare_for_model(
         if same_order {
             data.clone()
         } else {
-            data.select_genes(&expected.gene_names)?
+            data.select_genes(&expected.gene_names)
+                .map_err(|e| ModelError::Input(e.to_string()))?
         }
     };
     let wants_transform = expected.normalize_total.is_some() || expected.log1p;
@@ -83,11 +85,13 @@ pub fn prepare_for_model(
                         NormalizeTarget::MedianOfTotals => NormalizeTarget::MedianOfTotals,
                         NormalizeTarget::Sum(v) => NormalizeTarget::Sum(*v),
                     };
-                    normalize_total_inplace(&mut out.x, target)?;
+                    normalize_total_inplace(&mut out.x, target)
+                        .map_err(|e| ModelError::Input(e.to_string()))?;
                     report.normalized = true;
                 }
                 if expected.log1p {
-                    log1p_inplace(&mut out.x, LogBase::Natural)?;
+                    log1p_inplace(&mut out.x, LogBase::Natural)
+                        .map_err(|e| ModelError::Input(e.to_string()))?;
                     report.log_transformed = true;
                 }
                 out.scale = ExpressionScale::detect(out.x.stored_values());
@@ -103,12 +107,12 @@ pub fn prepare_for_model(
                     .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
                         (lo.min(v), hi.max(v))
                     });
-                return Err(anyhow::anyhow!(
+                return Err(ModelError::Input(format!(
                     "the expression values range from {min} to {max}: neither raw counts (non-negative integers) \
                      nor log-normalised values, which is what the model was trained on (total-count \
                      normalisation + natural log1p). Give the raw counts (e.g. --layer counts) or \
                      log1p-normalised values; scaled or centred data (negative values) cannot be predicted"
-                ));
+                )));
             }
         }
     }
