@@ -385,7 +385,7 @@ pub fn predict(
                 seed,
             )
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     let mut predictions = Vec::with_capacity(tasks.len());
     reporter.progress(
         0,
