@@ -4,7 +4,6 @@
 #![deny(missing_docs)]
 
 pub mod auto;
-pub mod c3tl;
 pub mod cross_validation;
 pub mod inference;
 pub mod leaderboard;
@@ -16,7 +15,8 @@ pub mod score;
 /// The training-task sources (moved to the models crate; re-exported for existing users).
 pub use cellshift_models::sources;
 pub mod suites;
-pub mod summary;
+/// Mean ± std over seeds and markdown tables (moved to the metrics crate; re-exported for existing users).
+pub use cellshift_metrics::summary;
 pub mod tta;
 
 pub use score::{
