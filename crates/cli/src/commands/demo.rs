@@ -157,7 +157,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let table = markdown_table(&rows, &TABLE_METRICS);
     println!("\n{table}");
 
-    let shown = if results.first().map(|r| r.method.as_str()) == Some("mappfn") {
+    let shown = if results.first().map(|r| r.method.as_str())
+        == Some(cellshift_models::registry::DEFAULT_PRETRAINED)
+    {
         0
     } else {
         let best = pick_best_non_oracle(&results);

@@ -19,7 +19,7 @@ use super::training::{report_progress, set_threads, TrainingArgs};
 #[derive(clap::Args)]
 pub struct Args {
     /// Method to pre-train (one that pre-trains on synthetic priors).
-    #[arg(long, default_value = "mappfn")]
+    #[arg(long, default_value = cellshift_models::registry::DEFAULT_PRETRAINED)]
     pub method: String,
     /// Prior the tasks are drawn from.
     #[arg(long, value_enum, default_value = "linear")]
