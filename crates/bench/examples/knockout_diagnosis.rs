@@ -8,12 +8,12 @@
 
 use std::path::PathBuf;
 
-use cellshift_bench::sources::{heldout_dataset_seed, task_from_single_context, SergioTasks};
 use cellshift_data::h5ad::{self, PerturbationColumns, ReadOptions, WriteOptions};
 use cellshift_data::preprocess::NormalizeTarget;
 use cellshift_data::Task;
 use cellshift_models::flow::OdeSolver;
 use cellshift_models::registry::{self, InferenceOptions};
+use cellshift_models::sources::{heldout_dataset_seed, task_from_single_context, SergioTasks};
 use cellshift_models::{SamplerConfig, TaskSource};
 use cellshift_prior::{normalize_dataset, SergioPrior, SergioPriorConfig};
 use ndarray::Axis;

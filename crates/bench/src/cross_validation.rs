@@ -11,7 +11,7 @@ use cellshift_data::seed::rng_from_parts;
 use rand::Rng;
 
 use crate::score::ScoreResult;
-use crate::summary::{summarise, MetricSummary};
+use cellshift_metrics::summary::{summarise, MetricSummary};
 
 /// Bootstrap resamples of an interval unless configured otherwise.
 pub const DEFAULT_BOOTSTRAP: usize = 1000;

@@ -19,10 +19,10 @@ use cellshift_models::Preprocessing;
 
 use crate::auto::{Auto, AutoReport, Candidate};
 use crate::cross_validation::{fold_scores, summarise_folds};
-use crate::prepare::{data_preprocessing, prepare_for_model};
 use crate::score::{score_on_split, ScoreConfig};
 use crate::suites::Suite;
-use crate::summary::{find, MetricSummary};
+use cellshift_metrics::summary::{find, MetricSummary};
+use cellshift_models::prepare::{data_preprocessing, prepare_for_model};
 
 /// Which way a metric is better.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -233,7 +233,9 @@ pub fn column_groups(key: &str) -> &'static [&'static str] {
     match key {
         "heldout_log_likelihood_per_gene" => &[],
         VCC_SCORE => &["celleval", "de"],
-        "mean_rmse" | "w2" | "mmd" | "pds" | "deg_auprc" | "mag_ratio" => &["mappfn"],
+        "mean_rmse" | "w2" | "mmd" | "pds" | "deg_auprc" | "mag_ratio" => {
+            &[MetricGroups::MAPPFN_NAME]
+        }
         "energy_distance" => &["distribution"],
         "rmse_average" | "cosine_logfc" => &["perturbench"],
         "centroid_accuracy" | "corr_20de_allpert" => &["systema"],
@@ -621,7 +623,7 @@ pub fn run_suite(
                     contender.name(),
                     RANK_METRIC,
                     find(summary, RANK_METRIC)
-                        .map(|m| crate::summary::fmt(m.mean))
+                        .map(|m| cellshift_metrics::summary::fmt(m.mean))
                         .unwrap_or_else(|| "n/a".into())
                 ),
                 Outcome::NotApplicable { reason, .. } => {
@@ -1152,17 +1154,17 @@ mod column_tests {
     fn columns_parse_presets_lists_and_their_metric_groups() {
         let (cols, groups) = parse_columns("default").unwrap();
         assert_eq!(cols.len(), LEADERBOARD_METRICS.len());
-        assert_eq!(groups, vec!["mappfn", "celleval"]);
+        assert_eq!(groups, vec![MetricGroups::MAPPFN_NAME, "celleval"]);
         let (cols, groups) = parse_columns("celleval-paper").unwrap();
         assert_eq!(cols[3], "de_spearman_lfc_sig");
-        assert_eq!(groups, vec!["mappfn", "celleval", "de"]);
+        assert_eq!(groups, vec![MetricGroups::MAPPFN_NAME, "celleval", "de"]);
         let (cols, groups) =
             parse_columns("mean_rmse, mse ,heldout_log_likelihood_per_gene").unwrap();
         assert_eq!(
             cols,
             vec!["mean_rmse", "mse", "heldout_log_likelihood_per_gene"]
         );
-        assert_eq!(groups, vec!["mappfn", "celleval"]);
+        assert_eq!(groups, vec![MetricGroups::MAPPFN_NAME, "celleval"]);
         assert_eq!(
             metric_direction("de_spearman_lfc_sig"),
             Some(Better::Higher)
@@ -1173,8 +1175,8 @@ mod column_tests {
     #[test]
     fn model_options_name_their_contender() {
         assert_eq!(
-            parse_model_option("celltarnet:prior.enabled=false").unwrap(),
-            ("celltarnet".into(), "prior.enabled=false".into())
+            parse_model_option("a-method:prior.enabled=false").unwrap(),
+            ("a-method".into(), "prior.enabled=false".into())
         );
         assert_eq!(
             parse_model_option("scdfm:tiny-no-mmd:training.steps=20").unwrap(),

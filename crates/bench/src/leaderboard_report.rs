@@ -9,7 +9,7 @@ use crate::leaderboard::{
     goodness, metric_direction, Better, Entry, Outcome, Protocol, RANK_METRIC,
 };
 use crate::plots::{table_heatmap_png, HeatmapCell};
-use crate::summary::fmt;
+use cellshift_metrics::summary::fmt;
 
 /// One suite's part of the leaderboard.
 #[derive(Clone, Debug, serde::Serialize)]

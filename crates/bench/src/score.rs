@@ -12,7 +12,7 @@ use cellshift_metrics::{evaluate, EvalCase, EvalOptions, EvalReport, MetricGroup
 use ndarray::Array2;
 use rayon::prelude::*;
 
-use crate::summary::{summarise, MetricSummary};
+use cellshift_metrics::summary::{summarise, MetricSummary};
 
 /// Salt of the seed of the independent resample of a query's cells handed to predictors.
 const INDEPENDENT_RESAMPLE_SALT: u64 = 0x9e37_79b9_7f4a_7c15;

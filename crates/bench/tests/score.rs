@@ -2,10 +2,10 @@
 //! every effect-sensitive metric, and results must be reproducible from the seeds.
 
 use cellshift_baselines::baseline_by_name;
-use cellshift_bench::summary::find;
 use cellshift_bench::{score_predictor, ScoreConfig};
 use cellshift_data::split::{SplitConfig, SplitMode};
 use cellshift_data::{CellAnnotations, PerturbationData};
+use cellshift_metrics::summary::find;
 use cellshift_metrics::MetricGroups;
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use cellshift_bench::sources::task_from_single_context;
 use cellshift_models::flow::OdeSolver;
+use cellshift_models::sources::task_from_single_context;
 use cellshift_models::{MapPfn, SamplerConfig};
 use cellshift_prior::{LinearScmConfig, LinearScmPrior};
 use ndarray::Axis;

@@ -83,6 +83,8 @@ fn c3tl_trains_predicts_profiles_and_benches_on_the_glioblastoma_lines() {
     );
     let (out, _) = run_ok(with(&[
         "bench",
+        "sweep",
+        "--method",
         "c3tl",
         "--data",
         &data,
@@ -90,10 +92,10 @@ fn c3tl_trains_predicts_profiles_and_benches_on_the_glioblastoma_lines() {
         "A172,T98G,U87MG",
         "--preset",
         "tiny",
-        "--max-epochs",
-        "20",
-        "--methods",
-        "c3tl,closest_context",
+        "--model-option",
+        "max_epochs=20",
+        "--baselines",
+        "closest_context",
     ]));
     assert!(
         out.contains("| c3tl |") && out.contains("not applicable"),

@@ -12,6 +12,8 @@ fn bench_celltarnet_scores_held_out_doubles_with_a_log_likelihood() {
     let json = dir.path().join("ctn.json");
     let (code, stdout, stderr) = cellshift(&[
         "bench",
+        "sweep",
+        "--method",
         "celltarnet",
         "--suites",
         "combinatorial",
@@ -58,7 +60,9 @@ fn bench_celltarnet_speed_gives_the_same_cells_cached_and_uncached() {
     let json = dir.path().join("speed.json");
     let (code, _, stderr) = cellshift(&[
         "bench",
-        "celltarnet-speed",
+        "speed",
+        "--method",
+        "celltarnet",
         "--genes",
         "24",
         "--cells",
@@ -73,10 +77,28 @@ fn bench_celltarnet_speed_gives_the_same_cells_cached_and_uncached() {
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["times"].as_array().unwrap().len(), 2);
     assert!(v["max_abs_difference"].as_f64().unwrap() < 1e-4, "{v}");
-    let (code, _, stderr) = cellshift(&["bench", "celltarnet-speed", "--modes", "warp"]);
+    let (code, _, stderr) = cellshift(&[
+        "bench",
+        "speed",
+        "--method",
+        "celltarnet",
+        "--option",
+        "modes=warp",
+    ]);
     assert_ne!(code, 0);
     assert!(stderr.contains("cached or uncached"), "{stderr}");
-    let (code, _, stderr) = cellshift(&["bench", "celltarnet", "--preset", "huge", "--steps", "1"]);
+    let (code, _, stderr) = cellshift(&[
+        "bench",
+        "sweep",
+        "--method",
+        "celltarnet",
+        "--suites",
+        "combinatorial",
+        "--preset",
+        "huge",
+        "--steps",
+        "1",
+    ]);
     assert_ne!(code, 0);
     assert!(stderr.contains("tiny, small, paper"), "{stderr}");
 }

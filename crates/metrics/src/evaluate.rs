@@ -53,6 +53,9 @@ pub struct MetricGroups {
 }
 
 impl MetricGroups {
+    /// Name of MapPFN's metric group in [`MetricGroups::parse`] lists.
+    pub const MAPPFN_NAME: &'static str = "mappfn";
+
     /// Every group.
     pub fn all() -> Self {
         MetricGroups {
@@ -87,7 +90,7 @@ impl MetricGroups {
             .filter(|p| !p.is_empty())
         {
             match part.as_str() {
-                "mappfn" => g.mappfn = true,
+                Self::MAPPFN_NAME => g.mappfn = true,
                 "celleval" | "cell-eval" | "cell_eval" => g.celleval = true,
                 "de" => g.de = true,
                 "perturbench" => g.perturbench = true,

@@ -27,6 +27,7 @@ pub mod perturbench;
 pub mod report;
 pub mod sinkhorn;
 pub mod stats;
+pub mod summary;
 pub mod systema;
 
 pub use case::EvalCase;

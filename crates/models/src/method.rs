@@ -7,8 +7,11 @@ use std::path::Path;
 
 use cellshift_data::{DeviceSpec, PerturbationData, Predictor};
 
-use crate::error::{ModelError, Result};
+pub use crate::model_options::apply_model_options;
+
+use crate::error::Result;
 use crate::flow::SamplerConfig;
+use crate::hooks::MethodHooks;
 use crate::train::{Budget, Preprocessing, Progress, RunSummary, TaskSource, TrainConfig};
 
 /// A method's trained (or trainable) model behind the common interface.
@@ -65,6 +68,8 @@ pub struct MethodEntry {
     /// Pre-trains a model of a named size on tasks from a synthetic prior (`None`: the method is trained
     /// on a data set instead, see `cellshift train`).
     pub pretrain: Option<PretrainFn>,
+    /// Optional commands of the method: reference importer, speed benchmark, sweeps, splits.
+    pub hooks: MethodHooks,
 }
 
 impl MethodEntry {
@@ -98,44 +103,6 @@ pub struct PretrainRequest<'a> {
     /// `KEY=VALUE` settings of the method's model configuration (`--model-option`), applied with
     /// [`apply_model_options`].
     pub model_options: &'a [String],
-}
-
-/// Applies `KEY=VALUE` settings to a method's configuration through its JSON form: `VALUE` is read as
-/// JSON (`true`, `0.1`, `[1,2]`) and else as a string; `a.b=…` sets field `b` of section `a`. Unknown keys (the configuration must deny unknown
-/// fields) and values of the wrong type are errors that name the option.
-pub fn apply_model_options<T>(config: &T, options: &[String]) -> Result<T>
-where
-    T: serde::Serialize + serde::de::DeserializeOwned,
-{
-    let mut json = serde_json::to_value(config)
-        .map_err(|e| ModelError::Config(format!("model options: {e}")))?;
-    for option in options {
-        let (key, value) = option.split_once('=').ok_or_else(|| {
-            ModelError::Config(format!(
-                "model option `{option}` is not KEY=VALUE; e.g. --model-option standardize_tasks=true"
-            ))
-        })?;
-        let value = serde_json::from_str(value)
-            .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
-        let mut path: Vec<&str> = key.trim().split('.').collect();
-        let last = path.pop().unwrap_or_default();
-        let mut node = &mut json;
-        for part in &path {
-            node = node
-                .get_mut(*part)
-                .filter(|n| n.is_object())
-                .ok_or_else(|| {
-                    ModelError::Config(format!(
-                        "model option `{option}`: the configuration has no section `{part}`"
-                    ))
-                })?;
-        }
-        node.as_object_mut()
-            .ok_or_else(|| ModelError::Config("the configuration is not a JSON object".into()))?
-            .insert(last.to_string(), value);
-    }
-    serde_json::from_value(json)
-        .map_err(|e| ModelError::Config(format!("model options {}: {e}", options.join(" "))))
 }
 
 /// The torch device of a device specification.

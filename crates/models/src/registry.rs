@@ -9,6 +9,7 @@ use crate::error::{ModelError, Result};
 use crate::train::checkpoint;
 use crate::train::Preprocessing;
 
+pub use crate::hooks::{MethodHooks, SplitParams, Splits};
 pub use crate::method::{
     apply_model_options, torch_device, CreateRequest, InferenceOptions, MethodEntry, MethodModel,
     PretrainFn, PretrainRequest,
@@ -47,6 +48,9 @@ pub fn method(name: &str) -> Result<&'static MethodEntry> {
             ))
         })
 }
+
+/// The method `cellshift pretrain` trains when none is named (the first one pre-trained on priors).
+pub const DEFAULT_PRETRAINED: &str = crate::mappfn::METHOD.name;
 
 /// The method names.
 pub fn names() -> Vec<&'static str> {
@@ -92,6 +96,58 @@ pub fn create(name: &str, request: &CreateRequest<'_>) -> Result<MethodModel> {
         )));
     }
     create(request)
+}
+
+/// The entry of method `name` and its hook `get` (`what` names the hook in errors, which list the methods
+/// that have it).
+pub fn hook<T>(
+    name: &str,
+    what: &str,
+    get: fn(&MethodHooks) -> Option<T>,
+) -> Result<(&'static MethodEntry, T)> {
+    let entry = method(name)?;
+    get(&entry.hooks).map(|h| (entry, h)).ok_or_else(|| {
+        let with: Vec<&str> = METHODS
+            .iter()
+            .filter(|m| get(&m.hooks).is_some())
+            .map(|m| m.name)
+            .collect();
+        ModelError::Config(format!(
+            "method {} has no {what} (methods with one: {})",
+            entry.name,
+            with.join(", ")
+        ))
+    })
+}
+
+/// The named splits of every method, the method `preferred` first.
+pub fn named_splits(preferred: Option<&str>) -> Vec<Splits> {
+    let first = METHODS.iter().filter(|m| Some(m.name) == preferred);
+    let rest = METHODS.iter().filter(|m| Some(m.name) != preferred);
+    first.chain(rest).filter_map(|m| m.hooks.splits).collect()
+}
+
+#[cfg(test)]
+mod hook_tests {
+    use super::*;
+
+    #[test]
+    fn hook_lookups_name_the_methods_that_have_the_hook() {
+        let (entry, _) = hook("scdfm", "reference importer", |h| h.import).unwrap();
+        assert_eq!(entry.name, "scdfm");
+        let err = hook("mappfn", "reference importer", |h| h.import)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("method mappfn has no reference importer (methods with one: scdfm)"),
+            "{err}"
+        );
+        assert!(hook("nosuch", "speed benchmark", |h| h.speed).is_err());
+        let splits = named_splits(None);
+        assert!(splits.iter().any(|s| s.names.contains(&"additive")));
+        assert_eq!(DEFAULT_PRETRAINED, "mappfn");
+    }
 }
 
 #[cfg(test)]

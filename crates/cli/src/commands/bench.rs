@@ -9,100 +9,22 @@ use std::time::Instant;
 use anyhow::Context;
 use cellshift_baselines::{baseline_by_name, BASELINE_NAMES};
 use cellshift_bench::plots::{curves_png, Curve};
-use cellshift_bench::prepare::prepare_for_model;
 use cellshift_bench::score::all_holdout_split;
 use cellshift_bench::score::score_on_split;
-use cellshift_bench::summary::find;
 use cellshift_bench::{markdown_table, ScoreConfig, ScoreResult};
 use cellshift_data::atomic::write_bytes_atomically;
 use cellshift_data::{
     FitContext, OutputKind, PerturbationData, Predictor, Split, SplitConfig, SplitRole,
 };
+use cellshift_metrics::summary::find;
 use cellshift_metrics::MetricGroups;
-use cellshift_models::scdfm::split::{split_conditions, SplitKind, SplitOptions};
+use cellshift_models::prepare::prepare_for_model;
 use cellshift_models::SamplerConfig;
 
 use super::model::{check_k, load_model, model_dir, SamplerArgs};
+use super::split::{check_name, split, SplitArgs, HOLDOUT, STANDARD};
 use super::training::set_threads;
 use super::DataArgs;
-
-/// How test conditions are chosen.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum SplitChoice {
-    /// The reference split (seed `--split-seed`): one hold-out context, in-distribution conditions elsewhere.
-    Standard,
-    /// Every context is a hold-out context (files of entirely new contexts, e.g. another generator's networks):
-    /// half of each context's perturbations are context experiments, the other half are queried.
-    Holdout,
-    /// scDFM's `additive` split of a combinatorial screen (any method may use it): 30 % of the doubles
-    /// held out (shuffled with the split seed), every single trained on.
-    Additive,
-    /// scDFM's `unseen` split: `--unseen-genes` random single genes held out with every double that
-    /// contains one of them.
-    Unseen,
-    /// scDFM's `combinations` split: `--held-out-doubles` random doubles held out with the singles of
-    /// their genes.
-    Combinations,
-}
-
-/// Settings of scDFM's splits (`--split additive|unseen|combinations`).
-#[derive(clap::Args, Clone, Debug)]
-pub struct ScdfmSplitArgs {
-    /// With `--split unseen`: single genes held out (their 12).
-    #[arg(long, default_value_t = 12)]
-    pub unseen_genes: usize,
-    /// With `--split combinations`: doubles held out (their 15).
-    #[arg(long, default_value_t = 15)]
-    pub held_out_doubles: usize,
-    /// Reproduce the authors' always-true `split_method == 'additive' or 'combinations'` test: every
-    /// scDFM split (`unseen`, `combinations`) becomes `additive`, as in all their runs.
-    #[arg(long)]
-    pub scdfm_or_bug: bool,
-}
-
-impl SplitChoice {
-    /// The option's value as written on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            SplitChoice::Standard => "standard",
-            SplitChoice::Holdout => "holdout",
-            SplitChoice::Additive => "additive",
-            SplitChoice::Unseen => "unseen",
-            SplitChoice::Combinations => "combinations",
-        }
-    }
-
-    /// The split of `data` this choice and `seed` describe.
-    pub fn split(
-        self,
-        data: &PerturbationData,
-        seed: u64,
-        scdfm: &ScdfmSplitArgs,
-    ) -> anyhow::Result<Split> {
-        let kind = match self {
-            SplitChoice::Standard => {
-                let config = SplitConfig {
-                    seed,
-                    ..SplitConfig::default()
-                };
-                return Ok(Split::new(data, &config)?);
-            }
-            SplitChoice::Holdout => return Ok(Split::new(data, &all_holdout_split(seed))?),
-            SplitChoice::Additive => SplitKind::Additive,
-            SplitChoice::Unseen => SplitKind::Unseen,
-            SplitChoice::Combinations => SplitKind::Combinations,
-        };
-        let options = SplitOptions {
-            n_unseen: scdfm.unseen_genes,
-            n_combinations: scdfm.held_out_doubles,
-            reproduce_or_bug: scdfm.scdfm_or_bug,
-            ..SplitOptions::new(kind, seed)
-        };
-        let split = split_conditions(data, options)
-            .with_context(|| format!("the `{}` split (scDFM's)", self.name()))?;
-        Ok(split.to_split(data, seed))
-    }
-}
 
 /// The conditions of `split` with `role`, as `perturbation` (one context) or `context/perturbation`.
 pub fn condition_names(data: &PerturbationData, split: &Split, role: SplitRole) -> Vec<String> {
@@ -124,23 +46,18 @@ pub fn condition_names(data: &PerturbationData, split: &Split, role: SplitRole) 
 /// Benchmarks other than scoring.
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
-    /// Sampling speed and accuracy of the ODE solvers against the reference sampler on held-out tasks.
+    /// A method's speed benchmark (`--method M`): MapPFN's ODE solvers against the reference sampler on
+    /// held-out tasks, C3TL's seconds per training epoch, CellTarNet's cached against uncached sampling.
     Speed(super::speed::Args),
     /// DEG recovery on more genes than the model has, by test-time augmentation over gene subsets.
     Tta(super::tta::Args),
     /// Every method and baseline on the benchmark suites (synthetic with known truth, and real screens):
     /// one leaderboard (markdown, JSON, a PNG per suite).
     Suite(super::leaderboard::Args),
-    /// C3TL benchmark: leave one context out (8 % adaptation, 2 % validation, 90 % test of its
-    /// perturbations), against baselines, on pseudo-bulk deltas; optionally the data-efficiency sweep.
-    C3tl(super::c3tl::Args),
-    /// Seconds per C3TL training epoch on a synthetic Replogle-sized table (4 × 1,677 × 2,000).
-    C3tlSpeed(super::c3tl::SpeedArgs),
-    /// CellTarNet on held-out doubles (synthetic combinatorial, Norman) against baselines, with its
-    /// held-out log-likelihood; `--no-prior` ablation.
-    Celltarnet(super::celltarnet::Args),
-    /// CellTarNet sampling time, KV-cached against uncached decoding (1,000 genes × 128 cells by default).
-    CelltarnetSpeed(super::celltarnet::SpeedArgs),
+    /// A method's own benchmark and sweeps (`--method M`): C3TL leaves one context out against baselines
+    /// on pseudo-bulk deltas (optionally the data-efficiency sweep); CellTarNet on held-out doubles with
+    /// its held-out log-likelihood (optionally a guidance sweep).
+    Sweep(super::sweep::Args),
 }
 
 /// Arguments of `cellshift bench`.
@@ -163,14 +80,15 @@ pub struct Args {
     /// Write the metric JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Test-condition choice.
-    #[arg(long, value_enum, default_value = "standard")]
-    pub split: SplitChoice,
+    /// Test-condition choice: standard, holdout, or a method's named split (additive, unseen,
+    /// combinations: scDFM's, any model may be scored on them).
+    #[arg(long, default_value = STANDARD)]
+    pub split: String,
     /// Seed of the split.
     #[arg(long, default_value_t = 42)]
     pub split_seed: u64,
     #[command(flatten)]
-    pub scdfm_split: ScdfmSplitArgs,
+    pub split_params: SplitArgs,
     /// Context experiments per task.
     #[arg(long, default_value_t = 8)]
     pub k: usize,
@@ -215,10 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(BenchCommand::Speed(speed)) => return super::speed::run(speed),
         Some(BenchCommand::Tta(tta)) => return super::tta::run(tta),
         Some(BenchCommand::Suite(suite)) => return super::leaderboard::run(suite),
-        Some(BenchCommand::C3tl(c3tl)) => return super::c3tl::run(c3tl),
-        Some(BenchCommand::C3tlSpeed(speed)) => return super::c3tl::run_speed(speed),
-        Some(BenchCommand::Celltarnet(a)) => return super::celltarnet::run(a),
-        Some(BenchCommand::CelltarnetSpeed(a)) => return super::celltarnet::run_speed(a),
+        Some(BenchCommand::Sweep(sweep)) => return super::sweep::run(sweep),
         None => {}
     }
     check_outputs(
@@ -226,6 +141,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &given_files(&[&args.json, &args.plot]),
     )?;
     set_threads(args.threads);
+    check_name(&args.split)?;
     let groups = MetricGroups::parse(&args.metrics)?;
     let data_path = args
         .data
@@ -237,8 +153,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         n_cells: args.cells,
         seeds: (0..args.seeds.max(1)).collect(),
         groups,
-        split: match args.split {
-            SplitChoice::Holdout => all_holdout_split(args.split_seed),
+        split: match args.split.as_str() {
+            HOLDOUT => all_holdout_split(args.split_seed),
             _ => SplitConfig {
                 seed: args.split_seed,
                 ..SplitConfig::default()
@@ -256,10 +172,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let loaded = load_model(&dir, &args.sampler)?;
             if loaded.model.capabilities().output == OutputKind::PseudoBulk {
                 anyhow::bail!(
-                    "{} predicts pseudo-bulk profiles, so this protocol's cell-level metrics (W2, MMD, \
+                    "{m} predicts pseudo-bulk profiles, so this protocol's cell-level metrics (W2, MMD, \
                      discrimination, DE) do not apply and would be computed on made-up cells; score it \
-                     with `cellshift bench c3tl --data FILE.h5ad` (pseudo-bulk Pearson and MSE)",
-                    loaded.method
+                     with its own benchmark (bench {m}: `cellshift bench sweep --method {m} --data \
+                     FILE.h5ad`, pseudo-bulk Pearson and MSE)",
+                    m = loaded.method
                 );
             }
             for k in args.k_curve.iter().copied().chain([args.k]) {
@@ -278,9 +195,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             (raw, baseline, None)
         }
     };
-    let split = args
-        .split
-        .split(&data, args.split_seed, &args.scdfm_split)?;
+    let split = split(
+        &args.split,
+        &data,
+        args.split_seed,
+        &args.split_params,
+        Some(predictor.name()),
+    )?;
     if !args.k_curve.is_empty() {
         return k_curve(
             &args,
@@ -417,7 +338,7 @@ fn result_json(
             "k": config.k,
             "cells": config.n_cells,
             "seeds": config.seeds,
-            "split": args.split.name(),
+            "split": args.split,
             "split_seed": args.split_seed,
             "test_conditions": condition_names(data, split, SplitRole::Test),
             "sampler": sampler.map(|s| format!("{s:?}")),

@@ -11,15 +11,15 @@ use std::time::Instant;
 
 use anyhow::Context;
 use cellshift_baselines::baseline_by_name;
-use cellshift_bench::inference::resolve_context;
 use cellshift_bench::plots::{histograms_png, scatter_png};
-use cellshift_bench::prepare::prepare_for_model;
 use cellshift_bench::{markdown_table, score_predictor_observed, ScoreConfig, ScoreResult};
 use cellshift_data::atomic::write_bytes_atomically;
 use cellshift_data::h5ad::{self, PerturbationColumns, ReadOptions, WriteOptions};
+use cellshift_data::inference::resolve_context;
 use cellshift_data::preprocess::{preprocess, LogBase, NormalizeTarget, PreprocessOptions};
 use cellshift_data::{PerturbationData, Predictor};
 use cellshift_metrics::MetricGroups;
+use cellshift_models::prepare::prepare_for_model;
 use cellshift_models::SamplerConfig;
 use cellshift_prior::{SergioPrior, SergioPriorConfig};
 use ndarray::Axis;
@@ -157,7 +157,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let table = markdown_table(&rows, &TABLE_METRICS);
     println!("\n{table}");
 
-    let shown = if results.first().map(|r| r.method.as_str()) == Some("mappfn") {
+    let shown = if results.first().map(|r| r.method.as_str())
+        == Some(cellshift_models::registry::DEFAULT_PRETRAINED)
+    {
         0
     } else {
         let best = pick_best_non_oracle(&results);
@@ -344,7 +346,7 @@ fn pick_best_non_oracle(results: &[ScoreResult]) -> &str {
         .iter()
         .filter(|r| r.method != "oracle")
         .filter_map(|r| {
-            cellshift_bench::summary::find(&r.summary, "mean_rmse")
+            cellshift_metrics::summary::find(&r.summary, "mean_rmse")
                 .map(|m| (r.method.as_str(), m.mean))
         })
         .filter(|(_, v)| v.is_finite())

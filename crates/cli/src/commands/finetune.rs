@@ -6,10 +6,10 @@ use crate::outputs::{check_outputs, Output};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use cellshift_bench::prepare::prepare_for_model;
+use cellshift_models::prepare::prepare_for_model;
 
-use super::bench::{ScdfmSplitArgs, SplitChoice};
 use super::model::{check_k, load_model, SamplerArgs};
+use super::split::{check_name, split, SplitArgs, STANDARD};
 use super::training::{fit_into_run, set_threads, TrainingArgs};
 use super::DataArgs;
 
@@ -35,10 +35,10 @@ pub struct Args {
     #[arg(long, default_value_t = 42)]
     pub split_seed: u64,
     /// Which conditions are held out (the same choice as `bench --split`).
-    #[arg(long, value_enum, default_value = "standard")]
-    pub split: SplitChoice,
+    #[arg(long, default_value = STANDARD)]
+    pub split: String,
     #[command(flatten)]
-    pub scdfm_split: ScdfmSplitArgs,
+    pub split_params: SplitArgs,
     #[command(flatten)]
     pub training: TrainingArgs,
     #[command(flatten)]
@@ -49,6 +49,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     check_outputs(&[&args.model, &args.data], &[Output::Folder(&args.out)])?;
     set_threads(args.training.threads);
+    check_name(&args.split)?;
     let mut loaded = load_model(&args.model, &SamplerArgs::default_sampler())?;
     check_k(&loaded, args.k)?;
     let raw = args.columns.read(&args.data)?;
@@ -57,10 +58,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for note in &report.notes {
         eprintln!("note: {note}");
     }
-    let train = args
-        .split
-        .split(&data, args.split_seed, &args.scdfm_split)?
-        .train_conditions();
+    let train = split(
+        &args.split,
+        &data,
+        args.split_seed,
+        &args.split_params,
+        Some(loaded.method),
+    )?
+    .train_conditions();
     let overrides = args.training.overrides(Some(args.k), Some(args.cells));
     eprintln!(
         "fine-tuning {} ({}) on {} ({} train conditions); run directory {}",

@@ -142,7 +142,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, d)| d.clone())
-            .or_else(|| (name == "mappfn" && bundled.exists()).then(|| bundled.clone()))
+            .or_else(|| {
+                (name == cellshift_models::registry::DEFAULT_PRETRAINED && bundled.exists())
+                    .then(|| bundled.clone())
+            })
     };
     let contenders = parse_contenders(&args.methods, &checkpoint_of)?;
     for option in &args.model_option {

@@ -1,14 +1,14 @@
 //! One module per subcommand, plus the arguments they share.
 
 pub mod bench;
-pub mod c3tl;
-pub mod celltarnet;
 pub mod demo;
 pub mod evaluate;
 pub mod export;
 pub mod finetune;
+pub mod hook_report;
 pub mod import;
 pub mod inspect;
+pub mod kit;
 pub mod leaderboard;
 pub mod model;
 pub mod predict;
@@ -16,6 +16,8 @@ pub mod preprocess;
 pub mod pretrain;
 pub mod simulate;
 pub mod speed;
+pub mod split;
+pub mod sweep;
 pub mod train;
 pub mod training;
 pub mod tta;

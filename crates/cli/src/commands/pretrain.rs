@@ -5,9 +5,9 @@ use crate::outputs::{check_outputs, Output};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use cellshift_bench::sources::{LinearScmTasks, SergioTasks};
 use cellshift_data::DeviceSpec;
 use cellshift_models::registry::PretrainRequest;
+use cellshift_models::sources::{LinearScmTasks, SergioTasks};
 use cellshift_models::train::NormalizeTarget;
 use cellshift_models::{Preprocessing, TaskSource, TrainConfig};
 use cellshift_prior::{LinearScmConfig, SergioPriorConfig};
@@ -19,7 +19,7 @@ use super::training::{report_progress, set_threads, TrainingArgs};
 #[derive(clap::Args)]
 pub struct Args {
     /// Method to pre-train (one that pre-trains on synthetic priors).
-    #[arg(long, default_value = "mappfn")]
+    #[arg(long, default_value = cellshift_models::registry::DEFAULT_PRETRAINED)]
     pub method: String,
     /// Prior the tasks are drawn from.
     #[arg(long, value_enum, default_value = "linear")]

@@ -7,13 +7,14 @@ use crate::outputs::{check_outputs, Output};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use cellshift_bench::prepare::data_preprocessing;
+use cellshift_models::prepare::data_preprocessing;
 use cellshift_models::registry::{self, CreateRequest, InferenceOptions};
 
 use cellshift_data::atomic::write_bytes_atomically;
 use cellshift_data::{PerturbationData, Split, SplitRole};
 
-use super::bench::{condition_names, ScdfmSplitArgs, SplitChoice};
+use super::bench::condition_names;
+use super::split::{check_name, split, SplitArgs, STANDARD};
 use super::training::{fit_into_run, set_threads, TrainingArgs};
 use super::DataArgs;
 
@@ -45,10 +46,10 @@ pub struct Args {
     pub model_option: Vec<String>,
     /// Which conditions are held out (the same choice as `bench --split`; the held-out conditions are
     /// written to `split.json` in the run directory).
-    #[arg(long, value_enum, default_value = "standard")]
-    pub split: SplitChoice,
+    #[arg(long, default_value = STANDARD)]
+    pub split: String,
     #[command(flatten)]
-    pub scdfm_split: ScdfmSplitArgs,
+    pub split_params: SplitArgs,
     #[command(flatten)]
     pub training: TrainingArgs,
     #[command(flatten)]
@@ -59,10 +60,15 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     check_outputs(&[&args.data], &[Output::Folder(&args.out)])?;
     set_threads(args.training.threads);
+    check_name(&args.split)?;
     let data = args.columns.read(&args.data)?;
-    let split = args
-        .split
-        .split(&data, args.split_seed, &args.scdfm_split)?;
+    let split = split(
+        &args.split,
+        &data,
+        args.split_seed,
+        &args.split_params,
+        Some(args.method.as_str()),
+    )?;
     let train = split.train_conditions();
     record_split(&args, &data, &split)?;
     let mut model = registry::create(
@@ -103,7 +109,7 @@ pub const SPLIT_FILE: &str = "split.json";
 /// an error when the run was started with another split (resuming must not change the training data).
 fn record_split(args: &Args, data: &PerturbationData, split: &Split) -> anyhow::Result<()> {
     let json = serde_json::json!({
-        "split": args.split.name(),
+        "split": args.split,
         "split_seed": args.split_seed,
         "train_conditions": condition_names(data, split, SplitRole::Train),
         "test_conditions": condition_names(data, split, SplitRole::Test),

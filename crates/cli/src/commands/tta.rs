@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use cellshift_bench::prepare::prepare_for_model;
 use cellshift_bench::tta::{tta_benchmark, TtaConfig, TtaSeedResult};
 use cellshift_data::atomic::write_bytes_atomically;
 use cellshift_data::SplitConfig;
+use cellshift_models::prepare::prepare_for_model;
 
 use super::model::{load_model, SamplerArgs};
 use super::training::set_threads;

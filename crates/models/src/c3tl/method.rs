@@ -48,6 +48,7 @@ pub static METHOD: MethodEntry = MethodEntry {
     load,
     create: Some(create),
     pretrain: None,
+    hooks: super::HOOKS,
 };
 
 /// The time of one training epoch.

@@ -8,15 +8,19 @@
 //! Layout: [`config`] (presets), [`table`] (pseudo-bulk deltas), [`aggregate`] (scatter means),
 //! [`model`] (network and forward), [`method`] (fit, predict, checkpoints, registry entry), [`split`]
 //! (the paper's leave-one-context-out split and the data-efficiency sweep's splits), [`synthetic`]
-//! (additive-latent tables for tests and the speed benchmark).
+//! (additive-latent tables for tests and the speed benchmark), [`transfer`] (the leave-one-context-out
+//! benchmark and the data-efficiency sweep) with its hooks [`sweep`] and [`speed`].
 
 pub mod aggregate;
 pub mod config;
 pub mod method;
 pub mod model;
+pub mod speed;
 pub mod split;
+pub mod sweep;
 pub mod synthetic;
 pub mod table;
+pub mod transfer;
 
 #[cfg(test)]
 mod tests;
@@ -25,3 +29,10 @@ pub use config::C3tlConfig;
 pub use method::{load_c3tl, C3tl, EpochTime, FitHistory, METHOD};
 pub use split::{ContextTransferSplit, TransferFractions};
 pub use table::{DeltaTable, Entry, Vocabulary};
+
+/// C3TL's optional commands: the leave-one-context-out benchmark and sweeps, and the epoch-time benchmark.
+pub const HOOKS: crate::hooks::MethodHooks = crate::hooks::MethodHooks {
+    speed: Some(speed::speed),
+    sweep: Some(sweep::sweep_hook),
+    ..crate::hooks::MethodHooks::NONE
+};

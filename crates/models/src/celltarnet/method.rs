@@ -43,6 +43,7 @@ pub static METHOD: MethodEntry = MethodEntry {
     load,
     create: Some(create),
     pretrain: None,
+    hooks: super::HOOKS,
 };
 
 /// Cells sampled per chunk at prediction.

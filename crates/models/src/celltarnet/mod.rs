@@ -7,7 +7,8 @@
 //!
 //! Layout: [`config`] (presets and every open choice), [`prior`] (L+S adjacency), [`flow`] (the flow and
 //! its attention blocks), [`context`] (the context encoder), [`model`] (network, losses, sampling),
-//! [`method`] (fit, predict, log-likelihood, checkpoints, registry entry).
+//! [`method`] (fit, predict, log-likelihood, checkpoints, registry entry), and the hooks [`sweep`]
+//! (benchmark on held-out doubles, guidance sweep) and [`speed`] (cached against uncached sampling).
 
 pub mod config;
 pub mod context;
@@ -15,6 +16,8 @@ pub mod flow;
 pub mod method;
 pub mod model;
 pub mod prior;
+pub mod speed;
+pub mod sweep;
 
 #[cfg(test)]
 mod tests;
@@ -22,3 +25,11 @@ mod tests;
 pub use config::{CellTarNetConfig, PriorConfig};
 pub use flow::Decoding;
 pub use method::{load_celltarnet, sampling_speed, CellTarNet, FitSummary, SamplingTime, METHOD};
+
+/// CellTarNet's optional commands: the held-out-doubles benchmark with its guidance sweep, and the
+/// sampling-speed benchmark.
+pub const HOOKS: crate::hooks::MethodHooks = crate::hooks::MethodHooks {
+    speed: Some(speed::speed),
+    sweep: Some(sweep::sweep_hook),
+    ..crate::hooks::MethodHooks::NONE
+};

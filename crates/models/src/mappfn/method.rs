@@ -22,6 +22,7 @@ pub static METHOD: MethodEntry = MethodEntry {
     load,
     create: None,
     pretrain: Some(pretrain),
+    hooks: super::HOOKS,
 };
 
 /// Pre-training from scratch (spec §3): a `request.preset` network of `request.genes` genes, whose context

@@ -7,6 +7,7 @@ pub mod method;
 pub mod model;
 pub mod predictor;
 pub mod skip;
+pub mod speed;
 pub mod standardize;
 pub mod training;
 
@@ -15,3 +16,9 @@ pub use method::METHOD;
 pub use model::{forward_flops, ConditionedNet, EncodedCondition, MapPfnNet, TaskLayout};
 pub use predictor::{MapPfn, Sample, WeightSet};
 pub use training::{finetune, finetune_on, pretrain, pretrain_on};
+
+/// MapPFN's optional commands: the solver speed benchmark.
+pub const HOOKS: crate::hooks::MethodHooks = crate::hooks::MethodHooks {
+    speed: Some(speed::speed),
+    ..crate::hooks::MethodHooks::NONE
+};

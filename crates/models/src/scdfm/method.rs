@@ -53,6 +53,7 @@ pub static METHOD: MethodEntry = MethodEntry {
     load,
     create: Some(create),
     pretrain: None,
+    hooks: super::HOOKS,
 };
 
 /// How scDFM is trained and sampled (the defaults of each preset; run.sh's values in the `paper` preset).

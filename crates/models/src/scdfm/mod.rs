@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod graph;
+pub mod import;
 pub mod loss;
 pub mod method;
 pub mod model;
@@ -22,3 +23,10 @@ mod tests;
 pub use config::{AttentionKind, MaskRows, PerturbationMode, ScdfmConfig};
 pub use method::{load_scdfm, Scdfm, ScdfmSetup, ScdfmTraining, METHOD};
 pub use model::ScdfmNet;
+
+/// scDFM's optional commands: the reference importer and the paper's splits.
+pub const HOOKS: crate::hooks::MethodHooks = crate::hooks::MethodHooks {
+    import: Some(import::import),
+    splits: Some(split::SPLITS),
+    ..crate::hooks::MethodHooks::NONE
+};

@@ -179,3 +179,35 @@ pub fn split_conditions(data: &PerturbationData, options: SplitOptions) -> Resul
         .collect();
     Ok(ConditionSplit { train, test })
 }
+
+/// The splits hook of scDFM's registry entry: `additive`, `unseen`, `combinations` by name.
+pub const SPLITS: crate::hooks::Splits = crate::hooks::Splits {
+    names: &["additive", "unseen", "combinations"],
+    split: named_split,
+};
+
+/// The split `name` of `data` with `seed` and the settings of `params`.
+fn named_split(
+    data: &PerturbationData,
+    name: &str,
+    seed: u64,
+    params: &crate::hooks::SplitParams,
+) -> anyhow::Result<Split> {
+    let kind = match name {
+        "additive" => SplitKind::Additive,
+        "unseen" => SplitKind::Unseen,
+        "combinations" => SplitKind::Combinations,
+        other => {
+            anyhow::bail!("scDFM has no split `{other}`; use additive, unseen or combinations")
+        }
+    };
+    let options = SplitOptions {
+        n_unseen: params.unseen_genes,
+        n_combinations: params.held_out_doubles,
+        reproduce_or_bug: params.reproduce_or_bug,
+        ..SplitOptions::new(kind, seed)
+    };
+    let split = split_conditions(data, options)
+        .map_err(|e| anyhow::anyhow!(e).context(format!("the `{name}` split (scDFM's)")))?;
+    Ok(split.to_split(data, seed))
+}

@@ -34,6 +34,7 @@ pub static METHOD: MethodEntry = MethodEntry {
     load,
     create: Some(create),
     pretrain: None,
+    hooks: crate::hooks::MethodHooks::NONE,
 };
 
 /// The toy model.

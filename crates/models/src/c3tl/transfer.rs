@@ -23,14 +23,15 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use super::config::MatmulPrecision;
+use super::table::{condition_delta, control_means};
+use super::{C3tl, ContextTransferSplit, FitHistory, TransferFractions};
 use cellshift_baselines::baseline_by_name;
 use cellshift_data::{DeviceSpec, FitContext, PerturbationData, Task, TaskTreatment};
-use cellshift_models::c3tl::table::{condition_delta, control_means};
-use cellshift_models::c3tl::{C3tl, ContextTransferSplit, FitHistory, TransferFractions};
 use ndarray::{Array2, Array3, Axis};
 
 /// Name of C3TL in the method lists of this module.
-pub const C3TL: &str = "c3tl";
+pub const C3TL: &str = super::method::NAME;
 
 /// The paper's metrics of one method on one fold.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -132,14 +133,14 @@ pub struct TransferConfig {
     /// Override of C3TL's early-stopping patience (epochs without a lower validation MSE).
     pub patience: Option<u64>,
     /// Beyond the paper: C3TL decodes a correction to the perturbation's mean observed delta
-    /// ([`cellshift_models::c3tl::C3tlConfig::perturbation_skip`]).
+    /// ([`super::C3tlConfig::perturbation_skip`]).
     pub perturbation_skip: bool,
     /// Beyond the paper: C3TL averages each training context latent over a random subset of this many
-    /// entries per epoch (0 = off; [`cellshift_models::c3tl::C3tlConfig::context_subsample`]).
+    /// entries per epoch (0 = off; [`super::C3tlConfig::context_subsample`]).
     pub context_subsample: usize,
     /// Element type of C3TL's matrix products
-    /// ([`cellshift_models::c3tl::C3tlConfig::matmul_precision`]).
-    pub matmul_precision: cellshift_models::c3tl::config::MatmulPrecision,
+    /// ([`super::C3tlConfig::matmul_precision`]).
+    pub matmul_precision: MatmulPrecision,
     /// Shares of the held-out context's perturbations.
     pub fractions: TransferFractions,
     /// Seed of the splits and of C3TL's initial weights.
@@ -313,7 +314,7 @@ fn c3tl_deltas(
             vocab
                 .entry_of(data, i)?
                 .ok_or_else(|| anyhow::anyhow!("test condition {i} is a control condition"))
-                .map_err(|e| cellshift_models::ModelError::Input(e.to_string()))
+                .map_err(|e| crate::ModelError::Input(e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((model.predict_entries(&entries)?, history))

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use cellshift_metrics::EvalReport;
+use crate::EvalReport;
 
 /// One metric's mean and (sample) standard deviation over seeds.
 #[derive(Clone, Debug, serde::Serialize)]
