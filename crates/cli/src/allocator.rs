@@ -5,7 +5,8 @@
 //! at the same peak memory (BENCHMARKS.md, "Real-shaped screens"). The user's `MALLOC_*` environment
 //! variables still take precedence: glibc reads them first, and nothing is set when any is present.
 
-/// Keeps blocks up to 256 MiB in the heap and trims it only when 1 GiB is free at its top (glibc on
+/// Keeps blocks up to 32 MiB in the heap (larger ones, whole matrices, are still mapped and returned
+/// when freed) and trims the heap only when 128 MiB are free at its top (glibc on
 /// Linux only; elsewhere nothing changes).
 pub fn keep_medium_blocks_in_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -21,8 +22,8 @@ pub fn keep_medium_blocks_in_heap() {
         }
         // SAFETY: mallopt only changes allocator parameters; it is called before any thread starts.
         unsafe {
-            mallopt(M_MMAP_THRESHOLD, 256 << 20);
-            mallopt(M_TRIM_THRESHOLD, 1 << 30);
+            mallopt(M_MMAP_THRESHOLD, 32 << 20);
+            mallopt(M_TRIM_THRESHOLD, 128 << 20);
         }
     }
 }

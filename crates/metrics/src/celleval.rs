@@ -12,6 +12,7 @@ use crate::de::mannwhitney::PdexResult;
 use crate::de::ttest::top_de_genes_ttest;
 use crate::stats::{pearson, spearman};
 use ndarray::{Array2, ArrayView1, ArrayView2};
+use rayon::prelude::*;
 
 /// FDR threshold of cell-eval's DE metrics.
 pub const CE_FDR: f64 = 0.05;
@@ -142,27 +143,32 @@ pub fn discrimination_scores(
     let p = real_eff.nrows();
     let mut sorted: Vec<usize> = (0..p).collect();
     sorted.sort_by(|&a, &b| names[a].cmp(&names[b]));
-    let mut with_ties = vec![0.0; p];
-    let mut tie_free = vec![0.0; p];
-    for i in 0..p {
-        let mask: Vec<usize> = (0..gene_names.len())
-            .filter(|&g| gene_names[g] != names[i])
-            .collect();
-        let pe: Vec<f64> = mask.iter().map(|&g| pred_eff[[i, g]]).collect();
-        let dists: Vec<f64> = sorted
-            .iter()
-            .map(|&q| {
-                let re: Vec<f64> = mask.iter().map(|&g| real_eff[[q, g]]).collect();
-                metric.distance(&re, &pe)
-            })
-            .collect();
-        let pos = sorted.iter().position(|&q| q == i).unwrap_or(0);
-        let dp = dists[pos];
-        let strict = dists.iter().filter(|&&d| d < dp).count();
-        let tied_before = dists[..pos].iter().filter(|&&d| d == dp).count();
-        with_ties[i] = 1.0 - (strict + tied_before) as f64 / p as f64;
-        tie_free[i] = 1.0 - strict as f64 / p as f64;
-    }
+    // Perturbations in parallel: each one's ranks depend only on the inputs.
+    let scores: Vec<(f64, f64)> = (0..p)
+        .into_par_iter()
+        .map(|i| {
+            let mask: Vec<usize> = (0..gene_names.len())
+                .filter(|&g| gene_names[g] != names[i])
+                .collect();
+            let pe: Vec<f64> = mask.iter().map(|&g| pred_eff[[i, g]]).collect();
+            let dists: Vec<f64> = sorted
+                .iter()
+                .map(|&q| {
+                    let re: Vec<f64> = mask.iter().map(|&g| real_eff[[q, g]]).collect();
+                    metric.distance(&re, &pe)
+                })
+                .collect();
+            let pos = sorted.iter().position(|&q| q == i).unwrap_or(0);
+            let dp = dists[pos];
+            let strict = dists.iter().filter(|&&d| d < dp).count();
+            let tied_before = dists[..pos].iter().filter(|&&d| d == dp).count();
+            (
+                1.0 - (strict + tied_before) as f64 / p as f64,
+                1.0 - strict as f64 / p as f64,
+            )
+        })
+        .collect();
+    let (with_ties, tie_free): (Vec<f64>, Vec<f64>) = scores.into_iter().unzip();
     (with_ties, tie_free)
 }
 

@@ -129,6 +129,8 @@ pub struct EvalOptions {
     pub w2_replica: bool,
     /// Also compute `deg_impl_check_max_abs_diff` (rank-sum vs pairwise Wilcoxon z).
     pub deg_self_check: bool,
+    /// Also compute `mmd_mappfn_f32` (MapPFN's float32 MMD code as written; `mmd` is the float64 value).
+    pub mmd_f32: bool,
     /// Gene names (for the discrimination score's target-gene exclusion); default `g0, g1, …` like the
     /// oracle.
     pub gene_names: Option<Vec<String>>,
@@ -204,6 +206,7 @@ impl Default for EvalOptions {
             w2_pot: false,
             w2_replica: false,
             deg_self_check: false,
+            mmd_f32: false,
             gene_names: None,
             systema_reference: None,
             top_de_k: 20,
@@ -222,6 +225,7 @@ impl EvalOptions {
             w2_pot: true,
             w2_replica: true,
             deg_self_check: true,
+            mmd_f32: true,
             ..Default::default()
         }
     }
@@ -367,7 +371,7 @@ type ScoresWithTieFree = (Vec<f64>, Vec<f64>);
 #[derive(Default)]
 struct PertWork {
     mmd: f64,
-    mmd_f32: f64,
+    mmd_f32: Option<f64>,
     moments: Option<crate::moments::MomentMetrics>,
     deg: Option<DegLabelsScores>,
     deg_check: f64,
@@ -663,7 +667,7 @@ fn per_perturbation_work(
             let d2 = SetDistances::new(dtr, dpr, dob);
             if groups.mappfn {
                 w.mmd = mmd_rbf_of_sq_dists(d2.tt(), d2.pp(), d2.tp(), &MAPPFN_GAMMAS);
-                w.mmd_f32 = mmd_mappfn_f32(dtr, dpr);
+                w.mmd_f32 = opts.mmd_f32.then(|| mmd_mappfn_f32(dtr, dpr));
                 w.moments = Some(moment_metrics(tr, pr));
                 if let Some(sorted) = &sorted_obs {
                     w.deg = Some(deg_labels_scores_against(ob, sorted, tr, pr));
@@ -806,7 +810,9 @@ fn perturbation_values(
     }
     if groups.mappfn {
         v.push("mmd", fl(w.mmd));
-        v.push("mmd_mappfn_f32", fl(w.mmd_f32));
+        if let Some(m) = w.mmd_f32 {
+            v.push("mmd_mappfn_f32", fl(m));
+        }
         if let Some(m) = w.moments {
             v.push("mean_rmse", fl(m.mean_rmse));
             v.push("var_rmse", fl(m.var_rmse));

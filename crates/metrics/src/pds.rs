@@ -3,6 +3,7 @@
 //! as the matching true mean, ‖μ_i − μ̂_j‖² ≤ ‖μ_j − μ̂_j‖². 0 is perfect, ≈ 0.5 random.
 
 use ndarray::Array2;
+use rayon::prelude::*;
 
 /// Per-perturbation ranks and their mean (the PDS) from true means `mt` and predicted means `mp`
 /// (both P × d). Returns `None` when P < 2 (the score is undefined).
@@ -19,6 +20,7 @@ pub fn pds_mappfn(mt: &Array2<f64>, mp: &Array2<f64>) -> Option<(f64, Vec<f64>)>
             .sum::<f64>()
     };
     let ranks: Vec<f64> = (0..p)
+        .into_par_iter()
         .map(|j| {
             let djj = dist(j, j);
             let c = (0..p).filter(|&i| i != j && dist(i, j) <= djj).count();
