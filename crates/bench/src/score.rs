@@ -288,7 +288,7 @@ fn score_context(
             })
             .collect::<Result<_, cellshift_data::DataError>>()?;
         let mut tasks = Vec::with_capacity(group.len());
-        let mut inputs = Vec::with_capacity(group.len());
+        let mut true_targets = Vec::with_capacity(group.len());
         let mut seeds = Vec::with_capacity(group.len());
         for (mut task, independent, task_seed) in drawn {
             // Every query of the context starts from the same control cells (the first query's draw).
@@ -296,38 +296,44 @@ fn score_context(
                 None => observational = Some(task.observational.clone()),
                 Some(o) => task.observational = o.clone(),
             }
-            let mut input = task.clone();
-            input.target = independent;
-            inputs.push(input);
+            // The predictor sees the independent resample in the target slot; the true target is put
+            // back after prediction (no copy of the task and its context experiments).
+            true_targets.push(std::mem::replace(&mut task.target, independent));
             tasks.push(task);
             seeds.push(task_seed);
         }
         let predictions = predictor
-            .predict_many(&inputs, config.n_cells, &seeds)
+            .predict_many(&tasks, config.n_cells, &seeds)
             .map_err(|e| anyhow::anyhow!("{} failed: {e}", predictor.name()))?;
-        drop(inputs);
+        for (task, target) in tasks.iter_mut().zip(true_targets) {
+            task.target = target;
+        }
         progress.add(group.len());
         log_likelihood.add(predictor, &tasks, &seeds)?;
+        let (mut group_trues, mut group_preds) = (Vec::new(), Vec::new());
         for (task, prediction) in tasks.iter().zip(&predictions) {
             let target = task
                 .target
                 .as_ref()
                 .ok_or_else(|| anyhow::anyhow!("task without target cells"))?;
             let predicted = prediction_cells(prediction, task);
-            trues.push(target.mapv(f64::from));
-            preds.push(predicted.mapv(f64::from));
             let label = task.query_label().to_string();
             if keep_examples {
                 scored.push(ScoredQuery {
                     label: label.clone(),
                     observational: task.observational.clone(),
                     target: target.clone(),
-                    predicted,
+                    predicted: predicted.clone(),
                 });
             }
+            group_trues.push(target.clone());
+            group_preds.push(predicted);
             targets.push(data.gene_index(&label).map(|g| g as i64).unwrap_or(-1));
             names.push(label);
         }
+        // The metric suite works in float64: the group's sets are converted in parallel.
+        trues.extend(to_f64(group_trues));
+        preds.extend(to_f64(group_preds));
     }
     let observational =
         observational.ok_or_else(|| anyhow::anyhow!("no queries in the context to score"))?;
@@ -340,6 +346,11 @@ fn score_context(
     let mut report = evaluate(&case, &config.groups, &options)?;
     log_likelihood.report(&mut report);
     Ok((report, scored))
+}
+
+/// Float64 copies of float32 cell sets, converted in parallel.
+fn to_f64(sets: Vec<Array2<f32>>) -> Vec<Array2<f64>> {
+    sets.into_par_iter().map(|m| m.mapv(f64::from)).collect()
 }
 
 /// Counts predicted queries and reports them to an observer.
