@@ -326,7 +326,7 @@ fn score_context(
                     predicted: predicted.clone(),
                 });
             }
-            group_trues.push(target.clone());
+            group_trues.push(target);
             group_preds.push(predicted);
             targets.push(data.gene_index(&label).map(|g| g as i64).unwrap_or(-1));
             names.push(label);
@@ -349,8 +349,10 @@ fn score_context(
 }
 
 /// Float64 copies of float32 cell sets, converted in parallel.
-fn to_f64(sets: Vec<Array2<f32>>) -> Vec<Array2<f64>> {
-    sets.into_par_iter().map(|m| m.mapv(f64::from)).collect()
+fn to_f64<M: std::borrow::Borrow<Array2<f32>> + Send>(sets: Vec<M>) -> Vec<Array2<f64>> {
+    sets.into_par_iter()
+        .map(|m| m.borrow().mapv(f64::from))
+        .collect()
 }
 
 /// Counts predicted queries and reports them to an observer.
