@@ -257,6 +257,43 @@ impl Expression {
         }
     }
 
+    /// The rows of several matrices with the same columns, one after the other: CSR when every part is
+    /// CSR, else dense.
+    pub fn stack_rows(parts: &[&Expression]) -> Expression {
+        let d = parts.first().map_or(0, |p| p.ncols());
+        if !parts.is_empty() && parts.iter().all(|p| p.is_sparse()) {
+            let mut indptr = vec![0usize];
+            let (mut indices, mut data) = (Vec::new(), Vec::new());
+            for p in parts {
+                if let Expression::Sparse(m) = p {
+                    let base = data.len();
+                    indptr.extend(m.indptr[1..].iter().map(|&o| base + o));
+                    indices.extend_from_slice(&m.indices);
+                    data.extend_from_slice(&m.data);
+                }
+            }
+            let rows = indptr.len() - 1;
+            return Expression::Sparse(CsMatrix {
+                kind: SparseKind::Csr,
+                shape: (rows, d),
+                indptr,
+                indices,
+                data,
+            });
+        }
+        let rows: usize = parts.iter().map(|p| p.nrows()).sum();
+        let mut out = Array2::zeros((rows, d));
+        let mut at = 0;
+        for p in parts {
+            for i in 0..p.nrows() {
+                let mut dst = out.row_mut(at);
+                p.row_entries(i).for_each(|j, v| dst[j] = v);
+                at += 1;
+            }
+        }
+        Expression::Dense(out)
+    }
+
     /// The whole matrix as a dense array (a copy when sparse). Meant for small data (tests, toy tasks):
     /// a screen should be read row block by row block with [`Expression::select_rows`].
     pub fn to_dense(&self) -> Array2<f32> {
@@ -488,6 +525,19 @@ mod tests {
         let sums = |e: &Expression| e.column_sums(|_, v| (v as f64, (v * v) as f64));
         assert_eq!(sums(&d), sums(&s));
         assert_eq!(sums(&s).1, vec![1.0, 4.0, 9.0]);
+    }
+
+    #[test]
+    fn stacking_rows_keeps_csr_when_every_part_is_csr() {
+        let (d, s) = both();
+        let sparse = Expression::stack_rows(&[&s, &s]);
+        assert!(sparse.is_sparse());
+        let mixed = Expression::stack_rows(&[&d, &s]);
+        assert!(!mixed.is_sparse());
+        let mut want = d.to_dense();
+        want.append(Axis(0), d.to_dense().view()).unwrap();
+        assert_eq!(sparse.to_dense(), want);
+        assert_eq!(mixed.to_dense(), want);
     }
 
     #[test]

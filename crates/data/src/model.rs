@@ -455,6 +455,54 @@ impl PerturbationData {
         })
     }
 
+    /// Stacks data sets with the same genes (e.g. one simulated per context) into one, in order. With
+    /// `prefix_cell_names`, each cell name gets its part's first context as a prefix (`ctx:cell`), so
+    /// parts that reuse names stay unique. The matrix stays CSR when every part is CSR, else dense.
+    pub fn stack(
+        parts: Vec<PerturbationData>,
+        prefix_cell_names: bool,
+    ) -> Result<PerturbationData, DataError> {
+        let Some(first) = parts.first() else {
+            return Err(DataError::Invalid(
+                "nothing to stack: no data sets were given".into(),
+            ));
+        };
+        if parts.len() == 1 {
+            return Ok(parts.into_iter().next().expect("one part"));
+        }
+        let genes = first.genes.clone();
+        let control = first.control_label.clone();
+        if let Some(other) = parts.iter().find(|p| p.genes != genes) {
+            return Err(DataError::Invalid(format!(
+                "the data sets to stack have different genes ({} and {}); give every context the same genes",
+                genes.len(),
+                other.genes.len()
+            )));
+        }
+        let mut annotations = CellAnnotations::default();
+        for part in &parts {
+            let a = part.annotations();
+            if prefix_cell_names {
+                let prefix = &part.contexts[0];
+                annotations
+                    .cell_names
+                    .extend(a.cell_names.iter().map(|c| format!("{prefix}:{c}")));
+            } else {
+                annotations.cell_names.extend(a.cell_names);
+            }
+            annotations.contexts.extend(a.contexts);
+            annotations.treatment_labels.extend(a.treatment_labels);
+            annotations.treatment_values.extend(a.treatment_values);
+        }
+        let matrices: Vec<&Expression> = parts.iter().map(|p| &p.x).collect();
+        PerturbationData::new(
+            genes,
+            Expression::stack_rows(&matrices),
+            annotations,
+            &control,
+        )
+    }
+
     /// Per-cell annotations of this data set (to rebuild or write it).
     pub fn annotations(&self) -> CellAnnotations {
         CellAnnotations {

@@ -2,7 +2,7 @@
 //! benchmark suites, as the command line's `simulate` makes them, returned in memory.
 
 use cellshift_data::preprocess::NormalizeTarget;
-use cellshift_data::{CellAnnotations, PerturbationData};
+use cellshift_data::PerturbationData;
 use cellshift_prior::{
     combinatorial_suite, multi_context_suite, normalize_dataset, CombinatorialConfig,
     LinearScmConfig, LinearScmPrior, MultiContextConfig, SergioPrior, SergioPriorConfig,
@@ -131,26 +131,5 @@ pub fn suite(request: &SuiteRequest) -> anyhow::Result<(PerturbationData, serde_
 
 /// Stacks data sets with the same genes (one per context) into one; cell names get the context prefix.
 fn concat_contexts(parts: Vec<PerturbationData>) -> anyhow::Result<PerturbationData> {
-    if parts.len() == 1 {
-        return Ok(parts.into_iter().next().expect("one part"));
-    }
-    let genes = parts[0].genes.clone();
-    let control = parts[0].control_label.clone();
-    let mut annotations = CellAnnotations::default();
-    let mut blocks = Vec::new();
-    for part in &parts {
-        let a = part.annotations();
-        annotations.cell_names.extend(
-            a.cell_names
-                .iter()
-                .map(|c| format!("{}:{c}", part.contexts[0])),
-        );
-        annotations.contexts.extend(a.contexts);
-        annotations.treatment_labels.extend(a.treatment_labels);
-        annotations.treatment_values.extend(a.treatment_values);
-        blocks.push(part.x.to_dense());
-    }
-    let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
-    let x = ndarray::concatenate(ndarray::Axis(0), &views)?;
-    Ok(PerturbationData::new(genes, x, annotations, &control)?)
+    Ok(PerturbationData::stack(parts, true)?)
 }

@@ -364,36 +364,10 @@ fn simulate_random(args: &Args) -> anyhow::Result<PerturbationData> {
     concat_contexts(parts)
 }
 
-/// Stacks data sets with the same genes (one per context) into one.
+/// Stacks data sets with the same genes (one per context) into one; cell names get the context prefix.
 pub fn concat_contexts(parts: Vec<PerturbationData>) -> anyhow::Result<PerturbationData> {
-    let first = parts
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("nothing simulated"))?;
-    if parts.len() == 1 {
-        return Ok(parts.into_iter().next().expect("one part"));
+    if parts.is_empty() {
+        anyhow::bail!("nothing simulated");
     }
-    let genes = first.genes.clone();
-    let control = first.control_label.clone();
-    let mut annotations = cellshift_data::CellAnnotations::default();
-    let mut blocks = Vec::new();
-    for part in &parts {
-        if part.genes != genes {
-            anyhow::bail!(
-                "simulated contexts have different genes; use the same --genes for every context"
-            );
-        }
-        let a = part.annotations();
-        annotations.cell_names.extend(
-            a.cell_names
-                .iter()
-                .map(|c| format!("{}:{c}", part.contexts[0])),
-        );
-        annotations.contexts.extend(a.contexts);
-        annotations.treatment_labels.extend(a.treatment_labels);
-        annotations.treatment_values.extend(a.treatment_values);
-        blocks.push(part.x.to_dense());
-    }
-    let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
-    let x = ndarray::concatenate(ndarray::Axis(0), &views)?;
-    Ok(PerturbationData::new(genes, x, annotations, &control)?)
+    Ok(PerturbationData::stack(parts, true)?)
 }

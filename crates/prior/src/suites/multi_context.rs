@@ -4,7 +4,7 @@
 //! `grn<i>/ct<c>`. The statistics say how different the cell types' knock-out effects are, against the
 //! difference that sampling noise alone would give.
 
-use cellshift_data::{CellAnnotations, PerturbationData};
+use cellshift_data::PerturbationData;
 
 use crate::error::PriorError;
 use crate::rng::derive_seed;
@@ -178,29 +178,7 @@ fn simulate_network_suite(
 
 /// Stacks the networks' data sets (same genes) into one.
 fn concat(parts: Vec<PerturbationData>) -> Result<PerturbationData, PriorError> {
-    if parts.len() == 1 {
-        return Ok(parts.into_iter().next().expect("one part"));
-    }
-    let genes = parts[0].genes.clone();
-    let control = parts[0].control_label.clone();
-    let mut annotations = CellAnnotations::default();
-    let mut blocks = Vec::with_capacity(parts.len());
-    for part in &parts {
-        let a = part.annotations();
-        annotations.cell_names.extend(a.cell_names);
-        annotations.contexts.extend(a.contexts);
-        annotations.treatment_labels.extend(a.treatment_labels);
-        annotations.treatment_values.extend(a.treatment_values);
-        blocks.push(part.x.to_dense());
-    }
-    let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
-    let x = ndarray::concatenate(ndarray::Axis(0), &views).map_err(|e| {
-        PriorError::SimulationFailed {
-            context: "multi-context suite".into(),
-            reason: format!("the networks' matrices do not stack: {e}"),
-        }
-    })?;
-    Ok(PerturbationData::new(genes, x, annotations, &control)?)
+    Ok(PerturbationData::stack(parts, false)?)
 }
 
 /// Per network: `(targets, descendants)`, where `targets[g][h]` says whether `g → h` is an edge and
