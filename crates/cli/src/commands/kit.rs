@@ -6,8 +6,7 @@ use cellshift_bench::{MetricSummary, ScoreConfig};
 use cellshift_data::sampler::TaskSampler;
 use cellshift_data::{FitContext, PerturbationData, Predictor, Split, SplitConfig, Task};
 use cellshift_models::hooks::{BenchKit, ScoreSetup};
-use cellshift_models::prepare::prepare_for_model;
-use cellshift_models::{Preprocessing, Progress};
+use cellshift_models::Progress;
 
 use super::training::report_progress;
 
@@ -15,14 +14,6 @@ use super::training::report_progress;
 pub struct CliKit;
 
 impl BenchKit for CliKit {
-    fn prepare_for_model(
-        &self,
-        raw: &PerturbationData,
-        preprocessing: &Preprocessing,
-    ) -> anyhow::Result<PerturbationData> {
-        Ok(prepare_for_model(raw, preprocessing)?.0)
-    }
-
     fn shared_control_tasks(
         &self,
         sampler: &TaskSampler<'_>,

@@ -6,7 +6,7 @@ use cellshift_data::{FitContext, PerturbationData, Predictor, Split, Task};
 use cellshift_metrics::summary::MetricSummary;
 use cellshift_metrics::MetricGroups;
 
-use crate::train::{Preprocessing, Progress};
+use crate::train::Progress;
 
 /// The standard protocol's settings for [`BenchKit::score`].
 #[derive(Clone, Debug)]
@@ -23,12 +23,6 @@ pub struct ScoreSetup {
 
 /// Benchmark machinery a hook may call.
 pub trait BenchKit {
-    /// `raw` brought to a model's genes and normalisation.
-    fn prepare_for_model(
-        &self,
-        raw: &PerturbationData,
-        preprocessing: &Preprocessing,
-    ) -> anyhow::Result<PerturbationData>;
     /// The tasks of `queries` sharing one control set (the standard protocol with `seed`).
     fn shared_control_tasks(
         &self,

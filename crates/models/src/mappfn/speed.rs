@@ -70,7 +70,7 @@ fn held_out_tasks(
             "give --data FILE.h5ad (a data set of new contexts) to time MapPFN's solvers"
         )
     })?;
-    let data = request.kit.prepare_for_model(raw, model.preprocessing())?;
+    let data = crate::prepare::prepare_for_model(raw, model.preprocessing())?.0;
     let split_config = SplitConfig {
         seed: 42,
         mode: SplitMode::AllContextsHoldout,
