@@ -5,7 +5,7 @@
 //! them, whose every metric equals the target's own). For an independent resample, build a second task
 //! for the same condition with another seed and score the two against each other.
 
-use cellshift_data::{PredictError, Prediction, Predictor, Task};
+use cellshift_data::{Capabilities, PredictError, Prediction, Predictor, Task};
 
 use crate::error::BaselineError;
 use crate::shared::effects::check_task_shape;
@@ -28,6 +28,14 @@ impl OracleBaseline {
 impl Predictor for OracleBaseline {
     fn name(&self) -> &str {
         Self::NAME
+    }
+
+    /// Cells at any K, read from the task's target: the ceiling, not a contender.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            reads_target: true,
+            ..Capabilities::default()
+        }
     }
 
     fn predict(&self, task: &Task, n_cells: usize, seed: u64) -> Result<Prediction, PredictError> {

@@ -412,11 +412,14 @@ pub fn parse_contenders(
 /// The name of the [`Contender::Auto`] contender.
 pub const AUTO: &str = "auto";
 
-/// Whether `auto` may choose `contender`: not the oracle (it reads the answer), not `auto` itself, not a
-/// pre-trained method (its checkpoint's preprocessing is not the suite's).
+/// Whether `auto` may choose `contender`, by its capabilities and registry entry: not a contender that
+/// reads the task's target (the oracle reads the answer), not `auto` itself, not a pre-trained method (its
+/// checkpoint's preprocessing is not the suite's).
 pub fn auto_may_choose(contender: &Contender) -> bool {
     match contender {
-        Contender::Baseline(name) => name != "oracle",
+        Contender::Baseline(name) => {
+            baseline_by_name(name).is_ok_and(|b| !b.capabilities().reads_target)
+        }
         Contender::Method { name, .. } => {
             let name = name
                 .split_once(RESIDUAL_SUFFIX)

@@ -42,7 +42,7 @@ fn a_method_without_the_hook_is_refused_naming_the_methods_that_have_it() {
     assert!(!out.exists());
     fails_with(
         &["bench", "speed", "--method", "scdfm"],
-        &["method scdfm has no speed benchmark (methods with one: mappfn, c3tl, celltarnet)"],
+        &["method scdfm has no speed benchmark (methods with one: mappfn, c3tl, celltarnet, toy-gaussian)"],
     );
     fails_with(
         &[

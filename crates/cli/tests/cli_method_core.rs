@@ -1,6 +1,6 @@
 //! The method-neutral core end to end through the CLI with the registry's test-only method
-//! (`toy-gaussian`, one folder in `crates/models/src/toy`): it trains, checkpoints with named loss
-//! components, resumes, predicts and is benched with no command naming it.
+//! (`toy-gaussian`, one folder in `crates/models/src/toy` plus one registry line): it trains, checkpoints
+//! with named loss components, resumes, predicts, is benched and is speed-timed with no command naming it.
 
 mod common;
 
@@ -159,6 +159,41 @@ fn a_registered_method_trains_resumes_predicts_and_benches_through_the_cli() {
         .and_then(|m| m["mean"].as_f64())
         .unwrap_or_else(|| panic!("no mean_rmse in {v}"));
     assert!(rmse.is_finite() && rmse > 0.0, "{rmse}");
+    // Speed-time it through its registry hook (the shared fit-and-predict benchmark of the skeleton).
+    let speed = tmp.path().join("speed.json").display().to_string();
+    let (out, _) = ok(&[
+        "bench",
+        "speed",
+        "--method",
+        "toy-gaussian",
+        "--data",
+        &data,
+        "--option",
+        "steps=12",
+        "--cells",
+        "16",
+        "--threads",
+        "1",
+        "--json",
+        &speed,
+    ]);
+    assert!(out.contains("micro-batches/s"), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&speed).unwrap()).unwrap();
+    assert_eq!(v["method"], "toy-gaussian");
+    let timing = &v["timings"][0];
+    assert_eq!(timing["steps"], 12);
+    assert_eq!(timing["cells_per_perturbation"], 16);
+    assert!(timing["test_perturbations"].as_u64().unwrap() >= 1, "{v}");
+    for key in [
+        "fit_seconds",
+        "steps_per_second",
+        "predict_seconds",
+        "cells_per_second",
+    ] {
+        let x = timing[key].as_f64().unwrap();
+        assert!(x.is_finite() && x > 0.0, "{key} = {x}");
+    }
 }
 
 #[test]

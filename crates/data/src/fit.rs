@@ -166,6 +166,9 @@ pub struct Capabilities {
     /// Whether it encodes treatments as a one-hot over the measured genes (so a query's targets must be
     /// measured genes).
     pub needs_measured_targets: bool,
+    /// Whether it reads the task's held-out target cells (the oracle: a ceiling to compare against, never
+    /// a contender that a selection such as `auto` may choose).
+    pub reads_target: bool,
 }
 
 impl Default for Capabilities {
@@ -177,6 +180,7 @@ impl Default for Capabilities {
             k_max: None,
             exact_log_likelihood: false,
             needs_measured_targets: false,
+            reads_target: false,
         }
     }
 }

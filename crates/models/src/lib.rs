@@ -2,14 +2,20 @@
 //! (AdamW, warmup–stable–decay schedule, EMA, resumable checkpoints), and the neural methods.
 //!
 //! Layout (a model zoo): [`blocks`] holds reusable layers, [`flow`] the flow-matching path, guidance and
-//! solvers, [`train`] the optimiser, schedule, EMA, checkpoints and training loop, and each method lives in
-//! its own module with a configuration struct, a network and its forward ([`mappfn`], [`c3tl`]).
+//! solvers, [`train`] the optimiser, schedule, EMA, checkpoints and training loop, [`method`] the registry
+//! entry types, [`data_method`] the skeleton shared by the methods trained on a data set (configuration,
+//! preprocessing, device, fitted state, refit rule, `create`/`load`, the fit-and-predict speed benchmark),
+//! and [`registry`] the table of methods. Each method is one folder ([`mappfn`], [`scdfm`],
+//! [`celltarnet`], [`c3tl`]) with `config.rs` (presets), `model.rs` (network and forward), `train.rs`
+//! (`Trainable`, batches, the fit) and `method.rs` (registry entry and its part of the skeleton); MapPFN,
+//! pre-trained on priors and adapted in context, keeps its own predictor (`mappfn/predictor.rs`).
 
 #![deny(missing_docs)]
 
 pub mod blocks;
 pub mod c3tl;
 pub mod celltarnet;
+pub mod data_method;
 pub mod encoding;
 pub mod error;
 pub mod flow;

@@ -148,7 +148,7 @@ fn training_with_activation_checkpointing_equals_plain_training() {
     // model, so that `training.activation_checkpointing` is a memory switch and nothing else.
     let data = screen();
     let train = |recompute: bool| {
-        let mut m = Scdfm::for_data(&data, "tiny", Device::Cpu, 0).unwrap();
+        let mut m = Scdfm::for_data(&data, "tiny", cellshift_data::DeviceSpec::Cpu).unwrap();
         m.setup_mut().net.dropout = 0.1;
         m.setup_mut().training.cells_per_step = 8;
         m.setup_mut().training.steps = 6;

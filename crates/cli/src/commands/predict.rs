@@ -315,7 +315,7 @@ fn fit_auto(
     let folds = args.auto_folds;
     let candidates = BASELINE_NAMES
         .iter()
-        .filter(|&&b| b != "oracle")
+        .filter(|&&b| baseline_by_name(b).is_ok_and(|p| !p.capabilities().reads_target))
         .map(|&b| -> anyhow::Result<Candidate> {
             let fresh = || -> anyhow::Result<Box<dyn Predictor>> { Ok(baseline_by_name(b)?) };
             Ok(Candidate {

@@ -6,13 +6,15 @@
 //! parallel pass per epoch, and stops early on validation entries.
 //!
 //! Layout: [`config`] (presets), [`table`] (pseudo-bulk deltas), [`aggregate`] (scatter means),
-//! [`model`] (network and forward), [`method`] (fit, predict, checkpoints, registry entry), [`split`]
+//! [`model`] (network and forward), [`fitted`] (the network with its stored table), [`train`] (the fit
+//! with early stopping, epoch timing), [`method`] (registry entry, skeleton part, prediction), [`split`]
 //! (the paper's leave-one-context-out split and the data-efficiency sweep's splits), [`synthetic`]
 //! (additive-latent tables for tests and the speed benchmark), [`transfer`] (the leave-one-context-out
 //! benchmark and the data-efficiency sweep) with its hooks [`sweep`] and [`speed`].
 
 pub mod aggregate;
 pub mod config;
+pub mod fitted;
 pub mod method;
 pub mod model;
 pub mod speed;
@@ -20,15 +22,17 @@ pub mod split;
 pub mod sweep;
 pub mod synthetic;
 pub mod table;
+pub mod train;
 pub mod transfer;
 
 #[cfg(test)]
 mod tests;
 
 pub use config::C3tlConfig;
-pub use method::{load_c3tl, C3tl, EpochTime, FitHistory, METHOD};
+pub use method::{load_c3tl, C3tl, C3tlSpec, METHOD};
 pub use split::{ContextTransferSplit, TransferFractions};
 pub use table::{DeltaTable, Entry, Vocabulary};
+pub use train::{auto_validation, EpochTime, FitHistory};
 
 /// C3TL's optional commands: the leave-one-context-out benchmark and sweeps, and the epoch-time benchmark.
 pub const HOOKS: crate::hooks::MethodHooks = crate::hooks::MethodHooks {

@@ -8,11 +8,12 @@ use ndarray::{Array2, Array3};
 use tch::{nn, Device, Kind, Tensor};
 
 use super::config::{C3tlConfig, MatmulPrecision};
-use super::method::{auto_validation, C3tl};
+use super::method::C3tl;
 use super::model::{C3tlNet, LatentQuery};
 use super::split::{ContextTransferSplit, TransferFractions};
 use super::synthetic::{additive_table, SyntheticTable};
 use super::table::{DeltaTable, Entry, Vocabulary};
+use super::train::auto_validation;
 use crate::blocks::init::ParamBuilder;
 use crate::method::InferenceOptions;
 use crate::registry;

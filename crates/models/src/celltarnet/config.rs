@@ -9,6 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::flow::Decoding;
+
 use crate::error::{ModelError, Result};
 
 /// The named sizes of [`CellTarNetConfig::preset`].
@@ -105,6 +107,10 @@ pub struct CellTarNetConfig {
     pub weight_decay: f64,
     /// Seed of the initial weights.
     pub seed: u64,
+    /// How sampling decodes the flow (cached by default): an inference choice, not recorded in
+    /// checkpoints.
+    #[serde(skip)]
+    pub decoding: Decoding,
 }
 
 impl CellTarNetConfig {
@@ -154,6 +160,7 @@ impl CellTarNetConfig {
             lr: p.10,
             weight_decay: 1e-4,
             seed: 0,
+            decoding: Decoding::Cached,
         };
         config.validate()?;
         Ok(config)

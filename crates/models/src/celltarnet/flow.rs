@@ -232,9 +232,10 @@ impl MetaBlock {
 pub type ContextKv = Vec<Vec<(Tensor, Tensor)>>;
 
 /// How sequential decoding computes each token's parameters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Decoding {
     /// One new token per step, attending to a key–value cache of the earlier ones.
+    #[default]
     Cached,
     /// The whole prefix recomputed at every step (reference; quadratic).
     Uncached,

@@ -7,7 +7,8 @@
 //!
 //! Layout: [`config`] (presets and every open choice), [`prior`] (L+S adjacency), [`flow`] (the flow and
 //! its attention blocks), [`context`] (the context encoder), [`model`] (network, losses, sampling),
-//! [`method`] (fit, predict, log-likelihood, checkpoints, registry entry), and the hooks [`sweep`]
+//! [`train`] (statistics, prior and examples of a fit, the shared loop), [`method`] (registry entry,
+//! skeleton part, sampling, log-likelihood), and the hooks [`sweep`]
 //! (benchmark on held-out doubles, guidance sweep) and [`speed`] (cached against uncached sampling).
 
 pub mod config;
@@ -18,13 +19,16 @@ pub mod model;
 pub mod prior;
 pub mod speed;
 pub mod sweep;
+pub mod train;
 
 #[cfg(test)]
 mod tests;
 
 pub use config::{CellTarNetConfig, PriorConfig};
 pub use flow::Decoding;
-pub use method::{load_celltarnet, sampling_speed, CellTarNet, FitSummary, SamplingTime, METHOD};
+pub use method::{load_celltarnet, CellTarNet, CellTarNetSpec, METHOD};
+pub use speed::{sampling_speed, SamplingTime};
+pub use train::FitSummary;
 
 /// CellTarNet's optional commands: the held-out-doubles benchmark with its guidance sweep, and the
 /// sampling-speed benchmark.

@@ -6,7 +6,7 @@ use cellshift_data::{FitContext, PerturbationData};
 
 use super::config::MapPfnConfig;
 use super::predictor::{MapPfn, WeightSet};
-use super::training::{finetune_on, pretrain_on};
+use super::train::{finetune_on, pretrain_on};
 use crate::error::{ModelError, Result};
 use crate::method::{
     apply_model_options, torch_device, InferenceOptions, MethodEntry, MethodModel, PretrainRequest,

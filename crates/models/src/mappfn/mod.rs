@@ -9,13 +9,13 @@ pub mod predictor;
 pub mod skip;
 pub mod speed;
 pub mod standardize;
-pub mod training;
+pub mod train;
 
 pub use config::{MapPfnConfig, SamplerConfig};
 pub use method::METHOD;
 pub use model::{forward_flops, ConditionedNet, EncodedCondition, MapPfnNet, TaskLayout};
 pub use predictor::{MapPfn, Sample, WeightSet};
-pub use training::{finetune, finetune_on, pretrain, pretrain_on};
+pub use train::{finetune, finetune_on, pretrain, pretrain_on};
 
 /// MapPFN's optional commands: the solver speed benchmark.
 pub const HOOKS: crate::hooks::MethodHooks = crate::hooks::MethodHooks {

@@ -6,7 +6,6 @@
 
 use cellshift_data::Task;
 use ndarray::ArrayView2;
-use rand_pcg::Pcg64;
 use tch::{nn, Device, Kind, Tensor};
 
 use super::config::MapPfnConfig;
@@ -17,9 +16,7 @@ use crate::blocks::{
 };
 use crate::encoding::OneHot;
 use crate::error::{ModelError, Result};
-use crate::flow::{interpolate, sample_logit_normal_time, target_velocity, ConditionalVelocity};
-use crate::rng;
-use crate::train::{LossTerms, Trainable};
+use crate::flow::{interpolate, target_velocity, ConditionalVelocity};
 
 /// Names of the three token streams, in attention order.
 pub const STREAMS: [&str; 3] = ["noise", "cond", "treat"];
@@ -567,7 +564,7 @@ impl MapPfnNet {
 
     /// The flow-matching loss (sum of squared errors and element count) of tasks sharing a layout, with
     /// per-task times `t`, noise `x0` (flattened `n_query·d` each) and dropout flags.
-    fn group_loss(
+    pub(super) fn group_loss(
         &self,
         tasks: &[&Task],
         layout: &TaskLayout,
@@ -664,93 +661,6 @@ impl ConditionalVelocity for ConditionedNet<'_> {
                     .unconditional_velocity_compact(&self.cond.layout, x, t)
             },
         )
-    }
-}
-
-impl Trainable for MapPfnNet {
-    type Batch = Vec<Task>;
-
-    fn method(&self) -> &'static str {
-        "mappfn"
-    }
-
-    fn config_json(&self) -> serde_json::Value {
-        serde_json::to_value(&self.config).unwrap_or(serde_json::Value::Null)
-    }
-
-    fn var_store(&self) -> &nn::VarStore {
-        &self.vs
-    }
-
-    /// Spec §3.1: per task `t ~ LogitNormal(0,1)`, condition dropped with probability `condition_dropout`,
-    /// `x0 ~ N(0, I)`; loss = mean over tasks, cells and genes of `(v − (x1 − x0))²`. Draws are made per
-    /// task in task order (t, dropout, x0), so grouping tasks by layout does not change them.
-    fn loss(&self, tasks: &Vec<Task>, draws: &mut Pcg64) -> Result<LossTerms> {
-        use rand::Rng;
-        if tasks.is_empty() {
-            return Err(ModelError::Input(
-                "a micro-batch needs at least one task".into(),
-            ));
-        }
-        let scales: Option<Vec<TaskScale>> = self.config.standardize_tasks.then(|| {
-            tasks
-                .iter()
-                .map(|t| TaskScale::for_config(t, &self.config))
-                .collect()
-        });
-        let standardized: Vec<Task>;
-        let tasks: &Vec<Task> = match &scales {
-            Some(scales) => {
-                standardized = tasks
-                    .iter()
-                    .zip(scales)
-                    .map(|(t, s)| s.standardize(t))
-                    .collect();
-                &standardized
-            }
-            None => tasks,
-        };
-        let d = self.config.n_genes;
-        let mut layouts: Vec<TaskLayout> = Vec::new();
-        let mut group_of = Vec::with_capacity(tasks.len());
-        let (mut t, mut drop, mut x0) = (Vec::new(), Vec::new(), Vec::new());
-        for task in tasks {
-            self.check_task(task, true)?;
-            let n_query = task.target.as_ref().map_or(0, |a| a.nrows());
-            let layout = MapPfnNet::layout_of(task, n_query);
-            let g = layouts
-                .iter()
-                .position(|l| *l == layout)
-                .unwrap_or_else(|| {
-                    layouts.push(layout);
-                    layouts.len() - 1
-                });
-            group_of.push(g);
-            t.push(sample_logit_normal_time(draws));
-            drop.push(draws.gen::<f64>() < self.config.condition_dropout);
-            x0.push(rng::normals(draws, n_query * d));
-        }
-        let mut total: Option<Tensor> = None;
-        let mut count = 0usize;
-        for (g, layout) in layouts.iter().enumerate() {
-            let idx: Vec<usize> = (0..tasks.len()).filter(|&i| group_of[i] == g).collect();
-            let group: Vec<&Task> = idx.iter().map(|&i| &tasks[i]).collect();
-            let gt: Vec<f32> = idx.iter().map(|&i| t[i]).collect();
-            let gd: Vec<bool> = idx.iter().map(|&i| drop[i]).collect();
-            let gx: Vec<Vec<f32>> = idx.iter().map(|&i| x0[i].clone()).collect();
-            let gs: Option<Vec<TaskScale>> = scales
-                .as_ref()
-                .map(|s| idx.iter().map(|&i| s[i].clone()).collect());
-            let (sse, n) = self.group_loss(&group, layout, &gt, &gx, &gd, gs.as_deref())?;
-            total = Some(match total {
-                Some(s) => s + sse,
-                None => sse,
-            });
-            count += n;
-        }
-        Ok(LossTerms::single(
-            total.expect("at least one group") / count as f64,
-        ))
     }
 }
 

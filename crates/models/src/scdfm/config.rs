@@ -207,3 +207,107 @@ impl ScdfmConfig {
         Ok(())
     }
 }
+
+/// How scDFM is trained and sampled (the defaults of each preset; run.sh's values in the `paper` preset).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScdfmTraining {
+    /// Micro-batches (steps) of a run.
+    pub steps: u64,
+    /// Target cells per step (and as many control cells), all of one perturbation (48).
+    pub cells_per_step: usize,
+    /// Genes drawn per step (1,000; all genes when the panel is smaller).
+    pub genes_per_step: usize,
+    /// Adam learning rate at the start of the cosine schedule (5e-5).
+    pub lr: f64,
+    /// Learning rate at the end of the cosine schedule (1e-6).
+    pub end_lr: f64,
+    /// Checkpoint cadence in steps.
+    pub checkpoint_every: u64,
+    /// Top-k neighbours per gene of the co-expression graph (30).
+    pub graph_topk: usize,
+    /// Rank and keep edges by |correlation| (run.sh `use_negative_edge`).
+    pub use_negative_edge: bool,
+    /// Points of the RK4 time grid (20 → 19 steps, 76 evaluations).
+    pub grid_points: usize,
+    /// Cells per ODE solve at inference (their test batch, 48).
+    pub predict_batch: usize,
+    /// Clamp predictions at 0 (their sampler; on for non-negative data).
+    pub clamp_output: bool,
+    /// Genes per ODE solve at inference (`None`: all genes jointly, as their code). The CPU presets solve
+    /// contiguous chunks of `genes_per_step` genes — the gene-set size seen in training — each from its own
+    /// noise and the same control cell, so genes of different chunks are not jointly sampled.
+    pub predict_gene_chunk: Option<usize>,
+    /// Beyond the authors' code: keep only each PAD block's input during the forward pass and recompute
+    /// the block in the backward pass ([`super::recompute`]). Same gradients, about one more forward of
+    /// the blocks per step, a fraction of the memory: the paper shape at 1,000 genes needs it on a CPU.
+    #[serde(default)]
+    pub activation_checkpointing: bool,
+}
+
+impl ScdfmTraining {
+    /// Defaults of a preset: `paper` = run.sh (lr 5e-5 → 1e-6, 200,000 steps); the CPU presets use a higher
+    /// learning rate and a short run.
+    pub fn preset(name: &str) -> ScdfmTraining {
+        let name = split_preset(name).0;
+        let paper = ScdfmTraining {
+            steps: 200_000,
+            cells_per_step: 48,
+            genes_per_step: 1000,
+            lr: 5e-5,
+            end_lr: 1e-6,
+            checkpoint_every: 5000,
+            graph_topk: 30,
+            use_negative_edge: true,
+            grid_points: 20,
+            predict_batch: 48,
+            clamp_output: true,
+            predict_gene_chunk: None,
+            activation_checkpointing: false,
+        };
+        match name {
+            "paper" => paper,
+            "small" => ScdfmTraining {
+                steps: 2000,
+                genes_per_step: 128,
+                lr: 5e-4,
+                end_lr: 1e-5,
+                checkpoint_every: 500,
+                predict_gene_chunk: Some(128),
+                ..paper
+            },
+            _ => ScdfmTraining {
+                steps: 1000,
+                genes_per_step: 128,
+                lr: 1e-3,
+                end_lr: 1e-5,
+                checkpoint_every: 500,
+                predict_gene_chunk: Some(128),
+                ..paper
+            },
+        }
+    }
+}
+
+/// Everything a checkpoint records about an scDFM model besides its weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScdfmSetup {
+    /// The network.
+    pub net: ScdfmConfig,
+    /// The data's gene panel, in column order.
+    pub genes: Vec<String>,
+    /// Token strings: specials, then genes in code-point order.
+    pub vocab: Vec<String>,
+    /// Genes whose token was trained (measured genes and genes perturbed in training).
+    pub trained_tokens: Vec<String>,
+    /// Training and sampling settings.
+    pub training: ScdfmTraining,
+    /// Seed of the initial weights and of training.
+    pub seed: u64,
+    /// Drug mode: the compound tokens, the labels (`name@dose`) of the compounds of the training
+    /// conditions in code-point order; `compounds[i]` is row `SPECIALS.len() + i` of the
+    /// `perturbation_embedder` table and the empty second slot is `control` (row 3). Empty in genetic mode.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compounds: Vec<String>,
+}

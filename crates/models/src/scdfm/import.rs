@@ -8,10 +8,18 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use ndarray::Array2;
 
-use super::method::{import_reference, vocabulary, vocabulary_mask};
+use std::collections::BTreeSet;
+
+use tch::Device;
+
+use super::config::{ScdfmSetup, ScdfmTraining};
 use super::reference::config_from_reference;
+use super::train::{train_config, Fitted};
+use super::vocab::{preview, vocabulary, vocabulary_mask, SPECIALS};
 use super::{graph, PerturbationMode, ScdfmConfig};
+use crate::error::{ModelError, Result};
 use crate::hooks::ImportRequest;
+use crate::train::{Preprocessing, Trainer};
 
 /// scDFM: the network from --params or the parameter shapes, the vocabulary from --vocab or the data,
 /// the graph mask from --mask or rebuilt on the data's cells; parameters matched by their names.
@@ -166,4 +174,79 @@ fn read_mask(path: &Path) -> anyhow::Result<Array2<bool>> {
         bail!(bad());
     };
     Ok(mask)
+}
+
+/// Writes a checkpoint of this port from one of the authors' state_dicts (safetensors, their parameter
+/// names; see [`super::reference::load_reference`]). `vocab` is their vocabulary (`GeneVocab` itos: specials
+/// then genes), `genes` the gene panel (column order of the data the model will predict), `mask` their
+/// `[V, V]` graph mask (true = blocked; their `mask_fold_*.pt`, or this port's graph builder on the same
+/// training cells). Every gene of the vocabulary counts as trained. Returns the checkpoint directory.
+pub fn import_reference(
+    state_dict: &Path,
+    net: ScdfmConfig,
+    vocab: Vec<String>,
+    genes: Vec<String>,
+    mask: &Array2<bool>,
+    out_dir: &Path,
+) -> Result<std::path::PathBuf> {
+    let v = vocab.len();
+    if mask.dim() != (v, v) {
+        return Err(ModelError::Input(format!(
+            "the graph mask is {:?} but the vocabulary has {v} tokens; pass the mask built for this vocabulary",
+            mask.dim()
+        )));
+    }
+    if net.perturbation == PerturbationMode::Drug {
+        return Err(ModelError::Input(
+            "importing a drug-mode state_dict needs the authors' compound vocabulary, which this importer does \
+             not take; import a genetic (`perturbation_function=\"crisper\"`) checkpoint, or train drug mode \
+             here with `cellshift train --method scdfm` on a compound screen"
+                .into(),
+        ));
+    }
+    if vocab.len() < SPECIALS.len() || vocab[..SPECIALS.len()] != SPECIALS {
+        return Err(ModelError::Input(format!(
+            "the vocabulary must start with the specials {} (their GeneVocab); it starts with {}",
+            SPECIALS.join(", "),
+            preview(&vocab[..vocab.len().min(SPECIALS.len())])
+        )));
+    }
+    if v > net.ntoken {
+        return Err(ModelError::Input(format!(
+            "the vocabulary has {v} tokens but the checkpoint's token table has only {} rows; pass the \
+             vocabulary the checkpoint was trained with",
+            net.ntoken
+        )));
+    }
+    let known: BTreeSet<&str> = vocab.iter().map(String::as_str).collect();
+    if known.len() != v {
+        return Err(ModelError::Input(
+            "the vocabulary lists a token twice; pass their GeneVocab (each token once)".into(),
+        ));
+    }
+    if let Some(g) = genes.iter().find(|g| !known.contains(g.as_str())) {
+        return Err(ModelError::Input(format!(
+            "gene `{g}` of the panel is not in the checkpoint's vocabulary; use the genes the model was trained on"
+        )));
+    }
+    let setup = ScdfmSetup {
+        trained_tokens: vocab.iter().skip(SPECIALS.len()).cloned().collect(),
+        net,
+        genes: genes.clone(),
+        vocab,
+        training: ScdfmTraining::preset("paper"),
+        seed: 0,
+        compounds: Vec::new(),
+    };
+    let mut fitted = Fitted::build(setup, Some(mask), Device::Cpu)?;
+    super::reference::load_reference(&mut fitted.vs, state_dict)?;
+    let preprocessing = Preprocessing {
+        normalize_total: None,
+        log1p: false,
+        per_condition_scaling: None,
+        n_genes: genes.len(),
+        gene_names: genes,
+    };
+    let trainer = Trainer::new(&fitted, train_config(&fitted.setup, &preprocessing))?;
+    trainer.save_checkpoint(out_dir)
 }

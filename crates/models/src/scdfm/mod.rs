@@ -3,9 +3,12 @@
 //! embeddings contextualised over a co-expression graph and perturbation-aware differential-attention (PAD)
 //! blocks; trained with CFM + γ·MMD² and sampled with torchdiffeq's 3/8-rule RK4 on a 20-point grid.
 //!
-//! Layout: [`config`] (presets, code-vs-paper switches, ablations), [`graph`] (co-expression mask),
-//! [`model`] (the network, authors' parameter names), [`loss`] (CFM + MMD), [`recompute`] (activation checkpointing for training in less memory), [`reference`] (loading the
-//! authors' state_dicts), [`split`] (their additive / unseen / combinations splits), [`method`] (vocabulary, training, sampling, checkpoints, registry entry).
+//! Layout: [`config`] (presets, code-vs-paper switches, ablations, training settings), [`vocab`] (tokens
+//! of genes and perturbations), [`graph`] (co-expression mask), [`model`] (the network, authors' parameter
+//! names), [`loss`] (CFM + MMD), [`recompute`] (activation checkpointing for training in less memory),
+//! [`train`] (batches and the fit on the shared loop), [`method`] (registry entry, skeleton part,
+//! sampling), [`reference`] and [`import`] (the authors' state_dicts), [`split`] (their additive / unseen /
+//! combinations splits).
 
 pub mod config;
 pub mod graph;
@@ -16,12 +19,16 @@ pub mod model;
 pub mod recompute;
 pub mod reference;
 pub mod split;
+pub mod train;
+pub mod vocab;
 
 #[cfg(test)]
 mod tests;
 
-pub use config::{AttentionKind, MaskRows, PerturbationMode, ScdfmConfig};
-pub use method::{load_scdfm, Scdfm, ScdfmSetup, ScdfmTraining, METHOD};
+pub use config::{
+    AttentionKind, MaskRows, PerturbationMode, ScdfmConfig, ScdfmSetup, ScdfmTraining,
+};
+pub use method::{load_scdfm, Scdfm, ScdfmSpec, METHOD};
 pub use model::ScdfmNet;
 
 /// scDFM's optional commands: the reference importer and the paper's splits.

@@ -615,9 +615,9 @@ fn vocabulary_mask_reproduces_their_sorted_pad_mask() {
     let itos: Vec<String> = serde_json::from_value(meta["vocab_itos"].clone()).unwrap();
     let raw = to_array_bool(&d["mask_raw"]);
     let data = synthetic_data(&names, &[("control", 0.0)]);
-    assert_eq!(super::method::vocabulary(&data), itos);
+    assert_eq!(super::vocab::vocabulary(&data), itos);
     assert_eq!(
-        super::method::vocabulary_mask(&raw, &names, &itos),
+        super::vocab::vocabulary_mask(&raw, &names, &itos),
         to_array_bool(&d["mask_padded"])
     );
 }
@@ -684,7 +684,7 @@ fn conditions_without(data: &PerturbationData, held_out: &[&str]) -> Vec<usize> 
 }
 
 fn quick_fit(data: &PerturbationData, held_out: &[&str], run_dir: Option<PathBuf>) -> Scdfm {
-    let mut m = Scdfm::for_data(data, "tiny", Device::Cpu, 0).unwrap();
+    let mut m = Scdfm::for_data(data, "tiny", cellshift_data::DeviceSpec::Cpu).unwrap();
     m.setup_mut().training.cells_per_step = 16;
     m.setup_mut().training.graph_topk = 2;
     m.setup_mut().training.checkpoint_every = 5;
@@ -760,7 +760,7 @@ fn resuming_a_run_equals_training_it_in_one_go() {
     let one = tempfile::tempdir().unwrap();
     let two = tempfile::tempdir().unwrap();
     let train = |dir: &std::path::Path, budgets: &[u64]| {
-        let mut m = Scdfm::for_data(&data, "tiny", Device::Cpu, 0).unwrap();
+        let mut m = Scdfm::for_data(&data, "tiny", cellshift_data::DeviceSpec::Cpu).unwrap();
         m.setup_mut().training.cells_per_step = 8;
         m.setup_mut().training.steps = 10;
         for &b in budgets {
@@ -816,14 +816,14 @@ fn bad_inputs_give_errors_that_name_the_problem_and_the_fix() {
         "{e}"
     );
     // An unfitted model says what to do.
-    let fresh = Scdfm::for_data(&data, "tiny", Device::Cpu, 0).unwrap();
+    let fresh = Scdfm::for_data(&data, "tiny", cellshift_data::DeviceSpec::Cpu).unwrap();
     let e = fresh
         .predict_tasks(&[task_for(&data, "A")], 4, &[0])
         .unwrap_err()
         .to_string();
     assert!(e.contains("not fitted"), "{e}");
     // Unknown preset.
-    let e = Scdfm::for_data(&data, "huge", Device::Cpu, 0)
+    let e = Scdfm::for_data(&data, "huge", cellshift_data::DeviceSpec::Cpu)
         .unwrap_err()
         .to_string();
     assert!(
@@ -840,7 +840,7 @@ fn imported_reference_checkpoint_reproduces_their_forward() {
     let itos: Vec<String> = serde_json::from_value(meta["vocab_itos"].clone()).unwrap();
     let names: Vec<String> = serde_json::from_value(meta["var_names"].clone()).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let ck = super::method::import_reference(
+    let ck = super::import::import_reference(
         &golden().unwrap().join("model.safetensors"),
         tiny_config(),
         itos,
@@ -1063,7 +1063,7 @@ fn drug_mode_trains_on_compounds_predicts_seen_ones_and_refuses_unseen_ones() {
 fn mixed_screens_and_compounds_in_genetic_mode_are_refused_with_the_fix() {
     let mut mixed = compound_screen();
     mixed.treatments[1] = Treatment::Knockout { gene: "g1".into() };
-    let e = Scdfm::for_data(&mixed, "tiny", Device::Cpu, 0)
+    let e = Scdfm::for_data(&mixed, "tiny", cellshift_data::DeviceSpec::Cpu)
         .unwrap_err()
         .to_string();
     assert!(
@@ -1080,7 +1080,7 @@ fn mixed_screens_and_compounds_in_genetic_mode_are_refused_with_the_fix() {
         .to_string();
     assert!(e.contains("`drugA@1`") && e.contains("genetic mode"), "{e}");
     // A genetic model is not fitted on a compound screen.
-    let mut fresh = Scdfm::for_data(&genetic, "tiny", Device::Cpu, 0).unwrap();
+    let mut fresh = Scdfm::for_data(&genetic, "tiny", cellshift_data::DeviceSpec::Cpu).unwrap();
     let mut compounds = compound_screen();
     compounds.genes = genetic.genes.clone();
     let e = fresh
