@@ -40,9 +40,14 @@ fn a_method_without_the_hook_is_refused_naming_the_methods_that_have_it() {
         ],
     );
     assert!(!out.exists());
+    // Every method has a speed benchmark; one without a reference implementation refuses to be timed
+    // against it, naming those that can.
     fails_with(
-        &["bench", "speed", "--method", "scdfm"],
-        &["method scdfm has no speed benchmark (methods with one: mappfn, c3tl, celltarnet, toy-gaussian)"],
+        &["bench", "speed", "--method", "c3tl", "--against-reference"],
+        &[
+            "has no reference implementation to time against; drop --against-reference",
+            "scdfm",
+        ],
     );
     fails_with(
         &[
@@ -112,4 +117,96 @@ fn c3tl_speed_times_its_epochs_through_the_hook() {
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["genes"], 16);
     assert_eq!(v["results"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn scdfm_speed_times_its_steps_and_reports_the_reference_side_by_side() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A stand-in for the authors' timing script run by a Python with torch: it prints their JSON lines.
+    let python = tmp.path().join("python");
+    std::fs::write(
+        &python,
+        "#!/bin/sh\necho '{\"what\": \"train_step\", \"rep\": 0, \"seconds\": 0.5}'\n\
+         echo '{\"summary\": {\"train_step\": {\"n\": 1, \"min\": 0.5, \"median\": 0.5}, \
+         \"rk4_step_4evals\": {\"n\": 1, \"min\": 0.25, \"median\": 0.25}}}'\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = tmp.path().join("time_reference.py");
+    std::fs::write(&script, b"# run by the stand-in").unwrap();
+    let json = tmp.path().join("scdfm-speed.json");
+    let option = |k: &str, v: &std::path::Path| format!("{k}={}", v.display());
+    let (python_opt, script_opt, reference_opt) = (
+        option("python", &python),
+        option("script", &script),
+        option("reference", tmp.path()),
+    );
+    let (code, stdout, stderr) = cellshift(&[
+        "bench",
+        "speed",
+        "--method",
+        "scdfm",
+        "--preset",
+        "tiny",
+        "--genes",
+        "8",
+        "--option",
+        "iters=1",
+        "--option",
+        "warmup=0",
+        "--against-reference",
+        "--option",
+        &python_opt,
+        "--option",
+        &script_opt,
+        "--option",
+        &reference_opt,
+        "--threads",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("| cellshift | tiny |"), "{stdout}");
+    assert!(
+        stdout.contains("| scDFM authors (PyTorch) | tiny |"),
+        "{stdout}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let timings = v["timings"].as_array().unwrap();
+    assert_eq!(timings.len(), 2);
+    let ours = timings[0]["train_step_seconds"].as_f64().unwrap();
+    assert!(ours.is_finite() && ours > 0.0, "{v}");
+    assert_eq!(timings[1]["train_step_seconds"], 0.5);
+    assert_eq!(timings[1]["rk4_step_seconds"], 0.25);
+    // A Python that cannot be run is named with the fix.
+    let missing = tmp.path().join("no-such-python").display().to_string();
+    let (code, _, stderr) = cellshift(&[
+        "bench",
+        "speed",
+        "--method",
+        "scdfm",
+        "--preset",
+        "tiny",
+        "--genes",
+        "8",
+        "--option",
+        "iters=1",
+        "--option",
+        "warmup=0",
+        "--against-reference",
+        "--option",
+        &format!("python={missing}"),
+        "--option",
+        &script_opt,
+        "--option",
+        &reference_opt,
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("could not run") && stderr.contains("--option python=PATH"),
+        "{stderr}"
+    );
 }

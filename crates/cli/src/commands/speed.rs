@@ -1,7 +1,7 @@
 //! `cellshift bench speed --method M`: the speed benchmark of a method, through the `speed` hook of its
 //! registry entry (MapPFN: its ODE solvers against the reference sampler on held-out tasks; C3TL: seconds
-//! per training epoch; CellTarNet: KV-cached against uncached sampling). Prints the method's table and
-//! writes its JSON.
+//! per training epoch; CellTarNet: KV-cached against uncached sampling; scDFM: training and RK4 steps,
+//! against the authors' code with `--against-reference`). Prints the method's table and writes its JSON.
 
 use crate::outputs::{check_outputs, given, given_files};
 use std::path::{Path, PathBuf};
@@ -37,6 +37,11 @@ pub struct Args {
     /// Seed of the weights, the noise and the synthetic data.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Also time the reference implementation at the same shape and report the two side by side
+    /// (scDFM: the authors' PyTorch code, with `--option reference=DIR --option python=PATH`; MapPFN and
+    /// CellTarNet always include their reference sampler and decoding).
+    #[arg(long)]
+    pub against_reference: bool,
     /// The benchmark's own settings as KEY=VALUE (repeatable). MapPFN: `k=8`, `queries=4`,
     /// `fast_reference=true` (adaptive Dopri5 at 1e-6 instead of the 601-evaluation reference solve);
     /// C3TL: `contexts=4`, `perturbations=1677`, `precision=f32,bf16`, `epochs=10`; CellTarNet: `patch=1`,
@@ -72,6 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         genes: args.genes,
         cells: args.cells,
         seed: args.seed,
+        against_reference: args.against_reference,
         options: &args.options,
         kit: &CliKit,
     };

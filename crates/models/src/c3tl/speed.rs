@@ -8,6 +8,7 @@ use std::time::Instant;
 use super::config::MatmulPrecision;
 use super::synthetic::additive_table;
 use super::{C3tl, C3tlConfig};
+use crate::hooks::speed::refuse_reference;
 use crate::hooks::{comma_list, parse_options, HookReport, SpeedRequest};
 use crate::train::Preprocessing;
 
@@ -45,6 +46,10 @@ const DEFAULT_PRESETS: [&str; 2] = ["small", "paper"];
 
 /// The speed hook of C3TL's registry entry.
 pub fn speed(request: &SpeedRequest<'_>) -> anyhow::Result<HookReport> {
+    refuse_reference(
+        request,
+        "C3TL's epoch timing (the authors' code is not runnable from here)",
+    )?;
     let settings: Settings = parse_options(request.options)?;
     let genes = request.genes.unwrap_or(DEFAULT_GENES);
     let presets: Vec<String> = if request.presets.is_empty() {

@@ -16,6 +16,7 @@ use cellshift_data::{
 };
 
 use super::{DataMethod, MethodSpec};
+use crate::hooks::speed::refuse_reference;
 use crate::hooks::{parse_options, HookReport, SpeedRequest};
 
 /// The benchmark's `--option` settings.
@@ -60,6 +61,7 @@ impl Drop for ScratchDir {
 pub fn time_fit_and_predict<S: MethodSpec>(
     request: &SpeedRequest<'_>,
 ) -> anyhow::Result<HookReport> {
+    refuse_reference(request, &format!("the {} fit-and-predict timing", S::TITLE))?;
     let settings: Settings = parse_options(request.options)?;
     let (path, data) = request.data.with_context(|| {
         format!(

@@ -20,6 +20,9 @@ pub struct SpeedRequest<'a> {
     pub cells: Option<usize>,
     /// Seed of weights, noise and synthetic data.
     pub seed: u64,
+    /// Also time the reference implementation and report the two side by side (`--against-reference`;
+    /// hooks without a reference to run refuse it).
+    pub against_reference: bool,
     /// The benchmark's own `--option KEY=VALUE` settings (read with [`super::parse_options`]).
     pub options: &'a [String],
     /// Scoring machinery of the benchmark code.
@@ -28,3 +31,15 @@ pub struct SpeedRequest<'a> {
 
 /// A method's speed benchmark.
 pub type SpeedFn = fn(&SpeedRequest<'_>) -> anyhow::Result<HookReport>;
+
+/// Refuses `--against-reference` for a benchmark (`what`) that has no reference implementation to run.
+pub fn refuse_reference(request: &SpeedRequest<'_>, what: &str) -> anyhow::Result<()> {
+    if request.against_reference {
+        anyhow::bail!(
+            "{what} has no reference implementation to time against; drop --against-reference \
+             (the methods with one: scdfm, which runs the authors' code; mappfn and celltarnet include \
+             their reference sampler and decoding in every run)"
+        );
+    }
+    Ok(())
+}

@@ -18,6 +18,7 @@ pub mod method;
 pub mod model;
 pub mod recompute;
 pub mod reference;
+pub mod speed;
 pub mod split;
 pub mod train;
 pub mod vocab;
@@ -31,9 +32,11 @@ pub use config::{
 pub use method::{load_scdfm, Scdfm, ScdfmSpec, METHOD};
 pub use model::ScdfmNet;
 
-/// scDFM's optional commands: the reference importer and the paper's splits.
+/// scDFM's optional commands: the reference importer, the speed benchmark (against the authors' code with
+/// `--against-reference`) and the paper's splits.
 pub const HOOKS: crate::hooks::MethodHooks = crate::hooks::MethodHooks {
     import: Some(import::import),
+    speed: Some(speed::speed),
     splits: Some(split::SPLITS),
     ..crate::hooks::MethodHooks::NONE
 };
