@@ -12,6 +12,7 @@ mod preprocess;
 mod runner;
 mod simulate;
 
+use cellshift_data::preprocess::PreprocessChoices;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -129,20 +130,21 @@ fn py_preprocess<'py>(
 ) -> PyResult<(Bound<'py, PyDict>, Option<Bound<'py, PyDict>>, Vec<String>)> {
     let c = cols(&columns);
     let input = perturbation_data(data, &c)?;
-    let options = preprocess::Options {
-        normalize,
-        log1p,
-        hvg,
-        hvg_drop_perturbed,
-        panel,
-        keep_unencodable,
-        min_cells,
-        pseudobulk,
-        seed,
-    };
     let result = runner::run(py, progress, move |reporter| {
         reporter.progress(0, 1, "preprocessing");
-        let result = preprocess::run(&input, &options)?;
+        let (normalize, log1p) = preprocess::transforms(&normalize, &log1p)?;
+        let choices = PreprocessChoices {
+            normalize,
+            log1p,
+            hvg,
+            hvg_drop_perturbed,
+            panel,
+            keep_unencodable,
+            min_cells,
+            pseudobulk,
+            seed,
+        };
+        let result = cellshift_data::preprocess::preprocess(&input, &choices.options())?;
         reporter.progress(1, 1, "preprocessing");
         Ok(result)
     })?;
@@ -150,38 +152,13 @@ fn py_preprocess<'py>(
     let bulk = match &result.pseudobulk {
         Some(table) => Some(convert::anndata_to_py(
             py,
-            pseudobulk_anndata(table, &c.perturbation).map_err(errors::to_py)?,
+            table
+                .to_anndata(&c.perturbation)
+                .map_err(|e| errors::to_py(e.into()))?,
         )?),
         None => None,
     };
     Ok((out, bulk, result.report.steps.clone()))
-}
-
-/// The pseudo-bulk table as AnnData: one row per condition, `obs` with context, label and cell count.
-fn pseudobulk_anndata(
-    table: &cellshift_data::preprocess::PseudoBulk,
-    label_column: &str,
-) -> anyhow::Result<cellshift_data::h5ad::AnnData> {
-    use cellshift_data::h5ad::{AnnData, Column, DataFrame, Matrix};
-    let index: Vec<String> = table
-        .contexts
-        .iter()
-        .zip(&table.treatments)
-        .map(|(c, t)| format!("{c}|{t}"))
-        .collect();
-    let mut obs = DataFrame::from_index(index);
-    obs.set_column("context", Column::Str(table.contexts.clone()))?;
-    obs.set_column(label_column, Column::Str(table.treatments.clone()))?;
-    obs.set_column(
-        "n_cells",
-        Column::I64(table.n_cells.iter().map(|&n| n as i64).collect()),
-    )?;
-    Ok(AnnData {
-        x: Some(Matrix::Dense(table.means.mapv(|v| v as f32))),
-        obs,
-        var: DataFrame::from_index(table.genes.clone()),
-        ..AnnData::default()
-    })
 }
 
 /// The `obs` conventions of simulated screens: `perturbation`, `context`, `treatment_value`.

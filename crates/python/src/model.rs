@@ -8,17 +8,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use cellshift_baselines::{baseline_by_name, BASELINE_NAMES};
 use cellshift_data::h5ad::{self, PerturbationColumns, UnsValue, WriteOptions};
-use cellshift_data::inference::{inference_task, resolve_context};
-use cellshift_data::predictor::prediction_cells;
-use cellshift_data::{
-    CellAnnotations, FitContext, OutputKind, PerturbationData, Progress, TrainOverrides,
-};
+use cellshift_data::inference::{inference_task, predicted_screen, resolve_context};
+use cellshift_data::{FitContext, OutputKind, PerturbationData, Progress, TrainOverrides};
 use cellshift_models::flow::OdeSolver;
 use cellshift_models::prepare::{data_preprocessing, prepare_for_model};
 use cellshift_models::registry::{self, CreateRequest, InferenceOptions, MethodModel};
 use cellshift_models::train::checkpoint;
 use cellshift_models::{Preprocessing, SamplerConfig};
-use ndarray::{concatenate, Axis};
 
 use crate::runner::Reporter;
 
@@ -411,38 +407,15 @@ pub fn predict(
         );
     }
     let pseudo_bulk = caps.output == OutputKind::PseudoBulk;
-    let mut blocks = Vec::new();
-    let mut labels = Vec::new();
-    for ((query, prediction), task) in request.queries.iter().zip(&predictions).zip(&tasks) {
-        if pseudo_bulk {
-            // One profile per query: the context's control mean plus the predicted delta.
-            let control = control_mean(data, context)?;
-            let task_control = task
-                .observational
-                .mean_axis(Axis(0))
-                .unwrap_or_else(|| control.clone());
-            let profile = &control + &(prediction.mean_profile() - &task_control);
-            blocks.push(profile.insert_axis(Axis(0)));
-            labels.push(query.clone());
-        } else {
-            blocks.push(prediction_cells(prediction, task));
-            labels.extend(std::iter::repeat_n(query.clone(), request.cells));
-        }
-    }
-    let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
-    let x = concatenate(Axis(0), &views)?;
-    let n = x.nrows();
-    let prefix = if pseudo_bulk { "profile" } else { "pred" };
-    let predicted = PerturbationData::new(
-        data.genes.clone(),
-        x,
-        CellAnnotations {
-            cell_names: (0..n).map(|i| format!("{prefix}_{i}")).collect(),
-            contexts: vec![data.contexts[context].clone(); n],
-            treatment_values: vec![request.value; n],
-            treatment_labels: labels,
-        },
-        &data.control_label,
+    let predicted = predicted_screen(
+        data,
+        context,
+        &request.queries,
+        &predictions,
+        &tasks,
+        request.cells,
+        request.value,
+        pseudo_bulk,
     )?;
     let mut adata = h5ad::perturbation_data_to_anndata(&predicted, cols);
     adata.uns.insert(
@@ -457,20 +430,6 @@ pub fn predict(
         )),
     );
     Ok(adata)
-}
-
-fn control_mean(data: &PerturbationData, context: usize) -> anyhow::Result<ndarray::Array1<f32>> {
-    data.conditions()
-        .iter()
-        .find(|c| c.context == context && data.treatments[c.treatment].is_control())
-        .map(|c| data.cells_of(c))
-        .and_then(|cells| cells.mean_axis(Axis(0)))
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "context `{}` has no control cells to put the predicted deltas on",
-                data.contexts[context]
-            )
-        })
 }
 
 /// `uns["cellshift"]` of a prediction: the model, the sampler, the options and, per query, the context

@@ -15,16 +15,13 @@ use cellshift_baselines::{baseline_by_name, BASELINE_NAMES};
 use cellshift_bench::auto::{Auto, AutoReport, Candidate};
 use cellshift_bench::ScoreConfig;
 use cellshift_data::h5ad::{self, UnsValue, WriteOptions};
-use cellshift_data::inference::{inference_task, resolve_context};
-use cellshift_data::model::CellAnnotations;
-use cellshift_data::predictor::prediction_cells;
+use cellshift_data::inference::{inference_task, predicted_screen, resolve_context};
 use cellshift_data::split::Split;
 use cellshift_data::{
     FitContext, OutputKind, PerturbationData, PredictError, Prediction, Predictor, Task, Treatment,
 };
 use cellshift_metrics::MetricGroups;
 use cellshift_models::prepare::prepare_for_model;
-use ndarray::{concatenate, Axis};
 
 use super::model::{check_k, load_model, model_dir, SamplerArgs};
 use super::training::set_threads;
@@ -170,51 +167,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         method
     );
     let pseudo_bulk = model.capabilities().output == OutputKind::PseudoBulk;
-    let mut blocks = Vec::new();
-    let mut labels = Vec::new();
-    if pseudo_bulk {
-        let control = data
-            .conditions()
-            .iter()
-            .find(|c| c.context == context && data.treatments[c.treatment].is_control())
-            .map(|c| data.cells_of(c))
-            .and_then(|cells| cells.mean_axis(Axis(0)))
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "context `{}` has no control cells to put the predicted deltas on",
-                    data.contexts[context]
-                )
-            })?;
-        for ((query, prediction), task) in args.query.iter().zip(&predictions).zip(&tasks) {
-            let task_control = task
-                .observational
-                .mean_axis(Axis(0))
-                .unwrap_or_else(|| control.clone());
-            let profile = &control + &(prediction.mean_profile() - &task_control);
-            blocks.push(profile.insert_axis(Axis(0)));
-            labels.push(query.clone());
-        }
-    } else {
-        for ((query, prediction), task) in args.query.iter().zip(&predictions).zip(&tasks) {
-            blocks.push(prediction_cells(prediction, task));
-            labels.extend(std::iter::repeat_n(query.clone(), args.cells));
-        }
-    }
-    let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
-    let x = concatenate(Axis(0), &views)?;
-    let n = x.nrows();
-    let row_prefix = if pseudo_bulk { "profile" } else { "pred" };
-    let predicted = PerturbationData::new(
-        data.genes.clone(),
-        x,
-        CellAnnotations {
-            cell_names: (0..n).map(|i| format!("{row_prefix}_{i}")).collect(),
-            contexts: vec![data.contexts[context].clone(); n],
-            treatment_values: vec![args.value; n],
-            treatment_labels: labels,
-        },
-        &data.control_label,
+    let predicted = predicted_screen(
+        &data,
+        context,
+        &args.query,
+        &predictions,
+        &tasks,
+        args.cells,
+        args.value,
+        pseudo_bulk,
     )?;
+    let n = predicted.n_cells();
     // Provenance in `uns["cellshift"]`: the model, the sampler and, per query, the context experiments.
     let mut adata = h5ad::perturbation_data_to_anndata(&predicted, &args.columns.columns());
     let mut meta = BTreeMap::new();

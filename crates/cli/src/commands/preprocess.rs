@@ -4,12 +4,8 @@ use crate::outputs::{check_outputs, Output};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use cellshift_data::h5ad::{self, AnnData, Column, DataFrame, Matrix, WriteOptions};
-use cellshift_data::preprocess::{
-    preprocess_owned, HvgOptions, LogBase, NormalizeTarget, PanelConfig, PreprocessOptions,
-    PseudoBulk,
-};
-use cellshift_data::split::SplitConfig;
+use cellshift_data::h5ad::{self, WriteOptions};
+use cellshift_data::preprocess::{preprocess_owned, LogBase, NormalizeTarget, PreprocessChoices};
 
 use super::DataArgs;
 
@@ -67,24 +63,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     check_outputs(&[&args.input], &outputs)?;
     let spinner = crate::progress::spinner("reading input");
     let data = args.data.read(&args.input)?;
-    let options = PreprocessOptions {
-        min_cells_per_treatment: args.min_cells,
-        normalize: parse_normalize(&args.normalize)?,
-        log1p: parse_log(&args.log1p)?,
-        hvg: args.hvg.map(|n| HvgOptions {
-            keep_perturbed: !args.hvg_drop_perturbed,
-            ..HvgOptions::seurat_v3(n)
-        }),
-        panel: args.panel.map(|n_genes| PanelConfig {
-            n_genes,
-            split: SplitConfig {
-                seed: args.seed,
-                ..SplitConfig::default()
-            },
-            drop_unencodable: !args.keep_unencodable,
-        }),
+    let options = PreprocessChoices {
+        normalize: NormalizeTarget::parse_choice(&args.normalize).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--normalize `{}` is not valid; use `median`, a positive number such as 10000, or `none`",
+                args.normalize
+            )
+        })?,
+        log1p: LogBase::parse_choice(&args.log1p).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--log1p `{}` is not valid; use `e`, `2`, `10` or `none`",
+                args.log1p
+            )
+        })?,
+        hvg: args.hvg,
+        hvg_drop_perturbed: args.hvg_drop_perturbed,
+        panel: args.panel,
+        keep_unencodable: args.keep_unencodable,
+        min_cells: args.min_cells,
         pseudobulk: args.pseudobulk.is_some(),
-    };
+        seed: args.seed,
+    }
+    .options();
     spinner.set_message("preprocessing");
     let result = preprocess_owned(data, &options)?;
     spinner.set_message("writing output");
@@ -97,7 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let (Some(path), Some(table)) = (&args.pseudobulk, &result.pseudobulk) {
         h5ad::write_h5ad(
             path,
-            &pseudobulk_anndata(table, &args.data.perturbation_column)?,
+            &table.to_anndata(&args.data.perturbation_column)?,
             &write,
         )
         .with_context(|| format!("writing {}", path.display()))?;
@@ -119,48 +119,4 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-fn parse_normalize(text: &str) -> anyhow::Result<Option<NormalizeTarget>> {
-    match text {
-        "none" => Ok(None),
-        "median" => Ok(Some(NormalizeTarget::MedianOfTotals)),
-        other => match other.parse::<f32>() {
-            Ok(v) if v > 0.0 && v.is_finite() => Ok(Some(NormalizeTarget::Sum(v))),
-            _ => anyhow::bail!("--normalize `{other}` is not valid; use `median`, a positive number such as 10000, or `none`"),
-        },
-    }
-}
-
-fn parse_log(text: &str) -> anyhow::Result<Option<LogBase>> {
-    match text {
-        "none" => Ok(None),
-        "e" => Ok(Some(LogBase::Natural)),
-        "2" => Ok(Some(LogBase::Two)),
-        "10" => Ok(Some(LogBase::Ten)),
-        other => anyhow::bail!("--log1p `{other}` is not valid; use `e`, `2`, `10` or `none`"),
-    }
-}
-
-/// Pseudo-bulk table as AnnData: one row per condition, `obs` with context, label and cell count.
-fn pseudobulk_anndata(table: &PseudoBulk, label_column: &str) -> anyhow::Result<AnnData> {
-    let index: Vec<String> = table
-        .contexts
-        .iter()
-        .zip(&table.treatments)
-        .map(|(c, t)| format!("{c}|{t}"))
-        .collect();
-    let mut obs = DataFrame::from_index(index);
-    obs.set_column("context", Column::Str(table.contexts.clone()))?;
-    obs.set_column(label_column, Column::Str(table.treatments.clone()))?;
-    obs.set_column(
-        "n_cells",
-        Column::I64(table.n_cells.iter().map(|&n| n as i64).collect()),
-    )?;
-    Ok(AnnData {
-        x: Some(Matrix::Dense(table.means.mapv(|v| v as f32))),
-        obs,
-        var: DataFrame::from_index(table.genes.clone()),
-        ..AnnData::default()
-    })
 }

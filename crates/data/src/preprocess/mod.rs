@@ -27,7 +27,8 @@ pub use normalize::{
 };
 pub use panel::{apply_panel, mappfn_panel, measured_targets, select_panel, GenePanel};
 pub use pipeline::{
-    preprocess, preprocess_owned, PanelConfig, PreprocessOptions, PreprocessReport, Preprocessed,
+    preprocess, preprocess_owned, PanelConfig, PreprocessChoices, PreprocessOptions,
+    PreprocessReport, Preprocessed,
 };
 pub use pseudobulk::{condition_mean, pseudobulk, pseudobulk_of, PseudoBulk};
 pub use ttest::{welch_t_vs_control, GroupTTest};

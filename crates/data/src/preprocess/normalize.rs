@@ -29,6 +29,21 @@ pub enum NormalizeTarget {
     Sum(f32),
 }
 
+impl NormalizeTarget {
+    /// A target as the command line and the Python package spell it: `median`, a positive number such as
+    /// 10000, or `none` (no normalisation, `Some(None)`); `None` when the text is none of these.
+    pub fn parse_choice(text: &str) -> Option<Option<NormalizeTarget>> {
+        match text {
+            "none" => Some(None),
+            "median" => Some(Some(NormalizeTarget::MedianOfTotals)),
+            other => match other.parse::<f32>() {
+                Ok(v) if v > 0.0 && v.is_finite() => Some(Some(NormalizeTarget::Sum(v))),
+                _ => None,
+            },
+        }
+    }
+}
+
 /// Facts about one normalisation, for logs and reports.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct NormalizeReport {
@@ -52,6 +67,18 @@ pub enum LogBase {
 }
 
 impl LogBase {
+    /// A base as the command line and the Python package spell it: `e`, `2`, `10`, or `none` (no log1p,
+    /// `Some(None)`); `None` when the text is none of these.
+    pub fn parse_choice(text: &str) -> Option<Option<LogBase>> {
+        match text {
+            "none" => Some(None),
+            "e" => Some(Some(LogBase::Natural)),
+            "2" => Some(Some(LogBase::Two)),
+            "10" => Some(Some(LogBase::Ten)),
+            _ => None,
+        }
+    }
+
     fn divisor(&self) -> Option<f64> {
         match self {
             LogBase::Natural => None,
@@ -226,4 +253,29 @@ pub fn normalize_total(
 /// [`log1p_inplace`] on a copy of a data set; the input is not modified.
 pub fn log1p(data: &PerturbationData, base: LogBase) -> Result<PerturbationData, DataError> {
     transformed(data, |x| log1p_inplace(x, base)).map(|(d, ())| d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choices_parse_the_front_end_spellings() {
+        assert_eq!(
+            NormalizeTarget::parse_choice("median"),
+            Some(Some(NormalizeTarget::MedianOfTotals))
+        );
+        assert_eq!(
+            NormalizeTarget::parse_choice("1e4"),
+            Some(Some(NormalizeTarget::Sum(10_000.0)))
+        );
+        assert_eq!(NormalizeTarget::parse_choice("none"), Some(None));
+        assert_eq!(NormalizeTarget::parse_choice("-1"), None);
+        assert_eq!(NormalizeTarget::parse_choice("inf"), None);
+        assert_eq!(NormalizeTarget::parse_choice("lots"), None);
+        assert_eq!(LogBase::parse_choice("e"), Some(Some(LogBase::Natural)));
+        assert_eq!(LogBase::parse_choice("10"), Some(Some(LogBase::Ten)));
+        assert_eq!(LogBase::parse_choice("none"), Some(None));
+        assert_eq!(LogBase::parse_choice("3"), None);
+    }
 }

@@ -28,6 +28,55 @@ pub struct PanelConfig {
     pub drop_unencodable: bool,
 }
 
+/// The pipeline's choices as the command line and the Python package take them (one flag or argument
+/// each); [`PreprocessChoices::options`] makes the [`PreprocessOptions`].
+#[derive(Clone, Debug, Default)]
+pub struct PreprocessChoices {
+    /// Per-cell total normalisation.
+    pub normalize: Option<NormalizeTarget>,
+    /// log1p base.
+    pub log1p: Option<LogBase>,
+    /// seurat_v3 highly variable genes to keep.
+    pub hvg: Option<usize>,
+    /// With `hvg`: scanpy's plain top genes, dropping perturbed genes not among them.
+    pub hvg_drop_perturbed: bool,
+    /// MapPFN gene panel size.
+    pub panel: Option<usize>,
+    /// With `panel`: keep treatments whose target is not a panel gene.
+    pub keep_unencodable: bool,
+    /// Drop treatments with fewer cells.
+    pub min_cells: Option<usize>,
+    /// Also compute pseudo-bulk means.
+    pub pseudobulk: bool,
+    /// Seed of the split that scores the panel genes.
+    pub seed: u64,
+}
+
+impl PreprocessChoices {
+    /// The pipeline's options: HVG with perturbed genes kept unless asked, the panel scored on the
+    /// reference split of `seed`.
+    pub fn options(&self) -> PreprocessOptions {
+        PreprocessOptions {
+            min_cells_per_treatment: self.min_cells,
+            normalize: self.normalize,
+            log1p: self.log1p,
+            hvg: self.hvg.map(|n| HvgOptions {
+                keep_perturbed: !self.hvg_drop_perturbed,
+                ..HvgOptions::seurat_v3(n)
+            }),
+            panel: self.panel.map(|n_genes| PanelConfig {
+                n_genes,
+                split: SplitConfig {
+                    seed: self.seed,
+                    ..SplitConfig::default()
+                },
+                drop_unencodable: !self.keep_unencodable,
+            }),
+            pseudobulk: self.pseudobulk,
+        }
+    }
+}
+
 /// What [`preprocess`] does; `None`/`false` skips a step.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct PreprocessOptions {

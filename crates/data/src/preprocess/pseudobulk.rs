@@ -4,6 +4,7 @@
 use ndarray::{Array1, Array2};
 
 use crate::error::DataError;
+use crate::h5ad::{AnnData, Column, DataFrame, Matrix};
 use crate::model::{Condition, PerturbationData};
 
 /// Pseudo-bulk table: one row per condition of the data, in `data.conditions()` order.
@@ -22,6 +23,30 @@ pub struct PseudoBulk {
 }
 
 impl PseudoBulk {
+    /// The table as AnnData: one row per condition named `context|treatment`, `obs` with the context, the
+    /// treatment label (in column `label_column`) and the cell count.
+    pub fn to_anndata(&self, label_column: &str) -> Result<AnnData, DataError> {
+        let index: Vec<String> = self
+            .contexts
+            .iter()
+            .zip(&self.treatments)
+            .map(|(c, t)| format!("{c}|{t}"))
+            .collect();
+        let mut obs = DataFrame::from_index(index);
+        obs.set_column("context", Column::Str(self.contexts.clone()))?;
+        obs.set_column(label_column, Column::Str(self.treatments.clone()))?;
+        obs.set_column(
+            "n_cells",
+            Column::I64(self.n_cells.iter().map(|&n| n as i64).collect()),
+        )?;
+        Ok(AnnData {
+            x: Some(Matrix::Dense(self.means.mapv(|v| v as f32))),
+            obs,
+            var: DataFrame::from_index(self.genes.clone()),
+            ..AnnData::default()
+        })
+    }
+
     /// Row of a (context, treatment) pair; errors with [`DataError::EmptyCondition`] if absent.
     pub fn row(&self, context: &str, treatment: &str) -> Result<usize, DataError> {
         self.contexts
