@@ -137,36 +137,38 @@ fn scdfm_speed_times_its_steps_and_reports_the_reference_side_by_side() {
     std::fs::write(&script, b"# run by the stand-in").unwrap();
     let json = tmp.path().join("scdfm-speed.json");
     let option = |k: &str, v: &std::path::Path| format!("{k}={}", v.display());
-    let (python_opt, script_opt, reference_opt) = (
-        option("python", &python),
-        option("script", &script),
-        option("reference", tmp.path()),
+    let (script_opt, reference_opt) = (option("script", &script), option("reference", tmp.path()));
+    // `bench speed --method scdfm` at a tiny shape against the reference run by `python`.
+    let against = |python: &std::path::Path, extra: &[&str]| {
+        let python_opt = option("python", python);
+        let mut args = vec![
+            "bench",
+            "speed",
+            "--method",
+            "scdfm",
+            "--preset",
+            "tiny",
+            "--genes",
+            "8",
+            "--option",
+            "iters=1",
+            "--option",
+            "warmup=0",
+            "--against-reference",
+            "--option",
+            &python_opt,
+            "--option",
+            &script_opt,
+            "--option",
+            &reference_opt,
+        ];
+        args.extend_from_slice(extra);
+        cellshift(&args)
+    };
+    let (code, stdout, stderr) = against(
+        &python,
+        &["--threads", "1", "--json", json.to_str().unwrap()],
     );
-    let (code, stdout, stderr) = cellshift(&[
-        "bench",
-        "speed",
-        "--method",
-        "scdfm",
-        "--preset",
-        "tiny",
-        "--genes",
-        "8",
-        "--option",
-        "iters=1",
-        "--option",
-        "warmup=0",
-        "--against-reference",
-        "--option",
-        &python_opt,
-        "--option",
-        &script_opt,
-        "--option",
-        &reference_opt,
-        "--threads",
-        "1",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("| cellshift | tiny |"), "{stdout}");
     assert!(
@@ -182,28 +184,7 @@ fn scdfm_speed_times_its_steps_and_reports_the_reference_side_by_side() {
     assert_eq!(timings[1]["train_step_seconds"], 0.5);
     assert_eq!(timings[1]["rk4_step_seconds"], 0.25);
     // A Python that cannot be run is named with the fix.
-    let missing = tmp.path().join("no-such-python").display().to_string();
-    let (code, _, stderr) = cellshift(&[
-        "bench",
-        "speed",
-        "--method",
-        "scdfm",
-        "--preset",
-        "tiny",
-        "--genes",
-        "8",
-        "--option",
-        "iters=1",
-        "--option",
-        "warmup=0",
-        "--against-reference",
-        "--option",
-        &format!("python={missing}"),
-        "--option",
-        &script_opt,
-        "--option",
-        &reference_opt,
-    ]);
+    let (code, _, stderr) = against(&tmp.path().join("no-such-python"), &[]);
     assert_ne!(code, 0);
     assert!(
         stderr.contains("could not run") && stderr.contains("--option python=PATH"),
