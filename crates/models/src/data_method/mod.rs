@@ -47,8 +47,11 @@ pub trait MethodSpec: Sized + 'static {
 
     /// The configuration of a named size for the genes, perturbations and contexts of `data`.
     fn config_for_data(data: &PerturbationData, preset: &str) -> Result<Self::Config>;
-    /// Checks a configuration (after `--model-option` settings were applied).
-    fn validate(config: &Self::Config) -> Result<()>;
+    /// Checks a configuration (after `--model-option` settings were applied); every configuration is
+    /// valid unless the method says otherwise.
+    fn validate(_config: &Self::Config) -> Result<()> {
+        Ok(())
+    }
     /// Sets the seed of the initial weights.
     fn set_seed(config: &mut Self::Config, seed: u64);
     /// The preset a configuration was built from (for debugging output).

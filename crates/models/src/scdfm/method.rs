@@ -83,10 +83,6 @@ impl MethodSpec for ScdfmSpec {
         })
     }
 
-    fn validate(_setup: &ScdfmSetup) -> Result<()> {
-        Ok(())
-    }
-
     fn set_seed(setup: &mut ScdfmSetup, seed: u64) {
         setup.seed = seed;
     }
